@@ -1,0 +1,114 @@
+"""Configuration: flat YAML files set the command line's defaults, and flags win.
+
+Every key of a YAML file must be a known option of the command; the resolved configuration is
+saved beside each run (``config.yaml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+__all__ = ["TRAIN_DEFAULTS", "add_train_arguments", "parse_with_config", "load_yaml"]
+
+#: Options of ``sceneparse train`` and their defaults.
+TRAIN_DEFAULTS: dict = {
+    "model": "msconvnet",
+    "model_args": {},
+    "dataset": "stanford-background",
+    "data_root": None,
+    "target": "regions",
+    "fold": 0,
+    "num_folds": 5,
+    "epochs": 60,
+    "batch_size": 8,
+    "optimizer": "adamw",
+    "lr": 0.003,
+    "momentum": 0.9,
+    "weight_decay": 0.0001,
+    "schedule": "cosine",
+    "warmup_epochs": 1,
+    "grad_clip": 5.0,
+    "balance_power": 0.5,
+    "label_smoothing": 0.0,
+    "crop_size": [240, 320],
+    "scale_range": [0.75, 1.5],
+    "color_jitter": 0.2,
+    "workers": 0,
+    "threads": 0,
+    "seed": 0,
+    "device": "auto",
+    "amp": True,
+    "eval_every": 1,
+    "time_limit_minutes": 0.0,
+    "out": "runs/train",
+    "resume": None,
+    "progress": True,
+}
+
+_HELP = {
+    "model": "registered model name (see `sceneparse models`)",
+    "model_args": "extra model arguments as JSON, e.g. '{\"width\": 64}'",
+    "dataset": "dataset name",
+    "data_root": "dataset archive or folder (default: under $SCENEPARSE_DATA)",
+    "target": "label set of the dataset (Stanford Background: regions or surfaces)",
+    "fold": "validation fold kept out of training",
+    "num_folds": "number of cross-validation folds; 1 trains on everything, no validation",
+    "balance_power": "class balancing: weights (median freq / freq) ** power; 0 = natural, 1 = balanced",
+    "crop_size": "training crop as HEIGHT WIDTH",
+    "scale_range": "random scaling range as MIN MAX",
+    "threads": "CPU threads for PyTorch (0: its default)",
+    "device": "auto, cpu, cuda or cuda:N",
+    "amp": "mixed precision on CUDA",
+    "time_limit_minutes": "stop after the epoch that passes this wall-clock budget (0: none)",
+    "resume": "checkpoint (last.pt) of an interrupted run to continue",
+    "out": "output folder for checkpoints, logs and the resolved config",
+}
+
+
+def load_yaml(path: str | Path, known: dict) -> dict:
+    """Read a flat YAML config and check every key against ``known``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of option: value")
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return data
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML file whose keys set these options' defaults")
+    for key, default in TRAIN_DEFAULTS.items():
+        flag = "--" + key.replace("_", "-")
+        kw = {"dest": key, "help": _HELP.get(key, key.replace("_", " "))}
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif isinstance(default, list):
+            parser.add_argument(flag, nargs=len(default), type=type(default[0]), **kw)
+        elif isinstance(default, dict):
+            parser.add_argument(flag, type=json.loads, **kw)
+        elif default is None:
+            parser.add_argument(flag, **kw)
+        else:
+            parser.add_argument(flag, type=type(default), **kw)
+    parser.set_defaults(**TRAIN_DEFAULTS)
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Two-stage parse (as timm's train.py): the YAML file sets defaults, flags override."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if known.config:
+        parser.set_defaults(**load_yaml(known.config, TRAIN_DEFAULTS))
+    return parser.parse_args(argv)

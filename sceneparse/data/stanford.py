@@ -1,0 +1,177 @@
+"""Stanford Background (Gould, Fulton, Koller, ICCV 2009).
+
+The official archive ``iccv09Data.tar.gz`` holds ``iccv09Data/images/*.jpg`` and
+``iccv09Data/labels/*.regions.txt`` (semantic) and ``*.surfaces.txt`` (geometric): integer
+matrices as text, one image row per line, -1 for unknown. There is no official split; papers
+use 5-fold cross-validation, so :func:`kfold_split` assigns folds deterministically.
+"""
+
+from __future__ import annotations
+
+import logging
+import tarfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch.utils.data
+
+from sceneparse.data.base import IGNORE_INDEX, DatasetInfo, data_root, register_dataset_info
+
+__all__ = ["STANFORD_REGIONS", "STANFORD_SURFACES", "StanfordBackground", "kfold_split"]
+
+log = logging.getLogger(__name__)
+
+STANFORD_REGIONS = register_dataset_info(
+    DatasetInfo(
+        name="stanford-background",
+        class_names=(
+            "sky", "tree", "road", "grass", "water", "building", "mountain", "foreground object",
+        ),
+        colors=(
+            (128, 128, 255), (0, 128, 0), (128, 64, 128), (64, 192, 64),
+            (0, 64, 192), (160, 80, 40), (128, 96, 160), (224, 64, 64),
+        ),
+    )
+)  # fmt: skip
+
+STANFORD_SURFACES = register_dataset_info(
+    DatasetInfo(
+        name="stanford-surfaces",
+        class_names=("sky", "horizontal", "vertical"),
+        colors=((128, 128, 255), (128, 64, 128), (224, 160, 64)),
+    )
+)
+
+_TARGETS = {"regions": STANFORD_REGIONS, "surfaces": STANFORD_SURFACES}
+
+
+def kfold_split(ids: list[str], fold: int, num_folds: int = 5, seed: int = 0):
+    """Split sorted ``ids`` into (train, val) for ``fold`` of ``num_folds``, deterministically.
+
+    The ids are shuffled by a fixed seed and dealt out round-robin, so every id lands in exactly
+    one validation fold and the folds differ in size by at most one.
+    """
+    if not 0 <= fold < num_folds:
+        raise ValueError(f"fold must be in [0, {num_folds}), got {fold}")
+    ids = sorted(ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    val = {ids[i] for k, i in enumerate(order) if k % num_folds == fold}
+    return [i for i in ids if i not in val], [i for i in ids if i in val]
+
+
+def _parse_label_text(text: str, name: str) -> np.ndarray:
+    rows = [r.split() for r in text.strip().splitlines()]
+    if not rows or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError(f"{name}: label matrix rows have different lengths")
+    label = np.asarray(rows, dtype=np.int64)
+    out = np.full(label.shape, IGNORE_INDEX, dtype=np.uint8)
+    valid = label >= 0
+    out[valid] = label[valid]
+    return out
+
+
+def _decode_image(data: bytes, name: str) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{name}: not a readable image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _read_raw(root: Path, target: str) -> dict[str, tuple[bytes, str]]:
+    """{id: (jpeg bytes, label text)} from the archive or an extracted folder."""
+    images, labels = {}, {}
+    suffix = f".{target}.txt"
+    if root.is_file():
+        try:
+            with tarfile.open(root, "r:*") as tar:
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    name = member.name.rsplit("/", 1)[-1]
+                    if "/images/" in member.name and name.endswith(".jpg"):
+                        images[name[:-4]] = tar.extractfile(member).read()
+                    elif "/labels/" in member.name and name.endswith(suffix):
+                        labels[name[: -len(suffix)]] = tar.extractfile(member).read().decode()
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise ValueError(f"{root}: not a readable Stanford Background archive ({err})") from err
+    else:
+        base = root / "iccv09Data" if (root / "iccv09Data").is_dir() else root
+        if not (base / "images").is_dir() or not (base / "labels").is_dir():
+            raise FileNotFoundError(
+                f"{root}: expected iccv09Data.tar.gz or a folder with images/ and labels/"
+            )
+        for p in (base / "images").glob("*.jpg"):
+            images[p.stem] = p.read_bytes()
+        for p in (base / "labels").glob(f"*{suffix}"):
+            labels[p.name[: -len(suffix)]] = p.read_text()
+    missing = sorted(set(images) - set(labels))
+    if missing:
+        log.warning("%d images without %s labels are skipped, e.g. %s", len(missing), target, missing[0])
+    pairs = {k: (images[k], labels[k]) for k in sorted(set(images) & set(labels))}
+    if not pairs:
+        raise ValueError(f"{root}: no image with {target} labels found")
+    return pairs
+
+
+_CACHE: dict[tuple[str, str], dict] = {}
+
+
+class StanfordBackground(torch.utils.data.Dataset):
+    """Stanford Background as sample dicts ``{"image", "label", "name"}``.
+
+    ``image`` is HxWx3 uint8 RGB, ``label`` HxW uint8 with :data:`IGNORE_INDEX` for unknown.
+
+    Args:
+        root: ``iccv09Data.tar.gz`` or the folder it extracts to; default
+            ``$SCENEPARSE_DATA/stanford-background/iccv09Data.tar.gz``.
+        split: "train", "val" (fold ``fold`` of ``num_folds``) or "all".
+        target: "regions" (8 semantic classes) or "surfaces" (3 geometric classes).
+        transform: callable on the sample dict (see :mod:`sceneparse.data.transforms`).
+    """
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        split: str = "train",
+        fold: int = 0,
+        num_folds: int = 5,
+        target: str = "regions",
+        transform=None,
+        seed: int = 0,
+    ) -> None:
+        if target not in _TARGETS:
+            raise ValueError(f"target must be one of {sorted(_TARGETS)}, got {target!r}")
+        if split not in ("train", "val", "all"):
+            raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
+        root = Path(root) if root else data_root() / "stanford-background" / "iccv09Data.tar.gz"
+        if not root.exists():
+            raise FileNotFoundError(
+                f"Stanford Background not found at {root}; set SCENEPARSE_DATA or pass root"
+            )
+        self.root, self.split, self.target, self.transform = root, split, target, transform
+        self.info = _TARGETS[target]
+        key = (str(root.resolve()), target)
+        if key not in _CACHE:  # decoding 572 images takes seconds: do it once per process
+            raw = _read_raw(root, target)
+            _CACHE[key] = {
+                k: (_decode_image(img, k), _parse_label_text(txt, k)) for k, (img, txt) in raw.items()
+            }
+        self._data = _CACHE[key]
+        ids = sorted(self._data)
+        if split == "all":
+            self.ids = ids
+        else:
+            train, val = kfold_split(ids, fold, num_folds, seed)
+            self.ids = train if split == "train" else val
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict:
+        name = self.ids[index]
+        image, label = self._data[name]
+        if image.shape[:2] != label.shape:
+            raise ValueError(f"{name}: image {image.shape[:2]} and label {label.shape} differ in size")
+        sample = {"image": image, "label": label, "name": name}
+        return self.transform(sample) if self.transform else sample

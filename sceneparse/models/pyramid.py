@@ -1,0 +1,215 @@
+"""Input side of the multiscale convnet: YUV conversion, the pyramid and contrast normalisation.
+
+Farabet et al. (PAMI 2013, section 2.1) feed the shared-weight convnet with the scales of a
+Laplacian pyramid of the YUV image: every scale is a Gaussian-smoothed, 2x subsampled copy of
+the previous one, and the Y channel of each scale is locally contrast normalised (a local
+Gaussian-weighted mean is subtracted, which turns each Gaussian level into a band-pass,
+Laplacian level, and the result is divided by the local standard deviation). U and V keep
+their low frequencies (colour is what tells sky from water) and are normalised globally with
+dataset statistics. A depth channel (Couprie et al., ICLR 2013) is normalised on its own, the
+same local way as Y.
+"""
+
+from __future__ import annotations
+
+import kornia
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "LaplacianPyramid",
+    "gaussian_blur",
+    "pyr_down",
+    "gaussian_pyramid",
+    "laplacian_pyramid",
+    "local_contrast_normalize",
+    "LocalContrastNorm",
+]
+
+
+def _check_bchw(x: torch.Tensor, name: str = "input") -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a BxCxHxW tensor, got {shape}")
+
+
+def _separable(x: torch.Tensor, kernel: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    # Filtering every channel as a batch of single-channel images with a 1-D kernel along
+    # each axis is several times faster on the CPU than a 2-D depthwise convolution.
+    b, c, h, w = x.shape
+    r = kernel.numel() // 2
+    mode = "reflect" if r < h and r < w else "replicate"
+    x = F.pad(x.reshape(b * c, 1, h, w), (r, r, r, r), mode=mode)
+    k = kernel.to(x).view(1, 1, 1, -1)
+    x = F.conv2d(x, k, stride=(1, stride))
+    x = F.conv2d(x, k.transpose(-1, -2), stride=(stride, 1))
+    return x.reshape(b, c, x.shape[-2], x.shape[-1])
+
+
+def gaussian_blur(x: torch.Tensor, kernel_size: int = 9, sigma: float = 2.0) -> torch.Tensor:
+    """Gaussian blur of every channel with reflected borders (kernel from kornia).
+
+    Example:
+        >>> x = torch.rand(2, 3, 20, 30)
+        >>> gaussian_blur(x).shape
+        torch.Size([2, 3, 20, 30])
+    """
+    _check_bchw(x)
+    if kernel_size % 2 != 1:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    kernel = kornia.filters.get_gaussian_kernel1d(kernel_size, sigma).flatten()
+    return _separable(x, kernel)
+
+
+_BURT_ADELSON = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+
+def pyr_down(x: torch.Tensor) -> torch.Tensor:
+    """Blur with the 5-tap binomial kernel and keep every second pixel (Burt and Adelson).
+
+    An HxW input gives ceil(H/2) x ceil(W/2).
+
+    Example:
+        >>> pyr_down(torch.ones(1, 1, 7, 10)).shape
+        torch.Size([1, 1, 4, 5])
+    """
+    _check_bchw(x)
+    return _separable(x, _BURT_ADELSON, stride=2)
+
+
+def gaussian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Gaussian pyramid of ``levels`` scales, factor 2, finest first.
+
+    Example:
+        >>> [tuple(s.shape) for s in gaussian_pyramid(torch.rand(1, 3, 32, 48), 3)]
+        [(1, 3, 32, 48), (1, 3, 16, 24), (1, 3, 8, 12)]
+    """
+    _check_bchw(x)
+    if levels < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+    scales = [x]
+    for _ in range(levels - 1):
+        scales.append(pyr_down(scales[-1]))
+    return scales
+
+
+def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Classic Laplacian pyramid (band-pass levels, Gaussian residual last), finest first.
+
+    Summing the levels back with upsampling reconstructs ``x``; kept for analysis and tests.
+    The model itself uses :class:`LaplacianPyramid`, which forms the band-pass of Y by local
+    contrast normalisation instead, as the paper does.
+
+    Example:
+        >>> [tuple(s.shape) for s in laplacian_pyramid(torch.rand(1, 1, 16, 16), 3)]
+        [(1, 1, 16, 16), (1, 1, 8, 8), (1, 1, 4, 4)]
+    """
+    gauss = gaussian_pyramid(x, levels)
+    bands = []
+    for fine, coarse in zip(gauss[:-1], gauss[1:]):
+        up = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        bands.append(fine - up)
+    bands.append(gauss[-1])
+    return bands
+
+
+def local_contrast_normalize(
+    x: torch.Tensor, kernel_size: int = 9, sigma: float = 2.0, eps: float = 1e-4
+) -> torch.Tensor:
+    """Subtractive then divisive local normalisation of every channel (Jarrett et al. 2009).
+
+    The local mean and standard deviation are Gaussian-weighted. As in Torch7's
+    ``SpatialContrastiveNormalization``, the divisor is ``max(local_std, mean(local_std))``
+    so that flat regions are not amplified into noise.
+
+    Example:
+        >>> y = local_contrast_normalize(torch.full((1, 1, 12, 12), 0.7))
+        >>> float(y.abs().max()) < 1e-5
+        True
+    """
+    _check_bchw(x)
+    centred = x - gaussian_blur(x, kernel_size, sigma)
+    std = gaussian_blur(centred * centred, kernel_size, sigma).clamp_min(0).sqrt()
+    floor = std.mean(dim=(-2, -1), keepdim=True).clamp_min(eps)
+    return centred / torch.maximum(std, floor)
+
+
+class LocalContrastNorm(nn.Module):
+    """Module form of :func:`local_contrast_normalize`."""
+
+    def __init__(self, kernel_size: int = 9, sigma: float = 2.0) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.sigma = sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return local_contrast_normalize(x, self.kernel_size, self.sigma)
+
+
+class LaplacianPyramid(nn.Module):
+    """RGB(-D) batch -> list of normalised YUV(-D) scales, finest first.
+
+    Args:
+        levels: number of scales (factor 2 between them).
+        in_channels: 3 for RGB in [0, 1], 4 for RGB plus depth in metres.
+        uv_mean: dataset mean of U and V (after RGB -> YUV of [0, 1] images).
+        uv_std: dataset standard deviation of U and V.
+        lcn_kernel: size of the Gaussian window of the local normalisation.
+
+    Example:
+        >>> pyr = LaplacianPyramid(levels=3)
+        >>> [tuple(s.shape) for s in pyr(torch.rand(2, 3, 64, 80))]
+        [(2, 3, 64, 80), (2, 3, 32, 40), (2, 3, 16, 20)]
+    """
+
+    def __init__(
+        self,
+        levels: int = 3,
+        in_channels: int = 3,
+        uv_mean: tuple[float, float] = (0.0, 0.0),
+        uv_std: tuple[float, float] = (0.1, 0.1),
+        lcn_kernel: int = 9,
+    ) -> None:
+        super().__init__()
+        if in_channels not in (3, 4):
+            raise ValueError(f"in_channels must be 3 (RGB) or 4 (RGB-D), got {in_channels}")
+        self.levels = levels
+        self.in_channels = in_channels
+        self.lcn = LocalContrastNorm(lcn_kernel, sigma=lcn_kernel / 4)
+        self.register_buffer("uv_mean", torch.tensor(uv_mean, dtype=torch.float32).view(1, 2, 1, 1))
+        self.register_buffer("uv_std", torch.tensor(uv_std, dtype=torch.float32).view(1, 2, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        _check_bchw(x)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected {self.in_channels} input channels "
+                f"({'RGB' if self.in_channels == 3 else 'RGB + depth'}), got {x.shape[1]}"
+            )
+        yuv = kornia.color.rgb_to_yuv(x[:, :3])
+        if self.in_channels == 4:
+            yuv = torch.cat([yuv, x[:, 3:4]], dim=1)
+        out = []
+        for scale in gaussian_pyramid(yuv, self.levels):
+            y = self.lcn(scale[:, :1])
+            uv = (scale[:, 1:3] - self.uv_mean) / self.uv_std
+            parts = [y, uv]
+            if self.in_channels == 4:
+                parts.append(self.lcn(scale[:, 3:4]))
+            out.append(torch.cat(parts, dim=1))
+        return out
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad the bottom and right of ``x`` so both sides divide by ``multiple``.
+
+    Returns the padded tensor and the original (height, width) to crop back to.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        # Reflection needs the pad to be smaller than the side; replicate beyond that.
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)

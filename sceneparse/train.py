@@ -1,0 +1,147 @@
+"""``sceneparse train``: the whole training run from a resolved configuration."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from sceneparse.data import build_dataset
+from sceneparse.data.presets import eval_preset, train_preset
+from sceneparse.engine import (
+    build_optimizer,
+    build_scheduler,
+    evaluate,
+    load_checkpoint,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+    train_one_epoch,
+    uv_statistics,
+    write_json,
+)
+from sceneparse.losses import balanced_class_weights, build_loss, class_frequencies
+from sceneparse.registry import create_model
+
+__all__ = ["run_training"]
+
+log = logging.getLogger(__name__)
+
+
+def _dataset_kwargs(cfg: dict) -> dict:
+    kw = {"root": cfg["data_root"], "fold": cfg["fold"], "num_folds": max(cfg["num_folds"], 2)}
+    if cfg["dataset"] == "stanford-background":
+        kw["target"] = cfg["target"]
+    return kw
+
+
+def run_training(cfg: dict) -> Path:
+    """Train as ``cfg`` (see :data:`sceneparse.config.TRAIN_DEFAULTS`) says; returns the run folder.
+
+    The folder receives ``config.yaml`` (resolved options), ``metrics.jsonl`` (one line per
+    epoch), ``last.pt`` (resumable) and ``final.pt`` (weights and metadata only).
+    """
+    out = Path(cfg["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    seed_everything(cfg["seed"])
+    device = resolve_device(cfg["device"])
+
+    kw = _dataset_kwargs(cfg)
+    split = "all" if cfg["num_folds"] <= 1 else "train"
+    raw_train = build_dataset(cfg["dataset"], split=split, **kw)
+    info = raw_train.info
+    train_set = build_dataset(
+        cfg["dataset"], split=split,
+        transform=train_preset(tuple(cfg["crop_size"]), tuple(cfg["scale_range"]), color_jitter=cfg["color_jitter"]),
+        **kw,
+    )  # fmt: skip
+    val_set = None if split == "all" else build_dataset(cfg["dataset"], split="val", transform=eval_preset(), **kw)
+    log.info("train: %d images, validation: %d images", len(train_set), len(val_set) if val_set else 0)
+
+    g = torch.Generator().manual_seed(cfg["seed"])
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_size=cfg["batch_size"], shuffle=True, drop_last=True, generator=g,
+        num_workers=cfg["workers"], persistent_workers=cfg["workers"] > 0,
+    )  # fmt: skip
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=1) if val_set else None
+    if len(train_loader) == 0:
+        raise ValueError(f"batch size {cfg['batch_size']} is larger than the {len(train_set)} training images")
+
+    uv_mean, uv_std = uv_statistics(raw_train)
+    model_args = {"num_classes": info.num_classes, **cfg["model_args"], "uv_mean": uv_mean, "uv_std": uv_std}
+    model = create_model(cfg["model"], **model_args).to(device)
+
+    freqs = class_frequencies(raw_train, info.num_classes, info.ignore_index)
+    weights = balanced_class_weights(freqs, cfg["balance_power"]) if cfg["balance_power"] else None
+    log.info("class frequencies %s; loss weights %s", freqs.round(4).tolist(),
+             None if weights is None else weights.round(decimals=3).tolist())  # fmt: skip
+    loss_fn = build_loss(None if weights is None else weights.to(device), info.ignore_index, cfg["label_smoothing"])
+
+    optimizer = build_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
+    steps_per_epoch = len(train_loader)
+    scheduler = build_scheduler(
+        optimizer, cfg["schedule"], cfg["epochs"] * steps_per_epoch, cfg["warmup_epochs"] * steps_per_epoch
+    )
+    amp_dtype = None
+    scaler = None
+    if device.type == "cuda" and cfg["amp"]:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if amp_dtype == torch.float16:
+            scaler = torch.amp.GradScaler("cuda")
+
+    start_epoch, elapsed = 0, 0.0
+    if cfg["resume"]:
+        ckpt = load_checkpoint(cfg["resume"])
+        if "optimizer" not in ckpt:
+            raise ValueError(f"{cfg['resume']}: holds weights only; resume needs a last.pt of a run")
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch, elapsed = ckpt["epoch"] + 1, ckpt.get("elapsed", 0.0)
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        g.set_state(ckpt["rng"]["loader"])
+        log.info("resumed from %s at epoch %d", cfg["resume"], start_epoch)
+
+    log_path = out / "metrics.jsonl"
+    scores = {}
+    t0 = time.perf_counter() - elapsed
+    for epoch in range(start_epoch, cfg["epochs"]):
+        stats = train_one_epoch(
+            model, train_loader, loss_fn, optimizer, scheduler, device, scaler, amp_dtype, epoch,
+            cfg["grad_clip"], cfg["progress"],
+        )  # fmt: skip
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": stats["loss"],
+               "epoch_seconds": stats["seconds"]}  # fmt: skip
+        last = epoch == cfg["epochs"] - 1
+        over_time = cfg["time_limit_minutes"] and time.perf_counter() - t0 > 60 * cfg["time_limit_minutes"]
+        if val_loader and (last or over_time or (epoch + 1) % max(cfg["eval_every"], 1) == 0):
+            cm, timing = evaluate(model, val_loader, info.num_classes, device, info.ignore_index, cfg["progress"])
+            scores = cm.scores(info.class_names)
+            row.update({k: scores[k] for k in ("pixel_accuracy", "mean_class_accuracy", "mean_iou")})
+            row["val_seconds_per_image"] = timing["seconds_per_image"]
+        row["elapsed_minutes"] = (time.perf_counter() - t0) / 60
+        with log_path.open("a") as f:
+            f.write(__import__("json").dumps(row) + "\n")
+        log.info("epoch %s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        save_checkpoint(
+            out / "last.pt", model, cfg["model"], model_args, info, dict(cfg), scores,
+            extra={
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+                "elapsed": time.perf_counter() - t0,
+                "rng": {"torch": torch.get_rng_state(), "loader": g.get_state()},
+            },
+        )  # fmt: skip
+        if over_time:
+            log.info("time limit of %.1f minutes reached after epoch %d", cfg["time_limit_minutes"], epoch)
+            break
+    final_metrics = {k: v for k, v in scores.items() if k != "per_class"} | {"per_class": scores.get("per_class")}
+    save_checkpoint(out / "final.pt", model.cpu(), cfg["model"], model_args, info, dict(cfg), final_metrics)
+    if scores:
+        write_json(out / "val_metrics.json", scores)
+    return out
