@@ -62,6 +62,10 @@ def run_training(cfg: dict) -> Path:
         **kw,
     )  # fmt: skip
     val_set = None if split == "all" else build_dataset(cfg["dataset"], split="val", transform=eval_preset(), **kw)
+    if cfg["limit"]:
+        for ds in (raw_train, train_set, val_set):
+            if ds is not None:
+                ds.ids = ds.ids[: cfg["limit"]]
     log.info("train: %d images, validation: %d images", len(train_set), len(val_set) if val_set else 0)
 
     g = torch.Generator().manual_seed(cfg["seed"])

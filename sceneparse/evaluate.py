@@ -1,0 +1,118 @@
+"""``sceneparse evaluate``: accuracy, IoU and speed of a model on a dataset split."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sceneparse.metrics import ConfusionMatrix
+
+__all__ = ["main", "evaluate_parser", "device_name", "markdown_report"]
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def evaluate_parser(parser, dataset, refine=(), progress: bool = True) -> dict:
+    """Run ``parser.parse`` over ``dataset`` samples; metrics from one confusion matrix and
+    seconds per image of the whole ``parse`` call (conversion, network, refiners)."""
+    info = parser.info
+    cm = ConfusionMatrix(info.num_classes, info.ignore_index)
+    seconds = []
+    for i in tqdm(range(len(dataset)), desc="evaluate", disable=not progress, dynamic_ncols=True):
+        sample = dataset[i]
+        t = time.perf_counter()
+        result = parser.parse(sample["image"], depth=sample.get("depth"), refine=refine)
+        if parser.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - t)
+        cm.update(torch.from_numpy(result.labels), torch.from_numpy(np.asarray(sample["label"]).astype(np.int64)))
+    scores = cm.scores(info.class_names)
+    scores.update({
+        "confusion_matrix": cm.matrix.tolist(),
+        "images": len(dataset),
+        "seconds_per_image": float(np.mean(seconds)) if seconds else math.nan,
+        "seconds_per_image_median": float(np.median(seconds)) if seconds else math.nan,
+        "device": device_name(parser.device),
+        "refine": list(refine),
+    })  # fmt: skip
+    return scores
+
+
+def markdown_report(scores: dict, title: str) -> str:
+    pct = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"  # noqa: E731
+    lines = [
+        f"# {title}",
+        "",
+        "| pixel acc. | mean class acc. | mean IoU | images | s / image | device |",
+        "|---:|---:|---:|---:|---:|---|",
+        f"| {pct(scores['pixel_accuracy'])} | {pct(scores['mean_class_accuracy'])} | {pct(scores['mean_iou'])} "
+        f"| {scores['images']} | {scores['seconds_per_image']:.4f} | {scores['device']} |",
+        "",
+        "| class | accuracy | IoU | pixels |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, c in scores["per_class"].items():
+        lines.append(f"| {name} | {pct(c['accuracy'])} | {pct(c['iou'])} | {c['pixels']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    from sceneparse.data import build_dataset
+    from sceneparse.engine import write_json
+    from sceneparse.pipeline import SceneParser
+    from sceneparse.visualize import plot_confusion
+
+    ap = argparse.ArgumentParser(prog="sceneparse evaluate", description=__doc__.split(":", 1)[1].strip())
+    ap.add_argument("--model", default="stanford-background", help="shipped model name or checkpoint .pt")
+    ap.add_argument("--dataset", default=None, help="dataset (default: the model's own)")
+    ap.add_argument("--data-root", default=None, help="dataset archive or folder")
+    ap.add_argument("--split", default="val", help="train, val or all")
+    ap.add_argument("--fold", type=int, default=None, help="validation fold (default: the model's own)")
+    ap.add_argument("--num-folds", type=int, default=None)
+    ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    ap.add_argument("--out", default=None, help="folder for metrics.md, metrics.json, confusion.png")
+    ap.add_argument("--no-progress", dest="progress", action="store_false")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    parser = SceneParser.from_pretrained(args.model, device=args.device)
+    train_cfg = getattr(parser, "meta", {}).get("train_config", {})
+    dataset_name = args.dataset or train_cfg.get("dataset") or parser.info.name
+    kw = {
+        "root": args.data_root,
+        "fold": args.fold if args.fold is not None else train_cfg.get("fold", 0),
+        "num_folds": args.num_folds or max(train_cfg.get("num_folds", 5), 2),
+    }
+    if "target" in train_cfg:
+        kw["target"] = train_cfg["target"]
+    dataset = build_dataset(dataset_name, split=args.split, **kw)
+    if tuple(dataset.info.class_names) != tuple(parser.class_names):
+        raise ValueError(
+            f"the model's classes {parser.class_names} are not those of dataset {dataset_name!r} "
+            f"{dataset.info.class_names}"
+        )
+    scores = evaluate_parser(parser, dataset, tuple(args.refine), args.progress)
+    title = f"{args.model} on {dataset_name} {args.split} (fold {kw['fold']} of {kw['num_folds']})"
+    report = markdown_report(scores, title)
+    print(report)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.md").write_text(report)
+        write_json(out / "metrics.json", {"title": title, **scores})
+        plot_confusion(scores["confusion_matrix"], parser.class_names, out / "confusion.png", title)
+        print(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}, {out / 'confusion.png'}")
+    return 0

@@ -1,0 +1,194 @@
+"""``SceneParser``: a trained model plus refiners, from a numpy frame to per-pixel labels.
+
+Example:
+    >>> from sceneparse import SceneParser
+    >>> parser = SceneParser.from_pretrained("stanford-background")
+    >>> result = parser.parse(np.zeros((60, 80, 3), np.uint8))
+    >>> result.labels.shape, result.probs.shape
+    ((60, 80), (8, 60, 80))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sceneparse.data.base import DatasetInfo
+from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_device
+
+__all__ = ["SceneParser", "ParseResult", "list_pretrained", "pretrained_path", "REFINERS"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: Refiners by name; later modules add theirs (superpixels, tree, crf, temporal).
+REFINERS: dict = {}
+
+#: Depth beyond this many metres is taken for a unit mistake (millimetres given as metres).
+MAX_DEPTH_METRES = 100.0
+
+
+def list_pretrained() -> list[str]:
+    """Names of the models shipped inside the package."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
+
+
+def pretrained_path(name: str) -> Path:
+    path = WEIGHTS_DIR / f"{name}.pt"
+    if not path.is_file():
+        known = ", ".join(list_pretrained()) or "none"
+        raise ValueError(f"unknown pretrained model {name!r}; shipped models: {known} (or give a .pt path)")
+    return path
+
+
+@dataclass
+class ParseResult:
+    """Labels and class probabilities of one frame.
+
+    Attributes:
+        labels: HxW int64 class indices, the input's size.
+        probs: CxHxW float32 class probabilities (they sum to 1 over C).
+        class_names: the class of each index.
+        palette: Cx3 uint8 class colours.
+    """
+
+    labels: np.ndarray
+    probs: np.ndarray
+    class_names: tuple[str, ...]
+    palette: np.ndarray
+
+    def colorize(self) -> np.ndarray:
+        """HxWx3 uint8 colour image of the labels."""
+        from sceneparse.visualize import colorize
+
+        return colorize(self.labels, self.palette)
+
+    def overlay(self, image: np.ndarray, alpha: float = 0.55, legend: bool = True) -> np.ndarray:
+        """The labels blended over ``image`` with a legend."""
+        from sceneparse.visualize import overlay
+
+        return overlay(image, self.labels, self.palette, self.class_names, alpha, legend)
+
+
+class SceneParser:
+    """A trained multiscale convnet and the refiners applied after it.
+
+    Args:
+        model: a model returning BxCxHxW logits for BxC_inxHxW input in [0, 1] (+ depth).
+        info: class names and colours of the model's outputs.
+        device: "cpu" (default), "cuda", "cuda:N" or "auto".
+    """
+
+    def __init__(self, model: torch.nn.Module, info: DatasetInfo, device: str | torch.device = "cpu") -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.info = info
+        self.in_channels = getattr(model, "in_channels", 3)
+        num_classes = getattr(model, "num_classes", info.num_classes)
+        if num_classes != info.num_classes:
+            raise ValueError(f"model has {num_classes} outputs but {info.num_classes} class names")
+
+    @classmethod
+    def from_pretrained(cls, name: str = "stanford-background", device: str | torch.device = "cpu") -> SceneParser:
+        """A shipped model by name (see :func:`list_pretrained`) or a checkpoint path."""
+        path = Path(name)
+        if path.suffix != ".pt" or not path.exists():
+            path = pretrained_path(name) if path.suffix != ".pt" else path
+        return cls.from_checkpoint(path, device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> SceneParser:
+        ckpt = load_checkpoint(path)
+        model, info = model_from_checkpoint(ckpt)
+        parser = cls(model, info, device)
+        parser.meta = ckpt["meta"]
+        return parser
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    @property
+    def palette(self) -> np.ndarray:
+        return self.info.palette()
+
+    @property
+    def num_classes(self) -> int:
+        return self.info.num_classes
+
+    # ------------------------------------------------------------------ input checks
+
+    def _check_rgb(self, rgb) -> np.ndarray:
+        if not isinstance(rgb, np.ndarray):
+            raise TypeError(f"rgb must be a numpy array (HxWx3 uint8), got {type(rgb).__name__}")
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            hint = " (a grey image? stack it to 3 channels)" if rgb.ndim == 2 else ""
+            hint = " (RGBA? drop the alpha channel)" if rgb.ndim == 3 and rgb.shape[2] == 4 else hint
+            raise ValueError(f"rgb must have shape HxWx3, got {rgb.shape}{hint}")
+        if rgb.dtype != np.uint8:
+            raise ValueError(f"rgb must be uint8 in [0, 255], got dtype {rgb.dtype}")
+        if min(rgb.shape[:2]) < 8:
+            raise ValueError(f"image of {rgb.shape[0]}x{rgb.shape[1]} pixels is too small to parse (8x8 at least)")
+        return rgb
+
+    def _check_depth(self, depth, shape) -> np.ndarray | None:
+        if depth is None:
+            if self.in_channels == 4:
+                raise ValueError("this is an RGB-D model: pass depth=HxW metres")
+            return None
+        if self.in_channels != 4:
+            raise ValueError("depth was given, but this model takes RGB only (use an RGB-D model)")
+        depth = np.asarray(depth)
+        if depth.shape != tuple(shape):
+            raise ValueError(f"depth must be HxW = {tuple(shape)} like the image, got {depth.shape}")
+        if not np.issubdtype(depth.dtype, np.floating):
+            raise ValueError(
+                f"depth must be float metres, got dtype {depth.dtype} (16-bit millimetres? divide by 1000)"
+            )
+        depth = np.nan_to_num(depth.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        if depth.min() < 0:
+            raise ValueError("depth has negative values; expected metres, 0 for no reading")
+        if depth.max() > MAX_DEPTH_METRES:
+            raise ValueError(
+                f"depth reaches {depth.max():.0f}, too far for metres: millimetres? divide by 1000"
+            )
+        return depth
+
+    # ------------------------------------------------------------------ parsing
+
+    def predict_probs(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
+        """CxHxW float32 class probabilities of the raw convnet (no refinement)."""
+        rgb = self._check_rgb(rgb)
+        depth = self._check_depth(depth, rgb.shape[:2])
+        x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float().div_(255)
+        if depth is not None:
+            x = torch.cat([x, torch.from_numpy(depth).to(self.device)[None, None]], dim=1)
+        with torch.inference_mode():
+            probs = torch.softmax(self.model(x)[0].float(), dim=0)
+        return probs.cpu().numpy()
+
+    def parse(self, rgb: np.ndarray, depth: np.ndarray | None = None, refine=()) -> ParseResult:
+        """Label every pixel of ``rgb`` (HxWx3 uint8, RGB order).
+
+        Args:
+            rgb: the image.
+            depth: HxW float metres (0 = no reading), for RGB-D models only.
+            refine: refiner names applied in order after the convnet (see :data:`REFINERS`).
+        """
+        names = (refine,) if isinstance(refine, str) else tuple(refine)
+        for name in names:
+            if name not in REFINERS:
+                known = ", ".join(sorted(REFINERS)) or "none yet"
+                raise ValueError(f"unknown refiner {name!r}; available: {known}")
+        probs = self.predict_probs(rgb, depth)
+        for name in names:
+            probs = REFINERS[name](rgb, probs, depth=depth)
+        return ParseResult(probs.argmax(0).astype(np.int64), probs, self.class_names, self.palette)
+
+    def parse_file(self, path: str | Path, refine=()) -> ParseResult:
+        """:meth:`parse` of an image file."""
+        from sceneparse.io import read_image
+
+        return self.parse(read_image(path), refine=refine)

@@ -1,0 +1,34 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="sceneparse",
+    version="0.1.0",
+    description="Scene parsing: per-pixel scene classes for images, RGB-D frames and video "
+    "with a multiscale convnet on a Laplacian pyramid (Farabet et al., PAMI 2013)",
+    long_description=Path(__file__).with_name("README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.9",
+    packages=find_packages(include=["sceneparse", "sceneparse.*"]),
+    package_data={"sceneparse": ["weights/*.pt"]},
+    install_requires=[
+        "torch>=2.1,<3",  # CI and the scripts pin 2.13.0 (the CPU build)
+        "numpy>=1.23",
+        "opencv-python-headless>=4.7",
+        "scikit-image>=0.21",
+        "kornia>=0.7",
+        "tqdm>=4.60",
+        "PyYAML>=6.0",
+        "matplotlib>=3.6",
+        "Pillow>=9.0",
+    ],
+    extras_require={
+        "crf": ["pydensecrf2"],
+        "3d": ["open3d>=0.17"],
+        "demo": ["scikit-video"],
+        "dev": ["pytest>=7", "ruff>=0.4"],
+    },
+    entry_points={"console_scripts": ["sceneparse=sceneparse.cli:main"]},
+)

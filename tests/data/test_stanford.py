@@ -1,0 +1,74 @@
+import tarfile
+
+import numpy as np
+import pytest
+
+from sceneparse.data import IGNORE_INDEX, StanfordBackground, build_dataset, get_dataset_info
+from sceneparse.data.stanford import kfold_split
+
+
+def test_feature_real_archive_counts_and_labels(stanford_path):
+    ds = StanfordBackground(stanford_path, split="all")
+    assert len(ds) == 572
+    assert ds.info.class_names[0] == "sky" and ds.info.class_names[-1] == "foreground object"
+    seen = set()
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s["image"].dtype == np.uint8 and s["image"].ndim == 3 and s["image"].shape[2] == 3
+        assert s["label"].shape == s["image"].shape[:2]
+        seen |= set(np.unique(s["label"]).tolist())
+    assert seen <= set(range(8)) | {IGNORE_INDEX}
+    assert IGNORE_INDEX in seen and len(seen - {IGNORE_INDEX}) == 8  # -1 mapped to ignore
+
+
+def test_feature_folds_are_deterministic_disjoint_and_cover(stanford_path):
+    all_ids = StanfordBackground(stanford_path, split="all").ids
+    vals = []
+    for fold in range(5):
+        train = StanfordBackground(stanford_path, split="train", fold=fold).ids
+        val = StanfordBackground(stanford_path, split="val", fold=fold).ids
+        assert not set(train) & set(val)
+        assert len(train) + len(val) == 572
+        assert len(val) in (114, 115)
+        vals += val
+    assert sorted(vals) == sorted(all_ids)
+    assert kfold_split(all_ids, 2) == kfold_split(list(reversed(all_ids)), 2)
+    assert kfold_split(all_ids, 2, seed=1) != kfold_split(all_ids, 2)
+
+
+def test_feature_surfaces_target(stanford_path):
+    ds = StanfordBackground(stanford_path, split="val", target="surfaces")
+    assert ds.info.class_names == ("sky", "horizontal", "vertical")
+    labels = np.unique(np.concatenate([ds[i]["label"].ravel() for i in range(5)]))
+    assert set(labels.tolist()) <= {0, 1, 2, IGNORE_INDEX}
+
+
+def test_feature_extracted_folder_matches_archive(stanford_path, tmp_path):
+    with tarfile.open(stanford_path) as tar:
+        names = [m for m in tar.getmembers() if m.isfile()]
+        images = sorted(m.name for m in names if m.name.endswith(".jpg"))[:6]
+        keep = set(images) | {i.replace("/images/", "/labels/").replace(".jpg", ".regions.txt") for i in images}
+        tar.extractall(tmp_path, members=[m for m in names if m.name in keep], filter="data")
+    folder = StanfordBackground(tmp_path / "iccv09Data", split="all")
+    archive = StanfordBackground(stanford_path, split="all")
+    assert len(folder) == 6
+    for i in range(6):
+        a, b = folder[i], archive[archive.ids.index(folder.ids[i])]
+        assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["label"], b["label"])
+
+
+def test_exception_missing_and_corrupt(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        StanfordBackground(tmp_path / "nope.tar.gz")
+    bad = tmp_path / "iccv09Data.tar.gz"
+    bad.write_bytes(b"\x1f\x8b this is not a tar archive")
+    with pytest.raises(ValueError, match="not a readable Stanford Background archive"):
+        StanfordBackground(bad)
+    with pytest.raises(FileNotFoundError, match="images/ and labels/"):
+        StanfordBackground(tmp_path)
+    with pytest.raises(ValueError, match="target"):
+        StanfordBackground(bad, target="depth")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        build_dataset("imagenet")
+    with pytest.raises(ValueError, match="stanford-background"):
+        get_dataset_info("nope")

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from sceneparse import SceneParser, create_model
+from sceneparse.data import STANFORD_REGIONS
+from sceneparse.metrics import ConfusionMatrix
+from sceneparse.pipeline import list_pretrained
+
+
+@pytest.fixture(scope="module")
+def parser():
+    return SceneParser.from_pretrained("stanford-background")
+
+
+def test_smoke_shipped_model_metadata(parser):
+    assert "stanford-background" in list_pretrained()
+    assert parser.class_names == (
+        "sky", "tree", "road", "grass", "water", "building", "mountain", "foreground object",
+    )  # fmt: skip
+    assert parser.device.type == "cpu"
+    assert parser.meta["train_config"]["dataset"] == "stanford-background"
+    assert parser.meta["code_revision"]
+
+
+def test_cardinality_parse_any_size(parser):
+    rng = np.random.default_rng(0)
+    for h, w in [(240, 320), (77, 131), (8, 8)]:
+        result = parser.parse(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+        assert result.labels.shape == (h, w) and np.issubdtype(result.labels.dtype, np.integer)
+        assert result.probs.shape == (8, h, w) and result.probs.dtype == np.float32
+        assert np.allclose(result.probs.sum(0), 1, atol=1e-4)
+        assert np.array_equal(result.labels, result.probs.argmax(0))
+
+
+def test_feature_shipped_model_labels_real_images(parser, stanford_val):
+    # Held-out images (validation fold 0, never trained on): the shipped model must be good.
+    cm = ConfusionMatrix(8)
+    for i in range(0, len(stanford_val), 5):
+        s = stanford_val[i]
+        cm.update(torch.from_numpy(parser.parse(s["image"]).labels), torch.from_numpy(s["label"].astype(np.int64)))
+    scores = cm.scores()
+    assert scores["pixel_accuracy"] > 0.7
+    assert scores["mean_class_accuracy"] > 0.6
+
+
+def test_feature_overlay_and_colorize(parser, stanford_val):
+    img = stanford_val[0]["image"]
+    result = parser.parse(img)
+    colour = result.colorize()
+    assert colour.shape == img.shape and colour.dtype == np.uint8
+    assert np.array_equal(colour[0, 0], parser.palette[result.labels[0, 0]])
+    over = result.overlay(img)
+    assert over.shape == img.shape and not np.array_equal(over, img)
+
+
+def test_exception_bad_inputs(parser, tmp_path):
+    good = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="HxWx3"):
+        parser.parse(np.zeros((32, 32), np.uint8))
+    with pytest.raises(ValueError, match="alpha"):
+        parser.parse(np.zeros((32, 32, 4), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        parser.parse(good.astype(np.float32))
+    with pytest.raises(TypeError, match="numpy array"):
+        parser.parse([[1, 2, 3]])
+    with pytest.raises(ValueError, match="too small"):
+        parser.parse(np.zeros((4, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="RGB only"):
+        parser.parse(good, depth=np.ones((32, 32), np.float32))
+    with pytest.raises(ValueError, match="unknown refiner 'nope'"):
+        parser.parse(good, refine=("nope",))
+    with pytest.raises(ValueError, match="unknown pretrained model 'nope'.*stanford-background"):
+        SceneParser.from_pretrained("nope")
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        SceneParser.from_pretrained(str(tmp_path / "missing.pt"))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        SceneParser.from_pretrained(str(junk))
+    with pytest.raises(FileNotFoundError, match="image not found"):
+        parser.parse_file(tmp_path / "missing.jpg")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(ValueError, match="not a readable image"):
+        parser.parse_file(bad)
+
+
+def test_exception_depth_checks():
+    model = create_model("msconvnet_rgbd", num_classes=8)
+    rgbd = SceneParser(model, STANFORD_REGIONS)
+    rgb = np.zeros((40, 48, 3), np.uint8)
+    depth = np.full((40, 48), 2.5, np.float32)
+    result = rgbd.parse(rgb, depth=depth)
+    assert result.labels.shape == (40, 48)
+    with pytest.raises(ValueError, match="RGB-D model"):
+        rgbd.parse(rgb)
+    with pytest.raises(ValueError, match="millimetres"):
+        rgbd.parse(rgb, depth=depth * 1000)
+    with pytest.raises(ValueError, match="millimetres"):
+        rgbd.parse(rgb, depth=(depth * 1000).astype(np.uint16))
+    with pytest.raises(ValueError, match="like the image"):
+        rgbd.parse(rgb, depth=depth[:20])
+    with pytest.raises(ValueError, match="negative"):
+        rgbd.parse(rgb, depth=-depth)
+    with pytest.raises(ValueError, match="outputs but"):
+        SceneParser(create_model("msconvnet", num_classes=3), STANFORD_REGIONS)
