@@ -42,7 +42,7 @@ CHECKPOINT_FORMAT = "sceneparse-checkpoint-v1"
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """"auto" picks CUDA when available; a CUDA request without CUDA is an error."""
+    """ "auto" picks CUDA when available; a CUDA request without CUDA is an error."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)

@@ -26,6 +26,9 @@ def device_name(device: torch.device) -> str:
 def evaluate_parser(parser, dataset, refine=(), progress: bool = True) -> dict:
     """Run ``parser.parse`` over ``dataset`` samples; metrics from one confusion matrix and
     seconds per image of the whole ``parse`` call (conversion, network, refiners)."""
+    from sceneparse.pipeline import check_refiners
+
+    refine = check_refiners(refine)
     info = parser.info
     cm = ConfusionMatrix(info.num_classes, info.ignore_index)
     seconds = []

@@ -24,6 +24,9 @@ def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=()
     ``class_names``). An unreadable image is reported and skipped; the others are still written.
     Returns {"written": [...], "failed": {path: reason}}.
     """
+    from sceneparse.pipeline import check_refiners
+
+    refine = check_refiners(refine)
     out = Path(out)
     items = list_images(inputs)
     written, failed = [], {}

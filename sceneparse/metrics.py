@@ -74,8 +74,7 @@ def scores_from_confusion(matrix: np.ndarray, class_names=None) -> dict:
         "mean_class_accuracy": float(np.nanmean(acc)) if present.any() else float("nan"),
         "mean_iou": float(np.nanmean(iou)) if present.any() else float("nan"),
         "per_class": {
-            n: {"accuracy": float(a), "iou": float(u), "pixels": int(g)}
-            for n, a, u, g in zip(names, acc, iou, gt)
+            n: {"accuracy": float(a), "iou": float(u), "pixels": int(g)} for n, a, u, g in zip(names, acc, iou, gt)
         },
         "pixels": int(total),
     }

@@ -19,7 +19,7 @@ import torch
 from sceneparse.data.base import DatasetInfo
 from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_device
 
-__all__ = ["SceneParser", "ParseResult", "list_pretrained", "pretrained_path", "REFINERS"]
+__all__ = ["SceneParser", "ParseResult", "list_pretrained", "pretrained_path", "check_refiners", "REFINERS"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -70,6 +70,16 @@ class ParseResult:
         from sceneparse.visualize import overlay
 
         return overlay(image, self.labels, self.palette, self.class_names, alpha, legend)
+
+
+def check_refiners(refine) -> tuple[str, ...]:
+    """Refiner names as a tuple; an unknown name is an error that lists the available ones."""
+    names = (refine,) if isinstance(refine, str) else tuple(refine)
+    for name in names:
+        if name not in REFINERS:
+            known = ", ".join(sorted(REFINERS)) or "none yet"
+            raise ValueError(f"unknown refiner {name!r}; available: {known}")
+    return names
 
 
 class SceneParser:
@@ -151,9 +161,7 @@ class SceneParser:
         if depth.min() < 0:
             raise ValueError("depth has negative values; expected metres, 0 for no reading")
         if depth.max() > MAX_DEPTH_METRES:
-            raise ValueError(
-                f"depth reaches {depth.max():.0f}, too far for metres: millimetres? divide by 1000"
-            )
+            raise ValueError(f"depth reaches {depth.max():.0f}, too far for metres: millimetres? divide by 1000")
         return depth
 
     # ------------------------------------------------------------------ parsing
@@ -177,11 +185,7 @@ class SceneParser:
             depth: HxW float metres (0 = no reading), for RGB-D models only.
             refine: refiner names applied in order after the convnet (see :data:`REFINERS`).
         """
-        names = (refine,) if isinstance(refine, str) else tuple(refine)
-        for name in names:
-            if name not in REFINERS:
-                known = ", ".join(sorted(REFINERS)) or "none yet"
-                raise ValueError(f"unknown refiner {name!r}; available: {known}")
+        names = check_refiners(refine)
         probs = self.predict_probs(rgb, depth)
         for name in names:
             probs = REFINERS[name](rgb, probs, depth=depth)

@@ -104,3 +104,9 @@ def test_smoke_console_entry_and_models():
     assert proc.returncode == 0 and "msconvnet_paper" in proc.stdout and "stanford-background" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "sceneparse", "frobnicate"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown command" in proc.stderr
+
+
+def test_exception_unknown_refiner_fails_before_any_work(real_images, tmp_path):
+    out = tmp_path / "out"
+    assert main(["label", str(real_images), "--out", str(out), "--refine", "magic"]) == 1
+    assert not out.exists()

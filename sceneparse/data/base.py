@@ -26,9 +26,7 @@ class DatasetInfo:
 
     def __post_init__(self) -> None:
         if len(self.class_names) != len(self.colors):
-            raise ValueError(
-                f"{self.name}: {len(self.class_names)} class names but {len(self.colors)} colours"
-            )
+            raise ValueError(f"{self.name}: {len(self.class_names)} class names but {len(self.colors)} colours")
 
     @property
     def num_classes(self) -> int:

@@ -98,9 +98,7 @@ def _read_raw(root: Path, target: str) -> dict[str, tuple[bytes, str]]:
     else:
         base = root / "iccv09Data" if (root / "iccv09Data").is_dir() else root
         if not (base / "images").is_dir() or not (base / "labels").is_dir():
-            raise FileNotFoundError(
-                f"{root}: expected iccv09Data.tar.gz or a folder with images/ and labels/"
-            )
+            raise FileNotFoundError(f"{root}: expected iccv09Data.tar.gz or a folder with images/ and labels/")
         for p in (base / "images").glob("*.jpg"):
             images[p.stem] = p.read_bytes()
         for p in (base / "labels").glob(f"*{suffix}"):
@@ -146,17 +144,13 @@ class StanfordBackground(torch.utils.data.Dataset):
             raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
         root = Path(root) if root else data_root() / "stanford-background" / "iccv09Data.tar.gz"
         if not root.exists():
-            raise FileNotFoundError(
-                f"Stanford Background not found at {root}; set SCENEPARSE_DATA or pass root"
-            )
+            raise FileNotFoundError(f"Stanford Background not found at {root}; set SCENEPARSE_DATA or pass root")
         self.root, self.split, self.target, self.transform = root, split, target, transform
         self.info = _TARGETS[target]
         key = (str(root.resolve()), target)
         if key not in _CACHE:  # decoding 572 images takes seconds: do it once per process
             raw = _read_raw(root, target)
-            _CACHE[key] = {
-                k: (_decode_image(img, k), _parse_label_text(txt, k)) for k, (img, txt) in raw.items()
-            }
+            _CACHE[key] = {k: (_decode_image(img, k), _parse_label_text(txt, k)) for k, (img, txt) in raw.items()}
         self._data = _CACHE[key]
         ids = sorted(self._data)
         if split == "all":

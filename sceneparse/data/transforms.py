@@ -72,9 +72,7 @@ class RandomCrop:
             fill = {"image": 0, "label": IGNORE_INDEX, "depth": 0}
             for key, value in fill.items():
                 if key in out:
-                    out[key] = cv2.copyMakeBorder(
-                        out[key], 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=value
-                    )
+                    out[key] = cv2.copyMakeBorder(out[key], 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=value)
             h, w = h + ph, w + pw
         y, x = random.randint(0, h - ch), random.randint(0, w - cw)
         for key in ("image", "label", "depth"):

@@ -10,9 +10,7 @@ __all__ = ["ConvBNReLU", "ResidualBlock"]
 class ConvBNReLU(nn.Sequential):
     """3x3 (or ``kernel_size``) convolution, batch normalisation, ReLU; 'same' padding."""
 
-    def __init__(
-        self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1
-    ) -> None:
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1) -> None:
         padding = dilation * (kernel_size - 1) // 2
         super().__init__(
             nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, dilation=dilation, bias=False),
@@ -29,9 +27,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, dilation: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(
-            channels, channels, 3, padding=dilation, dilation=dilation, bias=False
-        )
+        self.conv = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False)
         self.bn = nn.BatchNorm2d(channels)
         self.act = nn.ReLU(inplace=True)
 

@@ -46,9 +46,7 @@ class ModernEncoder(nn.Sequential):
 
     stride = 4
 
-    def __init__(
-        self, in_channels: int = 3, width: int = 48, dilations: tuple[int, ...] = (1, 2, 4)
-    ) -> None:
+    def __init__(self, in_channels: int = 3, width: int = 48, dilations: tuple[int, ...] = (1, 2, 4)) -> None:
         super().__init__(
             ConvBNReLU(in_channels, width // 2, stride=2),
             ConvBNReLU(width // 2, width, stride=2),
@@ -131,9 +129,7 @@ class MultiscaleConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected a Bx{self.in_channels}xHxW batch, got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"expected a Bx{self.in_channels}xHxW batch, got shape {tuple(x.shape)}")
         if min(x.shape[-2:]) < 2:
             raise ValueError(f"input of {tuple(x.shape[-2:])} pixels is too small to parse")
         x, (h, w) = pad_to_multiple(x, self.size_divisor)
@@ -143,15 +139,11 @@ class MultiscaleConvNet(nn.Module):
 
 
 @register_model
-def msconvnet_paper(
-    num_classes: int = 8, in_channels: int = 3, levels: int = 3, **kwargs
-) -> MultiscaleConvNet:
+def msconvnet_paper(num_classes: int = 8, in_channels: int = 3, levels: int = 3, **kwargs) -> MultiscaleConvNet:
     """The paper's configuration: 7x7 convolutions, 16/64/256 maps, tanh, two 2x2 poolings,
     3 scales, linear classifier on the 768 concatenated features."""
     kwargs.setdefault("lcn_kernel", 9)
-    return MultiscaleConvNet(
-        PaperEncoder(in_channels), num_classes, levels, in_channels, hidden=0, **kwargs
-    )
+    return MultiscaleConvNet(PaperEncoder(in_channels), num_classes, levels, in_channels, hidden=0, **kwargs)
 
 
 @register_model
