@@ -26,6 +26,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "model_from_checkpoint",
+    "export_checkpoint",
     "train_one_epoch",
     "evaluate",
     "build_optimizer",
@@ -170,6 +171,22 @@ def model_from_checkpoint(ckpt: dict) -> tuple[torch.nn.Module, DatasetInfo]:
         ignore_index=meta.get("ignore_index", 255),
     )
     return model, info
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, half: bool = True) -> Path:
+    """Copy a checkpoint without its training state (optimizer, RNG), floats stored as float16
+    when ``half`` (they load back into float32 models), for shipping inside the package."""
+    ckpt = load_checkpoint(src)
+    keep = {k: ckpt[k] for k in ("format", "model", "model_args", "state_dict", "meta")}
+    if half:
+        keep["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in keep["state_dict"].items()}
+    keep["meta"] = dict(keep["meta"], exported_from=str(src), stored_as="float16" if half else "float32")
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(keep, tmp)
+    os.replace(tmp, dst)
+    return dst
 
 
 # ---------------------------------------------------------------------------- optimisation

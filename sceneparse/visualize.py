@@ -45,7 +45,9 @@ def overlay(
     out[edges] = (255, 255, 255)
     if legend and class_names is not None:
         present, counts = np.unique(labels, return_counts=True)
-        order = present[np.argsort(-counts)]
+        # Specks below half a percent of the image would only crowd the legend.
+        keep = counts >= 0.005 * labels.size
+        order = present[keep][np.argsort(-counts[keep])]
         scale = max(0.35, min(image.shape[:2]) / 700)
         line = int(22 * scale / 0.5)
         width = int(max(len(class_names[c]) for c in order) * 10 * scale / 0.5) + line + 8
@@ -85,7 +87,9 @@ def plot_confusion(matrix: np.ndarray, class_names, path: str | Path, title: str
                 ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=8,
                         color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
     if title:
-        ax.set_title(title)
+        import textwrap
+
+        ax.set_title("\n".join(textwrap.wrap(title, 50)), fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     path = Path(path)

@@ -5,7 +5,7 @@ import torch
 
 from sceneparse import create_model, list_models
 from sceneparse.data import STANFORD_REGIONS
-from sceneparse.engine import load_checkpoint, model_from_checkpoint, save_checkpoint
+from sceneparse.engine import export_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 
 MODELS = list_models()
 
@@ -95,3 +95,18 @@ def test_feature_default_is_cheaper_than_paper():
     default = sum(p.numel() for p in create_model("msconvnet").parameters())
     paper = sum(p.numel() for p in create_model("msconvnet_paper").parameters())
     assert default < paper / 4
+
+
+def test_feature_export_half_precision(tmp_path):
+    args = {"num_classes": 8}
+    model = create_model("msconvnet", **args).eval()
+    src = save_checkpoint(tmp_path / "full.pt", model, "msconvnet", args, STANFORD_REGIONS, extra={"optimizer": {}})
+    dst = export_checkpoint(src, tmp_path / "shipped.pt")
+    ckpt = load_checkpoint(dst)
+    assert "optimizer" not in ckpt and ckpt["meta"]["stored_as"] == "float16"
+    assert dst.stat().st_size < src.stat().st_size * 0.7
+    restored, _ = model_from_checkpoint(ckpt)
+    assert next(restored.parameters()).dtype == torch.float32
+    x = torch.rand(1, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.allclose(model(x), restored(x), atol=2e-2)
