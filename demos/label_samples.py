@@ -38,7 +38,8 @@ def video_frames(video: Path, out: Path, count: int = 4) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     saved = []
     for k in range(count):
-        index = int((k + 0.5) * total / count)
+        # Spread over the second half: bikes.mp4 opens with close-ups, then shows the street.
+        index = int(total * (0.5 + 0.45 * k / max(count - 1, 1)))
         cap.set(cv2.CAP_PROP_POS_FRAMES, index)
         ok, frame = cap.read()
         if ok:

@@ -106,8 +106,11 @@ def save_checkpoint(
     train_config: dict | None = None,
     metrics: dict | None = None,
     extra: dict | None = None,
+    revision: str | None = None,
 ) -> Path:
-    """Write a self-describing checkpoint atomically (a failed write leaves the old file)."""
+    """Write a self-describing checkpoint atomically (a failed write leaves the old file).
+
+    ``revision`` is the code revision the run started from (default: the current one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -131,7 +134,7 @@ def save_checkpoint(
             "in_channels": model.in_channels,
             "train_config": train_config or {},
             "metrics": metrics or {},
-            "code_revision": code_revision(),
+            "code_revision": revision or code_revision(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "torch_version": torch.__version__,
         },

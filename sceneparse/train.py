@@ -14,6 +14,7 @@ from sceneparse.data.presets import eval_preset, train_preset
 from sceneparse.engine import (
     build_optimizer,
     build_scheduler,
+    code_revision,
     evaluate,
     load_checkpoint,
     resolve_device,
@@ -44,6 +45,7 @@ def run_training(cfg: dict) -> Path:
     The folder receives ``config.yaml`` (resolved options), ``metrics.jsonl`` (one line per
     epoch), ``last.pt`` (resumable) and ``final.pt`` (weights and metadata only).
     """
+    revision = code_revision()  # of the code the run starts with, not of the tree at its end
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
@@ -140,12 +142,15 @@ def run_training(cfg: dict) -> Path:
                 "elapsed": time.perf_counter() - t0,
                 "rng": {"torch": torch.get_rng_state(), "loader": g.get_state()},
             },
+            revision=revision,
         )  # fmt: skip
         if over_time:
             log.info("time limit of %.1f minutes reached after epoch %d", cfg["time_limit_minutes"], epoch)
             break
     final_metrics = {k: v for k, v in scores.items() if k != "per_class"} | {"per_class": scores.get("per_class")}
-    save_checkpoint(out / "final.pt", model.cpu(), cfg["model"], model_args, info, dict(cfg), final_metrics)
+    save_checkpoint(
+        out / "final.pt", model.cpu(), cfg["model"], model_args, info, dict(cfg), final_metrics, revision=revision
+    )
     if scores:
         write_json(out / "val_metrics.json", scores)
     return out
