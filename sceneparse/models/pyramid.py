@@ -44,7 +44,7 @@ def _filter_axis(x: torch.Tensor, taps: list[float], dim: int, stride: int, mode
     out = out * taps[0]
     for i in range(1, len(taps)):
         shifted = xp.narrow(dim, i, span)
-        out = out + (shifted[..., ::stride] if dim == -1 else shifted[..., ::stride, :]) * taps[i]
+        out.add_(shifted[..., ::stride] if dim == -1 else shifted[..., ::stride, :], alpha=taps[i])
     return out
 
 
