@@ -34,14 +34,15 @@ def test_cardinality_parse_any_size(parser):
 
 
 def test_feature_shipped_model_labels_real_images(parser, stanford_val):
-    # Held-out images (validation fold 0, never trained on): the shipped model must be good.
+    # Held-out images (validation fold 0, never trained on): on this fifth of the fold the shipped
+    # model measured 78.3 / 72.8; the paper-configuration model (71 / 68 on the fold) would fail.
     cm = ConfusionMatrix(8)
     for i in range(0, len(stanford_val), 5):
         s = stanford_val[i]
         cm.update(torch.from_numpy(parser.parse(s["image"]).labels), torch.from_numpy(s["label"].astype(np.int64)))
     scores = cm.scores()
-    assert scores["pixel_accuracy"] > 0.7
-    assert scores["mean_class_accuracy"] > 0.6
+    assert scores["pixel_accuracy"] > 0.75
+    assert scores["mean_class_accuracy"] > 0.70
 
 
 def test_feature_overlay_and_colorize(parser, stanford_val):
