@@ -6,7 +6,6 @@ import datetime
 import json
 import logging
 import math
-import os
 import random
 import subprocess
 import time
@@ -18,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from sceneparse.data.base import DatasetInfo
+from sceneparse.io import atomic_write
 from sceneparse.metrics import ConfusionMatrix
 from sceneparse.registry import create_model
 
@@ -141,10 +141,7 @@ def save_checkpoint(
     }
     if extra:
         ckpt.update(extra)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda p: torch.save(ckpt, p))
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -184,12 +181,7 @@ def export_checkpoint(src: str | Path, dst: str | Path, half: bool = True) -> Pa
     if half:
         keep["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in keep["state_dict"].items()}
     keep["meta"] = dict(keep["meta"], exported_from=str(src), stored_as="float16" if half else "float32")
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    torch.save(keep, tmp)
-    os.replace(tmp, dst)
-    return dst
+    return atomic_write(dst, lambda p: torch.save(keep, p))
 
 
 # ---------------------------------------------------------------------------- optimisation
@@ -294,7 +286,4 @@ def evaluate(model, loader, num_classes: int, device, ignore_index: int = 255, p
 
 def write_json(path: str | Path, data) -> None:
     """Write JSON atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, default=str) + "\n"))

@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model, device=args.device)
-    train_cfg = getattr(parser, "meta", {}).get("train_config", {})
+    train_cfg = parser.meta.get("train_config", {})
     dataset_name = args.dataset or train_cfg.get("dataset") or parser.info.name
     kw = {
         "root": args.data_root,

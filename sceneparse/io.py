@@ -8,7 +8,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image", "list_images", "write_label_png", "write_image", "write_npz"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "atomic_write",
+    "read_image",
+    "list_images",
+    "write_label_png",
+    "write_image",
+    "write_npz",
+]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -53,7 +61,10 @@ def list_images(inputs) -> list[tuple[Path, Path]]:
     return out
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path: str | Path, write) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``: a
+    failed or interrupted write leaves the old file (if any) and no temporary one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     try:
@@ -79,7 +90,7 @@ def write_label_png(path: str | Path, labels: np.ndarray, palette: np.ndarray) -
     pal = np.zeros((256, 3), np.uint8)
     pal[: len(palette)] = palette
     img.putpalette(pal.ravel().tolist())
-    return _atomic(Path(path), lambda p: img.save(p, format="PNG"))
+    return atomic_write(path, lambda p: img.save(p, format="PNG"))
 
 
 def write_image(path: str | Path, rgb: np.ndarray) -> Path:
@@ -90,9 +101,9 @@ def write_image(path: str | Path, rgb: np.ndarray) -> Path:
         if not cv2.imwrite(str(p), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise ValueError(f"could not write {path} (unsupported suffix?)")
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def write_npz(path: str | Path, **arrays) -> Path:
     """Write arrays to a compressed ``.npz``."""
-    return _atomic(Path(path), lambda p: np.savez_compressed(p, **arrays))
+    return atomic_write(path, lambda p: np.savez_compressed(p, **arrays))

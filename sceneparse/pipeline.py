@@ -95,6 +95,8 @@ class SceneParser:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.info = info
+        #: Checkpoint metadata (training config, code revision, ...); empty for a bare model.
+        self.meta: dict = {}
         self.in_channels = getattr(model, "in_channels", 3)
         num_classes = getattr(model, "num_classes", info.num_classes)
         if num_classes != info.num_classes:
@@ -103,9 +105,7 @@ class SceneParser:
     @classmethod
     def from_pretrained(cls, name: str = "stanford-background", device: str | torch.device = "cpu") -> SceneParser:
         """A shipped model by name (see :func:`list_pretrained`) or a checkpoint path."""
-        path = Path(name)
-        if path.suffix != ".pt" or not path.exists():
-            path = pretrained_path(name) if path.suffix != ".pt" else path
+        path = Path(name) if str(name).endswith(".pt") else pretrained_path(name)
         return cls.from_checkpoint(path, device)
 
     @classmethod

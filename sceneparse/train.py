@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -133,7 +134,7 @@ def run_training(cfg: dict) -> Path:
             row["val_seconds_per_image"] = timing["seconds_per_image"]
         row["elapsed_minutes"] = (time.perf_counter() - t0) / 60
         with log_path.open("a") as f:
-            f.write(__import__("json").dumps(row) + "\n")
+            f.write(json.dumps(row) + "\n")
         log.info("epoch %s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         save_checkpoint(
             out / "last.pt", model, cfg["model"], model_args, info, dict(cfg), scores,

@@ -36,15 +36,12 @@ def _check_bchw(x: torch.Tensor, name: str = "input") -> None:
 
 def _filter_axis(x: torch.Tensor, taps: list[float], dim: int, stride: int, mode: str) -> torch.Tensor:
     r = len(taps) // 2
-    pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
-    xp = F.pad(x, pad, mode=mode)
-    n = (x.shape[dim] - 1) // stride + 1
-    span = stride * (n - 1) + 1
-    out = xp.narrow(dim, 0, span)[..., ::stride] if dim == -1 else xp.narrow(dim, 0, span)[..., ::stride, :]
-    out = out * taps[0]
+    xp = F.pad(x, (r, r, 0, 0) if dim == -1 else (0, 0, r, r), mode=mode)
+    span = stride * ((x.shape[dim] - 1) // stride) + 1
+    step = (Ellipsis, slice(None, None, stride)) if dim == -1 else (Ellipsis, slice(None, None, stride), slice(None))
+    out = xp.narrow(dim, 0, span)[step] * taps[0]
     for i in range(1, len(taps)):
-        shifted = xp.narrow(dim, i, span)
-        out.add_(shifted[..., ::stride] if dim == -1 else shifted[..., ::stride, :], alpha=taps[i])
+        out.add_(xp.narrow(dim, i, span)[step], alpha=taps[i])
     return out
 
 
