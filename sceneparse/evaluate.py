@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="stanford-background", help="shipped model name or checkpoint .pt")
     ap.add_argument("--dataset", default=None, help="dataset (default: the model's own)")
     ap.add_argument("--data-root", default=None, help="dataset archive or folder")
-    ap.add_argument("--split", default="val", help="train, val or all")
+    ap.add_argument("--split", default="val", help="dataset split: train, val, test, all, ... (see the dataset)")
     ap.add_argument("--fold", type=int, default=None, help="validation fold (default: the model's own)")
     ap.add_argument("--num-folds", type=int, default=None)
     ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order")
@@ -99,8 +99,7 @@ def main(argv=None) -> int:
         "fold": args.fold if args.fold is not None else train_cfg.get("fold", 0),
         "num_folds": args.num_folds or max(train_cfg.get("num_folds", 5), 2),
     }
-    if "target" in train_cfg:
-        kw["target"] = train_cfg["target"]
+    kw |= {k: train_cfg.get(k) for k in ("target", "modality", "depth_fill")}
     dataset = build_dataset(dataset_name, split=args.split, **kw)
     if tuple(dataset.info.class_names) != tuple(parser.class_names):
         raise ValueError(

@@ -34,10 +34,11 @@ log = logging.getLogger(__name__)
 
 
 def _dataset_kwargs(cfg: dict) -> dict:
-    kw = {"root": cfg["data_root"], "fold": cfg["fold"], "num_folds": max(cfg["num_folds"], 2)}
-    if cfg["dataset"] == "stanford-background":
-        kw["target"] = cfg["target"]
-    return kw
+    """Options for :func:`build_dataset`; each dataset takes those it knows (see there)."""
+    keys = ("target", "modality", "depth_fill")
+    return {"root": cfg["data_root"], "fold": cfg["fold"], "num_folds": max(cfg["num_folds"], 2)} | {
+        k: cfg.get(k) for k in keys
+    }
 
 
 def run_training(cfg: dict) -> Path:

@@ -6,9 +6,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch.utils.data
 
-__all__ = ["IGNORE_INDEX", "DatasetInfo", "data_root", "register_dataset_info", "get_dataset_info"]
+__all__ = [
+    "IGNORE_INDEX",
+    "DatasetInfo",
+    "SegmentationDataset",
+    "data_root",
+    "decode_image",
+    "kfold_split",
+    "register_dataset_info",
+    "get_dataset_info",
+]
 
 #: Label value of pixels that count neither in the loss nor in the metrics.
 IGNORE_INDEX = 255
@@ -57,3 +68,53 @@ def get_dataset_info(name: str) -> DatasetInfo:
 def data_root() -> Path:
     """Folder holding the datasets: ``$SCENEPARSE_DATA``, else ``../shared/data``."""
     return Path(os.environ.get("SCENEPARSE_DATA", "../shared/data")).expanduser()
+
+
+def kfold_split(ids: list[str], fold: int, num_folds: int = 5, seed: int = 0):
+    """Split sorted ``ids`` into (train, val) for ``fold`` of ``num_folds``, deterministically.
+
+    The ids are shuffled by a fixed seed and dealt out round-robin, so every id lands in exactly
+    one validation fold and the folds differ in size by at most one.
+    """
+    if not 0 <= fold < num_folds:
+        raise ValueError(f"fold must be in [0, {num_folds}), got {fold}")
+    ids = sorted(ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    val = {ids[i] for k, i in enumerate(order) if k % num_folds == fold}
+    return [i for i in ids if i not in val], [i for i in ids if i in val]
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """HxWx3 uint8 RGB from encoded image bytes; a clear error for anything unreadable."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{name}: not a readable image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Base of the dataset modules: ``ids`` (sample names), ``info`` and an optional transform.
+
+    Subclasses set ``self.ids`` and ``self.info`` and implement :meth:`load`, which returns the
+    raw sample dict ``{"image", "label", "name", ...}`` (``image`` HxWx3 uint8 RGB, ``label``
+    HxW uint8 with :data:`IGNORE_INDEX` for void, ``depth`` HxW float32 metres if any).
+    """
+
+    ids: list[str]
+    info: DatasetInfo
+    transform = None
+
+    def load(self, name: str) -> dict:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict:
+        name = self.ids[index]
+        sample = self.load(name)
+        shape = sample["image"].shape[:2]
+        for key in ("label", "depth"):
+            if key in sample and sample[key].shape[:2] != shape:
+                raise ValueError(f"{name}: image {shape} and {key} {sample[key].shape[:2]} differ in size")
+        return self.transform(sample) if self.transform else sample

@@ -12,11 +12,17 @@ import logging
 import tarfile
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch.utils.data
 
-from sceneparse.data.base import IGNORE_INDEX, DatasetInfo, data_root, register_dataset_info
+from sceneparse.data.base import (
+    IGNORE_INDEX,
+    DatasetInfo,
+    SegmentationDataset,
+    data_root,
+    decode_image,
+    kfold_split,
+    register_dataset_info,
+)
 
 __all__ = ["STANFORD_REGIONS", "STANFORD_SURFACES", "StanfordBackground", "kfold_split"]
 
@@ -46,20 +52,6 @@ STANFORD_SURFACES = register_dataset_info(
 _TARGETS = {"regions": STANFORD_REGIONS, "surfaces": STANFORD_SURFACES}
 
 
-def kfold_split(ids: list[str], fold: int, num_folds: int = 5, seed: int = 0):
-    """Split sorted ``ids`` into (train, val) for ``fold`` of ``num_folds``, deterministically.
-
-    The ids are shuffled by a fixed seed and dealt out round-robin, so every id lands in exactly
-    one validation fold and the folds differ in size by at most one.
-    """
-    if not 0 <= fold < num_folds:
-        raise ValueError(f"fold must be in [0, {num_folds}), got {fold}")
-    ids = sorted(ids)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    val = {ids[i] for k, i in enumerate(order) if k % num_folds == fold}
-    return [i for i in ids if i not in val], [i for i in ids if i in val]
-
-
 def _parse_label_text(text: str, name: str) -> np.ndarray:
     rows = [r.split() for r in text.strip().splitlines()]
     if not rows or any(len(r) != len(rows[0]) for r in rows):
@@ -69,13 +61,6 @@ def _parse_label_text(text: str, name: str) -> np.ndarray:
     valid = label >= 0
     out[valid] = label[valid]
     return out
-
-
-def _decode_image(data: bytes, name: str) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{name}: not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def _read_raw(root: Path, target: str) -> dict[str, tuple[bytes, str]]:
@@ -115,7 +100,7 @@ def _read_raw(root: Path, target: str) -> dict[str, tuple[bytes, str]]:
 _CACHE: dict[tuple[str, str], dict] = {}
 
 
-class StanfordBackground(torch.utils.data.Dataset):
+class StanfordBackground(SegmentationDataset):
     """Stanford Background as sample dicts ``{"image", "label", "name"}``.
 
     ``image`` is HxWx3 uint8 RGB, ``label`` HxW uint8 with :data:`IGNORE_INDEX` for unknown.
@@ -150,7 +135,7 @@ class StanfordBackground(torch.utils.data.Dataset):
         key = (str(root.resolve()), target)
         if key not in _CACHE:  # decoding 572 images takes seconds: do it once per process
             raw = _read_raw(root, target)
-            _CACHE[key] = {k: (_decode_image(img, k), _parse_label_text(txt, k)) for k, (img, txt) in raw.items()}
+            _CACHE[key] = {k: (decode_image(img, k), _parse_label_text(txt, k)) for k, (img, txt) in raw.items()}
         self._data = _CACHE[key]
         ids = sorted(self._data)
         if split == "all":
@@ -159,13 +144,6 @@ class StanfordBackground(torch.utils.data.Dataset):
             train, val = kfold_split(ids, fold, num_folds, seed)
             self.ids = train if split == "train" else val
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> dict:
-        name = self.ids[index]
+    def load(self, name: str) -> dict:
         image, label = self._data[name]
-        if image.shape[:2] != label.shape:
-            raise ValueError(f"{name}: image {image.shape[:2]} and label {label.shape} differ in size")
-        sample = {"image": image, "label": label, "name": name}
-        return self.transform(sample) if self.transform else sample
+        return {"image": image, "label": label, "name": name}
