@@ -18,6 +18,8 @@ setup(
         "numpy>=1.23",
         "opencv-python-headless>=4.7",
         "scikit-image>=0.21",
+        "scipy>=1.9",  # MATLAB files of SIFT Flow and NYU v2
+        "h5py>=3.7",  # NYU v2's labelled set (MATLAB v7.3 = HDF5)
         "kornia>=0.7",
         "tqdm>=4.60",
         "PyYAML>=6.0",

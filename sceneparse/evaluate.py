@@ -99,7 +99,8 @@ def main(argv=None) -> int:
         "fold": args.fold if args.fold is not None else train_cfg.get("fold", 0),
         "num_folds": args.num_folds or max(train_cfg.get("num_folds", 5), 2),
     }
-    kw |= {k: train_cfg.get(k) for k in ("target", "modality", "depth_fill")}
+    kw |= {k: train_cfg.get(k) for k in ("target", "depth_fill")}
+    kw["modality"] = "rgbd" if parser.in_channels == 4 else "rgb"
     dataset = build_dataset(dataset_name, split=args.split, **kw)
     if tuple(dataset.info.class_names) != tuple(parser.class_names):
         raise ValueError(

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from sceneparse.data.base import DatasetInfo
+from sceneparse.data.depth import fill_depth
 from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_device
 
 __all__ = ["SceneParser", "ParseResult", "list_pretrained", "pretrained_path", "check_refiners", "REFINERS"]
@@ -89,7 +90,14 @@ class SceneParser:
         model: a model returning BxCxHxW logits for BxC_inxHxW input in [0, 1] (+ depth).
         info: class names and colours of the model's outputs.
         device: "cpu" (default), "cuda", "cuda:N" or "auto".
+
+    Attributes:
+        depth_fill: how RGB-D models see missing depth readings (0): "nearest" (default) fills
+            them with the closest reading, as the hole-filled depth of NYU's labelled set they
+            were trained on; "inpaint" smooths them in; "none" passes the zeros on.
     """
+
+    depth_fill: str = "nearest"
 
     def __init__(self, model: torch.nn.Module, info: DatasetInfo, device: str | torch.device = "cpu") -> None:
         self.device = resolve_device(device)
@@ -162,6 +170,8 @@ class SceneParser:
             raise ValueError("depth has negative values; expected metres, 0 for no reading")
         if depth.max() > MAX_DEPTH_METRES:
             raise ValueError(f"depth reaches {depth.max():.0f}, too far for metres: millimetres? divide by 1000")
+        if self.depth_fill != "none" and not depth.all():
+            depth = fill_depth(depth, self.depth_fill)
         return depth
 
     # ------------------------------------------------------------------ parsing

@@ -33,12 +33,21 @@ __all__ = ["run_training"]
 log = logging.getLogger(__name__)
 
 
+def _model_in_channels(cfg: dict) -> int:
+    """Input channels of the configured model (3 RGB, 4 RGB-D), from a throw-away instance."""
+    return getattr(create_model(cfg["model"], **{"num_classes": 2, **cfg["model_args"]}), "in_channels", 3)
+
+
 def _dataset_kwargs(cfg: dict) -> dict:
-    """Options for :func:`build_dataset`; each dataset takes those it knows (see there)."""
-    keys = ("target", "modality", "depth_fill")
-    return {"root": cfg["data_root"], "fold": cfg["fold"], "num_folds": max(cfg["num_folds"], 2)} | {
-        k: cfg.get(k) for k in keys
-    }
+    """Options for :func:`build_dataset`; each dataset takes those it knows (see there).
+
+    RGB-D datasets give depth only to models that take it (``modality`` follows the model).
+    """
+    return {
+        "root": cfg["data_root"], "fold": cfg["fold"], "num_folds": max(cfg["num_folds"], 2),
+        "target": cfg.get("target"), "depth_fill": cfg.get("depth_fill"),
+        "modality": "rgbd" if _model_in_channels(cfg) == 4 else "rgb",
+    }  # fmt: skip
 
 
 def run_training(cfg: dict) -> Path:

@@ -7,9 +7,39 @@ import torch
 torch.set_num_threads(2)
 
 
+def shared_data() -> Path:
+    return Path(os.environ.get("SCENEPARSE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
 def stanford_archive() -> Path:
-    root = Path(os.environ.get("SCENEPARSE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    return root / "stanford-background" / "iccv09Data.tar.gz"
+    return shared_data() / "stanford-background" / "iccv09Data.tar.gz"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        # Not a skip: the real data is part of the test set-up (../shared/data or $SCENEPARSE_DATA).
+        raise FileNotFoundError(f"test data not found at {path}; set SCENEPARSE_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def siftflow_path() -> Path:
+    return _require(shared_data() / "siftflow" / "SiftFlowDataset.zip")
+
+
+@pytest.fixture(scope="session")
+def camvid_path() -> Path:
+    return _require(shared_data() / "camvid" / "CamVid")
+
+
+@pytest.fixture(scope="session")
+def nyu_frames() -> Path:
+    return _require(shared_data() / "nyuv2" / "frames")
+
+
+@pytest.fixture(scope="session")
+def nyu_meta() -> Path:
+    return _require(shared_data() / "nyuv2" / "meta")
 
 
 @pytest.fixture(scope="session")

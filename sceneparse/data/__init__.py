@@ -4,6 +4,7 @@ import inspect
 
 from sceneparse.data.base import IGNORE_INDEX, DatasetInfo, SegmentationDataset, data_root, get_dataset_info
 from sceneparse.data.camvid import CAMVID, CamVid
+from sceneparse.data.nyu import NYU_INFOS, NYUDepthV2
 from sceneparse.data.siftflow import SIFTFLOW, SiftFlow
 from sceneparse.data.stanford import STANFORD_REGIONS, STANFORD_SURFACES, StanfordBackground
 
@@ -17,6 +18,8 @@ __all__ = [
     "list_datasets",
     "CAMVID",
     "CamVid",
+    "NYU_INFOS",
+    "NYUDepthV2",
     "SIFTFLOW",
     "SiftFlow",
     "STANFORD_REGIONS",
@@ -24,7 +27,7 @@ __all__ = [
     "StanfordBackground",
 ]
 
-_DATASETS = {"stanford-background": StanfordBackground, "siftflow": SiftFlow, "camvid": CamVid}
+_DATASETS = {"stanford-background": StanfordBackground, "siftflow": SiftFlow, "camvid": CamVid, "nyuv2": NYUDepthV2}
 
 #: Options that the training and evaluation commands pass to every dataset; a dataset that has
 #: no such notion (CamVid has official splits, so no folds) ignores them.

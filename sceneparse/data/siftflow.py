@@ -57,7 +57,7 @@ def label_from_mat(data: bytes, name: str) -> np.ndarray:
     """The ``S`` matrix of a SemanticLabels .mat as uint8 model indices (void -> ignore)."""
     try:
         s = scipy.io.loadmat(io.BytesIO(data), variable_names=["S"])["S"]
-    except (ValueError, KeyError, TypeError, OSError) as err:
+    except (ValueError, KeyError, TypeError, OSError, scipy.io.matlab.MatReadError) as err:
         raise ValueError(f"{name}: not a SIFT Flow label file with an S matrix ({err})") from err
     s = np.asarray(s)
     if s.ndim != 2 or s.min() < 0 or s.max() > len(SIFTFLOW.class_names):
@@ -86,7 +86,9 @@ class _Source:
         else:
             base = root / "SiftFlowDataset" if (root / "SiftFlowDataset").is_dir() else root
             if not (base / "Images").is_dir() or not (base / "SemanticLabels").is_dir():
-                raise FileNotFoundError(f"{root}: expected SiftFlowDataset.zip or a folder with Images/, SemanticLabels/")
+                raise FileNotFoundError(
+                    f"{root}: expected SiftFlowDataset.zip or a folder with Images/, SemanticLabels/"
+                )
             self.base = base
 
     def read(self, rel: str) -> bytes | None:
@@ -136,8 +138,10 @@ class SiftFlow(SegmentationDataset):
             raise ValueError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
         root = Path(root) if root else data_root() / "siftflow" / "SiftFlowDataset.zip"
         if not root.exists():
-            raise FileNotFoundError(f"SIFT Flow not found at {root}; set SCENEPARSE_DATA, pass root, "
-                                    "or run `sceneparse data prepare siftflow --source SiftFlowDataset.zip`")  # fmt: skip
+            raise FileNotFoundError(
+                f"SIFT Flow not found at {root}; set SCENEPARSE_DATA, pass root, or run "
+                "`sceneparse data prepare siftflow --source SiftFlowDataset.zip`"
+            )
         self.root, self.split, self.transform = root, split, transform
         self._source = _Source(root)
         annotated = self._source.list_labels()

@@ -1,8 +1,9 @@
 """Joint transforms on sample dicts, so that image, depth and label stay aligned.
 
 A sample holds ``image`` (HxWx3 uint8 RGB) and optionally ``label`` (HxW integer, resized with
-nearest neighbour, padded with the ignore index) and ``depth`` (HxW float metres, resized with
-nearest neighbour so that no depth is invented across edges, padded with 0 = no reading).
+nearest neighbour, padded with the ignore index), ``depth`` (HxW float metres, resized with nearest neighbour so
+that no depth is invented across edges, padded with 0 = no reading) and ``depth_valid`` (HxW bool
+mask of real readings).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ __all__ = [
 ]
 
 
+#: Per-pixel entries of a sample besides the image, resized with nearest neighbour.
+_NEAREST_KEYS = ("label", "depth", "depth_valid")
+_SPATIAL_KEYS = ("image", *_NEAREST_KEYS)
+
+
 class Compose:
     def __init__(self, transforms) -> None:
         self.transforms = list(transforms)
@@ -39,9 +45,11 @@ def _resize(sample: dict, size: tuple[int, int]) -> dict:
     h, w = size
     out = dict(sample)
     out["image"] = cv2.resize(sample["image"], (w, h), interpolation=cv2.INTER_LINEAR)
-    for key in ("label", "depth"):
+    for key in _NEAREST_KEYS:
         if key in sample:
-            out[key] = cv2.resize(sample[key], (w, h), interpolation=cv2.INTER_NEAREST)
+            resized = cv2.resize(np.asarray(sample[key], np.uint8 if key == "depth_valid" else None), (w, h),
+                                 interpolation=cv2.INTER_NEAREST)  # fmt: skip
+            out[key] = resized.astype(bool) if key == "depth_valid" else resized
     return out
 
 
@@ -69,13 +77,15 @@ class RandomCrop:
         ph, pw = max(ch - h, 0), max(cw - w, 0)
         out = dict(sample)
         if ph or pw:
-            fill = {"image": 0, "label": IGNORE_INDEX, "depth": 0}
+            fill = {"image": 0, "label": IGNORE_INDEX, "depth": 0, "depth_valid": 0}
             for key, value in fill.items():
                 if key in out:
-                    out[key] = cv2.copyMakeBorder(out[key], 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=value)
+                    padded = np.pad(out[key], [(0, ph), (0, pw)] + [(0, 0)] * (out[key].ndim - 2),
+                                    constant_values=value)  # fmt: skip
+                    out[key] = padded
             h, w = h + ph, w + pw
         y, x = random.randint(0, h - ch), random.randint(0, w - cw)
-        for key in ("image", "label", "depth"):
+        for key in _SPATIAL_KEYS:
             if key in out:
                 out[key] = out[key][y : y + ch, x : x + cw]
         return out
@@ -89,7 +99,7 @@ class RandomHorizontalFlip:
         if random.random() >= self.p:
             return sample
         out = dict(sample)
-        for key in ("image", "label", "depth"):
+        for key in _SPATIAL_KEYS:
             if key in out:
                 out[key] = np.ascontiguousarray(out[key][:, ::-1])
         return out
@@ -127,4 +137,6 @@ class ToTensor:
             out["label"] = torch.from_numpy(np.ascontiguousarray(sample["label"])).long()
         if "depth" in sample:
             out["depth"] = torch.from_numpy(np.ascontiguousarray(sample["depth"], np.float32))[None]
+        if "depth_valid" in sample:
+            out["depth_valid"] = torch.from_numpy(np.ascontiguousarray(sample["depth_valid"], bool))[None]
         return out
