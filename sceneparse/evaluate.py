@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import platform
 import time
@@ -108,7 +109,9 @@ def main(argv=None) -> int:
             f"{dataset.info.class_names}"
         )
     scores = evaluate_parser(parser, dataset, tuple(args.refine), args.progress)
-    title = f"{args.model} on {dataset_name} {args.split} (fold {kw['fold']} of {kw['num_folds']})"
+    title = f"{args.model} on {dataset_name} {args.split}"
+    if args.split in ("train", "val") and "fold" in inspect.signature(type(dataset)).parameters:
+        title += f" (fold {kw['fold']} of {kw['num_folds']})"
     report = markdown_report(scores, title)
     print(report)
     if args.out:
