@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from sceneparse.data.depth import read_depth_png
 from sceneparse.io import list_images, read_image, write_image, write_label_png, write_npz
 
 __all__ = ["main", "label_images"]
@@ -15,9 +16,25 @@ __all__ = ["main", "label_images"]
 log = logging.getLogger(__name__)
 
 
-def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=(), alpha: float = 0.55,
-                 progress: bool = True) -> dict:  # fmt: skip
+def find_depth(image: Path, depth_dir: Path) -> Path:
+    """The depth map of ``image`` in ``depth_dir``: same stem (``0001.jpg`` -> ``0001.png``), or
+    the 7-Scenes naming (``frame-000000.color.jpg`` -> ``frame-000000.depth.png``)."""
+    stem = image.stem
+    for cand in (stem, stem.replace(".color", ".depth"), stem.replace("color", "depth")):
+        for ext in (".png", ".tif", ".tiff"):
+            if (depth_dir / f"{cand}{ext}").is_file():
+                return depth_dir / f"{cand}{ext}"
+    raise FileNotFoundError(f"{image}: no depth map named like it in {depth_dir}")
+
+
+def label_images(
+    parser, inputs, out: str | Path, probs: bool = False, refine=(), alpha: float = 0.55, progress: bool = True,
+    depth: str | Path | None = None, depth_scale: float = 1000.0,
+) -> dict:  # fmt: skip
     """Label every image in ``inputs`` (files or folders) into ``out``.
+
+    RGB-D models take ``depth``, a folder of 16-bit depth PNGs in units of 1/``depth_scale``
+    metres (millimetres by default) named like the images (see :func:`find_depth`).
 
     For each image ``NAME`` it writes ``NAME_labels.png`` (palette PNG of class indices),
     ``NAME_overlay.jpg`` and, with ``probs``, ``NAME_probs.npz`` (float16 ``probs`` CxHxW and
@@ -33,7 +50,8 @@ def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=()
     for path, stem in tqdm(items, desc="labelling", unit="image", disable=not progress, dynamic_ncols=True):
         try:
             rgb = read_image(path)
-            result = parser.parse(rgb, refine=refine)
+            d = read_depth_png(find_depth(Path(path), Path(depth)), depth_scale) if depth else None
+            result = parser.parse(rgb, depth=d, refine=refine)
         except (ValueError, FileNotFoundError) as err:
             failed[str(path)] = str(err)
             log.error("%s", err)
@@ -58,11 +76,16 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order")
     ap.add_argument("--probs", action="store_true", help="also write class probabilities (.npz)")
+    ap.add_argument("--depth", help="RGB-D models: folder of 16-bit depth PNGs named like the images")
+    ap.add_argument("--depth-scale", type=float, default=1000.0, help="depth PNG units per metre (1000: mm)")
     ap.add_argument("--alpha", type=float, default=0.55, help="opacity of the colours in the overlay")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
     parser = SceneParser.from_pretrained(args.model, device=args.device)
-    report = label_images(parser, args.inputs, args.out, args.probs, tuple(args.refine), args.alpha, args.progress)
+    if args.depth and not Path(args.depth).is_dir():
+        raise FileNotFoundError(f"depth folder not found: {args.depth}")
+    report = label_images(parser, args.inputs, args.out, args.probs, tuple(args.refine), args.alpha, args.progress,
+                          args.depth, args.depth_scale)  # fmt: skip
     n, bad = len(report["written"]), len(report["failed"])
     print(f"labelled {n} image(s) into {args.out}" + (f"; {bad} failed" if bad else ""))
     return 1 if bad else 0

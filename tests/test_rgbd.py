@@ -39,6 +39,13 @@ def test_feature_rgbd_train_evaluate_parse(tmp_path, nyu_frames, target):
     with pytest.raises(ValueError, match="RGB-D model"):
         parser.parse(rgb)
 
+    labelled = tmp_path / "labelled"
+    rgb_file = str(nyu_frames / "rgb" / "0001.png")
+    assert main(["label", rgb_file, "--model", str(run / "final.pt"), "--depth", str(nyu_frames / "depth"),
+                 "--out", str(labelled), "--no-progress"]) == 0  # fmt: skip
+    assert (labelled / "0001_labels.png").is_file() and (labelled / "0001_overlay.jpg").is_file()
+    assert main(["label", rgb_file, "--model", str(run / "final.pt"), "--out", str(labelled / "x")]) == 1  # no depth
+
     out = tmp_path / "eval"
     assert main(["evaluate", "--model", str(run / "final.pt"), "--data-root", str(nyu_frames), "--split", "test",
                  "--out", str(out), "--no-progress"]) == 0  # fmt: skip
