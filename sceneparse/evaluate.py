@@ -48,7 +48,7 @@ def evaluate_parser(parser, dataset, refine=(), progress: bool = True) -> dict:
         "seconds_per_image": float(np.mean(seconds)) if seconds else math.nan,
         "seconds_per_image_median": float(np.median(seconds)) if seconds else math.nan,
         "device": device_name(parser.device),
-        "refine": list(refine),
+        "refine": [repr(r) for r in refine],
     })  # fmt: skip
     return scores
 

@@ -1,0 +1,21 @@
+"""Refiners: steps after the convnet that make labels agree with the image (and its depth).
+
+``parser.parse(rgb, refine=("superpixels", "crf"))`` applies them in order; each is a name, a
+``{"name": ..., **params}`` mapping, a (name, params) pair or a :class:`Refiner` instance.
+"""
+
+from sceneparse.refine.base import REFINERS, Refiner, build_refiner, build_refiners, register_refiner
+from sceneparse.refine.crf import DenseCRF
+from sceneparse.refine.superpixels import SuperpixelVoting, oversegment, region_mean
+
+__all__ = [
+    "REFINERS",
+    "Refiner",
+    "build_refiner",
+    "build_refiners",
+    "register_refiner",
+    "DenseCRF",
+    "SuperpixelVoting",
+    "oversegment",
+    "region_mean",
+]

@@ -1,0 +1,88 @@
+"""What every refiner shares: the call signature, parameter checks and the registry."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+__all__ = ["Refiner", "REFINERS", "register_refiner", "build_refiner", "build_refiners"]
+
+#: Refiner classes by name (``superpixels``, ``tree``, ``crf``, ...).
+REFINERS: dict[str, type] = {}
+
+
+def register_refiner(cls: type) -> type:
+    REFINERS[cls.name] = cls
+    return cls
+
+
+class Refiner:
+    """A step after the convnet: ``refiner(rgb, probs, depth=None) -> probs``.
+
+    ``rgb`` is HxWx3 uint8, ``probs`` CxHxW float32 class probabilities, ``depth`` HxW metres or
+    None. The result has the same shape and sums to 1 over the classes at every pixel.
+    Parameters are keyword arguments of the constructor; :meth:`params` lists them.
+    """
+
+    name = "refiner"
+
+    def __call__(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def params(self) -> dict:
+        return {k: getattr(self, k) for k in inspect.signature(type(self)).parameters}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+
+
+def build_refiner(spec) -> Refiner:
+    """A refiner from a name, a ``{"name": ..., **params}`` mapping, a (name, params) pair or an instance."""
+    if isinstance(spec, Refiner):
+        return spec
+    if isinstance(spec, str):
+        name, params = spec, {}
+    elif isinstance(spec, dict):
+        params = dict(spec)
+        name = params.pop("name", None)
+    elif isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], dict):
+        name, params = spec
+    else:
+        raise ValueError(f"a refiner is a name, a mapping with 'name', or (name, params); got {spec!r}")
+    if name not in REFINERS:
+        raise ValueError(f"unknown refiner {name!r}; available: {', '.join(sorted(REFINERS))}")
+    cls = REFINERS[name]
+    known = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(
+            f"refiner {name!r} has no parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return cls(**params)
+
+
+def build_refiners(refine) -> tuple[Refiner, ...]:
+    """Refiners applied in order: None, one spec, or a sequence of specs (see :func:`build_refiner`)."""
+    if refine is None:
+        return ()
+    if isinstance(refine, (str, dict, Refiner)):
+        refine = (refine,)
+    return tuple(build_refiner(s) for s in refine)
+
+
+def check_probs(probs: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 3 or probs.shape[1:] != rgb.shape[:2]:
+        raise ValueError(f"probs must be CxHxW with HxW = {rgb.shape[:2]}, got {probs.shape}")
+    return probs
+
+
+def positive(name: str, value, integer: bool = False, zero: bool = False):
+    """``value`` checked to be a positive (or non-negative) number; a clear error otherwise."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and (value >= 0 if zero else value > 0) and (not integer or float(value).is_integer())
+    if not ok:
+        kind = "integer" if integer else "number"
+        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} {kind}, got {value!r}")
+    return int(value) if integer else float(value)
