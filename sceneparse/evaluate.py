@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sceneparse.metrics import ConfusionMatrix
+from sceneparse.metrics import ConfusionMatrix, boundary_band
 
 __all__ = ["main", "evaluate_parser", "device_name", "markdown_report"]
 
@@ -24,15 +24,17 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def evaluate_parser(parser, dataset, refine=(), progress: bool = True) -> dict:
-    """Run ``parser.parse`` over ``dataset`` samples; metrics from one confusion matrix and
-    seconds per image of the whole ``parse`` call (conversion, network, refiners)."""
+def evaluate_parser(parser, dataset, refine=(), progress: bool = True, boundary_width: int = 4) -> dict:
+    """Run ``parser.parse`` over ``dataset`` samples; metrics from one confusion matrix,
+    accuracy within ``boundary_width`` pixels of true class boundaries (``boundary_accuracy``)
+    and seconds per image of the whole ``parse`` call (conversion, network, refiners)."""
     from sceneparse.pipeline import check_refiners
 
     refine = check_refiners(refine)
     info = parser.info
     cm = ConfusionMatrix(info.num_classes, info.ignore_index)
     seconds = []
+    band_correct = band_total = 0
     for i in tqdm(range(len(dataset)), desc="evaluate", disable=not progress, dynamic_ncols=True):
         sample = dataset[i]
         t = time.perf_counter()
@@ -40,9 +42,15 @@ def evaluate_parser(parser, dataset, refine=(), progress: bool = True) -> dict:
         if parser.device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - t)
-        cm.update(torch.from_numpy(result.labels), torch.from_numpy(np.asarray(sample["label"]).astype(np.int64)))
+        label = np.asarray(sample["label"]).astype(np.int64)
+        cm.update(torch.from_numpy(result.labels), torch.from_numpy(label))
+        band = boundary_band(label, boundary_width, info.ignore_index)
+        band_correct += int((result.labels[band] == label[band]).sum())
+        band_total += int(band.sum())
     scores = cm.scores(info.class_names)
     scores.update({
+        "boundary_accuracy": band_correct / band_total if band_total else math.nan,
+        "boundary_width": boundary_width,
         "confusion_matrix": cm.matrix.tolist(),
         "images": len(dataset),
         "seconds_per_image": float(np.mean(seconds)) if seconds else math.nan,
@@ -58,10 +66,12 @@ def markdown_report(scores: dict, title: str) -> str:
     lines = [
         f"# {title}",
         "",
-        "| pixel acc. | mean class acc. | mean IoU | images | s / image | device |",
-        "|---:|---:|---:|---:|---:|---|",
+        f"| pixel acc. | mean class acc. | mean IoU | boundary acc. ({scores['boundary_width']} px) | images "
+        "| s / image | device |",
+        "|---:|---:|---:|---:|---:|---:|---|",
         f"| {pct(scores['pixel_accuracy'])} | {pct(scores['mean_class_accuracy'])} | {pct(scores['mean_iou'])} "
-        f"| {scores['images']} | {scores['seconds_per_image']:.4f} | {scores['device']} |",
+        f"| {pct(scores['boundary_accuracy'])} | {scores['images']} | {scores['seconds_per_image']:.4f} "
+        f"| {scores['device']} |",
         "",
         "| class | accuracy | IoU | pixels |",
         "|---|---:|---:|---:|",

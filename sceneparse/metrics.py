@@ -7,10 +7,11 @@ the classes present in the ground truth; IoU is the diagonal over row + column -
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
-__all__ = ["ConfusionMatrix", "scores_from_confusion"]
+__all__ = ["ConfusionMatrix", "scores_from_confusion", "boundary_band"]
 
 
 class ConfusionMatrix:
@@ -78,3 +79,30 @@ def scores_from_confusion(matrix: np.ndarray, class_names=None) -> dict:
         },
         "pixels": int(total),
     }
+
+
+def boundary_band(label: np.ndarray, width: int = 4, ignore_index: int = 255) -> np.ndarray:
+    """HxW bool mask of labelled pixels within ``width`` pixels of a true class boundary.
+
+    A boundary runs between two 4-neighbours of different classes (both labelled), half-way
+    between their centres; the band is every labelled pixel whose centre is at most ``width``
+    pixels from it (``width`` pixels on each side).
+
+    Example:
+        >>> lab = np.zeros((1, 10), np.uint8); lab[0, 5:] = 1
+        >>> boundary_band(lab, 2).astype(int).tolist()
+        [[0, 0, 0, 1, 1, 1, 1, 0, 0, 0]]
+    """
+    label = np.asarray(label)
+    valid = label != ignore_index
+    edge = np.zeros(label.shape, bool)
+    dh = (label[:, 1:] != label[:, :-1]) & valid[:, 1:] & valid[:, :-1]
+    dv = (label[1:] != label[:-1]) & valid[1:] & valid[:-1]
+    edge[:, 1:] |= dh
+    edge[:, :-1] |= dh
+    edge[1:] |= dv
+    edge[:-1] |= dv
+    if not edge.any():
+        return np.zeros(label.shape, bool)
+    dist = cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return (dist <= width - 1 + 1e-6) & valid
