@@ -99,6 +99,8 @@ class SceneParser:
         self.info = info
         #: Checkpoint metadata (training config, code revision, ...); empty for a bare model.
         self.meta: dict = {}
+        #: Name of the shipped model (None for a checkpoint file or a bare model).
+        self.name: str | None = None
         self.in_channels = getattr(model, "in_channels", 3)
         num_classes = getattr(model, "num_classes", info.num_classes)
         if num_classes != info.num_classes:
@@ -107,8 +109,10 @@ class SceneParser:
     @classmethod
     def from_pretrained(cls, name: str = "stanford-background", device: str | torch.device = "cpu") -> SceneParser:
         """A shipped model by name (see :func:`list_pretrained`) or a checkpoint path."""
-        path = Path(name) if str(name).endswith(".pt") else pretrained_path(name)
-        return cls.from_checkpoint(path, device)
+        shipped = not str(name).endswith(".pt")
+        parser = cls.from_checkpoint(pretrained_path(name) if shipped else Path(name), device)
+        parser.name = name if shipped else None
+        return parser
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> SceneParser:
@@ -195,6 +199,9 @@ class SceneParser:
                 ``{"name": ..., **params}`` mappings or refiner instances.
         """
         refiners = check_refiners(refine)
+        for refiner in refiners:
+            if hasattr(refiner, "bind"):
+                refiner.bind(self)  # refiners with per-model parts (the tree's region classifier)
         rgb, depth = self._inputs(rgb, depth)
         probs_t = self._probs(rgb, depth)
         if not refiners:

@@ -7,6 +7,7 @@
 from sceneparse.refine.base import REFINERS, Refiner, build_refiner, build_refiners, register_refiner
 from sceneparse.refine.crf import DenseCRF
 from sceneparse.refine.superpixels import SuperpixelVoting, oversegment, region_mean
+from sceneparse.refine.tree import PurityTree, build_tree, optimal_cover, train_region_classifier
 
 __all__ = [
     "REFINERS",
@@ -16,6 +17,10 @@ __all__ = [
     "register_refiner",
     "DenseCRF",
     "SuperpixelVoting",
+    "PurityTree",
+    "build_tree",
+    "optimal_cover",
+    "train_region_classifier",
     "oversegment",
     "region_mean",
 ]
