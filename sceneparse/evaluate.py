@@ -92,14 +92,21 @@ def main(argv=None) -> int:
     ap.add_argument("--dataset", default=None, help="dataset (default: the model's own)")
     ap.add_argument("--data-root", default=None, help="dataset archive or folder")
     ap.add_argument("--split", default="val", help="dataset split: train, val, test, all, ... (see the dataset)")
+    ap.add_argument("--subset", choices=("all", "tune", "report"), default="all",
+                    help="all images of the split, or the halves for tuning refiners (even positions) and for "
+                    "reporting on images the tuning never saw (odd positions)")  # fmt: skip
     ap.add_argument("--fold", type=int, default=None, help="validation fold (default: the model's own)")
     ap.add_argument("--num-folds", type=int, default=None)
-    ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order")
+    ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order (superpixels, tree, crf)")
+    ap.add_argument("--refine-config", help="YAML file of refiner parameters (see configs/refine.yaml)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     ap.add_argument("--out", default=None, help="folder for metrics.md, metrics.json, confusion.png")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
+    from sceneparse.refine import build_refiners, load_refine_config
+
+    refiners = build_refiners(args.refine, load_refine_config(args.refine_config) if args.refine_config else None)
     if args.threads:
         torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model, device=args.device)
@@ -118,8 +125,10 @@ def main(argv=None) -> int:
             f"the model's classes {parser.class_names} are not those of dataset {dataset_name!r} "
             f"{dataset.info.class_names}"
         )
-    scores = evaluate_parser(parser, dataset, tuple(args.refine), args.progress)
-    title = f"{args.model} on {dataset_name} {args.split}"
+    if args.subset != "all":
+        dataset.ids = dataset.ids[0 if args.subset == "tune" else 1 :: 2]
+    scores = evaluate_parser(parser, dataset, refiners, args.progress)
+    title = f"{args.model} on {dataset_name} {args.split}" + ("" if args.subset == "all" else f", {args.subset} half")
     if args.split in ("train", "val") and "fold" in inspect.signature(type(dataset)).parameters:
         title += f" (fold {kw['fold']} of {kw['num_folds']})"
     report = markdown_report(scores, title)

@@ -74,17 +74,21 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--model", default="stanford-background", help="shipped model name or checkpoint .pt")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order")
+    ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order (superpixels, tree, crf)")
+    ap.add_argument("--refine-config", help="YAML file of refiner parameters (see configs/refine.yaml)")
     ap.add_argument("--probs", action="store_true", help="also write class probabilities (.npz)")
     ap.add_argument("--depth", help="RGB-D models: folder of 16-bit depth PNGs named like the images")
     ap.add_argument("--depth-scale", type=float, default=1000.0, help="depth PNG units per metre (1000: mm)")
     ap.add_argument("--alpha", type=float, default=0.55, help="opacity of the colours in the overlay")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
+    from sceneparse.refine import build_refiners, load_refine_config
+
+    refiners = build_refiners(args.refine, load_refine_config(args.refine_config) if args.refine_config else None)
     parser = SceneParser.from_pretrained(args.model, device=args.device)
     if args.depth and not Path(args.depth).is_dir():
         raise FileNotFoundError(f"depth folder not found: {args.depth}")
-    report = label_images(parser, args.inputs, args.out, args.probs, tuple(args.refine), args.alpha, args.progress,
+    report = label_images(parser, args.inputs, args.out, args.probs, refiners, args.alpha, args.progress,
                           args.depth, args.depth_scale)  # fmt: skip
     n, bad = len(report["written"]), len(report["failed"])
     print(f"labelled {n} image(s) into {args.out}" + (f"; {bad} failed" if bad else ""))

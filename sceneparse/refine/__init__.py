@@ -4,7 +4,14 @@
 ``{"name": ..., **params}`` mapping, a (name, params) pair or a :class:`Refiner` instance.
 """
 
-from sceneparse.refine.base import REFINERS, Refiner, build_refiner, build_refiners, register_refiner
+from sceneparse.refine.base import (
+    REFINERS,
+    Refiner,
+    build_refiner,
+    build_refiners,
+    load_refine_config,
+    register_refiner,
+)
 from sceneparse.refine.crf import DenseCRF
 from sceneparse.refine.superpixels import SuperpixelVoting, oversegment, region_mean
 from sceneparse.refine.tree import PurityTree, build_tree, optimal_cover, train_region_classifier
@@ -14,6 +21,7 @@ __all__ = [
     "Refiner",
     "build_refiner",
     "build_refiners",
+    "load_refine_config",
     "register_refiner",
     "DenseCRF",
     "SuperpixelVoting",

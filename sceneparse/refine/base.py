@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 
-__all__ = ["Refiner", "REFINERS", "register_refiner", "build_refiner", "build_refiners"]
+__all__ = ["Refiner", "REFINERS", "register_refiner", "build_refiner", "build_refiners", "load_refine_config"]
 
 #: Refiner classes by name (``superpixels``, ``tree``, ``crf``, ...).
 REFINERS: dict[str, type] = {}
@@ -62,13 +62,39 @@ def build_refiner(spec) -> Refiner:
     return cls(**params)
 
 
-def build_refiners(refine) -> tuple[Refiner, ...]:
-    """Refiners applied in order: None, one spec, or a sequence of specs (see :func:`build_refiner`)."""
+def build_refiners(refine, config: dict | None = None) -> tuple[Refiner, ...]:
+    """Refiners applied in order: None, one spec, or a sequence of specs (see :func:`build_refiner`).
+
+    ``config`` maps refiner names to parameters (as :func:`load_refine_config` reads them); a
+    refiner given by name takes its parameters from there.
+    """
     if refine is None:
         return ()
     if isinstance(refine, (str, dict, Refiner)):
         refine = (refine,)
-    return tuple(build_refiner(s) for s in refine)
+    config = config or {}
+    return tuple(build_refiner((s, config[s]) if isinstance(s, str) and s in config else s) for s in refine)
+
+
+def load_refine_config(path) -> dict:
+    """``{name: params}`` from a YAML file with a ``refiners:`` mapping (see configs/refine.yaml)."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"refiner config not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    table = data.get("refiners", data) if isinstance(data, dict) else None
+    if not isinstance(table, dict) or not all(isinstance(v, dict) or v is None for v in table.values()):
+        raise ValueError(f"{path}: expected 'refiners:' mapping each refiner name to its parameters")
+    for name, params in table.items():
+        build_refiner((name, params or {}))  # unknown names and parameters fail here, naming them
+    return {name: dict(params or {}) for name, params in table.items()}
 
 
 def check_probs(probs: np.ndarray, rgb: np.ndarray) -> np.ndarray:
