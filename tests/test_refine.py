@@ -1,0 +1,135 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from sceneparse.refine import (
+    DenseCRF,
+    PurityTree,
+    SuperpixelVoting,
+    build_refiner,
+    build_refiners,
+    build_tree,
+    load_refine_config,
+    optimal_cover,
+)
+from sceneparse.refine.tree import SegmentationTree
+
+ALL = ["superpixels", {"name": "superpixels", "method": "slic", "mode": "majority"}, "tree", "crf"]
+
+
+@pytest.fixture(scope="module")
+def real(stanford_val):
+    from sceneparse.pipeline import SceneParser
+
+    parser = SceneParser.from_pretrained("stanford-background")
+    samples = [stanford_val[i] for i in (0, 40, 80)]
+    return parser, [(s["image"], parser.predict_probs(s["image"])) for s in samples]
+
+
+@pytest.mark.parametrize("spec", ALL, ids=lambda s: s if isinstance(s, str) else "slic-majority")
+def test_feature_refiners_on_real_images(real, spec):
+    parser, frames = real
+    for rgb, probs in frames:
+        out = build_refiner(spec)(rgb, probs)
+        assert out.shape == probs.shape and out.dtype == np.float32
+        assert np.allclose(out.sum(0), 1, atol=1e-4) and out.min() >= 0
+        labels = out.argmax(0)
+        assert labels.max() < parser.num_classes
+        assert (labels == probs.argmax(0)).mean() > 0.7  # refines, does not rewrite
+    result = parser.parse(frames[0][0], refine=[spec, "crf"])  # composes, keeps the image size
+    assert result.labels.shape == frames[0][0].shape[:2]
+
+
+def _noisy_two_regions(seed=0):
+    rng = np.random.default_rng(seed)
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[:, 40:] = 220
+    rgb = np.clip(rgb + rng.normal(0, 3, rgb.shape), 0, 255).astype(np.uint8)
+    probs = rng.dirichlet([1, 1, 1], size=(60, 80)).transpose(2, 0, 1).astype(np.float32)
+    probs[0, :, :40] += 0.4  # class 0 on the left, class 1 on the right, on average only
+    probs[1, :, 40:] += 0.4
+    return rgb, probs / probs.sum(0)
+
+
+@pytest.mark.parametrize("refiner", [SuperpixelVoting(), PurityTree(classifier="none"), DenseCRF(iterations=10)])
+def test_feature_uniform_region_takes_one_label(refiner):
+    rgb, probs = _noisy_two_regions()
+    assert len(np.unique(probs.argmax(0)[:, :40])) == 3  # the raw labels are noisy
+    labels = refiner(rgb, probs).argmax(0)
+    assert (labels[:, :38] == 0).all() and (labels[:, 42:] == 1).all()
+
+
+def _all_covers(tree, k):
+    if k < tree.num_leaves:
+        return [[k]]
+    a, b = tree.children[k]
+    return [[k]] + [x + y for x, y in itertools.product(_all_covers(tree, a), _all_covers(tree, b))]
+
+
+def test_feature_tree_cover_is_optimal_against_brute_force():
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        n = int(rng.integers(2, 9))
+        leaves = np.arange(n).reshape(1, n)
+        alive, merges = list(range(n)), []
+        while len(alive) > 1:  # a random binary tree
+            i, j = sorted(rng.choice(len(alive), 2, replace=False))
+            b, a = alive.pop(j), alive.pop(i)
+            merges.append((a, b))
+            alive.append(n + len(merges) - 1)
+        tree = SegmentationTree(leaves, merges)
+        cost = rng.uniform(0, 1, tree.num_nodes)
+        cover = optimal_cover(tree, cost)
+        best = min(_all_covers(tree, tree.num_nodes - 1), key=lambda c: cost[c].sum())
+        assert np.isclose(cost[cover].sum(), cost[best].sum())
+        covered = np.concatenate([_all_covers(tree, k)[-1] for k in cover])  # leaves under each node
+        assert sorted(covered.tolist()) == list(range(n))  # every leaf exactly once
+
+
+def test_feature_tree_is_a_binary_merge_of_superpixels(real):
+    rgb = real[1][0][0]
+    tree = build_tree(rgb)
+    assert tree.num_nodes == 2 * tree.num_leaves - 1
+    assert (tree.parent[:-1] >= 0).all() and tree.parent[-1] == -1
+    area = tree.accumulate(np.bincount(tree.leaves.ravel())[:, None].astype(float))
+    assert area[-1, 0] == rgb.shape[0] * rgb.shape[1]
+
+
+def test_feature_crf_respects_image_and_depth_edges():
+    h, w = 40, 80
+    probs = np.full((2, h, w), 0.5, np.float32)
+    probs[0, :, :10], probs[1, :, :10] = 0.9, 0.1  # sure of class 0 only far left
+    probs[0, :, -10:], probs[1, :, -10:] = 0.1, 0.9  # and of class 1 only far right
+    edge_rgb = np.zeros((h, w, 3), np.uint8)
+    edge_rgb[:, 30:] = 255  # a strong image edge at x = 30, off the middle
+    labels = DenseCRF(iterations=10, gaussian_compat=1)(edge_rgb, probs).argmax(0)
+    assert (labels[:, 2:28] == 0).all() and (labels[:, 32:78] == 1).all()
+    flat = np.full((h, w, 3), 128, np.uint8)  # no image edge, but a depth step at x = 50
+    depth = np.where(np.arange(w) < 50, 1.0, 4.0).astype(np.float32)[None].repeat(h, 0)
+    labels = DenseCRF(iterations=10, gaussian_compat=1, bilateral_compat=0)(flat, probs, depth).argmax(0)
+    assert (labels[:, 2:48] == 0).all() and (labels[:, 52:78] == 1).all()
+
+
+def test_exception_bad_refiner_parameters(tmp_path):
+    with pytest.raises(ValueError, match="unknown refiner 'blur'"):
+        build_refiner("blur")
+    with pytest.raises(ValueError, match="no parameter"):
+        build_refiner({"name": "crf", "iters": 3})
+    with pytest.raises(ValueError, match="iterations must be a positive integer"):
+        DenseCRF(iterations=0)
+    with pytest.raises(ValueError, match="confidence"):
+        SuperpixelVoting(confidence=1.5)
+    with pytest.raises(ValueError, match="method"):
+        SuperpixelVoting(method="quickshift")
+    with pytest.raises(FileNotFoundError, match="region classifier"):
+        PurityTree(classifier=str(tmp_path / "none.pt"))
+    with pytest.raises(ValueError, match="CxHxW"):
+        SuperpixelVoting()(np.zeros((10, 10, 3), np.uint8), np.zeros((2, 5, 5), np.float32))
+    bad = tmp_path / "r.yaml"
+    bad.write_text("refiners:\n  crf: {sxy: 3}\n")
+    with pytest.raises(ValueError, match="no parameter"):
+        load_refine_config(bad)
+    good = tmp_path / "g.yaml"
+    good.write_text("refiners:\n  crf: {iterations: 2}\n")
+    assert build_refiners(["crf"], load_refine_config(good))[0].iterations == 2
