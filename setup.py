@@ -20,6 +20,7 @@ setup(
         "scikit-image>=0.21",
         "scipy>=1.9",  # MATLAB files of SIFT Flow and NYU v2
         "h5py>=3.7",  # NYU v2's labelled set (MATLAB v7.3 = HDF5)
+        "pydensecrf2>=1.0",  # the dense CRF refiner (the maintained build of pydensecrf)
         "kornia>=0.7",
         "tqdm>=4.60",
         "PyYAML>=6.0",
@@ -27,7 +28,6 @@ setup(
         "Pillow>=9.0",
     ],
     extras_require={
-        "crf": ["pydensecrf2"],
         "3d": ["open3d>=0.17"],
         "demo": ["scikit-video"],
         "dev": ["pytest>=7", "ruff>=0.4"],

@@ -20,7 +20,7 @@ def _densecrf():
     try:
         import pydensecrf.densecrf as dcrf
     except ImportError as err:
-        raise ImportError("the dense CRF needs pydensecrf2: pip install 'sceneparse[crf]'") from err
+        raise ImportError("the dense CRF needs pydensecrf2 (a core dependency): pip install pydensecrf2") from err
     return dcrf
 
 
