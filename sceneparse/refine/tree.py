@@ -192,15 +192,22 @@ def node_features(tree: SegmentationTree, rgb: np.ndarray, probs: np.ndarray) ->
 
 
 class RegionClassifier(nn.Module):
-    """The 2-layer network of Farabet et al.: node features -> class distribution (logits)."""
+    """The 2-layer network of Farabet et al.: node features -> class distribution (logits).
+
+    It learns a correction to the region's mean convnet distribution (the first C features):
+    the logits are its log plus the network's output, which starts at zero, so an untrained
+    classifier is the plain mean and training only has to learn where the convnet errs.
+    """
 
     def __init__(self, num_classes: int, hidden: int = 64) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.net = nn.Sequential(nn.Linear(2 * num_classes + 9, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return torch.log(x[:, : self.num_classes].clamp_min(1e-6)) + self.net(x)
 
 
 def _entropy(d: np.ndarray) -> np.ndarray:
@@ -293,7 +300,7 @@ class PurityTree(Refiner):
 
 def train_region_classifier(
     parser, dataset, out: str | Path, tree_params: dict | None = None, epochs: int = 30, hidden: int = 64,
-    lr: float = 0.01, seed: int = 0, progress: bool = True,
+    lr: float = 0.003, weight_decay: float = 0.01, seed: int = 0, progress: bool = True,
 ) -> dict:  # fmt: skip
     """Train the region classifier of :class:`PurityTree` for ``parser`` on ``dataset``'s regions.
 
@@ -329,7 +336,7 @@ def train_region_classifier(
     x, y, w = (torch.from_numpy(np.concatenate(a)) for a in (feats, targets, weights))
     torch.manual_seed(seed)
     net = RegionClassifier(c, hidden)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     history = []
     for epoch in range(epochs):
         perm = torch.randperm(len(x))

@@ -1,0 +1,35 @@
+"""Train the region classifier of the purity-tree refiner for a model (Farabet et al.'s 2-layer
+network on region features), on images the model was not trained on.
+
+python tools/train_region_classifier.py --model stanford-background --split val --subset tune \
+    --out sceneparse/weights/refiners/stanford-background-tree.pt
+"""
+
+import argparse
+import logging
+
+from sceneparse.data import build_dataset
+from sceneparse.pipeline import SceneParser
+from sceneparse.refine import train_region_classifier
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="shipped model name or checkpoint .pt")
+    ap.add_argument("--split", default="val", help="dataset split (default: the model's held-out images)")
+    ap.add_argument("--subset", choices=("all", "tune"), default="tune",
+                    help="tune: the even positions, leaving the odd ones for reporting")  # fmt: skip
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = SceneParser.from_pretrained(args.model)
+    cfg = parser.meta.get("train_config", {})
+    dataset = build_dataset(
+        cfg.get("dataset", parser.info.name), split=args.split, root=args.data_root, fold=cfg.get("fold", 0),
+        num_folds=max(cfg.get("num_folds", 5), 2), target=cfg.get("target"),
+    )  # fmt: skip
+    if args.subset == "tune":
+        dataset.ids = dataset.ids[0::2]
+    report = train_region_classifier(parser, dataset, args.out, epochs=args.epochs)
+    print(f"wrote {args.out}: {report['samples']} regions, final loss {report['loss'][-1]:.4f}")
