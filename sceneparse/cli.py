@@ -36,6 +36,41 @@ def _label(argv) -> int:
     return label_main(argv)
 
 
+def _data(argv) -> int:
+    from sceneparse.data import download as dl
+
+    ap = argparse.ArgumentParser(prog="sceneparse data", description="Get the benchmark datasets.")
+    sub = ap.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="known datasets, their official addresses, and which are installed").add_argument(
+        "--root", help="data root (default: $SCENEPARSE_DATA or ../shared/data)"
+    )
+    for action, text in (("prepare", "check and install an official archive or folder"),
+                         ("download", "download from the official address, verify and install")):  # fmt: skip
+        p = sub.add_parser(action, help=text)
+        p.add_argument("name", help=", ".join(sorted(dl.SOURCES)))
+        p.add_argument("--root", help="data root (default: $SCENEPARSE_DATA or ../shared/data)")
+        p.add_argument("--sha256", help="expected SHA-256 of the archive")
+        p.add_argument("--force", action="store_true", help="replace an installed copy")
+        p.add_argument("--no-progress", dest="progress", action="store_false")
+        if action == "prepare":
+            p.add_argument("--source", required=True, help="the official archive, or the folder it extracts to")
+        else:
+            p.add_argument("--url", help="another address of the same archive (a mirror)")
+    args = ap.parse_args(argv)
+    if args.action == "list":
+        for name, url, installed, path in dl.status(args.root):
+            print(f"{name:20s} {'installed' if installed else 'missing  '}  {path}\n{'':20s} {url}")
+        return 0
+    if args.action == "prepare":
+        path = dl.prepare(args.name, args.source, args.root, progress=args.progress, force=args.force,
+                          sha256=args.sha256)  # fmt: skip
+    else:
+        path = dl.fetch(args.name, args.root, url=args.url, sha256=args.sha256, progress=args.progress,
+                        force=args.force)  # fmt: skip
+    print(f"{args.name} installed: {path}")
+    return 0
+
+
 def _models(argv) -> int:
     from sceneparse.pipeline import list_pretrained
     from sceneparse.registry import list_models
@@ -46,16 +81,17 @@ def _models(argv) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "label": _label, "models": _models}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "label": _label, "data": _data, "models": _models}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: sceneparse {train,evaluate,label,models} [options]\n")
+        print("usage: sceneparse {train,evaluate,label,data,models} [options]\n")
         print("  train      train a model (sceneparse train --config configs/msconvnet_stanford.yaml)")
         print("  evaluate   accuracy, IoU and speed of a model on a dataset split")
         print("  label      label images or folders of images, writing PNGs and overlays")
+        print("  data       list, download or prepare the benchmark datasets")
         print("  models     list architectures and shipped models")
         if argv and argv[0] not in ("-h", "--help"):
             print(f"\nunknown command {argv[0]!r}", file=sys.stderr)
@@ -64,7 +100,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         # Errors we raise name the problem; a traceback would bury the message.
         log.error("%s", err)
         return 1
