@@ -300,29 +300,34 @@ class PurityTree(Refiner):
 
 def train_region_classifier(
     parser, dataset, out: str | Path, tree_params: dict | None = None, epochs: int = 30, hidden: int = 64,
-    lr: float = 0.003, weight_decay: float = 0.01, seed: int = 0, progress: bool = True,
+    lr: float = 0.003, weight_decay: float = 0.01, balance_power: float = 0.5, seed: int = 0, progress: bool = True,
 ) -> dict:  # fmt: skip
     """Train the region classifier of :class:`PurityTree` for ``parser`` on ``dataset``'s regions.
 
     Every node of every image's tree is a sample: its features in, the distribution of its true
-    (labelled) pixels as the soft target, weighted by its labelled area. Writes ``out`` and
-    returns the training log.
+    (labelled) pixels as the soft target, weighted by the log of its labelled area. Classes are
+    weighted (median frequency / frequency) ** ``balance_power``, as the convnet's loss, so that
+    the classifier does not trade rare classes for frequent ones. Writes ``out`` and returns the
+    training log.
     """
     from tqdm import tqdm
 
     from sceneparse.io import atomic_write
+    from sceneparse.losses import balanced_class_weights
 
     tree_params = dict(tree_params or {})
     refiner = PurityTree(**tree_params, classifier="none")
     c = parser.num_classes
     ignore = parser.info.ignore_index
     feats, targets, weights = [], [], []
+    class_pixels = np.zeros(c)
     for i in tqdm(range(len(dataset)), desc="regions", disable=not progress, dynamic_ncols=True):
         sample = dataset[i]
         rgb, label = sample["image"], np.asarray(sample["label"]).astype(np.int64)
         probs = parser.predict_probs(rgb, depth=sample.get("depth"))
         tree = build_tree(rgb, refiner.scale, refiner.sigma, refiner.min_size, refiner.boundary_weight)
         valid = label != ignore
+        class_pixels += np.bincount(label[valid], minlength=c)[:c]
         onehot = np.zeros((label.size, c))
         onehot[np.flatnonzero(valid), label[valid]] = 1
         counts = np.stack([np.bincount(tree.leaves.ravel(), weights=onehot[:, k], minlength=tree.num_leaves)
@@ -334,6 +339,8 @@ def train_region_classifier(
         targets.append((node_counts[keep] / total[keep, None]).astype(np.float32))
         weights.append(np.log1p(total[keep]).astype(np.float32))
     x, y, w = (torch.from_numpy(np.concatenate(a)) for a in (feats, targets, weights))
+    freqs = class_pixels / class_pixels.sum()
+    class_w = balanced_class_weights(freqs, balance_power) if balance_power else torch.ones(c)
     torch.manual_seed(seed)
     net = RegionClassifier(c, hidden)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
@@ -343,7 +350,7 @@ def train_region_classifier(
         total_loss = 0.0
         for start in range(0, len(x), 4096):
             idx = perm[start : start + 4096]
-            loss = (-(y[idx] * torch.log_softmax(net(x[idx]), 1)).sum(1) * w[idx]).sum() / w[idx].sum()
+            loss = (-(y[idx] * class_w * torch.log_softmax(net(x[idx]), 1)).sum(1) * w[idx]).sum() / w[idx].sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -357,6 +364,7 @@ def train_region_classifier(
         "tree_params": tree_params,
         "state_dict": {k: v.half() for k, v in net.state_dict().items()},
         "samples": len(x),
+        "balance_power": balance_power,
         "loss": history,
     }
     atomic_write(out, lambda p: torch.save(state, p))
