@@ -106,3 +106,19 @@ def test_exception_depth_checks():
         rgbd.parse(rgb, depth=-depth)
     with pytest.raises(ValueError, match="outputs but"):
         SceneParser(create_model("msconvnet", num_classes=3), STANFORD_REGIONS)
+
+
+def test_feature_shipped_camvid_model(camvid_path):
+    from sceneparse.data import CAMVID, CamVid
+
+    parser = SceneParser.from_pretrained("camvid")
+    assert parser.class_names == CAMVID.class_names and parser.num_classes == 11  # void excluded
+    assert parser.meta["train_config"]["dataset"] == "camvid"
+    val = CamVid(camvid_path, "val")
+    cm = ConfusionMatrix(11)
+    for i in range(0, len(val), 20):
+        s = val[i]
+        result = parser.parse(s["image"])
+        assert result.labels.shape == (360, 480)
+        cm.update(torch.from_numpy(result.labels), torch.from_numpy(s["label"].astype(np.int64)))
+    assert cm.scores()["mean_iou"] > 0.5  # 59.7 on all 101 val frames (docs/BENCHMARKS.md)
