@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["ConfusionMatrix", "scores_from_confusion", "boundary_band"]
+__all__ = ["ConfusionMatrix", "scores_from_confusion", "boundary_band", "TemporalConsistency"]
 
 
 class ConfusionMatrix:
@@ -106,3 +106,60 @@ def boundary_band(label: np.ndarray, width: int = 4, ignore_index: int = 255) ->
         return np.zeros(label.shape, bool)
     dist = cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     return (dist <= width - 1 + 1e-6) & valid
+
+
+class TemporalConsistency:
+    """Flicker of a labelled stream, fed frame by frame in order.
+
+    * ``flicker``: among pixels whose true label is the same in two consecutive labelled frames
+      (and labelled in both), the share whose predicted label changes. The camera moves, so
+      the raw share of changed labels mixes real change with flicker; this does not.
+    * ``change_rate``: the raw share of pixels whose predicted label changes between frames.
+    * ``compensated_change``: the share that changes after motion compensation (the previous
+      labels warped by optical flow, pixels failing the forward-backward check left out), for
+      streams without labels.
+
+    Example:
+        >>> tc = TemporalConsistency()
+        >>> tc.update(np.array([[0, 1]]), np.array([[0, 1]]))
+        >>> tc.update(np.array([[1, 1]]), np.array([[0, 1]]))
+        >>> tc.scores()["flicker"]
+        0.5
+    """
+
+    def __init__(self, ignore_index: int = 255, compensate: bool = False) -> None:
+        self.ignore_index, self.compensate = ignore_index, compensate
+        self.stable = self.flickered = self.pixels = self.changed = 0
+        self.comp_pixels = self.comp_changed = 0
+        self._prev = None
+
+    def update(self, pred: np.ndarray, label: np.ndarray | None = None, rgb: np.ndarray | None = None) -> None:
+        pred = np.asarray(pred)
+        if self._prev is not None and self._prev[0].shape == pred.shape:
+            prev_pred, prev_label, prev_rgb = self._prev
+            self.pixels += pred.size
+            self.changed += int((pred != prev_pred).sum())
+            if label is not None and prev_label is not None:
+                stable = (label == prev_label) & (label != self.ignore_index)
+                self.stable += int(stable.sum())
+                self.flickered += int((pred != prev_pred)[stable].sum())
+            if self.compensate and rgb is not None and prev_rgb is not None:
+                from sceneparse.stream.temporal import FlowSmoother, warp
+
+                flows = FlowSmoother(flow_scale=0.5)
+                flows._flows(prev_rgb)
+                back, reliable = flows._flows(rgb) or (None, None)
+                if back is not None:
+                    moved, _ = warp(prev_pred.astype(np.float32), back, cv2.INTER_NEAREST)
+                    self.comp_pixels += int(reliable.sum())
+                    self.comp_changed += int((moved.astype(pred.dtype) != pred)[reliable].sum())
+        self._prev = (pred, None if label is None else np.asarray(label), rgb)
+
+    def scores(self) -> dict:
+        nan = float("nan")
+        return {
+            "flicker": self.flickered / self.stable if self.stable else nan,
+            "change_rate": self.changed / self.pixels if self.pixels else nan,
+            "compensated_change": self.comp_changed / self.comp_pixels if self.comp_pixels else nan,
+            "stable_pixels": self.stable,
+        }

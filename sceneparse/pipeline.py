@@ -57,6 +57,9 @@ class ParseResult:
     probs: np.ndarray
     class_names: tuple[str, ...]
     palette: np.ndarray
+    #: Position and time (seconds) of the frame in its stream (``parse_stream`` only).
+    index: int | None = None
+    timestamp: float | None = None
 
     def colorize(self) -> np.ndarray:
         """HxWx3 uint8 colour image of the labels."""
@@ -214,6 +217,40 @@ class SceneParser:
             probs = refiner(rgb, probs, depth=depth)
         labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
         return ParseResult(labels, probs, self.class_names, self.palette)
+
+    def parse_stream(self, frames, temporal=True, refine=(), **temporal_params):
+        """Label a stream of frames in order, with causal temporal smoothing.
+
+        Args:
+            frames: an iterable of HxWx3 uint8 RGB arrays, of (rgb, depth) pairs, or of
+                :class:`sceneparse.stream.Frame` (see :func:`sceneparse.stream.open_source`).
+            temporal: True or "flow" (optical-flow propagation), "superpixels" (Couprie et
+                al.'s matching of superpixels over time), or False for per-frame parsing.
+            refine: per-frame refiners, applied before the temporal smoothing.
+            temporal_params: parameters of the smoother (see :mod:`sceneparse.stream.temporal`).
+
+        Yields a :class:`ParseResult` per frame, with ``index`` and ``timestamp`` set. A frame's
+        result depends only on it and the frames before it.
+        """
+        from sceneparse.stream import Frame, build_smoother
+
+        smoother = build_smoother(temporal, **temporal_params)
+        refiners = check_refiners(refine)
+        for i, item in enumerate(frames):
+            if isinstance(item, Frame):
+                rgb, depth, index, ts = item.image, item.depth, item.index, item.timestamp
+            elif isinstance(item, tuple) and len(item) == 2:
+                (rgb, depth), index, ts = item, i, float(i)
+            else:
+                rgb, depth, index, ts = item, None, i, float(i)
+            if depth is not None and self.in_channels != 4:
+                depth = None  # an RGB model on an RGB-D stream: the depth is not for it
+            result = self.parse(rgb, depth, refiners)
+            if smoother is not None:
+                result.probs = smoother.update(rgb, result.probs, depth)
+                result.labels = torch.max(torch.from_numpy(result.probs), dim=0).indices.numpy()
+            result.index, result.timestamp = index, ts
+            yield result
 
     def parse_file(self, path: str | Path, refine=()) -> ParseResult:
         """:meth:`parse` of an image file."""

@@ -1,0 +1,6 @@
+"""Streams: frame sources (video, cameras, folders, RGB-D sequences) and temporal smoothing."""
+
+from sceneparse.stream.sources import Frame, open_source
+from sceneparse.stream.temporal import FlowSmoother, SuperpixelSmoother, TemporalSmoother, build_smoother
+
+__all__ = ["Frame", "open_source", "FlowSmoother", "SuperpixelSmoother", "TemporalSmoother", "build_smoother"]

@@ -1,0 +1,92 @@
+"""Tune refiner parameters on a tuning half of a model's held-out images (never the reported half).
+
+The convnet's probabilities are computed once per image; every parameter combination of the
+grid then runs only the refiner. Prints one line per combination (pixel / class accuracy, mean
+IoU, boundary accuracy, ms per image) and the best by pixel + boundary accuracy among those that
+keep mean class accuracy within 0.3 points of the raw convnet.
+
+python tools/tune_refiners.py --model stanford-background --refine crf \
+    --grid '{"bilateral_compat": [3, 5, 10], "bilateral_srgb": [5, 13, 20]}'
+python tools/tune_refiners.py --model stanford-background --refine crf --before superpixels --grid '{}'
+"""
+
+import argparse
+import itertools
+import json
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sceneparse.data import build_dataset
+from sceneparse.metrics import ConfusionMatrix, boundary_band
+from sceneparse.pipeline import SceneParser
+from sceneparse.refine import build_refiner
+
+
+def score(frames, labels, num_classes, refiners):
+    cm = ConfusionMatrix(num_classes)
+    band_ok = band_n = 0
+    seconds = 0.0
+    for (rgb, probs, depth), label in zip(frames, labels):
+        t = time.perf_counter()
+        for r in refiners:
+            probs = r(rgb, probs, depth=depth)
+        seconds += time.perf_counter() - t
+        pred = probs.argmax(0)
+        cm.update(torch.from_numpy(pred), torch.from_numpy(label))
+        band = boundary_band(label, 4)
+        band_ok += int((pred[band] == label[band]).sum())
+        band_n += int(band.sum())
+    s = cm.scores()
+    return {"pixel": 100 * s["pixel_accuracy"], "class": 100 * s["mean_class_accuracy"],
+            "miou": 100 * s["mean_iou"], "boundary": 100 * band_ok / max(band_n, 1),
+            "ms": 1000 * seconds / len(frames)}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--refine", required=True, help="refiner to tune")
+    ap.add_argument("--grid", default="{}", help="JSON {param: [values]}")
+    ap.add_argument("--fixed", default="{}", help="JSON {param: value} kept fixed")
+    ap.add_argument("--before", nargs="*", default=[], help="refiners (with defaults) applied first")
+    ap.add_argument("--after", nargs="*", default=[], help="refiners (with defaults) applied after")
+    ap.add_argument("--subset", choices=("tune", "report"), default="tune")
+    ap.add_argument("--limit", type=int, default=0, help="at most this many images")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    parser = SceneParser.from_pretrained(args.model)
+    cfg = parser.meta["train_config"]
+    ds = build_dataset(cfg["dataset"], split="val", fold=cfg.get("fold", 0), num_folds=max(cfg.get("num_folds", 5), 2),
+                       target=cfg.get("target"))  # fmt: skip
+    ds.ids = ds.ids[0 if args.subset == "tune" else 1 :: 2]
+    if args.limit:
+        ds.ids = ds.ids[: args.limit]
+    frames, labels = [], []
+    for i in tqdm(range(len(ds)), desc="convnet"):
+        s = ds[i]
+        frames.append((s["image"], parser.predict_probs(s["image"], s.get("depth")), s.get("depth")))
+        labels.append(np.asarray(s["label"]).astype(np.int64))
+    before = [build_refiner(r) for r in args.before]
+    after = [build_refiner(r) for r in args.after]
+    raw = score(frames, labels, parser.num_classes, [])
+    print(f"{'raw':70s} " + " ".join(f"{k} {v:.2f}" for k, v in raw.items()), flush=True)
+    grid = json.loads(args.grid)
+    fixed = json.loads(args.fixed)
+    results = []
+    for values in itertools.product(*grid.values()):
+        params = fixed | dict(zip(grid, values))
+        refiner = build_refiner((args.refine, params))
+        r = score(frames, labels, parser.num_classes, [*before, refiner, *after])
+        results.append((params, r))
+        print(f"{json.dumps(params):70s} " + " ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)
+    ok = [x for x in results if x[1]["class"] >= raw["class"] - 0.3] or results
+    best = max(ok, key=lambda x: x[1]["pixel"] + x[1]["boundary"])
+    print("best:", json.dumps(best[0]), " ".join(f"{k} {v:.2f}" for k, v in best[1].items()))
+
+
+if __name__ == "__main__":
+    main()
