@@ -113,14 +113,18 @@ class FlowSmoother(TemporalSmoother):
         flow_scale: flow is computed at this fraction of the frame size (speed).
         fb_threshold: forward-backward disagreement (pixels) above which a pixel keeps its own.
         cut_threshold: histogram correlation below which the frame is a scene cut (reset).
+        stickiness: probability added to the previous (warped) label of a reliable pixel before
+            renormalising: a label changes only when the new class wins by this margin
+            (hysteresis), which stops flicker between near-equal classes.
     """
 
     name = "flow"
 
     def __init__(self, alpha: float = 0.8, flow_scale: float = 0.5, fb_threshold: float = 2.0,
-                 cut_threshold: float = 0.5) -> None:  # fmt: skip
+                 cut_threshold: float = 0.5, stickiness: float = 0.0) -> None:  # fmt: skip
         super().__init__(flow_scale, cut_threshold, fb_threshold)
         self.alpha = positive("alpha", alpha, zero=True)
+        self.stickiness = positive("stickiness", stickiness, zero=True)
 
     def reset(self) -> None:
         super().reset()
@@ -139,6 +143,12 @@ class FlowSmoother(TemporalSmoother):
         logp -= logp.max(0, keepdims=True)
         out = np.exp(logp)
         out /= out.sum(0, keepdims=True)
+        if self.stickiness:
+            prev_label = past.argmax(0)
+            bonus = np.zeros_like(out)
+            np.put_along_axis(bonus, prev_label[None], self.stickiness * reliable[None], axis=0)
+            out += bonus
+            out /= out.sum(0, keepdims=True)
         self._out = out.astype(np.float32)
         return self._out
 
