@@ -51,8 +51,8 @@ def main() -> None:
     ap.add_argument("--refine", required=True, help="refiner to tune")
     ap.add_argument("--grid", default="{}", help="JSON {param: [values]}")
     ap.add_argument("--fixed", default="{}", help="JSON {param: value} kept fixed")
-    ap.add_argument("--before", nargs="*", default=[], help="refiners (with defaults) applied first")
-    ap.add_argument("--after", nargs="*", default=[], help="refiners (with defaults) applied after")
+    ap.add_argument("--before", nargs="*", default=[], help="refiners applied first: names or JSON specs")
+    ap.add_argument("--after", nargs="*", default=[], help="refiners applied after: names or JSON specs")
     ap.add_argument("--subset", choices=("tune", "report"), default="tune")
     ap.add_argument("--limit", type=int, default=0, help="at most this many images")
     ap.add_argument("--threads", type=int, default=1)
@@ -70,8 +70,9 @@ def main() -> None:
         s = ds[i]
         frames.append((s["image"], parser.predict_probs(s["image"], s.get("depth")), s.get("depth")))
         labels.append(np.asarray(s["label"]).astype(np.int64))
-    before = [build_refiner(r) for r in args.before]
-    after = [build_refiner(r) for r in args.after]
+    spec = lambda r: json.loads(r) if r.lstrip().startswith("{") else r  # noqa: E731
+    before = [build_refiner(spec(r)) for r in args.before]
+    after = [build_refiner(spec(r)) for r in args.after]
     raw = score(frames, labels, parser.num_classes, [])
     print(f"{'raw':70s} " + " ".join(f"{k} {v:.2f}" for k, v in raw.items()), flush=True)
     grid = json.loads(args.grid)

@@ -35,12 +35,15 @@ class DenseCRF(Refiner):
             colour levels) and weight.
         depth_sxy, depth_sd, depth_compat: depth kernel widths (pixels, metres) and weight;
             used only when depth is given (0 weight turns it off).
+
+    The defaults were tuned on the tuning half of the Stanford Background model's held-out fold
+    (``tools/tune_refiners.py``; docs/BENCHMARKS.md): a wide, colour-sharp appearance kernel.
     """
 
     name = "crf"
 
     def __init__(self, iterations: int = 5, gaussian_sxy: float = 3.0, gaussian_compat: float = 3.0,
-                 bilateral_sxy: float = 50.0, bilateral_srgb: float = 13.0, bilateral_compat: float = 5.0,
+                 bilateral_sxy: float = 90.0, bilateral_srgb: float = 5.0, bilateral_compat: float = 5.0,
                  depth_sxy: float = 30.0, depth_sd: float = 0.1, depth_compat: float = 5.0) -> None:  # fmt: skip
         self.iterations = positive("iterations", iterations, integer=True)
         self.gaussian_sxy = positive("gaussian_sxy", gaussian_sxy)
