@@ -38,6 +38,11 @@ def nyu_frames() -> Path:
 
 
 @pytest.fixture(scope="session")
+def sevenscenes_path() -> Path:
+    return _require(shared_data() / "rgbd-sequence-7scenes")
+
+
+@pytest.fixture(scope="session")
 def nyu_meta() -> Path:
     return _require(shared_data() / "nyuv2" / "meta")
 

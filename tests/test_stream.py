@@ -1,0 +1,155 @@
+"""Stream sources and temporal smoothing (video issue, in progress)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from sceneparse.metrics import TemporalConsistency
+from sceneparse.stream import FlowSmoother, SuperpixelSmoother, build_smoother, open_source
+from sceneparse.stream.sources import FolderSource, SevenScenesSource, TUMSource, VideoSource
+
+
+def _moving_scene(n=8, h=96, w=128, step=3):
+    """A textured bright square moving right over a textured dark background."""
+    rng = np.random.default_rng(0)
+    bg = rng.integers(0, 60, (h, w + n * step, 3), dtype=np.uint8)
+    fg = rng.integers(180, 255, (40, 40, 3), dtype=np.uint8)
+    frames, masks = [], []
+    for t in range(n):
+        img = bg[:, t * step : t * step + w].copy()
+        x = 20 + t * step
+        img[28:68, x : x + 40] = fg
+        mask = np.zeros((h, w), bool)
+        mask[28:68, x : x + 40] = True
+        frames.append(cv2.GaussianBlur(img, (3, 3), 0))
+        masks.append(mask)
+    return frames, masks
+
+
+def test_feature_video_file_written_then_read(tmp_path):
+    frames, _ = _moving_scene()
+    path = tmp_path / "clip.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (128, 96))
+    for f in frames:
+        vw.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    vw.release()
+    with open_source(str(path)) as src:
+        assert isinstance(src, VideoSource) and src.fps == pytest.approx(15)
+        out = list(src)
+    assert [f.index for f in out] == list(range(8))
+    assert np.allclose([f.timestamp for f in out], np.arange(8) / 15, atol=1e-3)
+    assert out[3].image.shape == (96, 128, 3) and np.abs(out[3].image.astype(int) - frames[3]).mean() < 8
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    with pytest.raises(ValueError, match="not a readable video|no frame"):
+        list(open_source(str(corrupt)))
+    with pytest.raises(FileNotFoundError):
+        open_source(str(tmp_path / "none.mp4"))
+
+
+def test_feature_frame_folder_ordered_by_number(tmp_path):
+    frames, _ = _moving_scene(4)
+    for i, name in zip(range(4), ["f_10.png", "f_9.png", "f_100.png", "f_2.png"]):
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
+    src = open_source(tmp_path)
+    assert isinstance(src, FolderSource)
+    assert [f.name for f in src] == ["f_2", "f_9", "f_10", "f_100"]
+
+
+def test_feature_seven_scenes_sequence(sevenscenes_path):
+    src = open_source(sevenscenes_path)
+    assert isinstance(src, SevenScenesSource) and len(src) == 200
+    first = next(iter(src))
+    assert first.image.shape == (480, 640, 3) and first.depth.dtype == np.float32
+    assert 0.3 < np.median(first.depth[first.depth > 0]) < 5  # metres
+    assert first.pose.shape == (4, 4) and first.intrinsics[0, 0] == 585
+
+
+def test_feature_tum_layout_associates_by_time(tmp_path):
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "depth").mkdir()
+    rgb_lines, depth_lines = ["# timestamp filename"], ["# timestamp filename"]
+    for i in range(3):
+        t = 100 + i / 30
+        cv2.imwrite(str(tmp_path / "rgb" / f"{t:.6f}.png"), np.full((8, 10, 3), 40 * i, np.uint8))
+        cv2.imwrite(str(tmp_path / "depth" / f"{t + 0.005:.6f}.png"), np.full((8, 10), 5000 * (i + 1), np.uint16))
+        rgb_lines.append(f"{t:.6f} rgb/{t:.6f}.png")
+        depth_lines.append(f"{t + 0.005:.6f} depth/{t + 0.005:.6f}.png")
+    (tmp_path / "rgb.txt").write_text("\n".join(rgb_lines))
+    (tmp_path / "depth.txt").write_text("\n".join(depth_lines))
+    src = open_source(tmp_path)
+    assert isinstance(src, TUMSource)
+    frames = list(src)
+    assert [round(f.timestamp, 3) for f in frames] == [100.0, 100.033, 100.067]
+    assert [float(f.depth[0, 0]) for f in frames] == [1.0, 2.0, 3.0]  # 1/5000 m units
+
+
+@pytest.mark.parametrize("smoother", [FlowSmoother(alpha=1.0), SuperpixelSmoother()])
+def test_feature_smoothing_reduces_flicker_on_a_moving_scene(smoother):
+    frames, masks = _moving_scene(10)
+    rng = np.random.default_rng(1)
+    raw_tc, smooth_tc = TemporalConsistency(), TemporalConsistency()
+    raw_acc = smooth_acc = 0.0
+    for img, mask in zip(frames, masks):
+        probs = np.stack([~mask, mask]).astype(np.float32) * 0.3 + 0.35  # right, but unsure
+        probs += rng.normal(0, 0.12, probs.shape).astype(np.float32)  # per-frame noise: flicker
+        probs = np.clip(probs, 0.01, None)
+        probs /= probs.sum(0)
+        label = mask.astype(np.int64)
+        out = smoother.update(img, probs)
+        assert out.shape == probs.shape and np.allclose(out.sum(0), 1, atol=1e-4)
+        raw_tc.update(probs.argmax(0), label)
+        smooth_tc.update(out.argmax(0), label)
+        raw_acc += (probs.argmax(0) == label).mean()
+        smooth_acc += (out.argmax(0) == label).mean()
+    assert smooth_tc.scores()["flicker"] < 0.5 * raw_tc.scores()["flicker"]
+    assert smooth_acc >= raw_acc
+
+
+def test_feature_causal_and_reset_on_cut():
+    frames, masks = _moving_scene(6)
+    probs = [np.stack([~m, m]).astype(np.float32) * 0.6 + 0.2 for m in masks]
+    a, b = FlowSmoother(), FlowSmoother()
+    out_a = [a.update(f, p) for f, p in zip(frames, probs)]
+    changed = probs[:4] + [probs[4][::-1].copy(), probs[5]]  # later frames differ
+    out_b = [b.update(f, p) for f, p in zip(frames, changed)]
+    for k in range(4):  # frames before the change are untouched by it
+        assert np.array_equal(out_a[k], out_b[k])
+    cut = np.full_like(frames[0], 255)
+    s = FlowSmoother()
+    s.update(frames[0], probs[0])
+    assert np.array_equal(s.update(cut, probs[1]), probs[1]) and s.resets == 1
+
+
+def test_consistency_metric_on_hand_made_sequences():
+    tc = TemporalConsistency()
+    labels = [np.array([[0, 0, 1, 1]]), np.array([[0, 1, 1, 1]]), np.array([[0, 1, 1, 1]])]
+    preds = [np.array([[0, 0, 1, 1]]), np.array([[1, 1, 1, 1]]), np.array([[1, 1, 0, 1]])]
+    for p, g in zip(preds, labels):
+        tc.update(p, g)
+    s = tc.scores()
+    # pairs 1-2: 3 stable pixels (0, 2, 3), 1 flickers; pairs 2-3: 4 stable, 1 flickers
+    assert s["stable_pixels"] == 7 and s["flicker"] == pytest.approx(2 / 7)
+    assert s["change_rate"] == pytest.approx(3 / 8)
+
+
+def test_exception_bad_temporal_method():
+    with pytest.raises(ValueError, match="unknown temporal method"):
+        build_smoother("kalman")
+    with pytest.raises(ValueError, match="alpha"):
+        FlowSmoother(alpha=-1)
+
+
+def test_feature_parse_stream_on_real_video_frames(camvid_path):
+    from sceneparse.data import CamVid
+    from sceneparse.pipeline import SceneParser
+
+    parser = SceneParser.from_pretrained("camvid")
+    val = CamVid(camvid_path, "val")
+    images = [val[i]["image"] for i in val.sequences()["0016E5"][:4]]
+    plain = list(parser.parse_stream(images, temporal=False))
+    assert [r.index for r in plain] == [0, 1, 2, 3]
+    assert np.array_equal(plain[2].labels, parser.parse(images[2]).labels)
+    smooth = list(parser.parse_stream(iter(images), temporal="flow"))
+    assert np.array_equal(smooth[0].labels, plain[0].labels)  # nothing to smooth with yet
+    assert all(r.labels.shape == (360, 480) and r.labels.max() < 11 for r in smooth)
