@@ -13,36 +13,13 @@ python tools/tune_refiners.py --model stanford-background --refine crf --before 
 import argparse
 import itertools
 import json
-import time
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
 from sceneparse.data import build_dataset
-from sceneparse.metrics import ConfusionMatrix, boundary_band
+from sceneparse.evaluate import cached_predictions, score_refiners
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import build_refiner
-
-
-def score(frames, labels, num_classes, refiners):
-    cm = ConfusionMatrix(num_classes)
-    band_ok = band_n = 0
-    seconds = 0.0
-    for (rgb, probs, depth), label in zip(frames, labels):
-        t = time.perf_counter()
-        for r in refiners:
-            probs = r(rgb, probs, depth=depth)
-        seconds += time.perf_counter() - t
-        pred = probs.argmax(0)
-        cm.update(torch.from_numpy(pred), torch.from_numpy(label))
-        band = boundary_band(label, 4)
-        band_ok += int((pred[band] == label[band]).sum())
-        band_n += int(band.sum())
-    s = cm.scores()
-    return {"pixel": 100 * s["pixel_accuracy"], "class": 100 * s["mean_class_accuracy"],
-            "miou": 100 * s["mean_iou"], "boundary": 100 * band_ok / max(band_n, 1),
-            "ms": 1000 * seconds / len(frames)}  # fmt: skip
 
 
 def main() -> None:
@@ -65,15 +42,11 @@ def main() -> None:
     ds.ids = ds.ids[0 if args.subset == "tune" else 1 :: 2]
     if args.limit:
         ds.ids = ds.ids[: args.limit]
-    frames, labels = [], []
-    for i in tqdm(range(len(ds)), desc="convnet"):
-        s = ds[i]
-        frames.append((s["image"], parser.predict_probs(s["image"], s.get("depth")), s.get("depth")))
-        labels.append(np.asarray(s["label"]).astype(np.int64))
+    cached = cached_predictions(parser, ds)
     spec = lambda r: json.loads(r) if r.lstrip().startswith("{") else r  # noqa: E731
     before = [build_refiner(spec(r)) for r in args.before]
     after = [build_refiner(spec(r)) for r in args.after]
-    raw = score(frames, labels, parser.num_classes, [])
+    raw = score_refiners(cached, parser.num_classes)
     print(f"{'raw':70s} " + " ".join(f"{k} {v:.2f}" for k, v in raw.items()), flush=True)
     grid = json.loads(args.grid)
     fixed = json.loads(args.fixed)
@@ -81,7 +54,7 @@ def main() -> None:
     for values in itertools.product(*grid.values()):
         params = fixed | dict(zip(grid, values))
         refiner = build_refiner((args.refine, params))
-        r = score(frames, labels, parser.num_classes, [*before, refiner, *after])
+        r = score_refiners(cached, parser.num_classes, [*before, refiner, *after])
         results.append((params, r))
         print(f"{json.dumps(params):70s} " + " ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)
     ok = [x for x in results if x[1]["class"] >= raw["class"] - 0.3] or results

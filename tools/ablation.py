@@ -1,0 +1,64 @@
+"""Ablation of the refiners, as the paper's table: raw convnet, each refiner, and combinations,
+on the reporting half of a model's held-out images (the tuning half was used for the defaults).
+
+python tools/ablation.py --model stanford-background --refine-config configs/refine.yaml
+Prints a markdown table: pixel and class accuracy, mean IoU, accuracy within 4 px of true class
+boundaries, and milliseconds per image of the refiners (the convnet's own time is apart).
+"""
+
+import argparse
+import json
+
+import torch
+
+from sceneparse.data import build_dataset
+from sceneparse.evaluate import cached_predictions, score_refiners
+from sceneparse.pipeline import SceneParser
+from sceneparse.refine import build_refiners, load_refine_config
+
+COMBINATIONS = [[], ["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["tree", "crf"]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--refine-config", default="configs/refine.yaml")
+    ap.add_argument("--subset", choices=("tune", "report", "all"), default="report")
+    ap.add_argument("--combinations", default=json.dumps(COMBINATIONS), help="JSON list of refiner lists")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", help="also write the rows as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    parser = SceneParser.from_pretrained(args.model)
+    cfg = parser.meta["train_config"]
+    ds = build_dataset(cfg["dataset"], split="val", fold=cfg.get("fold", 0), num_folds=max(cfg.get("num_folds", 5), 2),
+                       target=cfg.get("target"))  # fmt: skip
+    if args.subset != "all":
+        ds.ids = ds.ids[0 if args.subset == "tune" else 1 :: 2]
+    config = load_refine_config(args.refine_config)
+    cached = cached_predictions(parser, ds)
+    rows = []
+    print(f"{args.model}, {len(ds)} images ({args.subset} half of the held-out split), {args.threads} threads\n")
+    print("| refiners | pixel | class | mIoU | boundary (4 px) | ms / image (refiners) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for combo in json.loads(args.combinations):
+        r = score_refiners(cached, parser.num_classes, _bound(combo, config, parser), parser.info.ignore_index)
+        rows.append({"refiners": combo, **r})
+        name = " + ".join(combo) or "raw convnet"
+        print(f"| {name} | {r['pixel']:.1f} | {r['class']:.1f} | {r['miou']:.1f} | {r['boundary']:.1f} | {r['ms']:.0f} |",
+              flush=True)  # fmt: skip
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+def _bound(combo, config, parser):
+    refiners = build_refiners(combo, config)
+    for r in refiners:
+        if hasattr(r, "bind"):
+            r.bind(parser)
+    return refiners
+
+
+if __name__ == "__main__":
+    main()
