@@ -52,7 +52,9 @@ def _noisy_two_regions(seed=0):
     return rgb, probs / probs.sum(0)
 
 
-@pytest.mark.parametrize("refiner", [SuperpixelVoting(), PurityTree(classifier="none"), DenseCRF(iterations=10)])
+@pytest.mark.parametrize(
+    "refiner", [SuperpixelVoting(confidence=1.0), PurityTree(classifier="none"), DenseCRF(iterations=10)]
+)
 def test_feature_uniform_region_takes_one_label(refiner):
     rgb, probs = _noisy_two_regions()
     assert len(np.unique(probs.argmax(0)[:, :40])) == 3  # the raw labels are noisy
