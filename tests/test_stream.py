@@ -153,3 +153,41 @@ def test_feature_parse_stream_on_real_video_frames(camvid_path):
     smooth = list(parser.parse_stream(iter(images), temporal="flow"))
     assert np.array_equal(smooth[0].labels, plain[0].labels)  # nothing to smooth with yet
     assert all(r.labels.shape == (360, 480) and r.labels.max() < 11 for r in smooth)
+
+
+def _write_clip(path, frames, fps=15):
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, frames[0].shape[1::-1])
+    for f in frames:
+        vw.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    vw.release()
+
+
+def test_feature_label_command_writes_a_playable_overlay_video(camvid_path, tmp_path):
+    from sceneparse.cli import main
+    from sceneparse.data import CamVid
+
+    val = CamVid(camvid_path, "val")
+    _write_clip(tmp_path / "drive.avi", [val[i]["image"] for i in range(6)])
+    out = tmp_path / "out"
+    assert main(["label", str(tmp_path / "drive.avi"), "--model", "camvid", "--out", str(out), "--labels",
+                 "--temporal", "flow", "--no-progress"]) == 0  # fmt: skip
+    cap = cv2.VideoCapture(str(out / "overlay.mp4"))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    ok, first = cap.read()
+    assert ok and first.shape == (360, 480, 3)
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [f"{i:06d}.png" for i in range(6)]
+
+
+def test_exception_truncated_video_keeps_what_was_written(tmp_path):
+    from sceneparse.pipeline import SceneParser
+    from sceneparse.stream.video import label_stream
+
+    frames, _ = _moving_scene(30, step=2)
+    _write_clip(tmp_path / "clip.avi", frames)
+    data = (tmp_path / "clip.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    parser = SceneParser.from_pretrained("stanford-background")
+    stats = label_stream(parser, str(tmp_path / "cut.avi"), tmp_path / "out", progress=False)
+    assert 0 < stats["frames"] < 30 and stats["written"] == stats["frames"]
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == stats["frames"] and cap.read()[0]
