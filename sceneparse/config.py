@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["TRAIN_DEFAULTS", "add_train_arguments", "parse_with_config", "load_yaml"]
+__all__ = ["TRAIN_DEFAULTS", "add_train_arguments", "parse_with_config", "load_yaml", "read_yaml_mapping"]
 
 #: Options of ``sceneparse train`` and their defaults.
 TRAIN_DEFAULTS: dict = {
@@ -73,17 +73,24 @@ _HELP = {
 }
 
 
-def load_yaml(path: str | Path, known: dict) -> dict:
-    """Read a flat YAML config and check every key against ``known``."""
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
+    """The mapping at the top of a YAML file; clear errors for a missing file, bad YAML or a
+    file that is not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of option: value")
+    return data
+
+
+def load_yaml(path: str | Path, known: dict) -> dict:
+    """Read a flat YAML config and check every key against ``known``."""
+    data = read_yaml_mapping(path)
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")

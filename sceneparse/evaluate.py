@@ -15,7 +15,15 @@ from tqdm import tqdm
 
 from sceneparse.metrics import ConfusionMatrix, boundary_band
 
-__all__ = ["main", "evaluate_parser", "device_name", "markdown_report", "cached_predictions", "score_refiners"]
+__all__ = [
+    "main",
+    "evaluate_parser",
+    "device_name",
+    "markdown_report",
+    "heldout_dataset",
+    "cached_predictions",
+    "score_refiners",
+]
 
 
 def device_name(device: torch.device) -> str:
@@ -59,6 +67,25 @@ def evaluate_parser(parser, dataset, refine=(), progress: bool = True, boundary_
         "refine": [repr(r) for r in refine],
     })  # fmt: skip
     return scores
+
+
+def heldout_dataset(parser, subset: str = "all", split: str = "val", data_root=None):
+    """The split of the model's own dataset (fold, target, ... from its training config); for
+    ``subset`` "tune" the even positions, for "report" the odd ones (refiners are tuned on one
+    half and reported on the other)."""
+    from sceneparse.data import build_dataset
+
+    cfg = parser.meta.get("train_config", {})
+    ds = build_dataset(
+        cfg.get("dataset", parser.info.name), split=split, root=data_root, fold=cfg.get("fold", 0),
+        num_folds=max(cfg.get("num_folds", 5), 2), target=cfg.get("target"), depth_fill=cfg.get("depth_fill"),
+        modality="rgbd" if parser.in_channels == 4 else "rgb",
+    )  # fmt: skip
+    if subset not in ("all", "tune", "report"):
+        raise ValueError(f"subset must be all, tune or report, got {subset!r}")
+    if subset != "all":
+        ds.ids = ds.ids[0 if subset == "tune" else 1 :: 2]
+    return ds
 
 
 def cached_predictions(parser, dataset, progress: bool = True) -> list[tuple]:

@@ -11,8 +11,7 @@ import json
 
 import torch
 
-from sceneparse.data import build_dataset
-from sceneparse.evaluate import cached_predictions, score_refiners
+from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import build_refiners, load_refine_config
 
@@ -30,11 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model)
-    cfg = parser.meta["train_config"]
-    ds = build_dataset(cfg["dataset"], split="val", fold=cfg.get("fold", 0), num_folds=max(cfg.get("num_folds", 5), 2),
-                       target=cfg.get("target"))  # fmt: skip
-    if args.subset != "all":
-        ds.ids = ds.ids[0 if args.subset == "tune" else 1 :: 2]
+    ds = heldout_dataset(parser, args.subset)
     config = load_refine_config(args.refine_config)
     cached = cached_predictions(parser, ds)
     rows = []

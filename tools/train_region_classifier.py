@@ -8,7 +8,7 @@ python tools/train_region_classifier.py --model stanford-background --split val 
 import argparse
 import logging
 
-from sceneparse.data import build_dataset
+from sceneparse.evaluate import heldout_dataset
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import train_region_classifier
 
@@ -24,12 +24,6 @@ if __name__ == "__main__":
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = SceneParser.from_pretrained(args.model)
-    cfg = parser.meta.get("train_config", {})
-    dataset = build_dataset(
-        cfg.get("dataset", parser.info.name), split=args.split, root=args.data_root, fold=cfg.get("fold", 0),
-        num_folds=max(cfg.get("num_folds", 5), 2), target=cfg.get("target"),
-    )  # fmt: skip
-    if args.subset == "tune":
-        dataset.ids = dataset.ids[0::2]
+    dataset = heldout_dataset(parser, args.subset, args.split, args.data_root)
     report = train_region_classifier(parser, dataset, args.out, epochs=args.epochs)
     print(f"wrote {args.out}: {report['samples']} regions, final loss {report['loss'][-1]:.4f}")

@@ -16,8 +16,7 @@ import json
 
 import torch
 
-from sceneparse.data import build_dataset
-from sceneparse.evaluate import cached_predictions, score_refiners
+from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import build_refiner
 
@@ -36,10 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model)
-    cfg = parser.meta["train_config"]
-    ds = build_dataset(cfg["dataset"], split="val", fold=cfg.get("fold", 0), num_folds=max(cfg.get("num_folds", 5), 2),
-                       target=cfg.get("target"))  # fmt: skip
-    ds.ids = ds.ids[0 if args.subset == "tune" else 1 :: 2]
+    ds = heldout_dataset(parser, args.subset)
     if args.limit:
         ds.ids = ds.ids[: args.limit]
     cached = cached_predictions(parser, ds)

@@ -78,18 +78,10 @@ def build_refiners(refine, config: dict | None = None) -> tuple[Refiner, ...]:
 
 def load_refine_config(path) -> dict:
     """``{name: params}`` from a YAML file with a ``refiners:`` mapping (see configs/refine.yaml)."""
-    from pathlib import Path
+    from sceneparse.config import read_yaml_mapping
 
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"refiner config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from err
-    table = data.get("refiners", data) if isinstance(data, dict) else None
+    data = read_yaml_mapping(path, "refiner config")
+    table = data.get("refiners", data)
     if not isinstance(table, dict) or not all(isinstance(v, dict) or v is None for v in table.values()):
         raise ValueError(f"{path}: expected 'refiners:' mapping each refiner name to its parameters")
     for name, params in table.items():
