@@ -12,7 +12,7 @@ setup(
     license="BSD-3-Clause",
     python_requires=">=3.9",
     packages=find_packages(include=["sceneparse", "sceneparse.*"]),
-    package_data={"sceneparse": ["weights/*.pt"]},
+    package_data={"sceneparse": ["weights/*.pt", "weights/refiners/*.pt"]},
     install_requires=[
         "torch>=2.1,<3",  # CI and the scripts pin 2.13.0 (the CPU build)
         "numpy>=1.23",
