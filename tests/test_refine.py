@@ -135,3 +135,14 @@ def test_exception_bad_refiner_parameters(tmp_path):
     good = tmp_path / "g.yaml"
     good.write_text("refiners:\n  crf: {iterations: 2}\n")
     assert build_refiners(["crf"], load_refine_config(good))[0].iterations == 2
+
+
+def test_feature_tree_binds_the_shipped_region_classifier(real, tmp_path):
+    parser, frames = real
+    tree = PurityTree()  # classifier="auto"
+    result = parser.parse(frames[0][0], refine=[tree])
+    assert tree._net is not None and tree._net_names == parser.class_names
+    assert result.labels.shape == frames[0][0].shape[:2]
+    bare = PurityTree()
+    bare.bind(object())  # no shipped model name: the plain mean distribution
+    assert bare._net is None
