@@ -1,0 +1,93 @@
+"""Seconds per frame of every shipped model, and milliseconds of every refiner, on this machine.
+
+    python tools/speed.py --threads 2 --repeats 20
+
+Each model parses a real frame of its own dataset at the dataset's size (Stanford Background
+320x240, SIFT Flow 256x256, CamVid 480x360): ``SceneParser.parse`` with everything included,
+median of the repeats after warm-up. Each refiner then runs on the Stanford model's
+probabilities of a 320x240 image (refiners only, the convnet apart), and the temporal smoothers
+on consecutive CamVid frames (480x360).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from sceneparse import SceneParser
+from sceneparse.evaluate import device_name, heldout_dataset
+from sceneparse.pipeline import list_pretrained
+from sceneparse.refine import build_refiners, load_refine_config
+
+
+def median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--refine-config", default="configs/refine.yaml")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"device: {device_name(torch.device(args.device))}, torch {torch.__version__}\n")
+    print("| model | frame | parse() ms |\n|---|---|---:|")
+    for name in list_pretrained():
+        parser = SceneParser.from_pretrained(name, device=args.device)
+        image = heldout_dataset(parser)[0]["image"]
+        ms = median_ms(lambda parser=parser, image=image: parser.parse(image), args.repeats)
+        print(f"| `{name}` | {image.shape[1]}x{image.shape[0]} | {ms:.1f} |", flush=True)
+
+    parser = SceneParser.from_pretrained("stanford-background", device=args.device)
+    image = heldout_dataset(parser)[0]["image"]
+    probs = parser.predict_probs(image)
+    config = load_refine_config(args.refine_config)
+    print("\n| refiner (Stanford model, 320x240) | ms |\n|---|---:|")
+    for names in (["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"]):
+        refiners = build_refiners(names, config)
+        for r in refiners:
+            if hasattr(r, "bind"):
+                r.bind(parser)
+
+        def run(refiners=refiners):
+            p = probs
+            for r in refiners:
+                p = r(image, p)
+
+        print(f"| {' + '.join(names)} | {median_ms(run, args.repeats):.1f} |", flush=True)
+
+    from sceneparse.stream import build_smoother
+
+    camvid = SceneParser.from_pretrained("camvid", device=args.device)
+    val = heldout_dataset(camvid)
+    frames = [val[i]["image"] for i in range(2)]
+    cprobs = [camvid.predict_probs(f) for f in frames]
+    print("\n| temporal smoother (CamVid model, 480x360) | ms per frame |\n|---|---:|")
+    for method in ("flow", "superpixels"):
+        smoother = build_smoother(method)
+
+        def step(smoother=smoother):
+            smoother.reset()
+            smoother.update(frames[0], cprobs[0])
+            t = time.perf_counter()
+            smoother.update(frames[1], cprobs[1])
+            return time.perf_counter() - t
+
+        times = sorted(step() for _ in range(args.repeats))
+        print(f"| {method} | {1000 * times[len(times) // 2]:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
