@@ -1,4 +1,5 @@
-"""``sceneparse evaluate``: accuracy, IoU and speed of a model on a dataset split."""
+"""``sceneparse evaluate``: accuracy, IoU and speed of a model on a dataset split (and, with
+``--temporal``, the temporal consistency of its labels over each video sequence of the split)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sceneparse.metrics import ConfusionMatrix, boundary_band
+from sceneparse.metrics import ConfusionMatrix, TemporalConsistency, boundary_band
 
 __all__ = [
     "main",
     "evaluate_parser",
+    "evaluate_stream",
+    "select_subset",
     "device_name",
     "markdown_report",
     "heldout_dataset",
@@ -69,10 +72,103 @@ def evaluate_parser(parser, dataset, refine=(), progress: bool = True, boundary_
     return scores
 
 
-def heldout_dataset(parser, subset: str = "all", split: str = "val", data_root=None):
+def evaluate_stream(parser, dataset, temporal="flow", refine=(), progress: bool = True,
+                    boundary_width: int = 4, **temporal_params) -> dict:  # fmt: skip
+    """:func:`evaluate_parser` for labelled video: each sequence of ``dataset`` (its
+    ``sequences()``: {name: sample indices in frame order}) is parsed in frame order with a fresh
+    temporal smoother (``temporal``: "none", "flow", "superpixels"; see
+    :func:`sceneparse.stream.build_smoother`). Adds the flicker and raw change rate of
+    :class:`sceneparse.metrics.TemporalConsistency` over consecutive labelled frames, and the
+    smoother's own milliseconds per frame (``seconds_per_image`` includes it)."""
+    from sceneparse.pipeline import check_refiners
+    from sceneparse.stream import build_smoother
+
+    sequences = getattr(dataset, "sequences", None)
+    if not callable(sequences):
+        raise ValueError(f"{type(dataset).__name__} has no video sequences: temporal evaluation needs a dataset "
+                         "with sequences() (CamVid)")  # fmt: skip
+    refine = check_refiners(refine)
+    info = parser.info
+    cm = ConfusionMatrix(info.num_classes, info.ignore_index)
+    seconds, smoother_seconds = [], []
+    band_correct = band_total = 0
+    flickered = stable = changed = pixels = 0
+    seqs = sequences()
+    bar = tqdm(total=sum(map(len, seqs.values())), desc="evaluate", disable=not progress, dynamic_ncols=True)
+    for indices in seqs.values():
+        smoother = build_smoother(temporal, **temporal_params)
+        tc = TemporalConsistency(info.ignore_index)
+        for i in indices:
+            sample = dataset[i]
+            t = time.perf_counter()
+            result = parser.parse(sample["image"], depth=sample.get("depth"), refine=refine)
+            if parser.device.type == "cuda":
+                torch.cuda.synchronize()
+            t_smooth = time.perf_counter()
+            if smoother is not None:
+                probs = smoother.update(sample["image"], result.probs, sample.get("depth"))
+                result.labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
+            now = time.perf_counter()
+            seconds.append(now - t)
+            smoother_seconds.append(now - t_smooth)
+            label = np.asarray(sample["label"]).astype(np.int64)
+            cm.update(torch.from_numpy(result.labels), torch.from_numpy(label))
+            band = boundary_band(label, boundary_width, info.ignore_index)
+            band_correct += int((result.labels[band] == label[band]).sum())
+            band_total += int(band.sum())
+            tc.update(result.labels, label)
+            bar.update(1)
+        flickered, stable = flickered + tc.flickered, stable + tc.stable
+        changed, pixels = changed + tc.changed, pixels + tc.pixels
+    bar.close()
+    scores = cm.scores(info.class_names)
+    scores.update({
+        "boundary_accuracy": band_correct / band_total if band_total else math.nan,
+        "boundary_width": boundary_width,
+        "confusion_matrix": cm.matrix.tolist(),
+        "images": len(seconds),
+        "seconds_per_image": float(np.mean(seconds)) if seconds else math.nan,
+        "seconds_per_image_median": float(np.median(seconds)) if seconds else math.nan,
+        "device": device_name(parser.device),
+        "refine": [repr(r) for r in refine],
+        "temporal": str(temporal if temporal not in (None, False) else "none"),
+        "temporal_params": temporal_params,
+        "sequences": len(seqs),
+        "flicker": flickered / stable if stable else math.nan,
+        "change_rate": changed / pixels if pixels else math.nan,
+        "stable_pixels": stable,
+        "smoother_ms_per_frame": 1000 * float(np.median(smoother_seconds)) if smoother_seconds else math.nan,
+    })  # fmt: skip
+    return scores
+
+
+def select_subset(dataset, subset: str = "all", temporal: bool = False):
+    """Keep the ``subset`` of ``dataset`` in place: "all"; "tune" / "report", the halves for tuning
+    refiners and for reporting on samples the tuning never saw. For images: even / odd positions.
+    For ``temporal`` evaluation, where even / odd would break the sequences: the first / second
+    half of each sequence, in frame order (CamVid's val run: frames 0..49 / 50..100)."""
+    if subset not in ("all", "tune", "report"):
+        raise ValueError(f"subset must be all, tune or report, got {subset!r}")
+    if subset == "all":
+        return dataset
+    if not temporal:
+        dataset.ids = dataset.ids[0 if subset == "tune" else 1 :: 2]
+        return dataset
+    if not callable(getattr(dataset, "sequences", None)):
+        raise ValueError(f"{type(dataset).__name__} has no video sequences: no temporal tune/report halves")
+    keep = []
+    for indices in dataset.sequences().values():
+        half = len(indices) // 2
+        keep += indices[:half] if subset == "tune" else indices[half:]
+    dataset.ids = [dataset.ids[i] for i in keep]
+    return dataset
+
+
+def heldout_dataset(parser, subset: str = "all", split: str = "val", data_root=None, temporal: bool = False):
     """The split of the model's own dataset (fold, target, ... from its training config); for
     ``subset`` "tune" the even positions, for "report" the odd ones (refiners are tuned on one
-    half and reported on the other)."""
+    half and reported on the other); with ``temporal``, the halves of each sequence instead
+    (see :func:`select_subset`)."""
     from sceneparse.data import build_dataset
 
     cfg = parser.meta.get("train_config", {})
@@ -81,11 +177,7 @@ def heldout_dataset(parser, subset: str = "all", split: str = "val", data_root=N
         num_folds=max(cfg.get("num_folds", 5), 2), target=cfg.get("target"), depth_fill=cfg.get("depth_fill"),
         modality="rgbd" if parser.in_channels == 4 else "rgb",
     )  # fmt: skip
-    if subset not in ("all", "tune", "report"):
-        raise ValueError(f"subset must be all, tune or report, got {subset!r}")
-    if subset != "all":
-        ds.ids = ds.ids[0 if subset == "tune" else 1 :: 2]
-    return ds
+    return select_subset(ds, subset, temporal)
 
 
 def cached_predictions(parser, dataset, progress: bool = True) -> list[tuple]:
@@ -133,6 +225,16 @@ def markdown_report(scores: dict, title: str) -> str:
         f"| {pct(scores['boundary_accuracy'])} | {scores['images']} | {scores['seconds_per_image']:.4f} "
         f"| {scores['device']} |",
         "",
+    ]
+    if "temporal" in scores:
+        lines += [
+            "| temporal | flicker | raw change rate | smoother ms / frame | sequences |",
+            "|---|---:|---:|---:|---:|",
+            f"| {scores['temporal']} | {100 * scores['flicker']:.2f} | {100 * scores['change_rate']:.2f} "
+            f"| {scores['smoother_ms_per_frame']:.1f} | {scores['sequences']} |",
+            "",
+        ]
+    lines += [
         "| class | accuracy | IoU | pixels |",
         "|---|---:|---:|---:|",
     ]
@@ -154,7 +256,13 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="val", help="dataset split: train, val, test, all, ... (see the dataset)")
     ap.add_argument("--subset", choices=("all", "tune", "report"), default="all",
                     help="all images of the split, or the halves for tuning refiners (even positions) and for "
-                    "reporting on images the tuning never saw (odd positions)")  # fmt: skip
+                    "reporting on images the tuning never saw (odd positions); with --temporal, the first and "
+                    "second half of each sequence")  # fmt: skip
+    ap.add_argument("--temporal", choices=("none", "flow", "superpixels", "flow-superpixels"), default=None,
+                    help="parse each video sequence of the split in frame order with this temporal smoothing "
+                    "(none: per frame) and report flicker beside accuracy")  # fmt: skip
+    ap.add_argument("--limit", type=int, default=0,
+                    help="only the first N samples (with --temporal, of each sequence): quick checks")
     ap.add_argument("--fold", type=int, default=None, help="validation fold (default: the model's own)")
     ap.add_argument("--num-folds", type=int, default=None)
     ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order (superpixels, tree, crf)")
@@ -185,10 +293,22 @@ def main(argv=None) -> int:
             f"the model's classes {parser.class_names} are not those of dataset {dataset_name!r} "
             f"{dataset.info.class_names}"
         )
-    if args.subset != "all":
-        dataset.ids = dataset.ids[0 if args.subset == "tune" else 1 :: 2]
-    scores = evaluate_parser(parser, dataset, refiners, args.progress)
+    temporal = args.temporal is not None
+    if temporal and not callable(getattr(dataset, "sequences", None)):
+        ap.error(f"--temporal: dataset {dataset_name!r} has no video sequences (use a video dataset such as camvid)")
+    select_subset(dataset, args.subset, temporal)
+    if args.limit:
+        if temporal:
+            dataset.ids = [dataset.ids[i] for idx in dataset.sequences().values() for i in idx[: args.limit]]
+        else:
+            dataset.ids = dataset.ids[: args.limit]
+    if temporal:
+        scores = evaluate_stream(parser, dataset, args.temporal, refiners, args.progress)
+    else:
+        scores = evaluate_parser(parser, dataset, refiners, args.progress)
     title = f"{args.model} on {dataset_name} {args.split}" + ("" if args.subset == "all" else f", {args.subset} half")
+    if temporal:
+        title += f", temporal {args.temporal}"
     if args.split in ("train", "val") and "fold" in inspect.signature(type(dataset)).parameters:
         title += f" (fold {kw['fold']} of {kw['num_folds']})"
     report = markdown_report(scores, title)

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--temporal",
         default="flow",
-        choices=("flow", "superpixels", "none"),
+        choices=("flow", "superpixels", "flow-superpixels", "none"),
         help="videos and streams: temporal smoothing (default flow; none = per frame)",
     )
     ap.add_argument("--labels", action="store_true", help="videos and streams: also per-frame label PNGs")

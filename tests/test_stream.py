@@ -191,3 +191,89 @@ def test_exception_truncated_video_keeps_what_was_written(tmp_path):
     assert 0 < stats["frames"] < 30 and stats["written"] == stats["frames"]
     cap = cv2.VideoCapture(str(tmp_path / "out" / "overlay.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == stats["frames"] and cap.read()[0]
+
+
+def test_feature_evaluate_temporal_reports_flicker(camvid_path, tmp_path):
+    import json
+
+    from sceneparse.cli import main
+
+    base = ["evaluate", "--model", "camvid", "--split", "val", "--data-root", str(camvid_path), "--limit", "4",
+            "--threads", "1", "--no-progress"]  # fmt: skip
+    scores = {}
+    for method in ("none", "flow"):
+        assert main([*base, "--temporal", method, "--out", str(tmp_path / method)]) == 0
+        scores[method] = json.loads((tmp_path / method / "metrics.json").read_text())
+        assert "| temporal | flicker |" in (tmp_path / method / "metrics.md").read_text()
+    none, flow = scores["none"], scores["flow"]
+    assert none["temporal"] == "none" and flow["temporal"] == "flow" and none["images"] == flow["images"] == 4
+    assert 0 < flow["flicker"] < none["flicker"] < 0.2 and none["stable_pixels"] > 100_000
+    assert abs(flow["mean_iou"] - none["mean_iou"]) < 0.05 and flow["smoother_ms_per_frame"] > 0
+    # per-frame flicker is that of plain parse() labels of the same four frames in order
+    from sceneparse.data import CamVid
+    from sceneparse.pipeline import SceneParser
+
+    parser, val = SceneParser.from_pretrained("camvid"), CamVid(camvid_path, "val")
+    tc = TemporalConsistency(ignore_index=parser.info.ignore_index)
+    for i in val.sequences()["0016E5"][:4]:
+        tc.update(parser.parse(val[i]["image"]).labels, np.asarray(val[i]["label"]))
+    assert none["flicker"] == pytest.approx(tc.scores()["flicker"])
+
+
+def test_feature_temporal_subsets_are_sequence_halves(camvid_path):
+    from sceneparse.data import CamVid
+    from sceneparse.evaluate import select_subset
+
+    names = {}
+    for subset in ("tune", "report"):
+        ds = select_subset(CamVid(camvid_path, "val"), subset, temporal=True)
+        names[subset] = [ds.ids[i] for i in ds.sequences()["0016E5"]]
+    frames = {k: [int(n.split("_")[1]) for n in v] for k, v in names.items()}
+    assert len(frames["tune"]) == 50 and len(frames["report"]) == 51
+    assert frames["tune"] == sorted(frames["tune"]) and frames["report"] == sorted(frames["report"])
+    assert max(frames["tune"]) < min(frames["report"])  # first half tunes, second half reports
+    images = select_subset(CamVid(camvid_path, "val"), "tune")  # images: even positions, as before
+    assert len(images) == 51
+
+
+def test_exception_evaluate_temporal_needs_sequences(tmp_path):
+    from sceneparse.evaluate import evaluate_stream
+
+    class Images(list):
+        pass
+
+    with pytest.raises(ValueError, match="no video sequences"):
+        evaluate_stream(None, Images(), "flow")
+
+
+@pytest.mark.parametrize("make", [lambda: FlowSmoother(), lambda: FlowSmoother(fuse_scale=1.0, stickiness=0.2),
+                                  lambda: SuperpixelSmoother()])  # fmt: skip
+def test_feature_smoothers_are_causal(make):
+    frames, masks = _moving_scene(6)
+    probs = [np.stack([~m, m]).astype(np.float32) * 0.6 + 0.2 for m in masks]
+    a, b = make(), make()
+    out_a = [a.update(f, p) for f, p in zip(frames, probs)]
+    changed = probs[:4] + [probs[4][::-1].copy(), probs[5]]
+    out_b = [b.update(f, p) for f, p in zip(frames, changed)]
+    for k in range(4):
+        assert np.array_equal(out_a[k], out_b[k])
+    assert not np.allclose(out_a[4], out_b[4])
+
+
+def test_feature_flow_smoother_alpha_zero_is_per_frame_and_fusion_scale_agrees():
+    frames, masks = _moving_scene(6)
+    rng = np.random.default_rng(2)
+    probs = []
+    for m in masks:
+        p = np.stack([~m, m, np.zeros_like(m)]).astype(np.float32) * 0.5 + 0.2
+        p += rng.random((3, *m.shape), np.float32) * 0.3
+        probs.append(p / p.sum(0))
+    off = FlowSmoother(alpha=0)
+    for f, p in zip(frames, probs):
+        assert np.allclose(off.update(f, p), p, atol=1e-6)
+    coarse, fine = FlowSmoother(fuse_scale=0.25), FlowSmoother(fuse_scale=1.0)
+    for f, p in zip(frames, probs):
+        lc, lf = coarse.update(f, p).argmax(0), fine.update(f, p).argmax(0)
+    assert (lc == lf).mean() > 0.95  # the prior is smooth: fusing at a quarter of the size changes little
+    with pytest.raises(ValueError, match="fuse_scale"):
+        FlowSmoother(fuse_scale=2)

@@ -1,12 +1,13 @@
 """Seconds per frame of every shipped model, and milliseconds of every refiner, on this machine.
 
-    python tools/speed.py --threads 2 --repeats 20
+    python tools/speed.py --threads 2 --repeats 20 [--part temporal]
 
 Each model parses a real frame of its own dataset at the dataset's size (Stanford Background
 320x240, SIFT Flow 256x256, CamVid 480x360): ``SceneParser.parse`` with everything included,
 median of the repeats after warm-up. Each refiner then runs on the Stanford model's
 probabilities of a 320x240 image (refiners only, the convnet apart), and the temporal smoothers
-on consecutive CamVid frames (480x360).
+on consecutive CamVid frames (480x360): the median over ``--repeats`` of ``update`` on the
+second of two frames (the first only starts the memory), OpenCV limited to ``--threads`` too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import statistics
 import time
 
+import cv2
 import torch
 
 from sceneparse import SceneParser
@@ -40,9 +42,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--refine-config", default="configs/refine.yaml")
+    ap.add_argument("--part", choices=("all", "models", "refiners", "temporal"), default="all")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
     print(f"device: {device_name(torch.device(args.device))}, torch {torch.__version__}\n")
+    if args.part in ("all", "models"):
+        time_models(args)
+    if args.part in ("all", "refiners"):
+        time_refiners(args)
+    if args.part in ("all", "temporal"):
+        time_smoothers(args)
+
+
+def time_models(args) -> None:
     print("| model | frame | parse() ms |\n|---|---|---:|")
     for name in list_pretrained():
         parser = SceneParser.from_pretrained(name, device=args.device)
@@ -50,6 +63,8 @@ def main() -> None:
         ms = median_ms(lambda parser=parser, image=image: parser.parse(image), args.repeats)
         print(f"| `{name}` | {image.shape[1]}x{image.shape[0]} | {ms:.1f} |", flush=True)
 
+
+def time_refiners(args) -> None:
     parser = SceneParser.from_pretrained("stanford-background", device=args.device)
     image = heldout_dataset(parser)[0]["image"]
     probs = parser.predict_probs(image)
@@ -68,6 +83,8 @@ def main() -> None:
 
         print(f"| {' + '.join(names)} | {median_ms(run, args.repeats):.1f} |", flush=True)
 
+
+def time_smoothers(args) -> None:
     from sceneparse.stream import build_smoother
 
     camvid = SceneParser.from_pretrained("camvid", device=args.device)
@@ -75,7 +92,7 @@ def main() -> None:
     frames = [val[i]["image"] for i in range(2)]
     cprobs = [camvid.predict_probs(f) for f in frames]
     print("\n| temporal smoother (CamVid model, 480x360) | ms per frame |\n|---|---:|")
-    for method in ("flow", "superpixels"):
+    for method in ("flow", "superpixels", "flow-superpixels"):
         smoother = build_smoother(method)
 
         def step(smoother=smoother):

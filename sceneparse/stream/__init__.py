@@ -1,6 +1,20 @@
 """Streams: frame sources (video, cameras, folders, RGB-D sequences) and temporal smoothing."""
 
 from sceneparse.stream.sources import Frame, open_source
-from sceneparse.stream.temporal import FlowSmoother, SuperpixelSmoother, TemporalSmoother, build_smoother
+from sceneparse.stream.temporal import (
+    FlowSmoother,
+    FlowSuperpixelSmoother,
+    SuperpixelSmoother,
+    TemporalSmoother,
+    build_smoother,
+)
 
-__all__ = ["Frame", "open_source", "FlowSmoother", "SuperpixelSmoother", "TemporalSmoother", "build_smoother"]
+__all__ = [
+    "Frame",
+    "open_source",
+    "FlowSmoother",
+    "FlowSuperpixelSmoother",
+    "SuperpixelSmoother",
+    "TemporalSmoother",
+    "build_smoother",
+]
