@@ -48,7 +48,8 @@ def main(argv=None) -> int:
     parser = SceneParser.from_pretrained(args.model)
     st = label_stream(parser, str(video), args.out, temporal=args.temporal, max_frames=args.max_frames)
     print(f"{video}: {st['frames']} frames -> {st['video']} ({st['codec']}); "
-          f"{st['fps']:.1f} frames/s end to end, latency {st['latency_ms_mean']:.0f} ms (p95 {st['latency_ms_p95']:.0f}), temporal {args.temporal}")  # fmt: skip
+          f"{st['fps']:.1f} frames/s end to end, latency {st['latency_ms_mean']:.0f} ms "
+          f"(p95 {st['latency_ms_p95']:.0f}), temporal {args.temporal}")  # fmt: skip
     return 0 if st["written"] else 1
 
 

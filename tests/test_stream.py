@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sceneparse.metrics import TemporalConsistency
-from sceneparse.stream import FlowSmoother, SuperpixelSmoother, build_smoother, open_source
+from sceneparse.stream import FlowSmoother, FlowSuperpixelSmoother, SuperpixelSmoother, build_smoother, open_source
 from sceneparse.stream.sources import FolderSource, SevenScenesSource, TUMSource, VideoSource
 
 
@@ -84,7 +84,7 @@ def test_feature_tum_layout_associates_by_time(tmp_path):
     assert [float(f.depth[0, 0]) for f in frames] == [1.0, 2.0, 3.0]  # 1/5000 m units
 
 
-@pytest.mark.parametrize("smoother", [FlowSmoother(alpha=1.0), SuperpixelSmoother()])
+@pytest.mark.parametrize("smoother", [FlowSmoother(alpha=1.0), SuperpixelSmoother(), FlowSuperpixelSmoother()])
 def test_feature_smoothing_reduces_flicker_on_a_moving_scene(smoother):
     frames, masks = _moving_scene(10)
     rng = np.random.default_rng(1)
@@ -246,8 +246,10 @@ def test_exception_evaluate_temporal_needs_sequences(tmp_path):
         evaluate_stream(None, Images(), "flow")
 
 
-@pytest.mark.parametrize("make", [lambda: FlowSmoother(), lambda: FlowSmoother(fuse_scale=1.0, stickiness=0.2),
-                                  lambda: SuperpixelSmoother()])  # fmt: skip
+@pytest.mark.parametrize("make", [
+    lambda: FlowSmoother(), lambda: FlowSmoother(fuse_scale=1.0, stickiness=0.2), lambda: SuperpixelSmoother(),
+    lambda: build_smoother("flow-superpixels"),
+])  # fmt: skip
 def test_feature_smoothers_are_causal(make):
     frames, masks = _moving_scene(6)
     probs = [np.stack([~m, m]).astype(np.float32) * 0.6 + 0.2 for m in masks]
@@ -268,12 +270,14 @@ def test_feature_flow_smoother_alpha_zero_is_per_frame_and_fusion_scale_agrees()
         p = np.stack([~m, m, np.zeros_like(m)]).astype(np.float32) * 0.5 + 0.2
         p += rng.random((3, *m.shape), np.float32) * 0.3
         probs.append(p / p.sum(0))
-    off = FlowSmoother(alpha=0)
+    off, uniform = FlowSmoother(alpha=0), FlowSmoother(floor=1.0)  # no past, or a past that says nothing
     for f, p in zip(frames, probs):
-        assert np.allclose(off.update(f, p), p, atol=1e-6)
+        assert np.allclose(off.update(f, p), p, atol=1e-6) and np.allclose(uniform.update(f, p), p, atol=1e-6)
     coarse, fine = FlowSmoother(fuse_scale=0.25), FlowSmoother(fuse_scale=1.0)
     for f, p in zip(frames, probs):
         lc, lf = coarse.update(f, p).argmax(0), fine.update(f, p).argmax(0)
     assert (lc == lf).mean() > 0.95  # the prior is smooth: fusing at a quarter of the size changes little
     with pytest.raises(ValueError, match="fuse_scale"):
         FlowSmoother(fuse_scale=2)
+    with pytest.raises(ValueError, match="floor"):
+        FlowSmoother(floor=1.5)

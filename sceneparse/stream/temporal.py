@@ -178,6 +178,8 @@ class FlowSmoother(TemporalSmoother):
             flow track accumulates until the flow fails the check or the scene cuts.
         flow_scale: flow is computed at this fraction of the frame size (speed).
         fuse_scale: the fusion (and the memory) is at this fraction of the frame size.
+        floor: the warped past is mixed with this share of the uniform distribution before the
+            fusion (an HMM's switching probability), so the past never rules a class out.
         fb_threshold: forward-backward disagreement (pixels) above which a pixel keeps its own.
         cut_threshold: histogram correlation below which the frame is a scene cut (reset).
         stickiness: probability added to the previous (warped) label of a reliable pixel before
@@ -192,9 +194,13 @@ class FlowSmoother(TemporalSmoother):
     name = "flow"
 
     def __init__(self, alpha: float = 1.0, flow_scale: float = 0.5, fb_threshold: float = 4.0,
-                 cut_threshold: float = 0.5, stickiness: float = 0.0, fuse_scale: float = 0.125) -> None:  # fmt: skip
+                 cut_threshold: float = 0.5, stickiness: float = 0.0, fuse_scale: float = 0.125,
+                 floor: float = 0.0) -> None:  # fmt: skip
         super().__init__(flow_scale, cut_threshold, fb_threshold)
         self.alpha = positive("alpha", alpha, zero=True)
+        self.floor = positive("floor", floor, zero=True)
+        if self.floor > 1:
+            raise ValueError(f"floor must be in [0, 1], got {floor!r}")
         self.stickiness = positive("stickiness", stickiness, zero=True)
         self.fuse_scale = positive("fuse_scale", fuse_scale)
         if self.fuse_scale > 1:
@@ -224,6 +230,8 @@ class FlowSmoother(TemporalSmoother):
         weight = cv2.resize(reliable.astype(np.float32), (ws, hs), interpolation=cv2.INTER_AREA)
         past, inside = warp(self._out, back)
         weight *= inside
+        if self.floor:  # a class the past ruled out can still come back on strong evidence
+            past = (1 - self.floor) * past + self.floor / c
         logp = np.log(np.maximum(past, 1e-6))
         logp *= (self.alpha * weight)[..., None]
         logp -= logp.max(-1, keepdims=True)
@@ -313,14 +321,19 @@ class FlowSuperpixelSmoother(FlowSmoother):
     Args:
         confidence: pixels whose top probability reaches this keep their own (no vote).
         scale, min_size, seg_scale: superpixels, as in :class:`SuperpixelSmoother`.
-        flow_params: :class:`FlowSmoother`'s.
+        alpha: as in :class:`FlowSmoother`. Above 1 the past outweighs the present frame: the
+            labels of a flow track settle and change only on strong evidence (tracks end where the
+            flow fails its check, and at scene cuts). Tuned on the first half of the CamVid val
+            run (1.0: flicker 1.9%, 1.15: 1.6%, 1.3: 1.5%, 1.5: 1.45%; mean IoU 62.4, 62.7,
+            62.4, 62.0; per-frame parsing 4.0% and 62.6).
+        flow_params: the other parameters of :class:`FlowSmoother`.
     """
 
     name = "flow-superpixels"
 
     def __init__(self, confidence: float = 0.7, scale: float = 150.0, min_size: int = 60, seg_scale: float = 0.5,
-                 **flow_params) -> None:  # fmt: skip
-        super().__init__(**flow_params)
+                 alpha: float = 1.3, **flow_params) -> None:  # fmt: skip
+        super().__init__(alpha=alpha, **flow_params)
         self.confidence = positive("confidence", confidence)
         self.scale = positive("scale", scale)
         self.min_size = positive("min_size", min_size, integer=True)
