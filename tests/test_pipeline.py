@@ -114,11 +114,28 @@ def test_feature_shipped_camvid_model(camvid_path):
     parser = SceneParser.from_pretrained("camvid")
     assert parser.class_names == CAMVID.class_names and parser.num_classes == 11  # void excluded
     assert parser.meta["train_config"]["dataset"] == "camvid"
-    val = CamVid(camvid_path, "val")
-    cm = ConfusionMatrix(11)
-    for i in range(0, len(val), 20):
-        s = val[i]
+    scores = _scores_every(parser, CamVid(camvid_path, "val"), step=20, shape=(360, 480))
+    assert scores["mean_iou"] > 0.5  # 59.7 on all 101 val frames (docs/BENCHMARKS.md)
+
+
+def test_feature_shipped_siftflow_model(siftflow_path):
+    from sceneparse.data import SIFTFLOW, SiftFlow
+
+    parser = SceneParser.from_pretrained("siftflow")
+    assert parser.class_names == SIFTFLOW.class_names and parser.num_classes == 33  # index k is label k + 1
+    cfg = parser.meta["train_config"]
+    assert cfg["dataset"] == "siftflow"
+    held_out = SiftFlow(siftflow_path, "val", fold=cfg["fold"], num_folds=cfg["num_folds"])
+    scores = _scores_every(parser, held_out, step=10, shape=(256, 256))
+    assert scores["pixel_accuracy"] > 0.7  # on the whole held-out fold: docs/BENCHMARKS.md
+
+
+def _scores_every(parser, dataset, step, shape):
+    """Scores of ``parser`` on every ``step``-th sample, checking each labelling's shape."""
+    cm = ConfusionMatrix(parser.num_classes)
+    for i in range(0, len(dataset), step):
+        s = dataset[i]
         result = parser.parse(s["image"])
-        assert result.labels.shape == (360, 480)
+        assert result.labels.shape == shape
         cm.update(torch.from_numpy(result.labels), torch.from_numpy(s["label"].astype(np.int64)))
-    assert cm.scores()["mean_iou"] > 0.5  # 59.7 on all 101 val frames (docs/BENCHMARKS.md)
+    return cm.scores()
