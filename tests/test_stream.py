@@ -270,7 +270,7 @@ def test_feature_flow_smoother_alpha_zero_is_per_frame_and_fusion_scale_agrees()
         p = np.stack([~m, m, np.zeros_like(m)]).astype(np.float32) * 0.5 + 0.2
         p += rng.random((3, *m.shape), np.float32) * 0.3
         probs.append(p / p.sum(0))
-    off, uniform = FlowSmoother(alpha=0), FlowSmoother(floor=1.0)  # no past, or a past that says nothing
+    off, uniform = FlowSmoother(alpha=0, stickiness=0), FlowSmoother(floor=1.0, stickiness=0)  # no past, or a mute one
     for f, p in zip(frames, probs):
         assert np.allclose(off.update(f, p), p, atol=1e-6) and np.allclose(uniform.update(f, p), p, atol=1e-6)
     coarse, fine = FlowSmoother(fuse_scale=0.25), FlowSmoother(fuse_scale=1.0)
@@ -281,3 +281,18 @@ def test_feature_flow_smoother_alpha_zero_is_per_frame_and_fusion_scale_agrees()
         FlowSmoother(fuse_scale=2)
     with pytest.raises(ValueError, match="floor"):
         FlowSmoother(floor=1.5)
+
+
+def test_feature_stickiness_holds_a_label_against_a_near_tie():
+    frames, _ = _moving_scene(6, step=0)  # a still scene: the flow holds everywhere
+    flips = [np.stack([np.full((96, 128), 0.5 + d), np.full((96, 128), 0.5 - d)]).astype(np.float32)
+             for d in (0.05, -0.05, 0.05, -0.05, 0.05, -0.05)]  # fmt: skip
+    plain, sticky = FlowSmoother(alpha=0, stickiness=0), FlowSmoother(alpha=0, stickiness=0.3)
+    plain_labels = [plain.update(f, p).argmax(0) for f, p in zip(frames, flips)]
+    sticky_labels = [sticky.update(f, p).argmax(0) for f, p in zip(frames, flips)]
+    assert [int(lab.mean().round()) for lab in plain_labels] == [0, 1, 0, 1, 0, 1]
+    assert all((lab == 0).all() for lab in sticky_labels)  # a 0.1 margin does not beat the 0.3 bonus
+    strong = FlowSmoother(alpha=0, stickiness=0.3)
+    strong.update(frames[0], flips[0])
+    won = strong.update(frames[1], np.stack([np.full((96, 128), 0.1), np.full((96, 128), 0.9)]).astype(np.float32))
+    assert (won.argmax(0) == 1).all()  # a clear winner still takes over
