@@ -268,7 +268,7 @@ def main(argv=None) -> int:
     ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order (superpixels, tree, crf)")
     ap.add_argument("--refine-config", help="YAML file of refiner parameters (see configs/refine.yaml)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads of PyTorch and OpenCV (0: their defaults)")
     ap.add_argument("--out", default=None, help="folder for metrics.md, metrics.json, confusion.png")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
@@ -276,7 +276,10 @@ def main(argv=None) -> int:
 
     refiners = build_refiners(args.refine, load_refine_config(args.refine_config) if args.refine_config else None)
     if args.threads:
+        import cv2
+
         torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)  # the temporal smoothers and refiners use OpenCV
     parser = SceneParser.from_pretrained(args.model, device=args.device)
     train_cfg = parser.meta.get("train_config", {})
     dataset_name = args.dataset or train_cfg.get("dataset") or parser.info.name

@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--model", default="stanford-background", help="shipped model name or checkpoint .pt")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads of PyTorch and OpenCV (0: their defaults)")
     ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order (superpixels, tree, crf)")
     ap.add_argument("--refine-config", help="YAML file of refiner parameters (see configs/refine.yaml)")
     ap.add_argument("--probs", action="store_true", help="also write class probabilities (.npz)")
@@ -105,6 +106,12 @@ def main(argv=None) -> int:
     from sceneparse.refine import build_refiners, load_refine_config
 
     refiners = build_refiners(args.refine, load_refine_config(args.refine_config) if args.refine_config else None)
+    if args.threads:
+        import cv2
+        import torch
+
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     parser = SceneParser.from_pretrained(args.model, device=args.device)
     streams = [i for i in args.inputs if is_stream(i, args.stream)]
     failed = 0

@@ -246,16 +246,19 @@ class FlowSmoother(TemporalSmoother):
         fused /= fused.sum(-1, keepdims=True)
         self._out = fused
         out = probs * _resize_chw(np.ascontiguousarray(prior.transpose(2, 0, 1)), (h, w), "bilinear")
-        out /= out.sum(0, keepdims=True)
+        total = out.sum(0)
         if self.stickiness:
-            # hysteresis at full size: the previous labels, warped, get a bonus where the flow holds
+            # hysteresis at full size: the previous labels, warped, get a bonus where the flow
+            # holds (of stickiness after normalisation: scaled by the unnormalised total here)
             flow_full = _resize_flow(back, (h, w)) * np.float32(1 / self.fuse_scale)
             prev, _ = warp(self._labels, flow_full, cv2.INTER_NEAREST)
             bonus = cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
-            flat = out.reshape(c, -1)
-            flat[prev.ravel(), np.arange(h * w)] += self.stickiness * bonus.ravel()
-            out /= out.sum(0, keepdims=True)
+            bonus *= total
+            bonus *= self.stickiness
+            out.reshape(c, -1)[prev.ravel(), np.arange(h * w)] += bonus.ravel()
+            total += bonus
             self._labels = _argmax(out)
+        out /= total
         return out
 
 
