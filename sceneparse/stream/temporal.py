@@ -341,7 +341,7 @@ class FlowSuperpixelSmoother(FlowSmoother):
 
     name = "flow-superpixels"
 
-    def __init__(self, confidence: float = 0.7, scale: float = 150.0, min_size: int = 60, seg_scale: float = 0.5,
+    def __init__(self, confidence: float = 0.7, scale: float = 150.0, min_size: int = 60, seg_scale: float = 0.25,
                  alpha: float = 1.3, **flow_params) -> None:  # fmt: skip
         super().__init__(alpha=alpha, **flow_params)
         self.confidence = positive("confidence", confidence)
@@ -350,10 +350,21 @@ class FlowSuperpixelSmoother(FlowSmoother):
         self.seg_scale = positive("seg_scale", seg_scale)
 
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
-        probs = np.asarray(probs, np.float32)
-        seg = superpixels(rgb, self.seg_scale, self.scale, self.min_size)
-        voted = region_mean(probs, seg)[:, seg]
-        probs = np.where(probs.max(0, keepdims=True) >= self.confidence, probs, voted)
+        probs = np.array(probs, np.float32)  # a copy: the unsure pixels are overwritten
+        unsure = probs.max(0) < self.confidence
+        if unsure.any():
+            # superpixels and their mean distributions at seg_scale of the frame (the cost), the
+            # vote written back at full size only where the convnet is unsure
+            h, w = rgb.shape[:2]
+            small = cv2.resize(rgb, None, fx=self.seg_scale, fy=self.seg_scale, interpolation=cv2.INTER_AREA)
+            seg = oversegment(small, "felzenszwalb", self.scale * self.seg_scale, 0.5,
+                              max(1, round(self.min_size * self.seg_scale**2)))  # fmt: skip
+            shape = seg.shape
+            small_probs = cv2.resize(np.ascontiguousarray(probs.transpose(1, 2, 0)), shape[::-1],
+                                     interpolation=cv2.INTER_AREA).reshape(*shape, -1).transpose(2, 0, 1)  # fmt: skip
+            means = region_mean(small_probs, seg)
+            seg_full = cv2.resize(seg.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+            probs[:, unsure] = means[:, seg_full[unsure]]
         return super().update(rgb, probs, depth)
 
 
