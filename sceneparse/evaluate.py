@@ -39,37 +39,7 @@ def evaluate_parser(parser, dataset, refine=(), progress: bool = True, boundary_
     """Run ``parser.parse`` over ``dataset`` samples; metrics from one confusion matrix,
     accuracy within ``boundary_width`` pixels of true class boundaries (``boundary_accuracy``)
     and seconds per image of the whole ``parse`` call (conversion, network, refiners)."""
-    from sceneparse.pipeline import check_refiners
-
-    refine = check_refiners(refine)
-    info = parser.info
-    cm = ConfusionMatrix(info.num_classes, info.ignore_index)
-    seconds = []
-    band_correct = band_total = 0
-    for i in tqdm(range(len(dataset)), desc="evaluate", disable=not progress, dynamic_ncols=True):
-        sample = dataset[i]
-        t = time.perf_counter()
-        result = parser.parse(sample["image"], depth=sample.get("depth"), refine=refine)
-        if parser.device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - t)
-        label = np.asarray(sample["label"]).astype(np.int64)
-        cm.update(torch.from_numpy(result.labels), torch.from_numpy(label))
-        band = boundary_band(label, boundary_width, info.ignore_index)
-        band_correct += int((result.labels[band] == label[band]).sum())
-        band_total += int(band.sum())
-    scores = cm.scores(info.class_names)
-    scores.update({
-        "boundary_accuracy": band_correct / band_total if band_total else math.nan,
-        "boundary_width": boundary_width,
-        "confusion_matrix": cm.matrix.tolist(),
-        "images": len(dataset),
-        "seconds_per_image": float(np.mean(seconds)) if seconds else math.nan,
-        "seconds_per_image_median": float(np.median(seconds)) if seconds else math.nan,
-        "device": device_name(parser.device),
-        "refine": [repr(r) for r in refine],
-    })  # fmt: skip
-    return scores
+    return _evaluate(parser, dataset, [range(len(dataset))], refine, progress, boundary_width)[0]
 
 
 def evaluate_stream(parser, dataset, temporal="flow", refine=(), progress: bool = True,
@@ -80,24 +50,46 @@ def evaluate_stream(parser, dataset, temporal="flow", refine=(), progress: bool 
     :func:`sceneparse.stream.build_smoother`). Adds the flicker and raw change rate of
     :class:`sceneparse.metrics.TemporalConsistency` over consecutive labelled frames, and the
     smoother's own milliseconds per frame (``seconds_per_image`` includes it)."""
-    from sceneparse.pipeline import check_refiners
     from sceneparse.stream import build_smoother
 
     sequences = getattr(dataset, "sequences", None)
     if not callable(sequences):
         raise ValueError(f"{type(dataset).__name__} has no video sequences: temporal evaluation needs a dataset "
                          "with sequences() (CamVid)")  # fmt: skip
+    seqs = sequences()
+    scores, (flickered, stable, changed, pixels), smoother_seconds = _evaluate(
+        parser, dataset, list(seqs.values()), refine, progress, boundary_width,
+        lambda: build_smoother(temporal, **temporal_params),
+    )  # fmt: skip
+    scores.update({
+        "temporal": str(temporal if temporal not in (None, False) else "none"),
+        "temporal_params": temporal_params,
+        "sequences": len(seqs),
+        "flicker": flickered / stable if stable else math.nan,
+        "change_rate": changed / pixels if pixels else math.nan,
+        "stable_pixels": stable,
+        "smoother_ms_per_frame": 1000 * float(np.median(smoother_seconds)) if smoother_seconds else math.nan,
+    })  # fmt: skip
+    return scores
+
+
+def _evaluate(parser, dataset, groups, refine, progress, boundary_width, new_smoother=None):
+    """The loop of :func:`evaluate_parser` and :func:`evaluate_stream`: ``groups`` of sample
+    indices, each parsed in order; with ``new_smoother`` (a factory), each group is a sequence
+    with a fresh smoother and its temporal consistency. Returns (scores, [flickered, stable,
+    changed, pixels] summed over the groups, the smoother's seconds per frame)."""
+    from sceneparse.pipeline import check_refiners
+
     refine = check_refiners(refine)
     info = parser.info
     cm = ConfusionMatrix(info.num_classes, info.ignore_index)
     seconds, smoother_seconds = [], []
     band_correct = band_total = 0
-    flickered = stable = changed = pixels = 0
-    seqs = sequences()
-    bar = tqdm(total=sum(map(len, seqs.values())), desc="evaluate", disable=not progress, dynamic_ncols=True)
-    for indices in seqs.values():
-        smoother = build_smoother(temporal, **temporal_params)
-        tc = TemporalConsistency(info.ignore_index)
+    consistency = [0, 0, 0, 0]
+    bar = tqdm(total=sum(map(len, groups)), desc="evaluate", disable=not progress, dynamic_ncols=True)
+    for indices in groups:
+        smoother = new_smoother() if new_smoother else None
+        tc = TemporalConsistency(info.ignore_index) if new_smoother else None
         for i in indices:
             sample = dataset[i]
             t = time.perf_counter()
@@ -110,16 +102,18 @@ def evaluate_stream(parser, dataset, temporal="flow", refine=(), progress: bool 
                 result.labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
             now = time.perf_counter()
             seconds.append(now - t)
-            smoother_seconds.append(now - t_smooth)
+            if new_smoother:
+                smoother_seconds.append(now - t_smooth)
             label = np.asarray(sample["label"]).astype(np.int64)
             cm.update(torch.from_numpy(result.labels), torch.from_numpy(label))
             band = boundary_band(label, boundary_width, info.ignore_index)
             band_correct += int((result.labels[band] == label[band]).sum())
             band_total += int(band.sum())
-            tc.update(result.labels, label)
+            if tc is not None:
+                tc.update(result.labels, label)
             bar.update(1)
-        flickered, stable = flickered + tc.flickered, stable + tc.stable
-        changed, pixels = changed + tc.changed, pixels + tc.pixels
+        if tc is not None:
+            consistency = [a + b for a, b in zip(consistency, (tc.flickered, tc.stable, tc.changed, tc.pixels))]
     bar.close()
     scores = cm.scores(info.class_names)
     scores.update({
@@ -131,15 +125,8 @@ def evaluate_stream(parser, dataset, temporal="flow", refine=(), progress: bool 
         "seconds_per_image_median": float(np.median(seconds)) if seconds else math.nan,
         "device": device_name(parser.device),
         "refine": [repr(r) for r in refine],
-        "temporal": str(temporal if temporal not in (None, False) else "none"),
-        "temporal_params": temporal_params,
-        "sequences": len(seqs),
-        "flicker": flickered / stable if stable else math.nan,
-        "change_rate": changed / pixels if pixels else math.nan,
-        "stable_pixels": stable,
-        "smoother_ms_per_frame": 1000 * float(np.median(smoother_seconds)) if smoother_seconds else math.nan,
     })  # fmt: skip
-    return scores
+    return scores, consistency, smoother_seconds
 
 
 def select_subset(dataset, subset: str = "all", temporal: bool = False):
