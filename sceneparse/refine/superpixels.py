@@ -32,6 +32,25 @@ def oversegment(rgb: np.ndarray, method: str = "felzenszwalb", scale: float = 50
     return seg.astype(np.int64)
 
 
+def oversegment_at(rgb: np.ndarray, seg_scale: float, method: str = "felzenszwalb", scale: float = 50.0,
+                   sigma: float = 0.5, min_size: int = 20, n_segments: int = 600,
+                   compactness: float = 10.0) -> np.ndarray:  # fmt: skip
+    """:func:`oversegment` of ``rgb`` shrunk to ``seg_scale`` of its size (speed), the ids at that
+    size; Felzenszwalb's ``scale`` and ``min_size`` are given in full-size pixels."""
+    if seg_scale >= 1:
+        return oversegment(rgb, method, scale, sigma, min_size, n_segments, compactness)
+    small = cv2.resize(rgb, None, fx=seg_scale, fy=seg_scale, interpolation=cv2.INTER_AREA)
+    return oversegment(small, method, scale * seg_scale, sigma, max(1, round(min_size * seg_scale**2)),
+                       n_segments, compactness)  # fmt: skip
+
+
+def upsample_segments(seg: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Superpixel ids resized to ``shape`` (H, W) by nearest neighbour."""
+    if seg.shape == tuple(shape):
+        return seg
+    return cv2.resize(seg.astype(np.int32), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+
+
 def region_mean(values: np.ndarray, seg: np.ndarray) -> np.ndarray:
     """CxN mean of CxHxW ``values`` over each of the N regions of ``seg`` (ids 0..N-1)."""
     n = int(seg.max()) + 1
@@ -80,15 +99,9 @@ class SuperpixelVoting(Refiner):
             raise ValueError(f"seg_scale must be in (0, 1], got {seg_scale}")
 
     def segments(self, rgb: np.ndarray) -> np.ndarray:
-        f = self.seg_scale
-        params = (self.sigma, self.n_segments, self.compactness)
-        if f == 1:
-            return oversegment(rgb, self.method, self.scale, params[0], self.min_size, *params[1:])
-        h, w = rgb.shape[:2]
-        small = cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        seg = oversegment(small, self.method, self.scale * f, self.sigma, max(1, round(self.min_size * f * f)),
-                          max(1, round(self.n_segments)), self.compactness)  # fmt: skip
-        return cv2.resize(seg.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+        seg = oversegment_at(rgb, self.seg_scale, self.method, self.scale, self.sigma, self.min_size,
+                             self.n_segments, self.compactness)  # fmt: skip
+        return upsample_segments(seg, rgb.shape[:2])
 
     def __call__(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         probs = check_probs(probs, rgb)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from sceneparse.refine.base import positive
-from sceneparse.refine.superpixels import oversegment, region_mean
+from sceneparse.refine.superpixels import oversegment_at, region_mean, upsample_segments
 
 __all__ = [
     "TemporalSmoother",
@@ -96,17 +96,6 @@ def _resize_chw(values: np.ndarray, shape: tuple[int, int], mode: str) -> np.nda
     t = torch.from_numpy(np.ascontiguousarray(values))[None]
     kw = {"align_corners": False} if mode == "bilinear" else {}
     return F.interpolate(t, size=tuple(shape), mode=mode, **kw)[0].numpy()
-
-
-def superpixels(rgb: np.ndarray, seg_scale: float, scale: float, min_size: int) -> np.ndarray:
-    """HxW Felzenszwalb superpixel ids of ``rgb`` computed at ``seg_scale`` of its size (``scale``
-    and ``min_size`` given in frame pixels), upsampled by nearest neighbour."""
-    if seg_scale >= 1:
-        return oversegment(rgb, "felzenszwalb", scale, 0.5, min_size)
-    h, w = rgb.shape[:2]
-    small = cv2.resize(rgb, None, fx=seg_scale, fy=seg_scale, interpolation=cv2.INTER_AREA)
-    seg = oversegment(small, "felzenszwalb", scale * seg_scale, 0.5, max(1, round(min_size * seg_scale**2)))
-    return cv2.resize(seg.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
 
 
 def _argmax(probs: np.ndarray) -> np.ndarray:
@@ -296,7 +285,8 @@ class SuperpixelSmoother(TemporalSmoother):
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         probs = np.asarray(probs, np.float32)
         flows = self._flows(rgb)
-        seg = superpixels(rgb, self.seg_scale, self.scale, self.min_size)
+        seg = upsample_segments(oversegment_at(rgb, self.seg_scale, "felzenszwalb", self.scale, 0.5, self.min_size),
+                                rgb.shape[:2])  # fmt: skip
         n = int(seg.max()) + 1
         current = region_mean(probs, seg)  # C x n
         dist = current
@@ -356,14 +346,9 @@ class FlowSuperpixelSmoother(FlowSmoother):
             # superpixels and their mean distributions at seg_scale of the frame (the cost), the
             # vote written back at full size only where the convnet is unsure
             h, w = rgb.shape[:2]
-            small = cv2.resize(rgb, None, fx=self.seg_scale, fy=self.seg_scale, interpolation=cv2.INTER_AREA)
-            seg = oversegment(small, "felzenszwalb", self.scale * self.seg_scale, 0.5,
-                              max(1, round(self.min_size * self.seg_scale**2)))  # fmt: skip
-            shape = seg.shape
-            small_probs = cv2.resize(np.ascontiguousarray(probs.transpose(1, 2, 0)), shape[::-1],
-                                     interpolation=cv2.INTER_AREA).reshape(*shape, -1).transpose(2, 0, 1)  # fmt: skip
-            means = region_mean(small_probs, seg)
-            seg_full = cv2.resize(seg.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+            seg = oversegment_at(rgb, self.seg_scale, "felzenszwalb", self.scale, 0.5, self.min_size)
+            means = region_mean(_resize_chw(probs, seg.shape, "area"), seg)
+            seg_full = upsample_segments(seg, (h, w))
             probs[:, unsure] = means[:, seg_full[unsure]]
         return super().update(rgb, probs, depth)
 
