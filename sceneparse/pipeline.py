@@ -224,8 +224,10 @@ class SceneParser:
         Args:
             frames: an iterable of HxWx3 uint8 RGB arrays, of (rgb, depth) pairs, or of
                 :class:`sceneparse.stream.Frame` (see :func:`sceneparse.stream.open_source`).
-            temporal: True or "flow" (optical-flow propagation), "superpixels" (Couprie et
-                al.'s matching of superpixels over time), or False for per-frame parsing.
+            temporal: "flow-superpixels" (True: superpixel voting, then optical-flow
+                propagation), "flow" (optical-flow propagation only, the fastest),
+                "superpixels" (Couprie et al.'s matching of superpixels over time), or False for
+                per-frame parsing.
             refine: per-frame refiners, applied before the temporal smoothing.
             temporal_params: parameters of the smoother (see :mod:`sceneparse.stream.temporal`).
 

@@ -21,6 +21,7 @@ import torch
 
 from sceneparse import SceneParser
 from sceneparse.evaluate import heldout_dataset
+from sceneparse.stream import DEFAULT_METHOD, METHODS
 
 
 def rss_mb() -> float:
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="camvid")
     ap.add_argument("--frames", type=int, default=10000)
     ap.add_argument("--size", default="240x180", help="WxH of the frames")
-    ap.add_argument("--temporal", default="flow", choices=("none", "flow", "superpixels", "flow-superpixels"))
+    ap.add_argument("--temporal", default=DEFAULT_METHOD, choices=METHODS)
     ap.add_argument("--every", type=int, default=500, help="sample the memory every N frames")
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)

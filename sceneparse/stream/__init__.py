@@ -2,6 +2,8 @@
 
 from sceneparse.stream.sources import Frame, open_source
 from sceneparse.stream.temporal import (
+    DEFAULT_METHOD,
+    METHODS,
     FlowSmoother,
     FlowSuperpixelSmoother,
     SuperpixelSmoother,
@@ -17,4 +19,6 @@ __all__ = [
     "SuperpixelSmoother",
     "TemporalSmoother",
     "build_smoother",
+    "DEFAULT_METHOD",
+    "METHODS",
 ]
