@@ -102,8 +102,13 @@ def main(argv=None) -> int:
     ap.add_argument("--stream", action="store_true", help="treat folders as frame sequences (videos)")
     ap.add_argument("--realtime", action="store_true", help="drop frames rather than fall behind a live source")
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="videos and streams: frames per convnet call (default: 8 on a GPU, 1 on the CPU and "
+                    "with --realtime)")  # fmt: skip
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
+    if args.batch is not None and args.batch < 1:
+        ap.error(f"--batch must be at least 1, got {args.batch}")
     from sceneparse.refine import build_refiners, load_refine_config
 
     refiners = build_refiners(args.refine, load_refine_config(args.refine_config) if args.refine_config else None)
@@ -125,7 +130,8 @@ def main(argv=None) -> int:
             try:
                 st = label_stream(parser, spec, out, temporal=args.temporal, refine=refiners, labels=args.labels,
                                   probs=args.probs, realtime=args.realtime, alpha=args.alpha,
-                                  progress=args.progress, max_frames=args.max_frames)  # fmt: skip
+                                  progress=args.progress, max_frames=args.max_frames,
+                                  batch_size=args.batch)  # fmt: skip
             except (ValueError, FileNotFoundError, RuntimeError) as err:
                 log.error("%s: %s", spec, err)
                 failed += 1

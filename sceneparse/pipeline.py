@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,11 +183,35 @@ class SceneParser:
         return rgb, self._check_depth(depth, rgb.shape[:2])
 
     def _probs(self, rgb: np.ndarray, depth: np.ndarray | None) -> torch.Tensor:
-        x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float().div_(255)
-        if depth is not None:
-            x = torch.cat([x, torch.from_numpy(depth).to(self.device)[None, None]], dim=1)
+        return self._probs_batch([rgb], [depth])[0]
+
+    def _probs_batch(self, rgbs: list[np.ndarray], depths: list) -> torch.Tensor:
+        """NxCxHxW probabilities of checked frames of one size (depths all None or all arrays)."""
+        x = torch.from_numpy(np.stack(rgbs)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
+        if depths[0] is not None:
+            x = torch.cat([x, torch.from_numpy(np.stack(depths)).to(self.device)[:, None]], dim=1)
         with torch.inference_mode():
-            return torch.softmax(self.model(x)[0].float(), dim=0)
+            return torch.softmax(self.model(x).float(), dim=1)
+
+    def _result(self, rgb: np.ndarray, depth: np.ndarray | None, probs_t: torch.Tensor, refiners) -> ParseResult:
+        """The labels of one frame from its convnet probabilities, after ``refiners``."""
+        if not refiners:
+            # torch.max over the class axis is several times faster than numpy's or torch's
+            # argmax there (measured: 1.6 ms against 3.2 and 16 ms for 8x240x320 on 2 threads).
+            labels = torch.max(probs_t, dim=0).indices.cpu().numpy()
+            return ParseResult(labels, probs_t.cpu().numpy(), self.class_names, self.palette)
+        probs = probs_t.cpu().numpy()
+        for refiner in refiners:
+            probs = refiner(rgb, probs, depth=depth)
+        labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
+        return ParseResult(labels, probs, self.class_names, self.palette)
+
+    def _bind(self, refine) -> list:
+        refiners = check_refiners(refine)
+        for refiner in refiners:
+            if hasattr(refiner, "bind"):
+                refiner.bind(self)  # refiners with per-model parts (the tree's region classifier)
+        return refiners
 
     def predict_probs(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         """CxHxW float32 class probabilities of the raw convnet (no refinement)."""
@@ -201,24 +226,11 @@ class SceneParser:
             refine: refiners applied in order after the convnet: names (see :data:`REFINERS`),
                 ``{"name": ..., **params}`` mappings or refiner instances.
         """
-        refiners = check_refiners(refine)
-        for refiner in refiners:
-            if hasattr(refiner, "bind"):
-                refiner.bind(self)  # refiners with per-model parts (the tree's region classifier)
+        refiners = self._bind(refine)
         rgb, depth = self._inputs(rgb, depth)
-        probs_t = self._probs(rgb, depth)
-        if not refiners:
-            # torch.max over the class axis is several times faster than numpy's or torch's
-            # argmax there (measured: 1.6 ms against 3.2 and 16 ms for 8x240x320 on 2 threads).
-            labels = torch.max(probs_t, dim=0).indices.cpu().numpy()
-            return ParseResult(labels, probs_t.cpu().numpy(), self.class_names, self.palette)
-        probs = probs_t.cpu().numpy()
-        for refiner in refiners:
-            probs = refiner(rgb, probs, depth=depth)
-        labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
-        return ParseResult(labels, probs, self.class_names, self.palette)
+        return self._result(rgb, depth, self._probs(rgb, depth), refiners)
 
-    def parse_stream(self, frames, temporal=True, refine=(), **temporal_params):
+    def parse_stream(self, frames, temporal=True, refine=(), batch_size: int | None = None, **temporal_params):
         """Label a stream of frames in order, with causal temporal smoothing.
 
         Args:
@@ -229,33 +241,56 @@ class SceneParser:
                 "superpixels" (Couprie et al.'s matching of superpixels over time), or False for
                 per-frame parsing.
             refine: per-frame refiners, applied before the temporal smoothing.
+            batch_size: frames run through the convnet at once (consecutive frames of one size;
+                the smoothing stays in frame order). None: 8 on a GPU, 1 on the CPU, where
+                batches do not raise the throughput and only add latency. A batch waits for its
+                frames, so keep 1 for the lowest latency on a live camera.
             temporal_params: parameters of the smoother (see :mod:`sceneparse.stream.temporal`).
 
         Yields a :class:`ParseResult` per frame, with ``index`` and ``timestamp`` set. A frame's
         result depends only on it and the frames before it.
         """
-        from sceneparse.stream import Frame, build_smoother
+        from sceneparse.stream import build_smoother
 
         smoother = build_smoother(temporal, **temporal_params)
-        refiners = check_refiners(refine)
-        for i, item in enumerate(frames):
-            if isinstance(item, Frame):
-                rgb, depth, index, ts = item.image, item.depth, item.index, item.timestamp
-            elif isinstance(item, tuple) and len(item) == 2:
-                (rgb, depth), index, ts = item, i, float(i)
-            else:
-                rgb, depth, index, ts = item, None, i, float(i)
-            if depth is not None and self.in_channels != 4:
-                depth = None  # an RGB model on an RGB-D stream: the depth is not for it
-            result = self.parse(rgb, depth, refiners)
-            if smoother is not None:
-                result.probs = smoother.update(rgb, result.probs, depth)
-                result.labels = torch.max(torch.from_numpy(result.probs), dim=0).indices.numpy()
-            result.index, result.timestamp = index, ts
-            yield result
+        refiners = self._bind(refine)
+        if batch_size is None:
+            batch_size = 8 if self.device.type == "cuda" else 1
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        items = (self._stream_item(i, item) for i, item in enumerate(frames))
+        while batch := list(itertools.islice(items, batch_size)):
+            for run in _same_size_runs(batch):  # one convnet call per run of same-sized frames
+                probs = self._probs_batch([f[0] for f in run], [f[1] for f in run])
+                for (rgb, depth, index, ts), probs_t in zip(run, probs):
+                    result = self._result(rgb, depth, probs_t, refiners)
+                    if smoother is not None:
+                        result.probs = smoother.update(rgb, result.probs, depth)
+                        result.labels = torch.max(torch.from_numpy(result.probs), dim=0).indices.numpy()
+                    result.index, result.timestamp = index, ts
+                    yield result
+
+    def _stream_item(self, i: int, item) -> tuple:
+        """(checked rgb, checked depth or None, index, timestamp) of one item of a stream."""
+        from sceneparse.stream import Frame
+
+        if isinstance(item, Frame):
+            rgb, depth, index, ts = item.image, item.depth, item.index, item.timestamp
+        elif isinstance(item, tuple) and len(item) == 2:
+            (rgb, depth), index, ts = item, i, float(i)
+        else:
+            rgb, depth, index, ts = item, None, i, float(i)
+        if depth is not None and self.in_channels != 4:
+            depth = None  # an RGB model on an RGB-D stream: the depth is not for it
+        return (*self._inputs(rgb, depth), index, ts)
 
     def parse_file(self, path: str | Path, refine=()) -> ParseResult:
         """:meth:`parse` of an image file."""
         from sceneparse.io import read_image
 
         return self.parse(read_image(path), refine=refine)
+
+
+def _same_size_runs(items: list) -> list[list]:
+    """``items`` ((rgb, ...) tuples) split into runs of consecutive frames of one size."""
+    return [list(run) for _, run in itertools.groupby(items, key=lambda f: f[0].shape)]

@@ -133,6 +133,17 @@ def test_consistency_metric_on_hand_made_sequences():
     assert s["change_rate"] == pytest.approx(3 / 8)
 
 
+def test_feature_build_smoother_names():
+    from sceneparse.stream import DEFAULT_METHOD, METHODS
+
+    assert build_smoother(False) is None and build_smoother("none") is None
+    assert isinstance(build_smoother(True), FlowSuperpixelSmoother) and DEFAULT_METHOD == "flow-superpixels"
+    assert type(build_smoother("flow")) is FlowSmoother
+    assert isinstance(build_smoother("superpixels"), SuperpixelSmoother)
+    assert build_smoother(True, stickiness=0.1).stickiness == 0.1  # keywords reach the smoother
+    assert set(METHODS) == {"none", "flow", "superpixels", "flow-superpixels"}
+
+
 def test_exception_bad_temporal_method():
     with pytest.raises(ValueError, match="unknown temporal method"):
         build_smoother("kalman")
@@ -155,6 +166,24 @@ def test_feature_parse_stream_on_real_video_frames(camvid_path):
     assert all(r.labels.shape == (360, 480) and r.labels.max() < 11 for r in smooth)
 
 
+def test_feature_parse_stream_batches_give_the_same_labels(camvid_path):
+    from sceneparse.data import CamVid
+    from sceneparse.pipeline import SceneParser
+
+    parser = SceneParser.from_pretrained("camvid")
+    val = CamVid(camvid_path, "val")
+    images = [val[i]["image"] for i in val.sequences()["0016E5"][:5]]
+    images[3] = cv2.resize(images[3], (240, 180))  # a size change inside a batch: two convnet calls
+    one = list(parser.parse_stream(images, temporal="flow", batch_size=1))
+    three = list(parser.parse_stream(iter(images), temporal="flow", batch_size=3))
+    assert [r.index for r in three] == [0, 1, 2, 3, 4] and three[3].labels.shape == (180, 240)
+    for a, b in zip(one, three):
+        assert np.allclose(a.probs, b.probs, atol=1e-4)
+        assert (a.labels == b.labels).mean() > 0.999  # ties aside, the same labels
+    with pytest.raises(ValueError, match="batch_size"):
+        next(parser.parse_stream(images, batch_size=0))
+
+
 def _write_clip(path, frames, fps=15):
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, frames[0].shape[1::-1])
     for f in frames:
@@ -170,7 +199,7 @@ def test_feature_label_command_writes_a_playable_overlay_video(camvid_path, tmp_
     _write_clip(tmp_path / "drive.avi", [val[i]["image"] for i in range(6)])
     out = tmp_path / "out"
     assert main(["label", str(tmp_path / "drive.avi"), "--model", "camvid", "--out", str(out), "--labels",
-                 "--temporal", "flow", "--no-progress"]) == 0  # fmt: skip
+                 "--temporal", "flow", "--batch", "4", "--no-progress"]) == 0  # fmt: skip
     cap = cv2.VideoCapture(str(out / "overlay.mp4"))
     assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
     ok, first = cap.read()

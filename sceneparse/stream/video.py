@@ -8,7 +8,9 @@ dropped. On Ctrl-C or a broken input the outputs are closed cleanly: what was wr
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
 import queue
 import threading
 import time
@@ -22,6 +24,11 @@ from sceneparse.io import write_label_png, write_npz
 from sceneparse.stream.sources import open_source
 
 __all__ = ["label_stream", "open_video_writer"]
+
+# FFmpeg prints its own errors while OpenCV probes for an H.264 encoder ("h264_v4l2m2m: can't
+# configure encoder" where there is no hardware one) before falling back to MPEG-4; keep only
+# its fatal messages, unless the user chose a level. Read when OpenCV first uses FFmpeg.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +121,13 @@ class _Writer(threading.Thread):
 
 def label_stream(parser, source, out: str | Path, temporal="flow", refine=(), labels: bool = False,
                  probs: bool = False, realtime: bool = False, alpha: float = 0.55, progress: bool = True,
-                 max_frames: int = 0) -> dict:  # fmt: skip
+                 max_frames: int = 0, batch_size: int | None = None) -> dict:  # fmt: skip
     """Label ``source`` (anything :func:`open_source` opens, or an opened source) into ``out``:
     ``overlay.mp4``, and on request ``labels/NNNNNN.png`` and ``probs/NNNNNN.npz``.
+
+    ``batch_size``: frames per convnet call (see :meth:`SceneParser.parse_stream`); None: its
+    default (8 on a GPU, 1 on the CPU), and 1 in ``realtime`` mode, where waiting for a batch of a
+    live source would only add latency.
 
     Returns statistics: frames parsed and written, frames dropped (real-time mode), frames per
     second end to end, mean and 95th-percentile latency (decode to labels) in milliseconds, the
@@ -139,21 +150,26 @@ def label_stream(parser, source, out: str | Path, temporal="flow", refine=(), la
     writer.start()
     latencies, interrupted = [], False
     t0 = time.perf_counter()
-    current: dict = {}  # the frame being parsed and when it was read (parse_stream is lockstep)
+    # frames handed to the parser and when they were read, oldest first: parse_stream yields one
+    # result per frame in order, but may take a batch of frames before the first result
+    pending: collections.deque = collections.deque()
 
     def frames():
         for i, (frame, t_read) in enumerate(_drain(reader)):
             frame = frame if isinstance(frame, Frame) else Frame(np.asarray(frame), i, float(i))
-            current.update(frame=frame, t_read=t_read)
+            pending.append((frame, t_read))
             yield frame
 
     bar = tqdm(total=min(total, max_frames) if total and max_frames else total, unit="frame", desc="labelling",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
     parsed = 0
     try:
-        for result in parser.parse_stream(frames(), temporal=temporal, refine=refine):
-            latencies.append(time.perf_counter() - current["t_read"])
-            writer.queue.put((current["frame"], result))
+        if batch_size is None and realtime:
+            batch_size = 1
+        for result in parser.parse_stream(frames(), temporal=temporal, refine=refine, batch_size=batch_size):
+            frame, t_read = pending.popleft()
+            latencies.append(time.perf_counter() - t_read)
+            writer.queue.put((frame, result))
             parsed += 1
             bar.update(1)
             if parsed % 10 == 0:
