@@ -1,4 +1,4 @@
-"""Stream sources and temporal smoothing (video issue, in progress)."""
+"""Stream sources and temporal smoothing."""
 
 import cv2
 import numpy as np
@@ -45,6 +45,33 @@ def test_feature_video_file_written_then_read(tmp_path):
         list(open_source(str(corrupt)))
     with pytest.raises(FileNotFoundError):
         open_source(str(tmp_path / "none.mp4"))
+
+
+def test_feature_http_stream_from_a_local_server(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    frames, _ = _moving_scene(6)
+    _write_clip(tmp_path / "clip.avi", frames)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with open_source(f"{url}/clip.avi") as src:
+            assert isinstance(src, VideoSource) and src.live
+            out = list(src)
+        assert [f.index for f in out] == list(range(6))
+        assert np.allclose([f.timestamp for f in out], np.arange(6) / 15, atol=1e-3)  # live: index / fps
+        assert np.abs(out[2].image.astype(int) - frames[2]).mean() < 8
+        with pytest.raises(ValueError, match="not a readable stream"):
+            open_source(f"{url}/missing.avi")
+    finally:
+        server.shutdown()
+    with pytest.raises(ValueError, match="not a readable camera"):
+        open_source(97)
 
 
 def test_feature_frame_folder_ordered_by_number(tmp_path):
@@ -220,6 +247,28 @@ def test_exception_truncated_video_keeps_what_was_written(tmp_path):
     assert 0 < stats["frames"] < 30 and stats["written"] == stats["frames"]
     cap = cv2.VideoCapture(str(tmp_path / "out" / "overlay.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == stats["frames"] and cap.read()[0]
+
+
+def test_exception_ctrl_c_closes_a_playable_video(tmp_path, monkeypatch):
+    from sceneparse.pipeline import SceneParser
+    from sceneparse.stream.video import label_stream
+
+    frames, _ = _moving_scene(12)
+    parser = SceneParser.from_pretrained("stanford-background")
+    real = parser.parse_stream
+
+    def interrupted_after_5(*args, **kwargs):  # Ctrl-C arrives in the parsing loop
+        for n, result in enumerate(real(*args, **kwargs)):
+            if n == 5:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(parser, "parse_stream", interrupted_after_5)
+    stats = label_stream(parser, frames, tmp_path / "out", labels=True, progress=False)
+    assert stats["interrupted"] and stats["frames"] == 5 and stats["written"] == 5
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and cap.read()[0]
+    assert len(list((tmp_path / "out" / "labels").iterdir())) == 5
 
 
 def test_feature_evaluate_temporal_reports_flicker(camvid_path, tmp_path):
