@@ -1,5 +1,6 @@
 """``sceneparse evaluate``: accuracy, IoU and speed of a model on a dataset split (and, with
-``--temporal``, the temporal consistency of its labels over each video sequence of the split)."""
+``--temporal``, the temporal consistency of its labels over each video sequence of the split;
+with ``--video``, the temporal consistency of its labels on an unlabelled video or stream)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ __all__ = [
     "main",
     "evaluate_parser",
     "evaluate_stream",
+    "evaluate_video",
     "select_subset",
     "device_name",
     "markdown_report",
@@ -71,6 +73,76 @@ def evaluate_stream(parser, dataset, temporal="flow", refine=(), progress: bool 
         "smoother_ms_per_frame": 1000 * float(np.median(smoother_seconds)) if smoother_seconds else math.nan,
     })  # fmt: skip
     return scores
+
+
+def evaluate_video(parser, source, temporal="flow-superpixels", refine=(), progress: bool = True,
+                   max_frames: int = 0, **temporal_params) -> dict:  # fmt: skip
+    """Temporal consistency of the labels of an unlabelled video (anything
+    :func:`sceneparse.stream.open_source` opens, or an iterable of frames), parsed in order with
+    ``temporal`` smoothing: the raw change rate and the **compensated change**, the share of
+    pixels whose label differs from the previous frame's label carried along the optical flow
+    (pixels whose flow fails the forward-backward check, and frames after a scene cut, left
+    out): what is left of the raw change once camera and object motion are accounted for."""
+    from sceneparse.pipeline import check_refiners
+    from sceneparse.stream import Frame, build_smoother, open_source
+
+    refine = check_refiners(refine)
+    src = open_source(source) if isinstance(source, (str, Path, int)) else source
+    smoother = build_smoother(temporal, **temporal_params)
+    tc = TemporalConsistency(parser.info.ignore_index, compensate=True)
+    seconds, smoother_seconds = [], []
+    try:
+        total = min(len(src), max_frames) if max_frames else len(src)
+    except TypeError:
+        total = max_frames or None
+    bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not progress, dynamic_ncols=True)
+    for i, frame in enumerate(src):
+        if max_frames and i >= max_frames:
+            break
+        frame = frame if isinstance(frame, Frame) else Frame(np.asarray(frame), i, float(i))
+        depth = frame.depth if parser.in_channels == 4 else None
+        t = time.perf_counter()
+        result = parser.parse(frame.image, depth=depth, refine=refine)
+        t_smooth = time.perf_counter()
+        if smoother is not None:
+            probs = smoother.update(frame.image, result.probs, depth)
+            result.labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
+        now = time.perf_counter()
+        seconds.append(now - t)
+        smoother_seconds.append(now - t_smooth)
+        tc.update(result.labels, None, frame.image)
+        bar.update(1)
+    bar.close()
+    if not seconds:
+        raise ValueError(f"{source}: no frames to evaluate")
+    scores = tc.scores()
+    return {
+        "source": str(source) if isinstance(source, (str, Path, int)) else type(source).__name__,
+        "temporal": str(temporal if temporal not in (None, False) else "none"),
+        "temporal_params": temporal_params,
+        "frames": len(seconds),
+        "change_rate": scores["change_rate"],
+        "compensated_change": scores["compensated_change"],
+        "compensated_pixels": tc.comp_pixels / tc.pixels if tc.pixels else math.nan,
+        "seconds_per_image": float(np.mean(seconds)),
+        "smoother_ms_per_frame": 1000 * float(np.median(smoother_seconds)) if smoother is not None else 0.0,
+        "device": device_name(parser.device),
+        "refine": [repr(r) for r in refine],
+    }
+
+
+def video_report(scores: dict, title: str) -> str:
+    """Markdown table of :func:`evaluate_video`'s scores."""
+    return "\n".join([
+        f"# {title}",
+        "",
+        "| temporal | frames | raw change % | compensated change % | flow-checked pixels % | smoother ms / frame "
+        "| s / frame | device |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| {scores['temporal']} | {scores['frames']} | {100 * scores['change_rate']:.2f} "
+        f"| {100 * scores['compensated_change']:.2f} | {100 * scores['compensated_pixels']:.1f} "
+        f"| {scores['smoother_ms_per_frame']:.1f} | {scores['seconds_per_image']:.4f} | {scores['device']} |",
+    ]) + "\n"  # fmt: skip
 
 
 def _evaluate(parser, dataset, groups, refine, progress, boundary_width, new_smoother=None):
@@ -249,11 +321,15 @@ def main(argv=None) -> int:
     ap.add_argument("--temporal", choices=METHODS, default=None,
                     help="parse each video sequence of the split in frame order with this temporal smoothing "
                     "(none: per frame) and report flicker beside accuracy")  # fmt: skip
+    ap.add_argument("--video", default=None,
+                    help="an unlabelled video, stream URL, camera index or frame folder: report the raw and the "
+                    "flow-compensated change of the labels over time instead (with --temporal, default "
+                    "flow-superpixels)")  # fmt: skip
     ap.add_argument(
         "--limit",
         type=int,
         default=0,
-        help="only the first N samples (with --temporal, of each sequence): quick checks",
+        help="only the first N samples (with --temporal, of each sequence; with --video, frames): quick checks",
     )
     ap.add_argument("--fold", type=int, default=None, help="validation fold (default: the model's own)")
     ap.add_argument("--num-folds", type=int, default=None)
@@ -273,6 +349,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)  # the temporal smoothers and refiners use OpenCV
     parser = SceneParser.from_pretrained(args.model, device=args.device)
+    if args.video is not None:
+        return _main_video(parser, args, refiners)
     train_cfg = parser.meta.get("train_config", {})
     dataset_name = args.dataset or train_cfg.get("dataset") or parser.info.name
     kw = {
@@ -315,4 +393,25 @@ def main(argv=None) -> int:
         write_json(out / "metrics.json", {"title": title, **scores})
         plot_confusion(scores["confusion_matrix"], parser.class_names, out / "confusion.png", title)
         print(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}, {out / 'confusion.png'}")
+    return 0
+
+
+def _main_video(parser, args, refiners) -> int:
+    from sceneparse.engine import write_json
+    from sceneparse.stream import DEFAULT_METHOD
+
+    temporal = args.temporal or DEFAULT_METHOD
+    try:
+        scores = evaluate_video(parser, args.video, temporal, refiners, args.progress, args.limit)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"sceneparse evaluate: error: {err}") from None
+    title = f"{args.model} on {args.video}, temporal {temporal}"
+    report = video_report(scores, title)
+    print(report)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.md").write_text(report)
+        write_json(out / "metrics.json", {"title": title, **scores})
+        print(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}")
     return 0

@@ -132,28 +132,36 @@ class TemporalConsistency:
         self.stable = self.flickered = self.pixels = self.changed = 0
         self.comp_pixels = self.comp_changed = 0
         self._prev = None
+        self._flow = None
 
     def update(self, pred: np.ndarray, label: np.ndarray | None = None, rgb: np.ndarray | None = None) -> None:
         pred = np.asarray(pred)
         if self._prev is not None and self._prev[0].shape == pred.shape:
-            prev_pred, prev_label, prev_rgb = self._prev
+            prev_pred, prev_label = self._prev
             self.pixels += pred.size
             self.changed += int((pred != prev_pred).sum())
             if label is not None and prev_label is not None:
                 stable = (label == prev_label) & (label != self.ignore_index)
                 self.stable += int(stable.sum())
                 self.flickered += int((pred != prev_pred)[stable].sum())
-            if self.compensate and rgb is not None and prev_rgb is not None:
-                from sceneparse.stream.temporal import FlowSmoother, warp
+        flows = self._flows(rgb)  # the flow from the previous frame's image (None at a start or cut)
+        if self._prev is not None and self._prev[0].shape == pred.shape and flows is not None:
+            from sceneparse.stream.temporal import warp
 
-                flows = FlowSmoother(flow_scale=0.5)
-                flows._flows(prev_rgb)
-                back, reliable = flows._flows(rgb) or (None, None)
-                if back is not None:
-                    moved, _ = warp(prev_pred.astype(np.float32), back, cv2.INTER_NEAREST)
-                    self.comp_pixels += int(reliable.sum())
-                    self.comp_changed += int((moved.astype(pred.dtype) != pred)[reliable].sum())
-        self._prev = (pred, None if label is None else np.asarray(label), rgb)
+            back, reliable = flows
+            moved, _ = warp(self._prev[0].astype(np.float32), back, cv2.INTER_NEAREST)
+            self.comp_pixels += int(reliable.sum())
+            self.comp_changed += int((moved.astype(pred.dtype) != pred)[reliable].sum())
+        self._prev = (pred, None if label is None else np.asarray(label))
+
+    def _flows(self, rgb):
+        if not self.compensate or rgb is None:
+            return None
+        if self._flow is None:
+            from sceneparse.stream.temporal import TemporalSmoother
+
+            self._flow = TemporalSmoother(flow_scale=0.5)  # its flows both ways, checked, and cuts
+        return self._flow._flows(rgb)
 
     def scores(self) -> dict:
         nan = float("nan")

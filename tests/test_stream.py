@@ -160,6 +160,40 @@ def test_consistency_metric_on_hand_made_sequences():
     assert s["change_rate"] == pytest.approx(3 / 8)
 
 
+def test_feature_compensated_change_follows_the_motion():
+    frames, masks = _moving_scene(8, step=3)
+    moving, flipping = TemporalConsistency(compensate=True), TemporalConsistency(compensate=True)
+    for t, (f, m) in enumerate(zip(frames, masks)):
+        moving.update(m.astype(np.uint8), rgb=f)  # labels that move with the square: no flicker
+        flipping.update((m ^ (t % 2 == 1)).astype(np.uint8), rgb=f)  # every label flips each frame
+    a, b = moving.scores(), flipping.scores()
+    assert a["change_rate"] > 0.015  # the square moved 3 pixels: 2 strips of 40x3 of 96x128 pixels change
+    assert a["compensated_change"] < 0.2 * a["change_rate"]
+    assert b["compensated_change"] > 0.9
+    assert np.isnan(TemporalConsistency().scores()["compensated_change"])  # not asked for
+
+
+def test_feature_evaluate_video_reports_compensated_change(tmp_path):
+    import json
+
+    from sceneparse.cli import main
+
+    frames, _ = _moving_scene(10)
+    _write_clip(tmp_path / "clip.avi", frames)
+    results = {}
+    for method in ("none", "flow"):
+        out = tmp_path / method
+        assert main(["evaluate", "--model", "stanford-background", "--video", str(tmp_path / "clip.avi"),
+                     "--temporal", method, "--threads", "1", "--no-progress", "--out", str(out)]) == 0  # fmt: skip
+        results[method] = json.loads((out / "metrics.json").read_text())
+    for r in results.values():
+        assert r["frames"] == 10 and 0 <= r["compensated_change"] <= 1 and 0 <= r["change_rate"] <= 1
+        assert r["compensated_pixels"] > 0.5
+    assert results["flow"]["smoother_ms_per_frame"] > 0 and results["none"]["smoother_ms_per_frame"] == 0
+    with pytest.raises(SystemExit, match="not found"):
+        main(["evaluate", "--model", "stanford-background", "--video", str(tmp_path / "none.mp4")])
+
+
 def test_feature_build_smoother_names():
     from sceneparse.stream import DEFAULT_METHOD, METHODS
 
