@@ -102,6 +102,8 @@ def evaluate_video(parser, source, temporal="flow-superpixels", refine=(), progr
         frame = frame if isinstance(frame, Frame) else Frame(np.asarray(frame), i, float(i))
         depth = frame.depth if parser.in_channels == 4 else None
         t = time.perf_counter()
+        if smoother is not None:
+            smoother.prepare(frame.image)
         result = parser.parse(frame.image, depth=depth, refine=refine)
         t_smooth = time.perf_counter()
         if smoother is not None:
@@ -165,6 +167,8 @@ def _evaluate(parser, dataset, groups, refine, progress, boundary_width, new_smo
         for i in indices:
             sample = dataset[i]
             t = time.perf_counter()
+            if smoother is not None:
+                smoother.prepare(sample["image"])  # its image-only work overlaps the convnet
             result = parser.parse(sample["image"], depth=sample.get("depth"), refine=refine)
             if parser.device.type == "cuda":
                 torch.cuda.synchronize()

@@ -374,6 +374,23 @@ def test_feature_smoothers_are_causal(make):
     assert not np.allclose(out_a[4], out_b[4])
 
 
+@pytest.mark.parametrize("method", ["superpixels", "flow-superpixels"])
+def test_feature_prepared_superpixels_give_the_same_output(method):
+    frames, masks = _moving_scene(6)
+    probs = [np.stack([~m, m]).astype(np.float32) * 0.4 + 0.3 for m in masks]  # unsure: the vote runs
+    plain, ahead = build_smoother(method), build_smoother(method)
+    for f, p in zip(frames, probs):
+        ahead.prepare(f)  # as parse_stream does before the convnet
+        assert np.array_equal(plain.update(f, p), ahead.update(f, p))
+    assert not ahead._ahead  # each prepared frame was used and forgotten
+    other = frames[0].copy()
+    ahead.prepare(other)
+    ahead.update(frames[1], probs[1])  # a frame that was not prepared: computed on the spot
+    for f in frames * 20:  # prepared, never updated: bounded
+        ahead.prepare(f.copy())
+    assert len(ahead._ahead) <= 65
+
+
 def test_feature_flow_smoother_alpha_zero_is_per_frame_and_fusion_scale_agrees():
     frames, masks = _moving_scene(6)
     rng = np.random.default_rng(2)

@@ -21,6 +21,8 @@ a change of frame size.
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import cv2
 import numpy as np
 import torch
@@ -154,8 +156,38 @@ class TemporalSmoother:
         reliable = cv2.resize(reliable.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
         return back, reliable
 
+    def prepare(self, rgb: np.ndarray) -> None:
+        """Start the work that needs only the image of the frame that :meth:`update` will get
+        next (its superpixels), so that it overlaps the convnet: call it before running the
+        convnet on that frame. Optional; smoothers without such work ignore it."""
+
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
+
+
+class _SuperpixelsAhead:
+    """The superpixels of frames given to :meth:`prepare`, computed in a background thread
+    (scikit-image's Felzenszwalb releases the GIL), for smoothers that need them."""
+
+    def prepare(self, rgb: np.ndarray) -> None:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="superpixels")
+        if len(self._ahead) > 64:  # frames prepared but never updated: forget the oldest
+            self._ahead.pop(next(iter(self._ahead)))
+        self._ahead[id(rgb)] = (rgb, self._executor.submit(self._superpixels, rgb))
+
+    def _superpixels(self, rgb: np.ndarray) -> np.ndarray:
+        return oversegment_at(rgb, self.seg_scale, "felzenszwalb", self.scale, 0.5, self.min_size)
+
+    def _segments_of(self, rgb: np.ndarray, needed: bool = True) -> np.ndarray | None:
+        """The superpixels of ``rgb``: prepared ones if :meth:`prepare` saw this very array
+        (forgotten, and None returned, if not ``needed``)."""
+        ahead = self._ahead.pop(id(rgb), None)
+        if not needed:
+            return None
+        if ahead is not None and ahead[0] is rgb:
+            return ahead[1].result()
+        return self._superpixels(rgb)
 
 
 class FlowSmoother(TemporalSmoother):
@@ -255,7 +287,7 @@ class FlowSmoother(TemporalSmoother):
         return out.div_(total).numpy()
 
 
-class SuperpixelSmoother(TemporalSmoother):
+class SuperpixelSmoother(_SuperpixelsAhead, TemporalSmoother):
     """Couprie et al.'s causal method: superpixels matched to the previous frame's segments by
     overlap after motion compensation; matched ones carry their class vote over time.
 
@@ -282,6 +314,7 @@ class SuperpixelSmoother(TemporalSmoother):
         self.min_size = positive("min_size", min_size, integer=True)
         if self.memory >= 1 or self.min_overlap > 1:
             raise ValueError("memory must be in [0, 1) and min_overlap in (0, 1]")
+        self._executor, self._ahead = None, {}
 
     def reset(self) -> None:
         super().reset()
@@ -293,7 +326,7 @@ class SuperpixelSmoother(TemporalSmoother):
         h, w = rgb.shape[:2]
         # superpixels, their votes and the matching at seg_scale of the frame (the cost); the
         # votes are written back at full size
-        seg = oversegment_at(rgb, self.seg_scale, "felzenszwalb", self.scale, 0.5, self.min_size)
+        seg = self._segments_of(rgb)
         hs, ws = seg.shape
         n = int(seg.max()) + 1
         dist = region_mean(_resize_chw(probs, (hs, ws), "area"), seg)  # C x n
@@ -320,7 +353,7 @@ class SuperpixelSmoother(TemporalSmoother):
         return out
 
 
-class FlowSuperpixelSmoother(FlowSmoother):
+class FlowSuperpixelSmoother(_SuperpixelsAhead, FlowSmoother):
     """``temporal="flow-superpixels"``: each frame's probabilities are first averaged inside its
     superpixels where the convnet is unsure (Couprie et al.'s superpixel voting, per frame,
     which aligns the class boundaries with image edges), then propagated and fused by
@@ -351,17 +384,18 @@ class FlowSuperpixelSmoother(FlowSmoother):
         self.scale = positive("scale", scale)
         self.min_size = positive("min_size", min_size, integer=True)
         self.seg_scale = positive("seg_scale", seg_scale)
+        self._executor, self._ahead = None, {}
 
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         probs = np.asarray(probs, np.float32)
         probs_t = torch.from_numpy(probs)
         unsure = probs_t.amax(0) < self.confidence  # amax: many times faster than max with indices
-        if unsure.any():
+        seg = self._segments_of(rgb, needed=bool(unsure.any()))
+        if seg is not None:
             # superpixels and their mean distributions at seg_scale of the frame (the cost), the
             # vote written back at full size only where the convnet is unsure (a new array: the
             # caller's probabilities stay as they were)
             h, w = rgb.shape[:2]
-            seg = oversegment_at(rgb, self.seg_scale, "felzenszwalb", self.scale, 0.5, self.min_size)
             means = region_mean(_resize_chw(probs, seg.shape, "area"), seg)
             # each superpixel's vote at its size, upsampled by nearest neighbour: the same as
             # looking the votes up through upsampled segments, for a fifth of the cost
