@@ -381,7 +381,8 @@ def test_feature_prepared_superpixels_give_the_same_output(method):
     plain, ahead = build_smoother(method), build_smoother(method)
     for f, p in zip(frames, probs):
         ahead.prepare(f)  # as parse_stream does before the convnet
-        assert np.array_equal(plain.update(f, p), ahead.update(f, p))
+        out = ahead.update(f, p)
+        assert np.array_equal(plain.update(f, p), out) and out.flags["C_CONTIGUOUS"]
     assert not ahead._ahead  # each prepared frame was used and forgotten
     other = frames[0].copy()
     ahead.prepare(other)

@@ -7,7 +7,8 @@ Each model parses a real frame of its own dataset at the dataset's size (Stanfor
 median of the repeats after warm-up. Each refiner then runs on the Stanford model's
 probabilities of a 320x240 image (refiners only, the convnet apart), and the temporal smoothers
 on ``--repeats`` consecutive CamVid frames (480x360) after a first that starts the memory: the
-median of ``update``, OpenCV limited to ``--threads`` too.
+median of ``update``, OpenCV limited to ``--threads`` too; then ``parse_stream`` over the same
+frames with each method, end to end, and what the smoothing adds to per-frame parsing.
 """
 
 from __future__ import annotations
@@ -104,6 +105,17 @@ def time_smoothers(args) -> None:
             smoother.update(f, p)
             times.append(time.perf_counter() - t)
         print(f"| {method} | {1000 * statistics.median(times):.1f} |", flush=True)
+    # end to end: parse_stream over the same frames (the convnet, the smoothing, and the
+    # superpixels that prepare() overlaps with the convnet), against per-frame parsing
+    print("\n| parse_stream (CamVid model, 480x360) | ms per frame | added by the smoothing |\n|---|---:|---:|")
+    base = None
+    for method in ("none", "flow", "superpixels", "flow-superpixels"):
+        t = time.perf_counter()
+        for _ in camvid.parse_stream(frames, temporal=method):
+            pass
+        ms = 1000 * (time.perf_counter() - t) / len(frames)
+        base = ms if base is None else base
+        print(f"| {method} | {ms:.1f} | {ms - base:+.1f} |", flush=True)
 
 
 if __name__ == "__main__":

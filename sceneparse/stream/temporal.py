@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from sceneparse.refine.base import positive
-from sceneparse.refine.superpixels import oversegment_at, region_mean, upsample_segments
+from sceneparse.refine.superpixels import oversegment_at, region_mean
 
 __all__ = [
     "TemporalSmoother",
@@ -345,12 +345,13 @@ class SuperpixelSmoother(_SuperpixelsAhead, TemporalSmoother):
             matched = counts[np.arange(n), match] >= self.min_overlap * np.maximum(size, 1)
             dist[:, matched] = (1 - self.memory) * dist[:, matched] + self.memory * self._dist[:, match[matched]]
         self._segments, self._dist = seg, dist
-        out = dist[:, upsample_segments(seg, (h, w))]
-        # pixel detail where the frame is sure, the carried vote where it is not
-        conf = probs.max(0, keepdims=True)
-        out = conf * probs + (1 - conf) * out
-        out /= out.sum(0, keepdims=True)
-        return out
+        # the votes at full size (nearest neighbour, OpenCV, channels last), then pixel detail
+        # where the frame is sure and the carried vote where it is not: conf * p + (1 - conf) * vote
+        vote = cv2.resize(np.ascontiguousarray(dist.T[seg]), (w, h), interpolation=cv2.INTER_NEAREST)
+        probs_t = torch.from_numpy(probs)
+        out = torch.empty_like(probs_t)  # CxHxW in memory, as the probabilities
+        torch.lerp(torch.from_numpy(vote).permute(2, 0, 1), probs_t, probs_t.amax(0, keepdim=True), out=out)
+        return out.div_(out.sum(0, keepdim=True)).numpy()
 
 
 class FlowSuperpixelSmoother(_SuperpixelsAhead, FlowSmoother):
@@ -397,10 +398,11 @@ class FlowSuperpixelSmoother(_SuperpixelsAhead, FlowSmoother):
             # caller's probabilities stay as they were)
             h, w = rgb.shape[:2]
             means = region_mean(_resize_chw(probs, seg.shape, "area"), seg)
-            # each superpixel's vote at its size, upsampled by nearest neighbour: the same as
-            # looking the votes up through upsampled segments, for a fifth of the cost
-            voted = F.interpolate(torch.from_numpy(means[:, seg])[None], size=(h, w), mode="nearest")[0]
-            probs = torch.where(unsure, voted, probs_t).numpy()
+            # each superpixel's vote at its size, upsampled by nearest neighbour (OpenCV, channels
+            # last: several times faster than torch's nearest or a full-size lookup here)
+            voted = cv2.resize(np.ascontiguousarray(means.T[seg]), (w, h), interpolation=cv2.INTER_NEAREST)
+            out = torch.empty_like(probs_t)  # CxHxW in memory, as the probabilities
+            probs = torch.where(unsure, torch.from_numpy(voted).permute(2, 0, 1), probs_t, out=out).numpy()
         return super().update(rgb, probs, depth)
 
 
