@@ -308,7 +308,6 @@ def markdown_report(scores: dict, title: str) -> str:
 
 def main(argv=None) -> int:
     from sceneparse.data import build_dataset
-    from sceneparse.engine import write_json
     from sceneparse.pipeline import SceneParser
     from sceneparse.stream.temporal import METHODS
     from sceneparse.visualize import plot_confusion
@@ -388,20 +387,30 @@ def main(argv=None) -> int:
         title += f", temporal {args.temporal}"
     if args.split in ("train", "val") and "fold" in inspect.signature(type(dataset)).parameters:
         title += f" (fold {kw['fold']} of {kw['num_folds']})"
-    report = markdown_report(scores, title)
-    print(report)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.md").write_text(report)
-        write_json(out / "metrics.json", {"title": title, **scores})
+    out = _write_report(args.out, markdown_report(scores, title), title, scores)
+    if out is not None:
         plot_confusion(scores["confusion_matrix"], parser.class_names, out / "confusion.png", title)
-        print(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}, {out / 'confusion.png'}")
+        print(f"wrote {out / 'confusion.png'}")
     return 0
 
 
-def _main_video(parser, args, refiners) -> int:
+def _write_report(out, report: str, title: str, scores: dict) -> Path | None:
+    """Print ``report``; with an ``out`` folder, write it there as metrics.md and the scores as
+    metrics.json. Returns the folder (or None)."""
     from sceneparse.engine import write_json
+
+    print(report)
+    if not out:
+        return None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.md").write_text(report)
+    write_json(out / "metrics.json", {"title": title, **scores})
+    print(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}")
+    return out
+
+
+def _main_video(parser, args, refiners) -> int:
     from sceneparse.stream import DEFAULT_METHOD
 
     temporal = args.temporal or DEFAULT_METHOD
@@ -410,12 +419,5 @@ def _main_video(parser, args, refiners) -> int:
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"sceneparse evaluate: error: {err}") from None
     title = f"{args.model} on {args.video}, temporal {temporal}"
-    report = video_report(scores, title)
-    print(report)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.md").write_text(report)
-        write_json(out / "metrics.json", {"title": title, **scores})
-        print(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}")
+    _write_report(args.out, video_report(scores, title), title, scores)
     return 0
