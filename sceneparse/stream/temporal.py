@@ -169,6 +169,12 @@ class _SuperpixelsAhead:
     """The superpixels of frames given to :meth:`prepare`, computed in a background thread
     (scikit-image's Felzenszwalb releases the GIL), for smoothers that need them."""
 
+    def _init_superpixels(self, scale: float, min_size: int, seg_scale: float) -> None:
+        self.scale = positive("scale", scale)
+        self.min_size = positive("min_size", min_size, integer=True)
+        self.seg_scale = positive("seg_scale", seg_scale)
+        self._executor, self._ahead = None, {}
+
     def prepare(self, rgb: np.ndarray) -> None:
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="superpixels")
@@ -188,6 +194,14 @@ class _SuperpixelsAhead:
         if ahead is not None and ahead[0] is rgb:
             return ahead[1].result()
         return self._superpixels(rgb)
+
+    @staticmethod
+    def _full_size(votes: np.ndarray, seg: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+        """CxHxW view of the CxN ``votes`` of the superpixels ``seg`` at the frame's ``shape``:
+        looked up at the superpixels' size, then upsampled by OpenCV's nearest neighbour,
+        channels last (several times faster than torch's nearest or a full-size lookup)."""
+        up = cv2.resize(np.ascontiguousarray(votes.T[seg]), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+        return torch.from_numpy(up).permute(2, 0, 1)
 
 
 class FlowSmoother(TemporalSmoother):
@@ -283,7 +297,7 @@ class FlowSmoother(TemporalSmoother):
             bonus.mul_(total).mul_(self.stickiness)
             out.scatter_add_(0, torch.from_numpy(prev.astype(np.int64))[None], bonus[None])
             total.add_(bonus)
-            self._labels = torch.max(out, dim=0).indices.numpy().astype(np.uint8)
+            self._labels = _argmax(out.numpy())
         return out.div_(total).numpy()
 
 
@@ -307,14 +321,11 @@ class SuperpixelSmoother(_SuperpixelsAhead, TemporalSmoother):
                  flow_scale: float = 0.5, fb_threshold: float = 2.0, cut_threshold: float = 0.5,
                  seg_scale: float = 0.25) -> None:  # fmt: skip
         super().__init__(flow_scale, cut_threshold, fb_threshold)
-        self.seg_scale = positive("seg_scale", seg_scale)
+        self._init_superpixels(scale, min_size, seg_scale)
         self.memory = positive("memory", memory, zero=True)
         self.min_overlap = positive("min_overlap", min_overlap)
-        self.scale = positive("scale", scale)
-        self.min_size = positive("min_size", min_size, integer=True)
         if self.memory >= 1 or self.min_overlap > 1:
             raise ValueError("memory must be in [0, 1) and min_overlap in (0, 1]")
-        self._executor, self._ahead = None, {}
 
     def reset(self) -> None:
         super().reset()
@@ -345,12 +356,11 @@ class SuperpixelSmoother(_SuperpixelsAhead, TemporalSmoother):
             matched = counts[np.arange(n), match] >= self.min_overlap * np.maximum(size, 1)
             dist[:, matched] = (1 - self.memory) * dist[:, matched] + self.memory * self._dist[:, match[matched]]
         self._segments, self._dist = seg, dist
-        # the votes at full size (nearest neighbour, OpenCV, channels last), then pixel detail
-        # where the frame is sure and the carried vote where it is not: conf * p + (1 - conf) * vote
-        vote = cv2.resize(np.ascontiguousarray(dist.T[seg]), (w, h), interpolation=cv2.INTER_NEAREST)
+        # pixel detail where the frame is sure, the carried vote where it is not:
+        # conf * p + (1 - conf) * vote
         probs_t = torch.from_numpy(probs)
         out = torch.empty_like(probs_t)  # CxHxW in memory, as the probabilities
-        torch.lerp(torch.from_numpy(vote).permute(2, 0, 1), probs_t, probs_t.amax(0, keepdim=True), out=out)
+        torch.lerp(self._full_size(dist, seg, (h, w)), probs_t, probs_t.amax(0, keepdim=True), out=out)
         return out.div_(out.sum(0, keepdim=True)).numpy()
 
 
@@ -381,11 +391,8 @@ class FlowSuperpixelSmoother(_SuperpixelsAhead, FlowSmoother):
     def __init__(self, confidence: float = 0.7, scale: float = 150.0, min_size: int = 60, seg_scale: float = 0.25,
                  alpha: float = 1.3, stickiness: float = 0.5, **flow_params) -> None:  # fmt: skip
         super().__init__(alpha=alpha, stickiness=stickiness, **flow_params)
+        self._init_superpixels(scale, min_size, seg_scale)
         self.confidence = positive("confidence", confidence)
-        self.scale = positive("scale", scale)
-        self.min_size = positive("min_size", min_size, integer=True)
-        self.seg_scale = positive("seg_scale", seg_scale)
-        self._executor, self._ahead = None, {}
 
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         probs = np.asarray(probs, np.float32)
@@ -398,11 +405,8 @@ class FlowSuperpixelSmoother(_SuperpixelsAhead, FlowSmoother):
             # caller's probabilities stay as they were)
             h, w = rgb.shape[:2]
             means = region_mean(_resize_chw(probs, seg.shape, "area"), seg)
-            # each superpixel's vote at its size, upsampled by nearest neighbour (OpenCV, channels
-            # last: several times faster than torch's nearest or a full-size lookup here)
-            voted = cv2.resize(np.ascontiguousarray(means.T[seg]), (w, h), interpolation=cv2.INTER_NEAREST)
             out = torch.empty_like(probs_t)  # CxHxW in memory, as the probabilities
-            probs = torch.where(unsure, torch.from_numpy(voted).permute(2, 0, 1), probs_t, out=out).numpy()
+            probs = torch.where(unsure, self._full_size(means, seg, (h, w)), probs_t, out=out).numpy()
         return super().update(rgb, probs, depth)
 
 
