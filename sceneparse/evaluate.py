@@ -64,7 +64,7 @@ def evaluate_stream(parser, dataset, temporal="flow", refine=(), progress: bool 
         lambda: build_smoother(temporal, **temporal_params),
     )  # fmt: skip
     scores.update({
-        "temporal": str(temporal if temporal not in (None, False) else "none"),
+        "temporal": _method_name(temporal),
         "temporal_params": temporal_params,
         "sequences": len(seqs),
         "flicker": flickered / stable if stable else math.nan,
@@ -101,17 +101,9 @@ def evaluate_video(parser, source, temporal="flow-superpixels", refine=(), progr
             break
         frame = frame if isinstance(frame, Frame) else Frame(np.asarray(frame), i, float(i))
         depth = frame.depth if parser.in_channels == 4 else None
-        t = time.perf_counter()
-        if smoother is not None:
-            smoother.prepare(frame.image)
-        result = parser.parse(frame.image, depth=depth, refine=refine)
-        t_smooth = time.perf_counter()
-        if smoother is not None:
-            probs = smoother.update(frame.image, result.probs, depth)
-            result.labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
-        now = time.perf_counter()
-        seconds.append(now - t)
-        smoother_seconds.append(now - t_smooth)
+        result, total, smoothing = _parse_smoothed(parser, smoother, frame.image, depth, refine)
+        seconds.append(total)
+        smoother_seconds.append(smoothing)
         tc.update(result.labels, None, frame.image)
         bar.update(1)
     bar.close()
@@ -120,7 +112,7 @@ def evaluate_video(parser, source, temporal="flow-superpixels", refine=(), progr
     scores = tc.scores()
     return {
         "source": str(source) if isinstance(source, (str, Path, int)) else type(source).__name__,
-        "temporal": str(temporal if temporal not in (None, False) else "none"),
+        "temporal": _method_name(temporal),
         "temporal_params": temporal_params,
         "frames": len(seconds),
         "change_rate": scores["change_rate"],
@@ -131,6 +123,27 @@ def evaluate_video(parser, source, temporal="flow-superpixels", refine=(), progr
         "device": device_name(parser.device),
         "refine": [repr(r) for r in refine],
     }
+
+
+def _method_name(temporal) -> str:
+    return str(temporal if temporal not in (None, False) else "none")
+
+
+def _parse_smoothed(parser, smoother, rgb, depth, refine) -> tuple:
+    """``parser.parse`` of one frame, then ``smoother`` (None: none) on it, its superpixels
+    prepared while the convnet runs: (result, seconds in all, seconds of the smoothing)."""
+    t = time.perf_counter()
+    if smoother is not None:
+        smoother.prepare(rgb)  # its image-only work overlaps the convnet
+    result = parser.parse(rgb, depth=depth, refine=refine)
+    if parser.device.type == "cuda":
+        torch.cuda.synchronize()
+    t_smooth = time.perf_counter()
+    if smoother is not None:
+        result.probs = smoother.update(rgb, result.probs, depth)
+        result.labels = torch.max(torch.from_numpy(result.probs), dim=0).indices.numpy()
+    now = time.perf_counter()
+    return result, now - t, now - t_smooth
 
 
 def video_report(scores: dict, title: str) -> str:
@@ -166,20 +179,10 @@ def _evaluate(parser, dataset, groups, refine, progress, boundary_width, new_smo
         tc = TemporalConsistency(info.ignore_index) if new_smoother else None
         for i in indices:
             sample = dataset[i]
-            t = time.perf_counter()
-            if smoother is not None:
-                smoother.prepare(sample["image"])  # its image-only work overlaps the convnet
-            result = parser.parse(sample["image"], depth=sample.get("depth"), refine=refine)
-            if parser.device.type == "cuda":
-                torch.cuda.synchronize()
-            t_smooth = time.perf_counter()
-            if smoother is not None:
-                probs = smoother.update(sample["image"], result.probs, sample.get("depth"))
-                result.labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
-            now = time.perf_counter()
-            seconds.append(now - t)
+            result, total, smoothing = _parse_smoothed(parser, smoother, sample["image"], sample.get("depth"), refine)
+            seconds.append(total)
             if new_smoother:
-                smoother_seconds.append(now - t_smooth)
+                smoother_seconds.append(smoothing)
             label = np.asarray(sample["label"]).astype(np.int64)
             cm.update(torch.from_numpy(result.labels), torch.from_numpy(label))
             band = boundary_band(label, boundary_width, info.ignore_index)
