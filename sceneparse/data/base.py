@@ -1,4 +1,7 @@
-"""What every dataset module shares: its metadata record and where data lives."""
+"""What every dataset module shares: its class-set record, its base class and where data lives.
+
+The registry of datasets (what each one is, reads, downloads from) is :mod:`sceneparse.data.registry`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import cv2
 import numpy as np
 import torch.utils.data
 
+from sceneparse.errors import ConfigError, InputError, NotFoundError
+
 __all__ = [
     "IGNORE_INDEX",
     "DatasetInfo",
@@ -17,8 +22,7 @@ __all__ = [
     "data_root",
     "decode_image",
     "kfold_split",
-    "register_dataset_info",
-    "get_dataset_info",
+    "dataset_not_found",
 ]
 
 #: Label value of pixels that count neither in the loss nor in the metrics.
@@ -48,26 +52,18 @@ class DatasetInfo:
         return np.asarray(self.colors, dtype=np.uint8)
 
 
-_INFOS: dict[str, DatasetInfo] = {}
-
-
-def register_dataset_info(info: DatasetInfo) -> DatasetInfo:
-    _INFOS[info.name] = info
-    return info
-
-
-def get_dataset_info(name: str) -> DatasetInfo:
-    """Metadata of the dataset (class set) ``name``; an unknown name lists the known ones."""
-    import sceneparse.data  # noqa: F401  (modules register their metadata on import)
-
-    if name not in _INFOS:
-        raise ValueError(f"unknown class set {name!r}; known: {', '.join(sorted(_INFOS))}")
-    return _INFOS[name]
-
-
 def data_root() -> Path:
     """Folder holding the datasets: ``$SCENEPARSE_DATA``, else ``../shared/data``."""
     return Path(os.environ.get("SCENEPARSE_DATA", "../shared/data")).expanduser()
+
+
+def dataset_not_found(name: str, title: str, path: Path, expected: str = "") -> NotFoundError:
+    """The error for dataset ``name`` (``title`` to people) that is not at ``path``, with the ways to fix it."""
+    what = f" (expected {expected})" if expected else ""
+    return NotFoundError(
+        f"{title} not found at {path}{what}; set SCENEPARSE_DATA to the folder that holds it, "
+        f"pass its path, or get it with `sceneparse data download {name}`"
+    )
 
 
 def kfold_split(ids: list[str], fold: int, num_folds: int = 5, seed: int = 0):
@@ -77,7 +73,7 @@ def kfold_split(ids: list[str], fold: int, num_folds: int = 5, seed: int = 0):
     one validation fold and the folds differ in size by at most one.
     """
     if not 0 <= fold < num_folds:
-        raise ValueError(f"fold must be in [0, {num_folds}), got {fold}")
+        raise ConfigError(f"fold must be in [0, {num_folds}), got {fold}")
     ids = sorted(ids)
     order = np.random.default_rng(seed).permutation(len(ids))
     val = {ids[i] for k, i in enumerate(order) if k % num_folds == fold}
@@ -88,7 +84,7 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
     """HxWx3 uint8 RGB from encoded image bytes; a clear error for anything unreadable."""
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"{name}: not a readable image")
+        raise InputError(f"{name}: not a readable image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -116,5 +112,5 @@ class SegmentationDataset(torch.utils.data.Dataset):
         shape = sample["image"].shape[:2]
         for key in ("label", "depth"):
             if key in sample and sample[key].shape[:2] != shape:
-                raise ValueError(f"{name}: image {shape} and {key} {sample[key].shape[:2]} differ in size")
+                raise InputError(f"{name}: image {shape} and {key} {sample[key].shape[:2]} differ in size")
         return self.transform(sample) if self.transform else sample

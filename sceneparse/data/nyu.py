@@ -21,7 +21,9 @@ Depth is returned in metres as ``depth`` (HxW float32, 0 where there is no readi
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,12 +31,19 @@ import cv2
 import numpy as np
 import scipy.io
 
-from sceneparse.data.base import IGNORE_INDEX, DatasetInfo, SegmentationDataset, data_root, register_dataset_info
+from sceneparse.data.base import IGNORE_INDEX, DatasetInfo, SegmentationDataset, data_root, dataset_not_found
 from sceneparse.data.depth import fill_depth, read_depth_png
+from sceneparse.data.registry import DatasetSource, DatasetSpec, RemoteFile, register_dataset
+from sceneparse.errors import ConfigError, InputError, NotFoundError
 
-__all__ = ["NYU_INFOS", "NYUDepthV2", "load_class_mappings", "load_splits"]
+__all__ = ["NYU_INFOS", "SPEC", "NYUDepthV2", "load_class_mappings", "load_splits"]
 
 log = logging.getLogger(__name__)
+
+# ----------------------------------------------------------------------------- constants
+
+NAME = "nyuv2"
+TITLE = "NYU Depth v2"
 
 _CLASSES_40 = (
     "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
@@ -55,15 +64,25 @@ def _palette(n: int, seed: int) -> tuple[tuple[int, int, int], ...]:
     return tuple(tuple(int(c) for c in rgb) for rgb in rng.integers(40, 256, size=(n, 3)))
 
 
+#: Class sets by ``target``: 4 structure classes, Couprie et al.'s 13, Gupta et al.'s 40.
 NYU_INFOS = {
-    "4": register_dataset_info(
-        DatasetInfo("nyuv2-4", _CLASSES_4, ((128, 64, 128), (200, 200, 200), (224, 160, 64), (64, 160, 224)))
-    ),
-    "13": register_dataset_info(DatasetInfo("nyuv2-13", _CLASSES_13, _palette(13, 13))),
-    "40": register_dataset_info(DatasetInfo("nyuv2-40", _CLASSES_40, _palette(40, 40))),
+    "4": DatasetInfo("nyuv2-4", _CLASSES_4, ((128, 64, 128), (200, 200, 200), (224, 160, 64), (64, 160, 224))),
+    "13": DatasetInfo("nyuv2-13", _CLASSES_13, _palette(13, 13)),
+    "40": DatasetInfo("nyuv2-40", _CLASSES_40, _palette(40, 40)),
 }
 
 _DEPTH_FILLS = ("none", "nearest", "inpaint")
+#: The official 795 / 654 split; "val" is the test split (NYU has no validation split).
+SPLITS = ("train", "val", "test", "all")
+LABELLED_SET = "nyu_depth_v2_labeled.mat"
+META_FILES = ("splits.mat", "classMapping40.mat", "class13Mapping.mat")
+FILES = (
+    RemoteFile(f"http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/{LABELLED_SET}", LABELLED_SET),
+    RemoteFile("http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat", "splits.mat"),
+)
+CITATION = "Silberman et al., ECCV 2012; put classMapping40.mat and class13Mapping.mat beside it for 40/13/4 classes"
+
+# ----------------------------------------------------------------------------- reading
 
 
 @lru_cache(maxsize=4)
@@ -76,12 +95,12 @@ def load_class_mappings(meta: str | Path) -> dict[str, np.ndarray]:
     meta = Path(meta)
     for name in ("classMapping40.mat", "class13Mapping.mat"):
         if not (meta / name).is_file():
-            raise FileNotFoundError(f"{meta}: NYU class mapping file {name} missing")
+            raise NotFoundError(f"{meta}: NYU class mapping file {name} missing")
     try:
         m40 = scipy.io.loadmat(meta / "classMapping40.mat")
         m13 = scipy.io.loadmat(meta / "class13Mapping.mat")["classMapping13"][0, 0]["labels13"]
     except (KeyError, ValueError, IndexError, OSError) as err:
-        raise ValueError(f"{meta}: not the NYU class mapping files ({err})") from err
+        raise InputError(f"{meta}: not the NYU class mapping files ({err})") from err
     maps = {
         "894to40": np.concatenate([[0], np.asarray(m40["mapClass"]).ravel()]),
         "40to13": np.concatenate([[0], np.asarray(m13).ravel()]),
@@ -90,7 +109,7 @@ def load_class_mappings(meta: str | Path) -> dict[str, np.ndarray]:
     expected = {"894to40": (895, 40), "40to13": (41, 13), "40to4": (41, 4)}
     for key, (size, top) in expected.items():
         if maps[key].shape != (size,) or maps[key].max() != top:
-            raise ValueError(f"{meta}: mapping {key} has shape {maps[key].shape} and maximum {maps[key].max()}")
+            raise InputError(f"{meta}: mapping {key} has shape {maps[key].shape} and maximum {maps[key].max()}")
     return {k: v.astype(np.uint8) for k, v in maps.items()}
 
 
@@ -99,7 +118,7 @@ def load_splits(meta: str | Path) -> dict[str, list[int]]:
     """{"train": [...795], "test": [...654]}: 1-based indices of the labelled frames."""
     path = Path(meta) / "splits.mat"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: NYU split file not found")
+        raise NotFoundError(f"{path}: NYU split file not found")
     m = scipy.io.loadmat(path)
     return {
         "train": sorted(int(i) for i in m["trainNdxs"].ravel()),
@@ -116,10 +135,10 @@ class _MatSource:
         f = self._open()
         for key in ("images", "depths", "labels"):
             if key not in f:
-                raise ValueError(f"{path}: no {key!r} dataset; not the NYU labelled .mat (v7.3)")
+                raise InputError(f"{path}: no {key!r} dataset; not the NYU labelled .mat (v7.3)")
         n, c = f["images"].shape[:2]
         if f["images"].ndim != 4 or c != 3 or f["depths"].shape[0] != n or f["labels"].shape != f["depths"].shape:
-            raise ValueError(
+            raise InputError(
                 f"{path}: expected images N x 3 x W x H and depths, labels N x W x H; got "
                 f"{f['images'].shape}, {f['depths'].shape}, {f['labels'].shape}"
             )
@@ -132,7 +151,7 @@ class _MatSource:
             try:
                 self._file = h5py.File(self.path, "r")
             except OSError as err:
-                raise ValueError(f"{self.path}: not a readable MATLAB v7.3 (HDF5) file ({err})") from err
+                raise InputError(f"{self.path}: not a readable MATLAB v7.3 (HDF5) file ({err})") from err
         return self._file
 
     def frames(self) -> list[int]:
@@ -154,7 +173,7 @@ class _FolderSource:
     def __init__(self, path: Path) -> None:
         self.path = path
         if not (path / "rgb").is_dir() or not (path / "depth").is_dir():
-            raise FileNotFoundError(f"{path}: expected rgb/ and depth/ folders of NYU frames")
+            raise dataset_not_found(NAME, TITLE, path, f"{LABELLED_SET} or a folder with rgb/ and depth/ of NYU frames")
         self.label_dirs = [(s, path / f"labels{s}") for s in ("40", "13") if (path / f"labels{s}").is_dir()]
 
     def frames(self) -> list[int]:
@@ -168,13 +187,13 @@ class _FolderSource:
         name = f"{index:04d}.png"
         bgr = cv2.imread(str(self.path / "rgb" / name), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise ValueError(f"{self.path / 'rgb' / name}: not a readable image")
+            raise InputError(f"{self.path / 'rgb' / name}: not a readable image")
         depth = read_depth_png(self.path / "depth" / name)
         for s, folder in self.label_dirs:
             if (folder / name).is_file():
                 labels = cv2.imread(str(folder / name), cv2.IMREAD_UNCHANGED)
                 if labels is None or labels.ndim != 2:
-                    raise ValueError(f"{folder / name}: not a single-channel label PNG")
+                    raise InputError(f"{folder / name}: not a single-channel label PNG")
                 return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth, labels, s
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth, None, None
 
@@ -209,20 +228,20 @@ class NYUDepthV2(SegmentationDataset):
     ) -> None:
         target = str(target)
         if target not in NYU_INFOS:
-            raise ValueError(f"target must be one of {', '.join(NYU_INFOS)} classes, got {target!r}")
-        if split not in ("train", "val", "test", "all"):
-            raise ValueError(f"split must be 'train', 'val', 'test' or 'all', got {split!r}")
+            raise ConfigError(f"target must be one of {', '.join(NYU_INFOS)} classes, got {target!r}")
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if depth_fill not in _DEPTH_FILLS:
-            raise ValueError(f"depth_fill must be one of {', '.join(_DEPTH_FILLS)}, got {depth_fill!r}")
+            raise ConfigError(f"depth_fill must be one of {', '.join(_DEPTH_FILLS)}, got {depth_fill!r}")
         if modality not in ("rgb", "rgbd"):
-            raise ValueError(f"modality must be 'rgb' or 'rgbd', got {modality!r}")
-        base = data_root() / "nyuv2"
+            raise ConfigError(f"modality must be 'rgb' or 'rgbd', got {modality!r}")
+        base = data_root() / NAME
         if root is None:
-            root = base / "nyu_depth_v2_labeled.mat"
+            root = base / LABELLED_SET
             root = root if root.is_file() else base / "frames"
         root = Path(root)
         if not root.exists():
-            raise FileNotFoundError(f"NYU Depth v2 not found at {root}; pass the labelled .mat or a frames folder")
+            raise dataset_not_found(NAME, TITLE, root, f"{LABELLED_SET} or a frames folder")
         meta = Path(meta) if meta else (root.parent / "meta" if (root.parent / "meta").is_dir() else base / "meta")
         self.root, self.split, self.target, self.transform = root, split, target, transform
         self.depth_fill, self.modality = depth_fill, modality
@@ -241,9 +260,9 @@ class NYUDepthV2(SegmentationDataset):
             frames = labelled
             finest = {s for s, _ in self._source.label_dirs}
             if target == "40" and "40" not in finest:
-                raise ValueError(f"{root}: 40-class labels need labels40/ (only labels{'/'.join(finest)} present)")
+                raise InputError(f"{root}: 40-class labels need labels40/ (only labels{'/'.join(finest)} present)")
         if not frames:
-            raise ValueError(f"{root}: no labelled frames in split {split!r}")
+            raise InputError(f"{root}: no labelled frames in split {split!r}")
         self.frames = frames
         self.ids = [f"{i:04d}" for i in frames]
 
@@ -256,10 +275,10 @@ class NYUDepthV2(SegmentationDataset):
         if source == "40" and self.target != "40":
             labels = self.maps[f"40to{self.target}"][labels]
         elif source == "13" and self.target == "4":
-            raise ValueError("4-class labels cannot be made from 13-class labels; give labels40/ or the .mat")
+            raise InputError("4-class labels cannot be made from 13-class labels; give labels40/ or the .mat")
         top = len(self.info.class_names)
         if labels.max() > top:
-            raise ValueError(f"label values reach {labels.max()}, above the {top} classes of {self.info.name}")
+            raise InputError(f"label values reach {labels.max()}, above the {top} classes of {self.info.name}")
         return np.where(labels == 0, IGNORE_INDEX, labels - 1).astype(np.uint8)
 
     def load(self, name: str) -> dict:
@@ -271,3 +290,61 @@ class NYUDepthV2(SegmentationDataset):
         if self.modality == "rgbd":
             sample.update(depth=depth, depth_valid=valid)
         return sample
+
+
+# ----------------------------------------------------------------------------- install
+
+
+def install(source: Path, tmp: Path, progress: bool = True) -> Path:
+    """Check the labelled set ``source`` (the .mat, or a folder holding it and the metadata
+    files) and install it in ``tmp`` with its metadata in ``meta/``."""
+    import h5py
+
+    folder = source if source.is_dir() else source.parent
+    mat = source if source.is_file() else folder / LABELLED_SET
+    if not mat.is_file():
+        raise NotFoundError(f"{source}: no {LABELLED_SET}")
+    try:
+        with h5py.File(mat, "r") as f:
+            missing = [k for k in ("images", "depths", "labels") if k not in f]
+            if missing:
+                raise InputError(f"{mat}: no {', '.join(missing)} dataset: not the NYU v2 labelled set")
+            f["labels"][-1]  # the last frame reads: the file is not truncated
+    except OSError as err:
+        raise InputError(f"{mat}: truncated or not a MATLAB v7.3 (HDF5) file ({err})") from err
+    try:
+        os.link(mat, tmp / mat.name)  # 2.8 GB: a hard link where the file system allows one
+    except OSError:
+        shutil.copyfile(mat, tmp / mat.name)
+    (tmp / "meta").mkdir()
+    for name in META_FILES:
+        for cand in (folder / name, folder / "meta" / name):
+            if cand.is_file():
+                shutil.copyfile(cand, tmp / "meta" / name)
+                break
+    if not (tmp / "meta" / "splits.mat").is_file():
+        raise NotFoundError(f"{folder}: no splits.mat beside the labelled set")
+    return tmp / mat.name
+
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name=NAME,
+        title=TITLE,
+        reader=NYUDepthV2,
+        infos=NYU_INFOS,
+        default_target="13",
+        splits=SPLITS,
+        num_folds=None,
+        source=DatasetSource(
+            FILES,
+            dest=NAME,
+            marker=LABELLED_SET,
+            install=install,
+            note=CITATION,
+            check=lambda path: NYUDepthV2(path, split="all", meta=path.parent / "meta"),
+        ),  # fmt: skip
+        crop_size=(240, 320),
+        scale_range=(0.5, 1.0),
+    )
+)

@@ -11,6 +11,7 @@ The archive or the folder it extracts to are read alike. Model index ``k`` is la
 from __future__ import annotations
 
 import io
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -22,35 +23,49 @@ from sceneparse.data.base import (
     DatasetInfo,
     SegmentationDataset,
     data_root,
+    dataset_not_found,
     decode_image,
     kfold_split,
-    register_dataset_info,
 )
+from sceneparse.data.download import Archive, require_members, top_folder
+from sceneparse.data.registry import DatasetSource, DatasetSpec, RemoteFile, register_dataset
+from sceneparse.errors import ConfigError, InputError, NotFoundError
 
-__all__ = ["SIFTFLOW", "SiftFlow"]
+__all__ = ["SIFTFLOW", "SPEC", "SiftFlow", "label_from_mat"]
 
-SIFTFLOW = register_dataset_info(
-    DatasetInfo(
-        name="siftflow",
-        class_names=(
-            "awning", "balcony", "bird", "boat", "bridge", "building", "bus", "car", "cow", "crosswalk",
-            "desert", "door", "fence", "field", "grass", "moon", "mountain", "person", "plant", "pole",
-            "river", "road", "rock", "sand", "sea", "sidewalk", "sign", "sky", "staircase", "streetlight",
-            "sun", "tree", "window",
-        ),
-        colors=(
-            (200, 120, 40), (140, 60, 60), (250, 200, 0), (0, 80, 160), (110, 90, 70), (160, 80, 40),
-            (250, 170, 30), (64, 0, 128), (180, 130, 100), (240, 240, 240), (230, 200, 140), (120, 40, 160),
-            (64, 64, 128), (170, 170, 60), (64, 192, 64), (255, 255, 200), (128, 96, 160), (224, 64, 64),
-            (100, 200, 100), (192, 192, 128), (40, 110, 200), (128, 64, 128), (120, 120, 120), (220, 190, 110),
-            (0, 64, 192), (60, 40, 222), (192, 128, 128), (128, 128, 255), (200, 100, 200), (255, 220, 100),
-            (255, 160, 0), (0, 128, 0), (0, 200, 200),
-        ),
-    )
+# ----------------------------------------------------------------------------- constants
+
+NAME = "siftflow"
+TITLE = "SIFT Flow"
+
+SIFTFLOW = DatasetInfo(
+    name="siftflow",
+    class_names=(
+        "awning", "balcony", "bird", "boat", "bridge", "building", "bus", "car", "cow", "crosswalk",
+        "desert", "door", "fence", "field", "grass", "moon", "mountain", "person", "plant", "pole",
+        "river", "road", "rock", "sand", "sea", "sidewalk", "sign", "sky", "staircase", "streetlight",
+        "sun", "tree", "window",
+    ),
+    colors=(
+        (200, 120, 40), (140, 60, 60), (250, 200, 0), (0, 80, 160), (110, 90, 70), (160, 80, 40),
+        (250, 170, 30), (64, 0, 128), (180, 130, 100), (240, 240, 240), (230, 200, 140), (120, 40, 160),
+        (64, 64, 128), (170, 170, 60), (64, 192, 64), (255, 255, 200), (128, 96, 160), (224, 64, 64),
+        (100, 200, 100), (192, 192, 128), (40, 110, 200), (128, 64, 128), (120, 120, 120), (220, 190, 110),
+        (0, 64, 192), (60, 40, 222), (192, 128, 128), (128, 128, 255), (200, 100, 200), (255, 220, 100),
+        (255, 160, 0), (0, 128, 0), (0, 200, 200),
+    ),
 )  # fmt: skip
 
 _SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
-_SPLITS = ("train", "val", "trainval", "test", "all")
+#: "trainval" and "test" are the standard lists; "train" / "val" are folds of trainval.
+SPLITS = ("train", "val", "trainval", "test", "all")
+#: Folds of trainval for "train" / "val" (the standard split has no validation part).
+NUM_FOLDS = 10
+ARCHIVE = "SiftFlowDataset.zip"
+FILES = (RemoteFile("http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/SiftFlowDataset.zip", ARCHIVE),)
+CITATION = "Liu et al. 2009; labels of Tighe & Lazebnik, ECCV 2010"
+
+# ----------------------------------------------------------------------------- reading
 
 
 def label_from_mat(data: bytes, name: str) -> np.ndarray:
@@ -58,10 +73,10 @@ def label_from_mat(data: bytes, name: str) -> np.ndarray:
     try:
         s = scipy.io.loadmat(io.BytesIO(data), variable_names=["S"])["S"]
     except (ValueError, KeyError, TypeError, OSError, scipy.io.matlab.MatReadError) as err:
-        raise ValueError(f"{name}: not a SIFT Flow label file with an S matrix ({err})") from err
+        raise InputError(f"{name}: not a SIFT Flow label file with an S matrix ({err})") from err
     s = np.asarray(s)
     if s.ndim != 2 or s.min() < 0 or s.max() > len(SIFTFLOW.class_names):
-        raise ValueError(f"{name}: S must be a 2-D matrix of 0..33, got shape {s.shape}, range {s.min()}..{s.max()}")
+        raise InputError(f"{name}: S must be a 2-D matrix of 0..33, got shape {s.shape}, range {s.min()}..{s.max()}")
     s = s.astype(np.int64)
     return np.where(s == 0, IGNORE_INDEX, s - 1).astype(np.uint8)
 
@@ -76,18 +91,18 @@ class _Source:
             try:
                 self.zip = zipfile.ZipFile(root)
             except (zipfile.BadZipFile, OSError) as err:
-                raise ValueError(f"{root}: not a readable SIFT Flow zip archive ({err})") from err
+                raise InputError(f"{root}: not a readable SIFT Flow zip archive ({err})") from err
             names = self.zip.namelist()
             tops = [n[: -len("trainval.txt")] for n in names if n.endswith("trainval.txt")]
             if not tops:
-                raise ValueError(f"{root}: no SiftFlowDataset/trainval.txt in the archive")
+                raise InputError(f"{root}: no SiftFlowDataset/trainval.txt in the archive")
             self.base = tops[0]
             self.files = set(names)
         else:
             base = root / "SiftFlowDataset" if (root / "SiftFlowDataset").is_dir() else root
             if not (base / "Images").is_dir() or not (base / "SemanticLabels").is_dir():
-                raise FileNotFoundError(
-                    f"{root}: expected SiftFlowDataset.zip or a folder with Images/, SemanticLabels/"
+                raise dataset_not_found(
+                    NAME, TITLE, root, "SiftFlowDataset.zip or a folder with Images/, SemanticLabels/"
                 )
             self.base = base
 
@@ -130,18 +145,15 @@ class SiftFlow(SegmentationDataset):
         root: str | Path | None = None,
         split: str = "trainval",
         fold: int = 0,
-        num_folds: int = 10,
+        num_folds: int = NUM_FOLDS,
         transform=None,
         seed: int = 0,
     ) -> None:
-        if split not in _SPLITS:
-            raise ValueError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
-        root = Path(root) if root else data_root() / "siftflow" / "SiftFlowDataset.zip"
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        root = Path(root) if root else data_root() / NAME / ARCHIVE
         if not root.exists():
-            raise FileNotFoundError(
-                f"SIFT Flow not found at {root}; set SCENEPARSE_DATA, pass root, or run "
-                "`sceneparse data prepare siftflow --source SiftFlowDataset.zip`"
-            )
+            raise dataset_not_found(NAME, TITLE, root)
         self.root, self.split, self.transform = root, split, transform
         self._source = _Source(root)
         annotated = self._source.list_labels()
@@ -151,7 +163,7 @@ class SiftFlow(SegmentationDataset):
             list_name = "test.txt" if split == "test" else "trainval.txt"
             text = self._source.read(list_name)
             if text is None:
-                raise FileNotFoundError(f"{root}: split list {list_name} not found (the test split may be held out)")
+                raise NotFoundError(f"{root}: split list {list_name} not found (the test split may be held out)")
             listed = [line.strip() for line in text.decode().splitlines() if line.strip()]
             have = set(annotated)
             ids = sorted(n for n in listed if n in have)  # trainval.txt names 2 unannotated images
@@ -159,7 +171,7 @@ class SiftFlow(SegmentationDataset):
                 train, val = kfold_split(ids, fold, num_folds, seed)
                 ids = train if split == "train" else val
         if not ids:
-            raise ValueError(f"{root}: no annotated images in split {split!r}")
+            raise InputError(f"{root}: no annotated images in split {split!r}")
         self.ids = ids
         self._key = str(root.resolve())
 
@@ -169,7 +181,7 @@ class SiftFlow(SegmentationDataset):
             img = self._source.read(f"Images/{_SUBDIR}/{name}.jpg")
             mat = self._source.read(f"SemanticLabels/{_SUBDIR}/{name}.mat")
             if img is None or mat is None:
-                raise FileNotFoundError(f"{self.root}: image or label file of {name} is missing")
+                raise NotFoundError(f"{self.root}: image or label file of {name} is missing")
             _CACHE[key] = (decode_image(img, name), label_from_mat(mat, name))
         image, label = _CACHE[key]
         return {"image": image, "label": label, "name": name}
@@ -182,3 +194,36 @@ class SiftFlow(SegmentationDataset):
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._source = _Source(self.root)
+
+
+# ----------------------------------------------------------------------------- install
+
+
+def install(source: Path, tmp: Path, progress: bool = True) -> Path:
+    """Check the official zip (or its folder) ``source`` and install it in ``tmp``."""
+    arc = Archive(source)
+    prefix = top_folder(arc, "trainval.txt", "SIFT Flow")
+    require_members(arc, prefix, {
+        "Images/.../*.jpg": lambda n: n.startswith("Images/") and n.endswith(".jpg"),
+        "SemanticLabels/.../*.mat": lambda n: n.startswith("SemanticLabels/") and n.endswith(".mat"),
+    }, "SIFT Flow")  # fmt: skip
+    arc.verify(progress)
+    if arc.zip is not None:
+        shutil.copyfile(source, tmp / ARCHIVE)  # the reader reads the zip itself
+        return tmp / ARCHIVE
+    arc.extract(prefix, tmp / "SiftFlowDataset", progress)
+    return tmp / "SiftFlowDataset"
+
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name=NAME,
+        title=TITLE,
+        reader=SiftFlow,
+        infos={None: SIFTFLOW},
+        splits=SPLITS,
+        num_folds=NUM_FOLDS,
+        source=DatasetSource(FILES, dest=NAME, marker="SiftFlowDataset*", install=install, note=CITATION),
+        crop_size=(256, 256),
+    )
+)

@@ -9,6 +9,7 @@ use 5-fold cross-validation, so :func:`kfold_split` assigns folds deterministica
 from __future__ import annotations
 
 import logging
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -19,43 +20,56 @@ from sceneparse.data.base import (
     DatasetInfo,
     SegmentationDataset,
     data_root,
+    dataset_not_found,
     decode_image,
     kfold_split,
-    register_dataset_info,
 )
+from sceneparse.data.download import Archive, require_members, top_folder
+from sceneparse.data.registry import DatasetSource, DatasetSpec, RemoteFile, register_dataset
+from sceneparse.errors import ConfigError, InputError
 
-__all__ = ["STANFORD_REGIONS", "STANFORD_SURFACES", "StanfordBackground", "kfold_split"]
+__all__ = ["STANFORD_REGIONS", "STANFORD_SURFACES", "SPEC", "StanfordBackground", "kfold_split"]
 
 log = logging.getLogger(__name__)
 
-STANFORD_REGIONS = register_dataset_info(
-    DatasetInfo(
-        name="stanford-background",
-        class_names=(
-            "sky", "tree", "road", "grass", "water", "building", "mountain", "foreground object",
-        ),
-        colors=(
-            (128, 128, 255), (0, 128, 0), (128, 64, 128), (64, 192, 64),
-            (0, 64, 192), (160, 80, 40), (128, 96, 160), (224, 64, 64),
-        ),
-    )
+# ----------------------------------------------------------------------------- constants
+
+NAME = "stanford-background"
+TITLE = "Stanford Background"
+
+STANFORD_REGIONS = DatasetInfo(
+    name="stanford-background",
+    class_names=(
+        "sky", "tree", "road", "grass", "water", "building", "mountain", "foreground object",
+    ),
+    colors=(
+        (128, 128, 255), (0, 128, 0), (128, 64, 128), (64, 192, 64),
+        (0, 64, 192), (160, 80, 40), (128, 96, 160), (224, 64, 64),
+    ),
 )  # fmt: skip
 
-STANFORD_SURFACES = register_dataset_info(
-    DatasetInfo(
-        name="stanford-surfaces",
-        class_names=("sky", "horizontal", "vertical"),
-        colors=((128, 128, 255), (128, 64, 128), (224, 160, 64)),
-    )
+STANFORD_SURFACES = DatasetInfo(
+    name="stanford-surfaces",
+    class_names=("sky", "horizontal", "vertical"),
+    colors=((128, 128, 255), (128, 64, 128), (224, 160, 64)),
 )
 
-_TARGETS = {"regions": STANFORD_REGIONS, "surfaces": STANFORD_SURFACES}
+#: Class sets by ``target``: the semantic regions and the geometric surfaces of the same images.
+TARGETS = {"regions": STANFORD_REGIONS, "surfaces": STANFORD_SURFACES}
+SPLITS = ("train", "val", "all")
+#: There is no official split: papers use 5-fold cross-validation.
+NUM_FOLDS = 5
+ARCHIVE = "iccv09Data.tar.gz"
+FILES = (RemoteFile("http://dags.stanford.edu/data/iccv09Data.tar.gz", ARCHIVE),)
+CITATION = "Gould et al., ICCV 2009"
+
+# ----------------------------------------------------------------------------- reading
 
 
 def _parse_label_text(text: str, name: str) -> np.ndarray:
     rows = [r.split() for r in text.strip().splitlines()]
     if not rows or any(len(r) != len(rows[0]) for r in rows):
-        raise ValueError(f"{name}: label matrix rows have different lengths")
+        raise InputError(f"{name}: label matrix rows have different lengths")
     label = np.asarray(rows, dtype=np.int64)
     out = np.full(label.shape, IGNORE_INDEX, dtype=np.uint8)
     valid = label >= 0
@@ -79,11 +93,11 @@ def _read_raw(root: Path, target: str) -> dict[str, tuple[bytes, str]]:
                     elif "/labels/" in member.name and name.endswith(suffix):
                         labels[name[: -len(suffix)]] = tar.extractfile(member).read().decode()
         except (tarfile.TarError, EOFError, OSError) as err:
-            raise ValueError(f"{root}: not a readable Stanford Background archive ({err})") from err
+            raise InputError(f"{root}: not a readable Stanford Background archive ({err})") from err
     else:
         base = root / "iccv09Data" if (root / "iccv09Data").is_dir() else root
         if not (base / "images").is_dir() or not (base / "labels").is_dir():
-            raise FileNotFoundError(f"{root}: expected iccv09Data.tar.gz or a folder with images/ and labels/")
+            raise dataset_not_found(NAME, TITLE, root, "iccv09Data.tar.gz or a folder with images/ and labels/")
         for p in (base / "images").glob("*.jpg"):
             images[p.stem] = p.read_bytes()
         for p in (base / "labels").glob(f"*{suffix}"):
@@ -93,7 +107,7 @@ def _read_raw(root: Path, target: str) -> dict[str, tuple[bytes, str]]:
         log.warning("%d images without %s labels are skipped, e.g. %s", len(missing), target, missing[0])
     pairs = {k: (images[k], labels[k]) for k in sorted(set(images) & set(labels))}
     if not pairs:
-        raise ValueError(f"{root}: no image with {target} labels found")
+        raise InputError(f"{root}: no image with {target} labels found")
     return pairs
 
 
@@ -108,6 +122,7 @@ class StanfordBackground(SegmentationDataset):
     Args:
         root: ``iccv09Data.tar.gz`` or the folder it extracts to; default
             ``$SCENEPARSE_DATA/stanford-background/iccv09Data.tar.gz``.
+        fold: validation fold of ``num_folds`` (``split`` "train" and "val").
         split: "train", "val" (fold ``fold`` of ``num_folds``) or "all".
         target: "regions" (8 semantic classes) or "surfaces" (3 geometric classes).
         transform: callable on the sample dict (see :mod:`sceneparse.data.transforms`).
@@ -118,20 +133,20 @@ class StanfordBackground(SegmentationDataset):
         root: str | Path | None = None,
         split: str = "train",
         fold: int = 0,
-        num_folds: int = 5,
+        num_folds: int = NUM_FOLDS,
         target: str = "regions",
         transform=None,
         seed: int = 0,
     ) -> None:
-        if target not in _TARGETS:
-            raise ValueError(f"target must be one of {sorted(_TARGETS)}, got {target!r}")
-        if split not in ("train", "val", "all"):
-            raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
-        root = Path(root) if root else data_root() / "stanford-background" / "iccv09Data.tar.gz"
+        if target not in TARGETS:
+            raise ConfigError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        root = Path(root) if root else data_root() / NAME / ARCHIVE
         if not root.exists():
-            raise FileNotFoundError(f"Stanford Background not found at {root}; set SCENEPARSE_DATA or pass root")
+            raise dataset_not_found(NAME, TITLE, root)
         self.root, self.split, self.target, self.transform = root, split, target, transform
-        self.info = _TARGETS[target]
+        self.info = TARGETS[target]
         key = (str(root.resolve()), target)
         if key not in _CACHE:  # decoding 572 images takes seconds: do it once per process
             raw = _read_raw(root, target)
@@ -147,3 +162,39 @@ class StanfordBackground(SegmentationDataset):
     def load(self, name: str) -> dict:
         image, label = self._data[name]
         return {"image": image, "label": label, "name": name}
+
+
+# ----------------------------------------------------------------------------- install
+
+
+def install(source: Path, tmp: Path, progress: bool = True) -> Path:
+    """Check the official archive (or its folder) ``source`` and install it in ``tmp``."""
+    arc = Archive(source)
+    prefix = top_folder(arc, "horizons.txt", "Stanford Background") if arc.find("horizons.txt") else None
+    if prefix is None:
+        prefix = top_folder(arc, "README", "Stanford Background")
+    require_members(arc, prefix, {
+        "images/*.jpg": lambda n: n.startswith("images/") and n.endswith(".jpg"),
+        "labels/*.regions.txt": lambda n: n.startswith("labels/") and n.endswith(".regions.txt"),
+    }, "Stanford Background")  # fmt: skip
+    arc.verify(progress)
+    if arc.tar is not None and source.name.endswith((".tar.gz", ".tgz")):
+        shutil.copyfile(source, tmp / ARCHIVE)  # the reader reads the archive itself
+        return tmp / ARCHIVE
+    arc.extract(prefix, tmp / "iccv09Data", progress)
+    return tmp / "iccv09Data"
+
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name=NAME,
+        title=TITLE,
+        reader=StanfordBackground,
+        infos=TARGETS,
+        default_target="regions",
+        splits=SPLITS,
+        num_folds=NUM_FOLDS,
+        source=DatasetSource(FILES, dest=NAME, marker="iccv09Data*", install=install, note=CITATION),
+        crop_size=(240, 320),
+    )
+)
