@@ -21,7 +21,7 @@ import cv2
 import torch
 
 from sceneparse import SceneParser, create_model
-from sceneparse.data import build_dataset
+from sceneparse.data import dataset_for_model
 from sceneparse.evaluate import device_name, evaluate_parser
 from sceneparse.pipeline import list_pretrained
 
@@ -80,12 +80,13 @@ def main() -> None:
     ours = SceneParser.from_pretrained(args.model, device=args.device)
     paper, paper_name = paper_parser(args.paper, ours, args.device)
     cfg = ours.meta.get("train_config", {})
-    val = build_dataset(cfg.get("dataset", "stanford-background"), split="val", fold=cfg.get("fold", 0),
-                        num_folds=max(cfg.get("num_folds", 5), 2))  # fmt: skip
+    val = dataset_for_model(cfg, "val", class_set=ours.info.name, in_channels=ours.in_channels,
+                            class_names=ours.class_names)  # fmt: skip
     print(f"device: {device_name(ours.device)}; torch {torch.__version__}")
 
     if not args.skip_accuracy:
-        print(f"\nAccuracy of the raw convnet on {len(val)} held-out images (fold {cfg.get('fold', 0)}):")
+        fold = f", fold {val.fold} of {val.num_folds}" if getattr(val, "fold", None) is not None else ""
+        print(f"\nAccuracy of the raw convnet on {len(val)} held-out images ({val.info.name}, {val.split}{fold}):")
         print(f"{'model':<48} {'pixel':>6} {'class':>6} {'mIoU':>6}")
         rows = [(args.model, ours)] + ([(paper_name, paper)] if args.paper else [])
         for name, p in rows:

@@ -155,6 +155,8 @@ class SiftFlow(SegmentationDataset):
         if not root.exists():
             raise dataset_not_found(NAME, TITLE, root)
         self.root, self.split, self.transform = root, split, transform
+        #: The cross-validation fold and number of folds of "train" / "val" (None for the other splits).
+        self.fold, self.num_folds = (fold, num_folds) if split in ("train", "val") else (None, None)
         self._source = _Source(root)
         annotated = self._source.list_labels()
         if split == "all":

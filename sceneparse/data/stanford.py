@@ -153,6 +153,8 @@ class StanfordBackground(SegmentationDataset):
             _CACHE[key] = {k: (decode_image(img, k), _parse_label_text(txt, k)) for k, (img, txt) in raw.items()}
         self._data = _CACHE[key]
         ids = sorted(self._data)
+        #: The cross-validation fold and number of folds of "train" / "val" (None for "all").
+        self.fold, self.num_folds = (None, None) if split == "all" else (fold, num_folds)
         if split == "all":
             self.ids = ids
         else:

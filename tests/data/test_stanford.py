@@ -5,6 +5,7 @@ import pytest
 
 from sceneparse.data import IGNORE_INDEX, StanfordBackground, build_dataset, get_dataset_info
 from sceneparse.data.stanford import kfold_split
+from sceneparse.errors import NotFoundError
 
 
 def test_feature_real_archive_counts_and_labels(stanford_path):
@@ -26,7 +27,9 @@ def test_feature_folds_are_deterministic_disjoint_and_cover(stanford_path):
     vals = []
     for fold in range(5):
         train = StanfordBackground(stanford_path, split="train", fold=fold).ids
-        val = StanfordBackground(stanford_path, split="val", fold=fold).ids
+        val_set = StanfordBackground(stanford_path, split="val", fold=fold)
+        assert (val_set.fold, val_set.num_folds) == (fold, 5)
+        val = val_set.ids
         assert not set(train) & set(val)
         assert len(train) + len(val) == 572
         assert len(val) in (114, 115)
@@ -58,7 +61,7 @@ def test_feature_extracted_folder_matches_archive(stanford_path, tmp_path):
 
 
 def test_exception_missing_and_corrupt(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(NotFoundError, match="SCENEPARSE_DATA.*`sceneparse data download stanford-background`"):
         StanfordBackground(tmp_path / "nope.tar.gz")
     bad = tmp_path / "iccv09Data.tar.gz"
     bad.write_bytes(b"\x1f\x8b this is not a tar archive")
