@@ -39,15 +39,14 @@ def _model_in_channels(cfg: dict) -> int:
 
 
 def _dataset_kwargs(cfg: dict) -> dict:
-    """Options for :func:`build_dataset`; each dataset takes those it knows (see there).
+    """Options for :func:`build_dataset`: the rules by which a trained model finds its dataset again
+    (:func:`sceneparse.data.dataset_args_for_model`), so training and evaluation read the same data.
 
     RGB-D datasets give depth only to models that take it (``modality`` follows the model).
     """
-    return {
-        "root": cfg["data_root"], "fold": cfg["fold"], "num_folds": max(cfg["num_folds"], 2),
-        "target": cfg.get("target"), "depth_fill": cfg.get("depth_fill"),
-        "modality": "rgbd" if _model_in_channels(cfg) == 4 else "rgb",
-    }  # fmt: skip
+    from sceneparse.data import dataset_args_for_model
+
+    return dataset_args_for_model(cfg, in_channels=_model_in_channels(cfg), root=cfg["data_root"])[1]
 
 
 def run_training(cfg: dict) -> Path:
