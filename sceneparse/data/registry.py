@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sceneparse.data.base import DatasetInfo, SegmentationDataset
@@ -93,7 +93,6 @@ class DatasetSpec:
     num_folds: int | None = None
     crop_size: tuple[int, int] = (240, 320)
     scale_range: tuple[float, float] = (0.75, 1.5)
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.default_target not in self.infos:
