@@ -5,20 +5,22 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import math
 import random
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
-import kornia
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from sceneparse.data.base import DatasetInfo
+from sceneparse.errors import ConfigError, InputError, NotFoundError
 from sceneparse.io import atomic_write
 from sceneparse.metrics import ConfusionMatrix
+from sceneparse.models.base import model_cfg
+from sceneparse.models.pyramid import uv_statistics  # noqa: F401  (moved next to the pyramid; kept importable)
 from sceneparse.registry import create_model
 
 __all__ = [
@@ -31,7 +33,8 @@ __all__ = [
     "evaluate",
     "build_optimizer",
     "build_scheduler",
-    "uv_statistics",
+    "SCHEDULES",
+    "load_scheduler_state",
     "resolve_device",
     "seed_everything",
     "code_revision",
@@ -76,24 +79,6 @@ def code_revision() -> str:
     return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def uv_statistics(dataset, max_samples: int = 200) -> tuple[list[float], list[float]]:
-    """Mean and standard deviation of U and V over (up to ``max_samples``) raw samples."""
-    n = min(len(dataset), max_samples)
-    idx = np.linspace(0, len(dataset) - 1, n).round().astype(int)
-    s1 = torch.zeros(2, dtype=torch.float64)
-    s2 = torch.zeros(2, dtype=torch.float64)
-    count = 0
-    for i in idx:
-        img = torch.from_numpy(np.ascontiguousarray(dataset[int(i)]["image"])).permute(2, 0, 1)
-        uv = kornia.color.rgb_to_yuv(img[None].float() / 255)[0, 1:].reshape(2, -1).double()
-        s1 += uv.sum(1)
-        s2 += (uv * uv).sum(1)
-        count += uv.shape[1]
-    mean = s1 / count
-    std = (s2 / count - mean * mean).clamp_min(1e-8).sqrt()
-    return mean.tolist(), std.tolist()
-
-
 # ---------------------------------------------------------------------------- checkpoints
 
 
@@ -110,28 +95,42 @@ def save_checkpoint(
 ) -> Path:
     """Write a self-describing checkpoint atomically (a failed write leaves the old file).
 
-    ``revision`` is the code revision the run started from (default: the current one)."""
+    Everything about the model comes from its declared metadata
+    (:meth:`~sceneparse.models.base.SegmentationModel.pretrained_cfg`): the arguments it must
+    carry beyond ``model_args`` (fitted input statistics), its normalisation and input.
+
+    Args:
+        path: the file to write.
+        model: a registered model.
+        model_name: its registered name.
+        model_args: the keyword arguments it was created with.
+        info: class names and colours of its outputs.
+        train_config: the resolved training options.
+        metrics: validation scores.
+        extra: more top-level entries (optimizer and scheduler state of a resumable run).
+        revision: the code revision the run started from (default: the current one).
+    """
+    cfg = model_cfg(model)
+    if cfg.num_classes != info.num_classes:
+        raise InputError(f"model has {cfg.num_classes} outputs but {info.num_classes} class names")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "model": model_name,
-        "model_args": dict(model_args),
+        "model_args": {**model_args, **cfg.checkpoint_args},
         "state_dict": state,
         "meta": {
             "dataset": info.name,
             "class_names": list(info.class_names),
             "colors": [list(c) for c in info.colors],
             "ignore_index": info.ignore_index,
-            "normalization": {
-                "input": "RGB in [0, 1] -> YUV; Y locally contrast normalised per scale",
-                "uv_mean": model.pyramid.uv_mean.flatten().tolist(),
-                "uv_std": model.pyramid.uv_std.flatten().tolist(),
-                "depth": "metres, locally contrast normalised per scale" if model.in_channels == 4 else None,
-            },
-            "levels": model.levels,
-            "in_channels": model.in_channels,
+            "pretrained_cfg": cfg.as_dict(),
+            # The keys of the first checkpoints, kept for their readers.
+            "normalization": cfg.normalization,
+            "levels": cfg.levels,
+            "in_channels": cfg.in_channels,
             "train_config": train_config or {},
             "metrics": metrics or {},
             "code_revision": revision or code_revision(),
@@ -148,20 +147,27 @@ def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`, with clear errors."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise NotFoundError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a damaged file
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+        raise InputError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a sceneparse checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+        raise InputError(f"{path}: not a sceneparse checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     return ckpt
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[torch.nn.Module, DatasetInfo]:
-    """Rebuild the model and its class metadata from a loaded checkpoint."""
+    """Rebuild the model (in eval mode) and its class metadata from a loaded checkpoint.
+
+    The model is rebuilt from its registered name and arguments alone, then given the saved
+    weights and buffers; its declared metadata must agree with the class names.
+    """
     meta = ckpt["meta"]
-    model = create_model(ckpt["model"], **ckpt["model_args"])
+    try:
+        model = create_model(ckpt["model"], **ckpt["model_args"])
+    except TypeError as err:  # an argument the registered factory does not take
+        raise InputError(f"checkpoint of model {ckpt['model']!r} does not fit this code: {err}") from err
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     info = DatasetInfo(
@@ -170,6 +176,9 @@ def model_from_checkpoint(ckpt: dict) -> tuple[torch.nn.Module, DatasetInfo]:
         colors=tuple(tuple(c) for c in meta["colors"]),
         ignore_index=meta.get("ignore_index", 255),
     )
+    num_classes = model_cfg(model).num_classes
+    if num_classes != info.num_classes:
+        raise InputError(f"checkpoint's model has {num_classes} outputs but {info.num_classes} class names")
     return model, info
 
 
@@ -201,23 +210,59 @@ def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: 
     raise ValueError(f"unknown optimizer {name!r}; use 'sgd' or 'adamw'")
 
 
+SCHEDULES = ("cosine", "poly", "constant")
+
+
 def build_scheduler(optimizer, name: str, total_steps: int, warmup_steps: int = 0):
-    """Per-step learning-rate schedule: "cosine", "poly" (power 0.9) or "constant", after a
-    linear warm-up."""
-    if name not in ("cosine", "poly", "constant"):
-        raise ValueError(f"unknown schedule {name!r}; use 'cosine', 'poly' or 'constant'")
+    """Per-step learning-rate schedule from torch's schedulers, stepped once per batch.
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        if name == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * t))
-        if name == "poly":
-            return (1 - t) ** 0.9
-        return 1.0
+    A linear warm-up (``LinearLR``: factor (step + 1) / warmup_steps) for ``warmup_steps``
+    steps, then over the remaining steps "cosine" (``CosineAnnealingLR`` down to 0), "poly"
+    (``PolynomialLR``, power 0.9, down to 0) or "constant" (``ConstantLR`` at factor 1).
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    Args:
+        optimizer: the optimizer whose learning rates it sets.
+        name: "cosine", "poly" or "constant".
+        total_steps: steps of the whole run, warm-up included.
+        warmup_steps: steps of linear warm-up.
+    """
+    lr = torch.optim.lr_scheduler
+    if name not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {name!r}; use {', '.join(map(repr, SCHEDULES))}")
+    if total_steps < 1 or warmup_steps < 0:
+        raise ConfigError(f"need total_steps >= 1 and warmup_steps >= 0, got {total_steps} and {warmup_steps}")
+    decay_steps = max(1, total_steps - warmup_steps)
+    if name == "cosine":
+        main = lr.CosineAnnealingLR(optimizer, T_max=decay_steps, eta_min=0.0)
+    elif name == "poly":
+        main = lr.PolynomialLR(optimizer, total_iters=decay_steps, power=0.9)
+    else:
+        main = lr.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup_steps == 0:
+        return main
+    # LinearLR gives start + (1 - start) * step / total_iters: with start = 1 / warmup_steps
+    # and total_iters = warmup_steps - 1 that is (step + 1) / warmup_steps.
+    warmup = lr.LinearLR(optimizer, 1.0 / warmup_steps, 1.0, total_iters=max(1, warmup_steps - 1))
+    return lr.SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])
+
+
+def load_scheduler_state(scheduler, state: dict) -> None:
+    """Restore a scheduler of :func:`build_scheduler` for resuming, also from the ``LambdaLR``
+    state that runs saved before it used torch's schedulers (replayed step by step).
+
+    Call it on the freshly built scheduler, after the optimizer's state has been loaded.
+    """
+    if "lr_lambdas" not in state:
+        scheduler.load_state_dict(state)
+        return
+    # The fresh schedule's first learning rates, then its steps up to where the run stopped:
+    # torch's schedulers compute each rate from the previous one.
+    for group, start in zip(scheduler.optimizer.param_groups, scheduler.get_last_lr()):
+        group["lr"] = start
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before", UserWarning)
+        for _ in range(state["last_epoch"]):
+            scheduler.step()
 
 
 def _model_input(batch: dict, device: torch.device) -> torch.Tensor:

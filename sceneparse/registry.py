@@ -6,6 +6,8 @@ from typing import Callable
 
 from torch import nn
 
+from sceneparse.errors import ConfigError
+
 __all__ = ["register_model", "create_model", "list_models", "model_entrypoint"]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -15,7 +17,7 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Register ``fn`` under its own name; use as a decorator."""
     name = fn.__name__
     if name in _MODELS:
-        raise ValueError(f"model {name!r} is registered twice")
+        raise ConfigError(f"model {name!r} is registered twice")
     _MODELS[name] = fn
     return fn
 
@@ -30,12 +32,15 @@ def model_entrypoint(name: str) -> Callable[..., nn.Module]:
     """The factory registered as ``name``; an unknown name lists the valid ones."""
     _ensure_loaded()
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build the registered model ``name`` with keyword arguments ``kwargs``.
+
+    Every registered model is a :class:`~sceneparse.models.base.SegmentationModel`: it declares
+    its metadata in ``pretrained_cfg()``.
 
     Example:
         >>> model = create_model("msconvnet_paper", num_classes=8)

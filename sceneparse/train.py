@@ -18,14 +18,16 @@ from sceneparse.engine import (
     code_revision,
     evaluate,
     load_checkpoint,
+    load_scheduler_state,
     resolve_device,
     save_checkpoint,
     seed_everything,
     train_one_epoch,
-    uv_statistics,
     write_json,
 )
+from sceneparse.errors import ConfigError, InputError
 from sceneparse.losses import balanced_class_weights, build_loss, class_frequencies
+from sceneparse.models.base import model_cfg
 from sceneparse.registry import create_model
 
 __all__ = ["run_training"]
@@ -87,11 +89,16 @@ def run_training(cfg: dict) -> Path:
     )  # fmt: skip
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=1) if val_set else None
     if len(train_loader) == 0:
-        raise ValueError(f"batch size {cfg['batch_size']} is larger than the {len(train_set)} training images")
+        raise ConfigError(f"batch size {cfg['batch_size']} is larger than the {len(train_set)} training images")
 
-    uv_mean, uv_std = uv_statistics(raw_train)
-    model_args = {"num_classes": info.num_classes, **cfg["model_args"], "uv_mean": uv_mean, "uv_std": uv_std}
-    model = create_model(cfg["model"], **model_args).to(device)
+    model_args = {"num_classes": info.num_classes, **cfg["model_args"]}
+    model = create_model(cfg["model"], **model_args)
+    # Data-dependent input statistics (the multiscale nets' U/V mean and deviation) are the
+    # model's own business; save_checkpoint stores what its pretrained_cfg() says it needs.
+    model_cfg(model)  # fails early, and clearly, for a model that declares no metadata
+    model.fit_input_statistics(raw_train)
+    log.info("model %s, input normalisation %s", cfg["model"], model_cfg(model).normalization)
+    model = model.to(device)
 
     freqs = class_frequencies(raw_train, info.num_classes, info.ignore_index)
     weights = balanced_class_weights(freqs, cfg["balance_power"]) if cfg["balance_power"] else None
@@ -115,10 +122,10 @@ def run_training(cfg: dict) -> Path:
     if cfg["resume"]:
         ckpt = load_checkpoint(cfg["resume"])
         if "optimizer" not in ckpt:
-            raise ValueError(f"{cfg['resume']}: holds weights only; resume needs a last.pt of a run")
+            raise InputError(f"{cfg['resume']}: holds weights only; resume needs a last.pt of a run")
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        load_scheduler_state(scheduler, ckpt["scheduler"])
         start_epoch, elapsed = ckpt["epoch"] + 1, ckpt.get("elapsed", 0.0)
         torch.set_rng_state(ckpt["rng"]["torch"])
         g.set_state(ckpt["rng"]["loader"])

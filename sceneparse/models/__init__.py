@@ -1,5 +1,7 @@
-"""Models: the pyramid front end and the registered multiscale convnets."""
+"""Models: the declared-metadata interface, the pyramid front end and the registered networks."""
 
+from sceneparse.models.base import PretrainedCfg, SegmentationModel, model_cfg  # noqa: F401
+from sceneparse.models.encdec import EncoderDecoder, encdec  # noqa: F401  (registers the factory)
 from sceneparse.models.multiscale import (  # noqa: F401  (registers the factories)
     ModernEncoder,
     MultiscaleConvNet,
@@ -8,4 +10,4 @@ from sceneparse.models.multiscale import (  # noqa: F401  (registers the factori
     msconvnet_paper,
     msconvnet_rgbd,
 )
-from sceneparse.models.pyramid import LaplacianPyramid, local_contrast_normalize  # noqa: F401
+from sceneparse.models.pyramid import LaplacianPyramid, local_contrast_normalize, uv_statistics  # noqa: F401

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sceneparse.errors import ConfigError
+from sceneparse.models.base import PretrainedCfg, SegmentationModel, input_convention
 from sceneparse.models.layers import ConvBNReLU, ResidualBlock
-from sceneparse.models.pyramid import LaplacianPyramid, pad_to_multiple
+from sceneparse.models.pyramid import LaplacianPyramid, pad_to_multiple, uv_statistics
 from sceneparse.registry import register_model
 
 __all__ = ["MultiscaleConvNet", "PaperEncoder", "ModernEncoder", "msconvnet", "msconvnet_paper"]
@@ -55,7 +57,7 @@ class ModernEncoder(nn.Sequential):
         self.out_channels = width
 
 
-class MultiscaleConvNet(nn.Module):
+class MultiscaleConvNet(SegmentationModel):
     """Multiscale convnet: shared encoder over a Laplacian pyramid, per-pixel classifier.
 
     Args:
@@ -71,7 +73,8 @@ class MultiscaleConvNet(nn.Module):
         uv_mean, uv_std, lcn_kernel: see :class:`LaplacianPyramid`.
 
     ``forward`` takes a BxCxHxW float batch (RGB in [0, 1], depth in metres) of any size and
-    returns BxKxHxW logits.
+    returns BxKxHxW logits. :meth:`fit_input_statistics` sets ``uv_mean`` and ``uv_std`` from
+    the training set.
     """
 
     def __init__(
@@ -89,9 +92,9 @@ class MultiscaleConvNet(nn.Module):
     ) -> None:
         super().__init__()
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+            raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
         if levels < 1:
-            raise ValueError(f"levels must be >= 1, got {levels}")
+            raise ConfigError(f"levels must be >= 1, got {levels}")
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.levels = levels
@@ -116,6 +119,31 @@ class MultiscaleConvNet(nn.Module):
         self.pyramid.uv_mean.copy_(torch.as_tensor(uv_mean, dtype=torch.float32).view(1, 2, 1, 1))
         self.pyramid.uv_std.copy_(torch.as_tensor(uv_std, dtype=torch.float32).view(1, 2, 1, 1))
 
+    def fit_input_statistics(self, dataset, max_samples: int = 200) -> None:
+        """U/V mean and standard deviation of (up to ``max_samples`` of) the raw training set."""
+        self.set_normalization(*uv_statistics(dataset, max_samples))
+
+    def pretrained_cfg(self) -> PretrainedCfg:
+        uv_mean = self.pyramid.uv_mean.flatten().tolist()
+        uv_std = self.pyramid.uv_std.flatten().tolist()
+        return PretrainedCfg(
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            input=input_convention(self.in_channels),
+            normalization={
+                "input": "RGB in [0, 1] -> YUV; Y locally contrast normalised per scale",
+                "uv_mean": uv_mean,
+                "uv_std": uv_std,
+                "depth": "metres, locally contrast normalised per scale" if self.in_channels == 4 else None,
+            },
+            levels=self.levels,
+            output_stride=self.encoder.stride,
+            size_divisor=self.size_divisor,
+            # The buffers hold them too; in the arguments, the model is rebuilt complete by
+            # create_model alone, as checkpoints of format v1 have always been.
+            checkpoint_args={"uv_mean": uv_mean, "uv_std": uv_std},
+        )
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Concatenated multiscale features at the encoder stride of the padded input."""
         scales = self.pyramid(x)
@@ -128,10 +156,7 @@ class MultiscaleConvNet(nn.Module):
         return torch.cat(out, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected a Bx{self.in_channels}xHxW batch, got shape {tuple(x.shape)}")
-        if min(x.shape[-2:]) < 2:
-            raise ValueError(f"input of {tuple(x.shape[-2:])} pixels is too small to parse")
+        self.check_input(x)
         x, (h, w) = pad_to_multiple(x, self.size_divisor)
         logits = self.classifier(self.features(x))
         logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -13,9 +13,12 @@ same local way as Y.
 from __future__ import annotations
 
 import kornia
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sceneparse.errors import ConfigError, InputError
 
 __all__ = [
     "LaplacianPyramid",
@@ -25,13 +28,14 @@ __all__ = [
     "laplacian_pyramid",
     "local_contrast_normalize",
     "LocalContrastNorm",
+    "uv_statistics",
 ]
 
 
 def _check_bchw(x: torch.Tensor, name: str = "input") -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a BxCxHxW tensor, got {shape}")
+        raise InputError(f"{name} must be a BxCxHxW tensor, got {shape}")
 
 
 def _filter_axis(x: torch.Tensor, taps: list[float], dim: int, stride: int, mode: str) -> torch.Tensor:
@@ -66,7 +70,7 @@ def gaussian_blur(x: torch.Tensor, kernel_size: int = 9, sigma: float = 2.0) -> 
     """
     _check_bchw(x)
     if kernel_size % 2 != 1:
-        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        raise ConfigError(f"kernel_size must be odd, got {kernel_size}")
     kernel = kornia.filters.get_gaussian_kernel1d(kernel_size, sigma).flatten()
     return _separable(x, kernel)
 
@@ -96,7 +100,7 @@ def gaussian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """
     _check_bchw(x)
     if levels < 1:
-        raise ValueError(f"levels must be >= 1, got {levels}")
+        raise ConfigError(f"levels must be >= 1, got {levels}")
     scales = [x]
     for _ in range(levels - 1):
         scales.append(pyr_down(scales[-1]))
@@ -182,7 +186,7 @@ class LaplacianPyramid(nn.Module):
     ) -> None:
         super().__init__()
         if in_channels not in (3, 4):
-            raise ValueError(f"in_channels must be 3 (RGB) or 4 (RGB-D), got {in_channels}")
+            raise ConfigError(f"in_channels must be 3 (RGB) or 4 (RGB-D), got {in_channels}")
         self.levels = levels
         self.in_channels = in_channels
         self.lcn = LocalContrastNorm(lcn_kernel, sigma=lcn_kernel / 4)
@@ -192,7 +196,7 @@ class LaplacianPyramid(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         _check_bchw(x)
         if x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise InputError(
                 f"expected {self.in_channels} input channels "
                 f"({'RGB' if self.in_channels == 3 else 'RGB + depth'}), got {x.shape[1]}"
             )
@@ -208,6 +212,33 @@ class LaplacianPyramid(nn.Module):
                 parts.append(self.lcn(scale[:, 3:4]))
             out.append(torch.cat(parts, dim=1))
         return out
+
+
+def uv_statistics(dataset, max_samples: int = 200) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation of U and V (of RGB in [0, 1] -> YUV) over up to
+    ``max_samples`` raw samples spread evenly over ``dataset``: the global normalisation of
+    :class:`LaplacianPyramid`.
+
+    Args:
+        dataset: samples as dicts with an HxWx3 uint8 ``image``.
+        max_samples: how many samples to read at most.
+    """
+    if len(dataset) == 0:
+        raise InputError("cannot compute U/V statistics of an empty dataset")
+    n = min(len(dataset), max_samples)
+    idx = np.linspace(0, len(dataset) - 1, n).round().astype(int)
+    s1 = torch.zeros(2, dtype=torch.float64)
+    s2 = torch.zeros(2, dtype=torch.float64)
+    count = 0
+    for i in idx:
+        img = torch.from_numpy(np.ascontiguousarray(dataset[int(i)]["image"])).permute(2, 0, 1)
+        uv = kornia.color.rgb_to_yuv(img[None].float() / 255)[0, 1:].reshape(2, -1).double()
+        s1 += uv.sum(1)
+        s2 += (uv * uv).sum(1)
+        count += uv.shape[1]
+    mean = s1 / count
+    std = (s2 / count - mean * mean).clamp_min(1e-8).sqrt()
+    return mean.tolist(), std.tolist()
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -10,6 +10,7 @@ from sceneparse.models.pyramid import (
     local_contrast_normalize,
     pad_to_multiple,
     pyr_down,
+    uv_statistics,
 )
 
 
@@ -107,3 +108,22 @@ def test_feature_pad_to_multiple():
     assert torch.equal(y[..., :37, :50], x)
     tiny, _ = pad_to_multiple(torch.rand(1, 3, 3, 5), 16)  # pad larger than the side
     assert tiny.shape[-2:] == (16, 16)
+
+
+def test_feature_uv_statistics_of_raw_samples():
+    import kornia
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    samples = [{"image": rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)} for _ in range(3)]
+    mean, std = uv_statistics(samples)
+    uv = torch.cat(
+        [kornia.color.rgb_to_yuv(torch.from_numpy(s["image"]).permute(2, 0, 1)[None].float() / 255)[0, 1:]
+         for s in samples], dim=-1,
+    ).reshape(2, -1).double()  # fmt: skip
+    assert mean == pytest.approx(uv.mean(1).tolist(), abs=1e-9)
+    assert std == pytest.approx(uv.std(1, unbiased=False).tolist(), abs=1e-9)
+    # At most max_samples, spread over the whole set: the first and the last are read.
+    assert uv_statistics(samples, max_samples=2) == uv_statistics([samples[0], samples[2]])
+    with pytest.raises(ValueError, match="empty"):
+        uv_statistics([])

@@ -1,0 +1,99 @@
+import math
+
+import pytest
+import torch
+
+from sceneparse.engine import build_scheduler, load_checkpoint, load_scheduler_state
+from sceneparse.errors import ConfigError, InputError, NotFoundError
+
+BASE_LR = 0.003
+
+
+def _formula(name: str, total: int, warmup: int):
+    """The schedule as the package first wrote it (a LambdaLR of this factor)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, total - warmup))
+        if name == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * t))
+        if name == "poly":
+            return (1 - t) ** 0.9
+        return 1.0
+
+    return factor
+
+
+def _optimizer():
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=BASE_LR, momentum=0.9)
+
+
+def _run(optimizer, scheduler, steps: int) -> list[float]:
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("name", ["cosine", "poly", "constant"])
+@pytest.mark.parametrize("total, warmup", [(300, 0), (300, 1), (300, 2), (300, 25), (7, 7), (1, 0)])
+def test_feature_scheduler_matches_formula(name, total, warmup):
+    opt = _optimizer()
+    sched = build_scheduler(opt, name, total, warmup)
+    factor = _formula(name, total, warmup)
+    # Every step of the run and the rate after its last step.
+    got = _run(opt, sched, total + 1)
+    want = [BASE_LR * factor(step) for step in range(total + 1)]
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("name", ["cosine", "poly"])
+def test_feature_scheduler_resumes_from_state_dict(name):
+    opt = _optimizer()
+    sched = build_scheduler(opt, name, 120, 10)
+    _run(opt, sched, 37)
+    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+    rest = _run(opt, sched, 83)
+
+    opt2 = _optimizer()
+    sched2 = build_scheduler(opt2, name, 120, 10)
+    opt2.load_state_dict(state["optimizer"])
+    load_scheduler_state(sched2, state["scheduler"])
+    assert _run(opt2, sched2, 83) == pytest.approx(rest, rel=1e-12, abs=1e-15)
+
+
+def test_feature_scheduler_resumes_from_lambdalr_state():
+    # last.pt of runs started before the schedule used torch's schedulers hold a LambdaLR state.
+    factor = _formula("cosine", 120, 10)
+    opt = _optimizer()
+    old = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    _run(opt, old, 37)
+    state = {"optimizer": opt.state_dict(), "scheduler": old.state_dict()}
+
+    opt2 = _optimizer()
+    sched = build_scheduler(opt2, "cosine", 120, 10)
+    opt2.load_state_dict(state["optimizer"])
+    load_scheduler_state(sched, state["scheduler"])
+    got = _run(opt2, sched, 83)
+    assert got == pytest.approx([BASE_LR * factor(s) for s in range(37, 120)], rel=1e-9, abs=1e-15)
+
+
+def test_exception_scheduler_bad_options():
+    with pytest.raises(ConfigError, match="'cosine', 'poly', 'constant'"):
+        build_scheduler(_optimizer(), "step", 10)
+    with pytest.raises(ConfigError, match="total_steps"):
+        build_scheduler(_optimizer(), "cosine", 0)
+
+
+def test_exception_load_checkpoint(tmp_path):
+    with pytest.raises(NotFoundError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not a sceneparse checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
