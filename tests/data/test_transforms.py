@@ -40,9 +40,16 @@ def test_feature_crop_pads_label_with_ignore():
 
 def test_feature_colour_jitter_touches_image_only():
     s = _coded_sample()
-    out = T.ColorJitter(0.5, 0.5, 0.5)(s)
-    assert out["label"] is s["label"]
+    s["image"][..., 1] = 90  # some green, so saturation and hue have something to change
+    before = {k: v.copy() for k, v in s.items()}
+    random.seed(0)
+    out = T.ColorJitter(0.5, 0.5, 0.5, 0.1)(s)
+    assert out["label"] is s["label"] and out["depth"] is s["depth"]
+    assert np.array_equal(out["label"], before["label"]) and np.array_equal(out["depth"], before["depth"])
+    assert np.array_equal(s["image"], before["image"])  # the input sample is not modified in place
     assert out["image"].shape == s["image"].shape and out["image"].dtype == np.uint8
+    # the jittered image differs clearly, not by a rounding step
+    assert np.abs(out["image"].astype(int) - before["image"]).mean() > 5
 
 
 def test_cardinality_presets():
