@@ -50,9 +50,12 @@ def _filter_axis(x: torch.Tensor, taps: list[float], dim: int, stride: int, mode
 
 
 def _separable(x: torch.Tensor, kernel: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    # Shifted, weighted sums along each axis: for the few taps of these kernels this is several
-    # times faster on the CPU than a (depthwise) convolution of a few channels, and it runs as
-    # it is on a GPU.
+    # Shifted, weighted sums along each axis: for the few taps of these kernels this is faster
+    # on the CPU than a (depthwise) convolution of a few channels, and it runs as it is on a GPU.
+    # kornia.filters.gaussian_blur2d (separable, reflect) gives the same values (max difference
+    # 0 on random input, 1.3e-6 in the shipped models' probabilities) but is slower: 9x9 blur of
+    # Bx1 images on 2 threads, best of 50, ours vs kornia: 240x320 0.31 vs 0.85 ms (B=1), 1.07
+    # vs 1.17 ms (B=8); 360x480 0.42 vs 0.56 ms (B=1), 2.19 vs 2.67 ms (B=8).
     r = kernel.numel() // 2
     h, w = x.shape[-2:]
     mode = "reflect" if r < h and r < w else "replicate"
@@ -82,6 +85,10 @@ def pyr_down(x: torch.Tensor) -> torch.Tensor:
     """Blur with the 5-tap binomial kernel and keep every second pixel (Burt and Adelson).
 
     An HxW input gives ceil(H/2) x ceil(W/2).
+
+    Not kornia's ``pyrdown``: that one resamples the blurred image bilinearly at half-pixel
+    positions (an extra 2x2 average, floor sizes), which the trained models did not see (up to
+    0.47 change in their probabilities, 2-7% of labels), and it is 4-60x slower here.
 
     Example:
         >>> pyr_down(torch.ones(1, 1, 7, 10)).shape

@@ -127,3 +127,12 @@ def test_feature_uv_statistics_of_raw_samples():
     assert uv_statistics(samples, max_samples=2) == uv_statistics([samples[0], samples[2]])
     with pytest.raises(ValueError, match="empty"):
         uv_statistics([])
+
+
+def test_feature_gaussian_blur_matches_kornia():
+    # Ours is kept for speed (see _separable); it must compute what kornia's blur computes.
+    import kornia
+
+    x = torch.rand(2, 1, 30, 41)
+    expected = kornia.filters.gaussian_blur2d(x, (9, 9), (2.25, 2.25), border_type="reflect")
+    assert torch.allclose(gaussian_blur(x, 9, 2.25), expected, atol=1e-6)
