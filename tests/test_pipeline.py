@@ -1,11 +1,17 @@
+import re
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from sceneparse import SceneParser, create_model
+from sceneparse import SceneParser, create_model, engine
 from sceneparse.data import STANFORD_REGIONS
 from sceneparse.metrics import ConfusionMatrix
 from sceneparse.pipeline import list_pretrained
+
+REVISION = re.compile(r"[0-9a-f]{7,40}(-dirty)?")
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +26,29 @@ def test_smoke_shipped_model_metadata(parser):
     )  # fmt: skip
     assert parser.device.type == "cpu"
     assert parser.meta["train_config"]["dataset"] == "stanford-background"
-    assert parser.meta["code_revision"]
+    # every shipped model records the short git hash of the code that trained it ("unknown"
+    # would mean the lookup failed)
+    for name in list_pretrained():
+        revision = SceneParser.from_pretrained(name).meta["code_revision"]
+        assert REVISION.fullmatch(revision), (name, revision)
+
+
+def test_feature_code_revision_in_and_outside_a_checkout(tmp_path, monkeypatch):
+    package = Path(engine.__file__).resolve().parent
+
+    def head():
+        git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True)
+        return git.stdout.strip()
+
+    before, rev, after = head(), engine.code_revision(), head()  # HEAD read on both sides: others may commit
+    assert before, "these tests run in a git checkout of sceneparse"
+    assert REVISION.fullmatch(rev), rev
+    assert before.startswith(rev.removesuffix("-dirty")) or after.startswith(rev.removesuffix("-dirty"))
+    # outside any git tree (git may not look above tmp_path) the lookup fails and says so
+    monkeypatch.setattr(engine, "__file__", str(tmp_path / "sceneparse" / "engine.py"))
+    (tmp_path / "sceneparse").mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    assert engine.code_revision() == "unknown"
 
 
 def test_cardinality_parse_any_size(parser):
@@ -33,6 +61,7 @@ def test_cardinality_parse_any_size(parser):
         assert np.array_equal(result.labels, result.probs.argmax(0))
 
 
+@pytest.mark.slow
 def test_feature_shipped_model_labels_real_images(parser, stanford_val):
     # Held-out images (validation fold 0, never trained on): on this fifth of the fold the shipped
     # model measured 78.3 / 72.8; the paper-configuration model (71 / 68 on the fold) would fail.
@@ -108,6 +137,7 @@ def test_exception_depth_checks():
         SceneParser(create_model("msconvnet", num_classes=3), STANFORD_REGIONS)
 
 
+@pytest.mark.slow
 def test_feature_shipped_camvid_model(camvid_path):
     from sceneparse.data import CAMVID, CamVid
 
@@ -118,6 +148,7 @@ def test_feature_shipped_camvid_model(camvid_path):
     assert scores["mean_iou"] > 0.5  # 59.7 on all 101 val frames (docs/BENCHMARKS.md)
 
 
+@pytest.mark.slow
 def test_feature_shipped_siftflow_model(siftflow_path):
     from sceneparse.data import SIFTFLOW, SiftFlow
 
