@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sceneparse.metrics import ConfusionMatrix, scores_from_confusion
+from sceneparse.metrics import ConfusionMatrix, boundary_band, scores_from_confusion
 
 
 def test_feature_hand_made_matrix():
@@ -36,6 +36,43 @@ def test_feature_confusion_update_ignores_void():
     assert cm.matrix.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
     cm.update(pred, target)
     assert cm.matrix.sum() == 8
+
+
+def test_feature_scores_match_counts_from_labels():
+    # Random labellings with void pixels, scored through the confusion matrix, against the
+    # figures counted directly from the label arrays.
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 4, (3, 40, 50))
+    target[rng.random(target.shape) < 0.1] = 255
+    pred = np.where(rng.random(target.shape) < 0.7, target % 4, rng.integers(0, 4, target.shape))
+    cm = ConfusionMatrix(4, ignore_index=255)
+    for p, t in zip(pred, target):
+        cm.update(torch.from_numpy(p), torch.from_numpy(t))
+    s = cm.scores()
+    valid = target != 255
+    assert s["pixels"] == valid.sum()
+    assert s["pixel_accuracy"] == pytest.approx((pred == target)[valid].mean())
+    accs, ious = [], []
+    for k in range(4):
+        hit = ((pred == k) & (target == k)).sum()
+        accs.append(hit / (target == k).sum())
+        ious.append(hit / (((pred == k) & valid) | (target == k)).sum())
+        assert s["per_class"][str(k)]["accuracy"] == pytest.approx(accs[-1])
+        assert s["per_class"][str(k)]["iou"] == pytest.approx(ious[-1])
+    assert s["mean_class_accuracy"] == pytest.approx(np.mean(accs))
+    assert s["mean_iou"] == pytest.approx(np.mean(ious))
+
+
+def test_feature_boundary_band_ignores_void_neighbours():
+    # Classes 0 | 1 meet between columns 5 and 6; a void column (2) inside class 0 is no class
+    # boundary, so nothing near it is in the band (skimage's find_boundaries would mark it).
+    lab = np.zeros((6, 12), np.uint8)
+    lab[:, 6:] = 1
+    lab[:, 2] = 255
+    band = boundary_band(lab, width=2)
+    assert band.any(0).tolist() == [c in (4, 5, 6, 7) for c in range(12)] and band[:, 4:8].all()
+    lab[:, 6:] = 255  # void across the class boundary: no boundary left at all
+    assert not boundary_band(lab, width=2).any()
 
 
 def test_exception_bad_shapes():
