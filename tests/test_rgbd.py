@@ -6,11 +6,12 @@ import torch
 
 from sceneparse.cli import main
 from sceneparse.data import NYUDepthV2
-from sceneparse.data.depth import read_depth_png
+from sceneparse.data.depth import fill_depth, read_depth_png
 from sceneparse.io import read_image
 from sceneparse.pipeline import SceneParser
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["4", "13"])
 def test_feature_rgbd_train_evaluate_parse(tmp_path, nyu_frames, target):
     run = tmp_path / "run"
@@ -32,10 +33,15 @@ def test_feature_rgbd_train_evaluate_parse(tmp_path, nyu_frames, target):
     # depth matters to the model: a different depth map changes the class scores
     other = parser.predict_probs(rgb, depth=np.flip(depth, 1).copy())
     assert not np.allclose(other, result.probs, atol=1e-4)
-    # missing readings (0) are filled before the network, as documented
+    # missing readings (0) are filled before the network, as documented: the network sees the
+    # nearest-filled depth, not the zeros ("none" passes them on, and scores differently)
     holed = depth.copy()
     holed[:, :40] = 0
-    assert np.isfinite(parser.predict_probs(rgb, depth=holed)).all()
+    holed_probs = parser.predict_probs(rgb, depth=holed)
+    assert np.allclose(holed_probs, parser.predict_probs(rgb, depth=fill_depth(holed, "nearest")), atol=1e-6)
+    parser.depth_fill = "none"
+    assert not np.allclose(holed_probs, parser.predict_probs(rgb, depth=holed), atol=1e-4)
+    parser.depth_fill = "nearest"
     with pytest.raises(ValueError, match="RGB-D model"):
         parser.parse(rgb)
 
