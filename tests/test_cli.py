@@ -78,6 +78,7 @@ def test_feature_evaluate_writes_reports(tmp_path, stanford_val):
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_feature_train_then_resume(tmp_path, stanford_path):
     run = tmp_path / "run"
     args = ["train", "--model", "msconvnet", "--model-args", '{"width": 16, "hidden": 16}',
