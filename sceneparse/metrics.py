@@ -146,7 +146,7 @@ class TemporalConsistency:
                 self.flickered += int((pred != prev_pred)[stable].sum())
         flows = self._flows(rgb)  # the flow from the previous frame's image (None at a start or cut)
         if self._prev is not None and self._prev[0].shape == pred.shape and flows is not None:
-            from sceneparse.stream.temporal import warp
+            from sceneparse.refine.temporal import warp
 
             back, reliable = flows
             moved, _ = warp(self._prev[0].astype(np.float32), back, cv2.INTER_NEAREST)
@@ -154,14 +154,20 @@ class TemporalConsistency:
             self.comp_changed += int((moved.astype(pred.dtype) != pred)[reliable].sum())
         self._prev = (pred, None if label is None else np.asarray(label))
 
+    def reset(self) -> None:
+        """A new sequence starts: its first frame is compared with nothing (the counts stay)."""
+        self._prev = None
+        if self._flow is not None:
+            self._flow.reset()
+
     def _flows(self, rgb):
         if not self.compensate or rgb is None:
             return None
         if self._flow is None:
-            from sceneparse.stream.temporal import TemporalSmoother
+            from sceneparse.refine.temporal import MotionTracker
 
-            self._flow = TemporalSmoother(flow_scale=0.5)  # its flows both ways, checked, and cuts
-        return self._flow._flows(rgb)
+            self._flow = MotionTracker(flow_scale=0.5)  # the smoothers' flows both ways, checked, and cuts
+        return self._flow(rgb)
 
     def scores(self) -> dict:
         nan = float("nan")

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from sceneparse.data.base import DatasetInfo
 from sceneparse.data.depth import fill_depth
 from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_device
+from sceneparse.errors import ConfigError, InputError
 from sceneparse.refine import REFINERS, Refiner, build_refiners
 
 __all__ = ["SceneParser", "ParseResult", "list_pretrained", "pretrained_path", "check_refiners", "REFINERS"]
@@ -39,7 +41,7 @@ def pretrained_path(name: str) -> Path:
     path = WEIGHTS_DIR / f"{name}.pt"
     if not path.is_file():
         known = ", ".join(list_pretrained()) or "none"
-        raise ValueError(f"unknown pretrained model {name!r}; shipped models: {known} (or give a .pt path)")
+        raise ConfigError(f"unknown pretrained model {name!r}; shipped models: {known} (or give a .pt path)")
     return path
 
 
@@ -61,6 +63,10 @@ class ParseResult:
     #: Position and time (seconds) of the frame in its stream (``parse_stream`` only).
     index: int | None = None
     timestamp: float | None = None
+    #: Seconds the frame took in the parse step, and the temporal smoothing's part of them
+    #: (``parse_stream`` only).
+    seconds: float | None = None
+    smoothing_seconds: float | None = None
 
     def colorize(self) -> np.ndarray:
         """HxWx3 uint8 colour image of the labels."""
@@ -146,32 +152,32 @@ class SceneParser:
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             hint = " (a grey image? stack it to 3 channels)" if rgb.ndim == 2 else ""
             hint = " (RGBA? drop the alpha channel)" if rgb.ndim == 3 and rgb.shape[2] == 4 else hint
-            raise ValueError(f"rgb must have shape HxWx3, got {rgb.shape}{hint}")
+            raise InputError(f"rgb must have shape HxWx3, got {rgb.shape}{hint}")
         if rgb.dtype != np.uint8:
-            raise ValueError(f"rgb must be uint8 in [0, 255], got dtype {rgb.dtype}")
+            raise InputError(f"rgb must be uint8 in [0, 255], got dtype {rgb.dtype}")
         if min(rgb.shape[:2]) < 8:
-            raise ValueError(f"image of {rgb.shape[0]}x{rgb.shape[1]} pixels is too small to parse (8x8 at least)")
+            raise InputError(f"image of {rgb.shape[0]}x{rgb.shape[1]} pixels is too small to parse (8x8 at least)")
         return rgb
 
     def _check_depth(self, depth, shape) -> np.ndarray | None:
         if depth is None:
             if self.in_channels == 4:
-                raise ValueError("this is an RGB-D model: pass depth=HxW metres")
+                raise InputError("this is an RGB-D model: pass depth=HxW metres")
             return None
         if self.in_channels != 4:
-            raise ValueError("depth was given, but this model takes RGB only (use an RGB-D model)")
+            raise InputError("depth was given, but this model takes RGB only (use an RGB-D model)")
         depth = np.asarray(depth)
         if depth.shape != tuple(shape):
-            raise ValueError(f"depth must be HxW = {tuple(shape)} like the image, got {depth.shape}")
+            raise InputError(f"depth must be HxW = {tuple(shape)} like the image, got {depth.shape}")
         if not np.issubdtype(depth.dtype, np.floating):
-            raise ValueError(
+            raise InputError(
                 f"depth must be float metres, got dtype {depth.dtype} (16-bit millimetres? divide by 1000)"
             )
         depth = np.nan_to_num(depth.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         if depth.min() < 0:
-            raise ValueError("depth has negative values; expected metres, 0 for no reading")
+            raise InputError("depth has negative values; expected metres, 0 for no reading")
         if depth.max() > MAX_DEPTH_METRES:
-            raise ValueError(f"depth reaches {depth.max():.0f}, too far for metres: millimetres? divide by 1000")
+            raise InputError(f"depth reaches {depth.max():.0f}, too far for metres: millimetres? divide by 1000")
         if self.depth_fill != "none" and not depth.all():
             depth = fill_depth(depth, self.depth_fill)
         return depth
@@ -242,58 +248,90 @@ class SceneParser:
 
         Args:
             frames: an iterable of HxWx3 uint8 RGB arrays, of (rgb, depth) pairs, or of
-                :class:`sceneparse.stream.Frame` (see :func:`sceneparse.stream.open_source`).
-            temporal: "flow-superpixels" (True: superpixel voting, then optical-flow
-                propagation), "flow" (optical-flow propagation only, the fastest),
-                "superpixels" (Couprie et al.'s matching of superpixels over time), or False for
-                per-frame parsing.
+                :class:`sceneparse.sources.Frame` (see :func:`sceneparse.sources.open_source`).
+            temporal: a smoother's name (see :func:`sceneparse.refine.temporal.list_smoothers`):
+                True is :data:`~sceneparse.refine.temporal.DEFAULT_METHOD` ("flow-superpixels":
+                superpixel voting, then optical-flow propagation), "flow" (the fastest),
+                "superpixels" (Couprie et al.'s matching of superpixels over time); False or
+                "none" for per-frame parsing; or a smoother instance.
             refine: per-frame refiners, applied before the temporal smoothing.
             batch_size: frames run through the convnet at once (consecutive frames of one size;
                 the smoothing stays in frame order). None: 8 on a GPU, 1 on the CPU, where
                 batches do not raise the throughput and only add latency. A batch waits for its
                 frames, so keep 1 for the lowest latency on a live camera.
-            temporal_params: parameters of the smoother (see :mod:`sceneparse.stream.temporal`).
+            temporal_params: parameters of the smoother (see :mod:`sceneparse.refine.temporal`).
 
         Yields a :class:`ParseResult` per frame, with ``index`` and ``timestamp`` set. A frame's
         result depends only on it and the frames before it.
         """
-        from sceneparse.stream import build_smoother
+        for _, result in self.parse_frames(frames, temporal, refine, batch_size, **temporal_params):
+            yield result
+
+    def parse_frames(self, frames, temporal=True, refine=(), batch_size: int | None = None, on_error=None,
+                     **temporal_params):  # fmt: skip
+        """The parse step of the frame loop: ``(frame, result)`` per frame, in order.
+
+        As :meth:`parse_stream` (same arguments), and: the smoother starts afresh where a
+        frame's ``sequence`` differs from the previous frame's; each result carries the seconds
+        its frame took (its share of the convnet batch, the refiners and the smoothing) in
+        ``seconds`` and the smoothing's own in ``smoothing_seconds``. ``on_error(frame, err)``,
+        when given, receives the frames whose input is invalid (wrong shape, too small, depth
+        of the wrong scale) and the loop goes on; without it they raise.
+        """
+        from sceneparse.refine.temporal import build_smoother
 
         smoother = build_smoother(temporal, **temporal_params)
         refiners = self._bind(refine)
         if batch_size is None:
             batch_size = 8 if self.device.type == "cuda" else 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        items = (self._stream_item(i, item) for i, item in enumerate(frames))
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        items = self._checked_frames(frames, on_error)
+        sequence = object()  # the sequence the smoother's memory belongs to
         while batch := list(itertools.islice(items, batch_size)):
             for run in _same_size_runs(batch):  # one convnet call per run of same-sized frames
+                t_run = time.perf_counter()
                 if smoother is not None:
-                    for f in run:
-                        smoother.prepare(f[0])  # superpixels etc. while the convnet runs
-                probs = self._probs_batch([f[0] for f in run], [f[1] for f in run])
-                for (rgb, depth, index, ts), probs_t in zip(run, probs):
+                    for _, rgb, _ in run:
+                        smoother.prepare(rgb)  # superpixels etc. while the convnet runs
+                probs = self._probs_batch([f[1] for f in run], [f[2] for f in run])
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                share = (time.perf_counter() - t_run) / len(run)
+                for (frame, rgb, depth), probs_t in zip(run, probs):
+                    t = time.perf_counter()
                     if smoother is None:
                         result = self._result(rgb, depth, probs_t, refiners)
                     else:  # labels only once, after the smoothing
+                        if frame.sequence != sequence:
+                            smoother.reset()
+                            sequence = frame.sequence
                         refined = self._refined(rgb, depth, probs_t, refiners)
+                        t_smooth = time.perf_counter()
                         result = self._labelled(smoother.update(rgb, refined, depth))
-                    result.index, result.timestamp = index, ts
-                    yield result
+                        result.smoothing_seconds = time.perf_counter() - t_smooth
+                    result.index, result.timestamp = frame.index, frame.timestamp
+                    result.seconds = share + time.perf_counter() - t
+                    yield frame, result
 
-    def _stream_item(self, i: int, item) -> tuple:
-        """(checked rgb, checked depth or None, index, timestamp) of one item of a stream."""
-        from sceneparse.stream import Frame
+    def _checked_frames(self, frames, on_error):
+        """(frame, checked rgb, checked depth or None) of each item of ``frames``."""
+        from sceneparse.sources import Frame
 
-        if isinstance(item, Frame):
-            rgb, depth, index, ts = item.image, item.depth, item.index, item.timestamp
-        elif isinstance(item, tuple) and len(item) == 2:
-            (rgb, depth), index, ts = item, i, float(i)
-        else:
-            rgb, depth, index, ts = item, None, i, float(i)
-        if depth is not None and self.in_channels != 4:
-            depth = None  # an RGB model on an RGB-D stream: the depth is not for it
-        return (*self._inputs(rgb, depth), index, ts)
+        for i, item in enumerate(frames):
+            if not isinstance(item, Frame):
+                rgb, depth = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+                item = Frame(rgb, i, float(i), depth)
+            # an RGB model on an RGB-D stream: the depth is not for it
+            depth = item.depth if self.in_channels == 4 else None
+            try:
+                rgb, depth = self._inputs(item.image, depth)
+            except ValueError as err:
+                if on_error is None:
+                    raise
+                on_error(item, err)
+                continue
+            yield item, rgb, depth
 
     def parse_file(self, path: str | Path, refine=()) -> ParseResult:
         """:meth:`parse` of an image file."""
@@ -303,5 +341,5 @@ class SceneParser:
 
 
 def _same_size_runs(items: list) -> list[list]:
-    """``items`` ((rgb, ...) tuples) split into runs of consecutive frames of one size."""
-    return [list(run) for _, run in itertools.groupby(items, key=lambda f: f[0].shape)]
+    """``items`` ((frame, rgb, depth) tuples) split into runs of consecutive frames of one size."""
+    return [list(run) for _, run in itertools.groupby(items, key=lambda f: f[1].shape)]

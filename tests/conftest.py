@@ -1,10 +1,14 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(2)
+
+# tests/synthetic.py (small synthetic scenes) importable from every test folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def shared_data() -> Path:

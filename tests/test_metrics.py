@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sceneparse.metrics import ConfusionMatrix, boundary_band, scores_from_confusion
+from sceneparse.metrics import ConfusionMatrix, TemporalConsistency, boundary_band, scores_from_confusion
 
 
 def test_feature_hand_made_matrix():
@@ -82,3 +82,33 @@ def test_exception_bad_shapes():
         scores_from_confusion(np.eye(2), ["only one"])
     with pytest.raises(ValueError, match="elements"):
         ConfusionMatrix(2).update(torch.zeros(3), torch.zeros(4))
+
+
+# temporal consistency (moved from the stream tests)
+
+
+def test_consistency_metric_on_hand_made_sequences():
+    tc = TemporalConsistency()
+    labels = [np.array([[0, 0, 1, 1]]), np.array([[0, 1, 1, 1]]), np.array([[0, 1, 1, 1]])]
+    preds = [np.array([[0, 0, 1, 1]]), np.array([[1, 1, 1, 1]]), np.array([[1, 1, 0, 1]])]
+    for p, g in zip(preds, labels):
+        tc.update(p, g)
+    s = tc.scores()
+    # pairs 1-2: 3 stable pixels (0, 2, 3), 1 flickers; pairs 2-3: 4 stable, 1 flickers
+    assert s["stable_pixels"] == 7 and s["flicker"] == pytest.approx(2 / 7)
+    assert s["change_rate"] == pytest.approx(3 / 8)
+
+
+def test_feature_compensated_change_follows_the_motion():
+    from synthetic import moving_scene
+
+    frames, masks = moving_scene(8, step=3)
+    moving, flipping = TemporalConsistency(compensate=True), TemporalConsistency(compensate=True)
+    for t, (f, m) in enumerate(zip(frames, masks)):
+        moving.update(m.astype(np.uint8), rgb=f)  # labels that move with the square: no flicker
+        flipping.update((m ^ (t % 2 == 1)).astype(np.uint8), rgb=f)  # every label flips each frame
+    a, b = moving.scores(), flipping.scores()
+    assert a["change_rate"] > 0.015  # the square moved 3 pixels: 2 strips of 40x3 of 96x128 pixels change
+    assert a["compensated_change"] < 0.2 * a["change_rate"]
+    assert b["compensated_change"] > 0.9
+    assert np.isnan(TemporalConsistency().scores()["compensated_change"])  # not asked for

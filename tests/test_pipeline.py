@@ -170,3 +170,38 @@ def _scores_every(parser, dataset, step, shape):
         assert result.labels.shape == shape
         cm.update(torch.from_numpy(result.labels), torch.from_numpy(s["label"].astype(np.int64)))
     return cm.scores()
+
+
+def test_feature_parse_stream_on_real_video_frames(camvid_path):
+    from sceneparse.data import CamVid
+    from sceneparse.pipeline import SceneParser
+
+    parser = SceneParser.from_pretrained("camvid")
+    val = CamVid(camvid_path, "val")
+    images = [val[i]["image"] for i in val.sequences()["0016E5"][:4]]
+    plain = list(parser.parse_stream(images, temporal=False))
+    assert [r.index for r in plain] == [0, 1, 2, 3]
+    assert np.array_equal(plain[2].labels, parser.parse(images[2]).labels)
+    smooth = list(parser.parse_stream(iter(images), temporal="flow"))
+    assert np.array_equal(smooth[0].labels, plain[0].labels)  # nothing to smooth with yet
+    assert all(r.labels.shape == (360, 480) and r.labels.max() < 11 for r in smooth)
+
+
+def test_feature_parse_stream_batches_give_the_same_labels(camvid_path):
+    import cv2
+
+    from sceneparse.data import CamVid
+    from sceneparse.pipeline import SceneParser
+
+    parser = SceneParser.from_pretrained("camvid")
+    val = CamVid(camvid_path, "val")
+    images = [val[i]["image"] for i in val.sequences()["0016E5"][:5]]
+    images[3] = cv2.resize(images[3], (240, 180))  # a size change inside a batch: two convnet calls
+    one = list(parser.parse_stream(images, temporal="flow", batch_size=1))
+    three = list(parser.parse_stream(iter(images), temporal="flow", batch_size=3))
+    assert [r.index for r in three] == [0, 1, 2, 3, 4] and three[3].labels.shape == (180, 240)
+    for a, b in zip(one, three):
+        assert np.allclose(a.probs, b.probs, atol=1e-4)
+        assert (a.labels == b.labels).mean() > 0.999  # ties aside, the same labels
+    with pytest.raises(ValueError, match="batch_size"):
+        next(parser.parse_stream(images, batch_size=0))

@@ -86,7 +86,7 @@ def time_refiners(args) -> None:
 
 
 def time_smoothers(args) -> None:
-    from sceneparse.stream import build_smoother
+    from sceneparse.refine.temporal import build_smoother
 
     camvid = SceneParser.from_pretrained("camvid", device=args.device)
     val = heldout_dataset(camvid)

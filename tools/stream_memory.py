@@ -2,7 +2,7 @@
 
     python tools/stream_memory.py --frames 10000 --size 240x180 --temporal flow --threads 1
 
-Runs ``SceneParser.parse_stream`` with temporal smoothing over ``--frames`` frames: the CamVid
+Runs the frame loop (``sceneparse.run``) with temporal smoothing over ``--frames`` frames: the CamVid
 val run (a real drive, 101 frames) looped forwards then backwards, so that there is no scene cut
 at the loop point and the smoother never resets, resized to ``--size``. The resident set size
 (``VmRSS`` of /proc/self/status) is sampled every ``--every`` frames; the table and the growth
@@ -19,9 +19,10 @@ import cv2
 import numpy as np
 import torch
 
-from sceneparse import SceneParser
+from sceneparse import SceneParser, run
 from sceneparse.evaluate import heldout_dataset
-from sceneparse.stream import DEFAULT_METHOD, METHODS
+from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
+from sceneparse.sinks import Sink
 
 
 def rss_mb() -> float:
@@ -39,12 +40,32 @@ def looped(frames: list[np.ndarray], n: int):
         yield frames[next(order)]
 
 
+class MemorySink(Sink):
+    """Samples the resident memory every ``every`` frames and prints a table row."""
+
+    name = "memory"
+
+    def __init__(self, every: int) -> None:
+        self.every, self.samples, self.n = every, [], 0
+
+    def open(self, info) -> None:
+        super().open(info)
+        self.t0 = time.perf_counter()
+
+    def write(self, frame, result) -> None:
+        self.n += 1
+        if self.n % self.every == 0 or self.n == 1:
+            self.samples.append((self.n, rss_mb()))
+            print(f"| {self.n} | {self.samples[-1][1]:.1f} | {self.n / (time.perf_counter() - self.t0):.1f} |",
+                  flush=True)  # fmt: skip
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="camvid")
     ap.add_argument("--frames", type=int, default=10000)
     ap.add_argument("--size", default="240x180", help="WxH of the frames")
-    ap.add_argument("--temporal", default=DEFAULT_METHOD, choices=METHODS)
+    ap.add_argument("--temporal", default=DEFAULT_METHOD, choices=list_smoothers())
     ap.add_argument("--every", type=int, default=500, help="sample the memory every N frames")
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
@@ -61,13 +82,9 @@ def main(argv=None) -> int:
     print(f"{args.model}, {args.frames} frames of {w}x{h} (the CamVid val run, {len(frames)} frames, looped), "
           f"temporal {args.temporal}, {args.threads} thread(s)\n")  # fmt: skip
     print("| frame | RSS MB | frames/s so far |\n|---:|---:|---:|", flush=True)
-    samples = []
-    t0 = time.perf_counter()
-    for n, result in enumerate(parser.parse_stream(looped(frames, args.frames), temporal=args.temporal), 1):
-        if n % args.every == 0 or n == 1:
-            samples.append((n, rss_mb()))
-            print(f"| {n} | {samples[-1][1]:.1f} | {n / (time.perf_counter() - t0):.1f} |", flush=True)
-        del result
+    memory = MemorySink(args.every)
+    run(parser, looped(frames, args.frames), [memory], temporal=args.temporal, progress=False)
+    samples = memory.samples
     after = [s for s in samples if s[0] >= args.warmup] or samples
     growth = after[-1][1] - after[0][1]
     print(f"\nRSS after warm-up: {after[0][1]:.1f} MB at frame {after[0][0]} -> {after[-1][1]:.1f} MB at frame "

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sceneparse.errors import ConfigError
 from sceneparse.refine.base import positive
 from sceneparse.refine.superpixels import oversegment_at, region_mean
 
@@ -36,9 +37,13 @@ __all__ = [
     "FlowSmoother",
     "SuperpixelSmoother",
     "FlowSuperpixelSmoother",
+    "MotionTracker",
+    "SMOOTHERS",
+    "register_smoother",
+    "list_smoothers",
     "build_smoother",
+    "method_name",
     "DEFAULT_METHOD",
-    "METHODS",
     "dense_flow",
     "warp",
 ]
@@ -107,19 +112,29 @@ def _argmax(probs: np.ndarray) -> np.ndarray:
     return torch.max(torch.from_numpy(probs), dim=0).indices.numpy().astype(np.uint8)
 
 
-class TemporalSmoother:
-    """Base: scene-cut detection and the previous frame's grey image, flows both ways."""
+class MotionTracker:
+    """Dense optical flow from each frame back to the one before it, checked both ways, and
+    scene cuts: what the smoothers and the flow-compensated metrics share.
 
-    name = "none"
+    Call it on the frames of a stream in order; it keeps one previous grey image.
+
+    Args:
+        flow_scale: the flow is computed at this fraction of the frame size (speed).
+        cut_threshold: grey-level histogram correlation below which a frame is a scene cut.
+        fb_threshold: forward-backward disagreement (frame pixels) above which a pixel's flow is
+            unreliable (occlusions, flow errors).
+    """
 
     def __init__(self, flow_scale: float = 0.5, cut_threshold: float = 0.5, fb_threshold: float = 2.0) -> None:
         self.flow_scale = positive("flow_scale", flow_scale)
         self.cut_threshold = positive("cut_threshold", cut_threshold, zero=True)
         self.fb_threshold = positive("fb_threshold", fb_threshold)
-        self.resets = 0
+        #: scene cuts and size changes seen (each starts the memory afresh)
+        self.cuts = 0
         self.reset()
 
     def reset(self) -> None:
+        """Forget the previous frame (a new sequence starts)."""
         self._grey = None
         self._hist = None
 
@@ -130,14 +145,14 @@ class TemporalSmoother:
         self._hist = hist
         return cut
 
-    def _flows_small(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def small(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """At the flow's own resolution (``flow_scale`` of the frame): (backward flow current ->
         previous in those pixels, reliable mask), or None at a stream start or a cut."""
         grey = _grey(rgb, self.flow_scale)
         prev, self._grey = self._grey, grey
         if self._scene_cut(grey) or prev is None or prev.shape != grey.shape:
             if prev is not None:
-                self.resets += 1
+                self.cuts += 1
             return None
         back = dense_flow(grey, prev)
         fwd = dense_flow(prev, grey)
@@ -145,9 +160,10 @@ class TemporalSmoother:
         error = cv2.magnitude(back[..., 0] + fwd_at[..., 0], back[..., 1] + fwd_at[..., 1])
         return back, inside & (error < self.fb_threshold * self.flow_scale)
 
-    def _flows(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(backward flow current -> previous in frame pixels, reliable mask), at the frame's size."""
-        flows = self._flows_small(rgb)
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(backward flow current -> previous in frame pixels, reliable mask) at the frame's size,
+        or None at a stream start or a cut."""
+        flows = self.small(rgb)
         if flows is None:
             return None
         back, reliable = flows
@@ -155,6 +171,34 @@ class TemporalSmoother:
         back = _resize_flow(back, (h, w)) * np.float32(1 / self.flow_scale)
         reliable = cv2.resize(reliable.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
         return back, reliable
+
+
+class TemporalSmoother:
+    """Base of the smoothers: ``update(rgb, probs, depth=None) -> probs`` on the frames of one
+    stream in order, :meth:`reset` between sequences. A :class:`MotionTracker` gives the flow
+    to the previous frame and the scene cuts.
+
+    A new smoother is one subclass with a ``name``, registered with :func:`register_smoother`.
+    """
+
+    name = "none"
+
+    def __init__(self, flow_scale: float = 0.5, cut_threshold: float = 0.5, fb_threshold: float = 2.0) -> None:
+        self.motion = MotionTracker(flow_scale, cut_threshold, fb_threshold)
+        self.flow_scale = self.motion.flow_scale
+        self.reset()
+
+    @property
+    def resets(self) -> int:
+        """Scene cuts and frame-size changes seen, each of which started the memory afresh."""
+        return self.motion.cuts
+
+    def reset(self) -> None:
+        """Forget the past: the next frame starts a new sequence."""
+        self.motion.reset()
+
+    def _flows_small(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.motion.small(rgb)
 
     def prepare(self, rgb: np.ndarray) -> None:
         """Start the work that needs only the image of the frame that :meth:`update` will get
@@ -410,21 +454,48 @@ class FlowSuperpixelSmoother(_SuperpixelsAhead, FlowSmoother):
         return super().update(rgb, probs, depth)
 
 
-_SMOOTHERS = {"flow": FlowSmoother, "superpixels": SuperpixelSmoother, "flow-superpixels": FlowSuperpixelSmoother}
-#: what ``temporal=True`` and the commands' ``--temporal`` default mean
+#: Smoother classes by name; :func:`register_smoother` adds one.
+SMOOTHERS: dict[str, type[TemporalSmoother]] = {}
+
+
+def register_smoother(cls: type[TemporalSmoother]) -> type[TemporalSmoother]:
+    """Register a :class:`TemporalSmoother` subclass under its ``name``; use as a decorator."""
+    if not cls.name or cls.name == "none":
+        raise ConfigError(f"{cls.__name__}: a smoother needs a name of its own, not {cls.name!r}")
+    SMOOTHERS[cls.name] = cls
+    return cls
+
+
+for _cls in (FlowSmoother, SuperpixelSmoother, FlowSuperpixelSmoother):
+    register_smoother(_cls)
+
+#: What ``temporal=True`` and the commands' ``--temporal`` default mean, everywhere: the method
+#: that keeps labels most consistent within the cost budget (``docs/BENCHMARKS.md``).
 DEFAULT_METHOD = "flow-superpixels"
-#: the ``--temporal`` choices of the commands ("none": per-frame parsing)
-METHODS = ("none", *_SMOOTHERS)
 
 
-def build_smoother(temporal, **params) -> TemporalSmoother | None:
-    """None for per-frame parsing (False/None/"none"); True means "flow-superpixels", the method
-    that keeps labels most consistent within the cost budget (``docs/BENCHMARKS.md``)."""
+def list_smoothers() -> list[str]:
+    """The ``temporal`` choices: "none" (per-frame parsing) and every registered smoother."""
+    return ["none", *SMOOTHERS]
+
+
+def build_smoother(temporal=True, **params) -> TemporalSmoother | None:
+    """The smoother ``temporal`` names, built with ``params``: None for per-frame parsing
+    (False, None or "none"); True means :data:`DEFAULT_METHOD`; an instance is used as it is."""
     if temporal in (False, None, "none"):
         return None
     if isinstance(temporal, TemporalSmoother):
         return temporal
     name = DEFAULT_METHOD if temporal is True else temporal
-    if name not in _SMOOTHERS:
-        raise ValueError(f"unknown temporal method {temporal!r}; available: {', '.join(_SMOOTHERS)}, or False")
-    return _SMOOTHERS[name](**params)
+    if name not in SMOOTHERS:
+        raise ConfigError(f"unknown temporal method {temporal!r}; available: {', '.join(list_smoothers())}")
+    return SMOOTHERS[name](**params)
+
+
+def method_name(temporal) -> str:
+    """The name of a ``temporal`` argument as reports give it ("none" for per-frame parsing)."""
+    if isinstance(temporal, TemporalSmoother):
+        return temporal.name
+    if temporal is True:
+        return DEFAULT_METHOD
+    return str(temporal if temporal not in (None, False) else "none")

@@ -1,0 +1,56 @@
+"""The ``sceneparse`` command line: argparse, printing and exit codes, one module per command.
+
+The library under it returns values, raises :mod:`sceneparse.errors` and logs; here an error
+it raises becomes its message and exit code 1, Ctrl-C exit code 130.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+log = logging.getLogger("sceneparse")
+
+#: command -> (module under sceneparse.cli, one line of help)
+COMMANDS = {
+    "train": ("train", "train a model (sceneparse train --config configs/msconvnet_stanford.yaml)"),
+    "evaluate": ("evaluate", "accuracy, IoU, flicker and speed of a model on a dataset split or a video"),
+    "label": ("label", "label images, folders, videos, cameras and RGB-D sequences"),
+    "data": ("data", "list, download or prepare the benchmark datasets"),
+    "models": ("models", "list architectures, shipped models, sources, refiners, smoothers and sinks"),
+}
+
+
+def _usage() -> str:
+    lines = [f"usage: sceneparse {{{','.join(COMMANDS)}}} [options]", ""]
+    lines += [f"  {name:10s} {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] not in COMMANDS:
+        print(_usage(), file=sys.stderr)
+        print(f"\nunknown command {argv[0]!r}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(f"sceneparse.cli.{COMMANDS[argv[0]][0]}")
+    try:
+        return module.main(argv[1:])
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+        # Errors we raise name the problem; a traceback would bury the message.
+        log.error("%s", err)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

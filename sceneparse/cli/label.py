@@ -1,0 +1,87 @@
+"""``sceneparse label``: label images, folders, videos, cameras and RGB-D sequences."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sceneparse.cli.options import (
+    add_refine_arguments,
+    add_runtime_arguments,
+    add_temporal_argument,
+    load_parser,
+    refiners_from,
+)
+
+DESCRIPTION = """Label image files and folders (searched recursively; NAME_labels.png and
+NAME_overlay.jpg per image), and videos, stream URLs, camera indices and RGB-D sequence folders
+(overlay.mp4, with temporal smoothing) into an output folder."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sceneparse.refine.temporal import DEFAULT_METHOD
+    from sceneparse.sinks import list_sinks
+
+    ap = argparse.ArgumentParser(prog="sceneparse label", description=DESCRIPTION)
+    ap.add_argument("inputs", nargs="+", help="image files, folders, videos, URLs, camera indices, sequences")
+    ap.add_argument("--out", required=True, help="output folder")
+    add_runtime_arguments(ap)
+    add_refine_arguments(ap)
+    ap.add_argument("--probs", action="store_true", help="also write class probabilities (.npz)")
+    ap.add_argument("--depth", help="RGB-D models: folder of 16-bit depth PNGs named like the images")
+    ap.add_argument("--depth-scale", type=float, default=1000.0, help="depth PNG units per metre (1000: mm)")
+    ap.add_argument("--alpha", type=float, default=0.55, help="opacity of the colours in the overlay (0-1)")
+    add_temporal_argument(ap, DEFAULT_METHOD, "videos and streams: temporal smoothing")
+    ap.add_argument("--labels", action="store_true", help="videos and streams: also per-frame label PNGs")
+    ap.add_argument("--sink", nargs="*", default=[], metavar="NAME",
+                    help=f"more outputs, by name ({', '.join(list_sinks())}, or any registered sink)")  # fmt: skip
+    ap.add_argument("--stream", action="store_true", help="treat folders as frame sequences (videos)")
+    ap.add_argument("--realtime", action="store_true", help="drop frames rather than fall behind a live source")
+    ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="videos and streams: frames per convnet call (default: 8 on a GPU, 1 on the CPU and "
+                    "with --realtime)")  # fmt: skip
+    return ap
+
+
+def main(argv=None) -> int:
+    from sceneparse.labelling import label
+    from sceneparse.sinks import list_sinks
+
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.batch is not None and args.batch < 1:
+        ap.error(f"--batch must be at least 1, got {args.batch}")
+    if args.max_frames < 0:
+        ap.error(f"--max-frames must be 0 (all) or more, got {args.max_frames}")
+    if not 0 <= args.alpha <= 1:
+        ap.error(f"--alpha must lie in [0, 1], got {args.alpha}")
+    refiners = refiners_from(args)
+    unknown = [s for s in args.sink if s not in list_sinks()]
+    if unknown:
+        ap.error(f"--sink: unknown sink(s) {', '.join(unknown)}; available: {', '.join(list_sinks())}")
+    if args.depth and not Path(args.depth).is_dir():
+        ap.error(f"--depth: folder not found: {args.depth}")
+    parser = load_parser(args)
+    report = label(parser, args.inputs, args.out, stream=args.stream, temporal=args.temporal, refine=refiners,
+                   labels=args.labels, probs=args.probs, alpha=args.alpha, depth=args.depth,
+                   depth_scale=args.depth_scale, realtime=args.realtime, max_frames=args.max_frames,
+                   batch_size=args.batch, sinks=args.sink, progress=args.progress)  # fmt: skip
+    failed = 0
+    for spec, st in report["streams"].items():
+        if "error" in st:
+            failed += 1
+            continue
+        print(
+            f"{spec}: {st['frames']} frames -> {st['video']} ({st['codec']}); {st['fps']:.1f} frames/s, "
+            f"latency {st['latency_ms_mean']:.0f} ms (p95 {st['latency_ms_p95']:.0f}), dropped {st['dropped']}"
+            + ("; interrupted" if st["interrupted"] else "")
+            + ("; input broke off" if st["input_error"] else "")
+        )
+        failed += bool(st["input_error"])
+    images = report["images"]
+    if images is not None:
+        bad = len(images["failed"])
+        print(f"labelled {len(images['labels'])} image(s) into {args.out}" + (f"; {bad} failed" if bad else ""))
+        failed += bad
+    return 1 if failed else 0

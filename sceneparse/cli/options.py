@@ -1,0 +1,62 @@
+"""Options that several commands share, and how they become library arguments."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = [
+    "add_runtime_arguments",
+    "add_refine_arguments",
+    "add_temporal_argument",
+    "apply_threads",
+    "refiners_from",
+    "load_parser",
+]
+
+
+def add_runtime_arguments(ap: argparse.ArgumentParser, model_default: str = "stanford-background") -> None:
+    ap.add_argument(
+        "--model", default=model_default, help="shipped model name or checkpoint .pt (default: %(default)s)"
+    )
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads of PyTorch and OpenCV (0: their defaults)")
+    ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def add_refine_arguments(ap: argparse.ArgumentParser) -> None:
+    from sceneparse.refine import REFINERS
+
+    ap.add_argument("--refine", nargs="*", default=[],
+                    help=f"refiners to apply in order after the network ({', '.join(sorted(REFINERS))})")  # fmt: skip
+    ap.add_argument("--refine-config", help="YAML file of refiner parameters (see configs/refine.yaml)")
+
+
+def add_temporal_argument(ap: argparse.ArgumentParser, default, help: str) -> None:
+    from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
+
+    ap.add_argument("--temporal", default=default, choices=list_smoothers(),
+                    help=f"{help} (default {default or 'none'}; {DEFAULT_METHOD}: the most consistent, flow: the "
+                    "fastest, none: per frame)")  # fmt: skip
+
+
+def apply_threads(threads: int) -> None:
+    """Limit PyTorch and OpenCV (the refiners and smoothers) to ``threads`` threads (0: leave)."""
+    if threads:
+        import cv2
+        import torch
+
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+
+
+def refiners_from(args) -> tuple:
+    from sceneparse.refine import build_refiners, load_refine_config
+
+    return build_refiners(args.refine, load_refine_config(args.refine_config) if args.refine_config else None)
+
+
+def load_parser(args):
+    from sceneparse.pipeline import SceneParser
+
+    apply_threads(args.threads)
+    return SceneParser.from_pretrained(args.model, device=args.device)

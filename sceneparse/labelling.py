@@ -1,0 +1,134 @@
+"""Labelling files, folders, videos and cameras into an output folder: the frame loop
+(:func:`sceneparse.loop.run`) with the sources and sinks each kind of input calls for.
+
+* Still images (files and folders of them, searched recursively) are one source; for each
+  image ``NAME`` (its path relative to the folder given) the ``labels`` sink writes
+  ``NAME_labels.png`` and the ``overlay`` sink ``NAME_overlay.jpg`` (``probs``: ``NAME_probs.npz``).
+* Each video file, stream URL, camera index or RGB-D sequence folder (7-Scenes, TUM; any frame
+  folder with ``stream=True``) is a stream, labelled with temporal smoothing into
+  ``overlay.mp4`` (``video`` sink), and on request ``labels/NNNNNN.png`` and
+  ``probs/NNNNNN.npz``; with several inputs each stream gets a sub-folder named after it.
+
+Any other registered sink (or a sink instance) is added with ``sinks=``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sceneparse.errors import ConfigError
+from sceneparse.loop import run
+from sceneparse.sinks import SINKS, Sink, build_sink
+from sceneparse.sources import SOURCES, VIDEO_EXTS, FolderSource, ImageFiles
+
+__all__ = ["label", "label_images", "label_stream", "is_stream"]
+
+log = logging.getLogger(__name__)
+
+
+def is_stream(spec, force: bool = False) -> bool:
+    """A video file, a stream URL, a camera index, an RGB-D sequence folder, or (with ``force``)
+    any folder of frames."""
+    text = str(spec)
+    p = Path(text)
+    if isinstance(spec, int) or text.isdigit() or "://" in text or p.suffix.lower() in VIDEO_EXTS:
+        return True
+    if not p.is_dir():
+        return False
+    if force:
+        return True
+    # a sequence layout (7-Scenes, TUM, ...): a source other than the plain folder reads it
+    return any(cls.accepts(p) for cls in SOURCES.values() if cls.priority < FolderSource.priority
+               and cls.kind not in ("images", "video"))  # fmt: skip
+
+
+def _extra_sinks(sinks, out: Path) -> list[Sink]:
+    return [build_sink(s, out=out) for s in sinks]
+
+
+def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=(), alpha: float = 0.55,
+                 progress: bool = True, depth: str | Path | None = None, depth_scale: float = 1000.0,
+                 sinks=()) -> dict:  # fmt: skip
+    """Label every image in ``inputs`` (files or folders) into ``out`` (see the module).
+
+    RGB-D models take ``depth``, a folder of 16-bit depth PNGs in units of 1/``depth_scale``
+    metres (millimetres by default) named like the images. An unreadable image is reported
+    and skipped; the others are still written.
+
+    Returns the statistics of :func:`~sceneparse.loop.run`, plus ``labels`` and ``overlays``
+    (the files written).
+    """
+    out = Path(out)
+    source = ImageFiles(inputs, depth=depth, depth_scale=depth_scale)
+    outputs = [build_sink("labels", out=out), build_sink("overlay", out=out, alpha=alpha)]
+    if probs:
+        outputs.append(build_sink("probs", out=out))
+    outputs += _extra_sinks(sinks, out)
+    stats = run(parser, source, outputs, temporal=False, refine=refine, skip_errors=True, progress=progress)
+    stats["labels"], stats["overlays"] = outputs[0].written, outputs[1].written
+    return stats
+
+
+def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labels: bool = False,
+                 probs: bool = False, realtime: bool = False, alpha: float = 0.55, progress: bool = True,
+                 max_frames: int = 0, batch_size: int | None = None, sinks=(), **temporal_params) -> dict:  # fmt: skip
+    """Label ``source`` (anything :func:`~sceneparse.sources.open_source` opens, or a source)
+    into ``out`` with temporal smoothing (``temporal``: True is the default method): the
+    overlay video ``overlay.mp4``, and on request ``labels/NNNNNN.png`` and
+    ``probs/NNNNNN.npz``.
+
+    ``batch_size``: frames per convnet call (see
+    :meth:`~sceneparse.pipeline.SceneParser.parse_stream`); None: 8 on a GPU, 1 on the CPU and
+    in ``realtime`` mode, where waiting for a batch of a live source would only add latency.
+
+    Returns the statistics of :func:`~sceneparse.loop.run`, plus ``video`` (its path, None if
+    no frame was written) and ``codec``.
+    """
+    out = Path(out)
+    outputs = [build_sink("video", out=out, alpha=alpha)]
+    if labels:
+        outputs.append(build_sink("labels", out=out, pattern="labels/{index:06d}.png"))
+    if probs:
+        outputs.append(build_sink("probs", out=out, pattern="probs/{index:06d}.npz"))
+    outputs += _extra_sinks(sinks, out)
+    stats = run(parser, source, outputs, temporal=temporal, refine=refine, batch_size=batch_size, realtime=realtime,
+                max_frames=max_frames, progress=progress, **temporal_params)  # fmt: skip
+    stats.update(video=outputs[0].summary()["video"], codec=outputs[0].codec)
+    return stats
+
+
+def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=True, refine=(), labels: bool = False,
+          probs: bool = False, alpha: float = 0.55, depth=None, depth_scale: float = 1000.0, realtime: bool = False,
+          max_frames: int = 0, batch_size: int | None = None, sinks=(), progress: bool = True) -> dict:  # fmt: skip
+    """Label ``inputs`` (image files and folders, videos, URLs, camera indices, sequence
+    folders) into ``out``: images with :func:`label_images`, streams with :func:`label_stream`
+    (``labels`` and ``probs`` as there; images always get label PNGs). ``sinks``: more
+    outputs, registered names or instances.
+
+    Returns {"images": statistics or None, "streams": {input: statistics or the error}}.
+    """
+    inputs = [inputs] if isinstance(inputs, (str, int, Path)) else list(inputs)
+    for spec in sinks:  # before any work: a typo should not cost a model load and a first video
+        if not isinstance(spec, Sink) and (spec.get("name") if isinstance(spec, dict) else spec) not in SINKS:
+            build_sink(spec, out=out)  # raises, listing the known sinks
+    if not inputs:
+        raise ConfigError("nothing to label: give image files, folders, videos or camera indices")
+    streams = [i for i in inputs if is_stream(i, stream)]
+    images = [i for i in inputs if i not in streams]
+    report: dict = {"images": None, "streams": {}}
+    for spec in streams:
+        name = f"camera{spec}" if str(spec).isdigit() else Path(str(spec).rstrip("/")).stem or "stream"
+        folder = Path(out) / name if len(inputs) > 1 else Path(out)
+        try:
+            report["streams"][str(spec)] = label_stream(
+                parser, spec, folder, temporal=temporal, refine=refine, labels=labels, probs=probs,
+                realtime=realtime, alpha=alpha, progress=progress, max_frames=max_frames, batch_size=batch_size,
+                sinks=sinks,
+            )  # fmt: skip
+        except (ValueError, FileNotFoundError) as err:
+            log.error("%s: %s", spec, err)
+            report["streams"][str(spec)] = {"error": str(err)}
+    if images:
+        report["images"] = label_images(parser, images, out, probs, refine, alpha, progress, depth, depth_scale, sinks)
+    return report

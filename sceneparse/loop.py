@@ -1,0 +1,253 @@
+"""The one frame loop: source -> :class:`~sceneparse.pipeline.SceneParser` (convnet, refiners)
+-> optional temporal smoother -> sinks.
+
+Labelling, evaluation, the demos and the tools all call :func:`run` with other sources and
+sinks. Reading runs in a reader thread and the sinks in a writer thread, each joined to the
+parse step by a bounded queue, so the slowest stage sets the pace (decoding and encoding
+overlap the network). In real-time mode the reader keeps only the newest frame when parsing
+falls behind a live source, and counts the frames it dropped. On an error or Ctrl-C every sink
+is closed: what was written is readable (a video plays).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sceneparse.errors import ConfigError, OutputError
+from sceneparse.sinks import Sink, StreamInfo
+from sceneparse.sources import Frame, open_source
+
+__all__ = ["run", "device_name"]
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+def device_name(device: torch.device) -> str:
+    """Where the network runs, in words: the GPU's name, or the CPU and its thread count."""
+    import platform
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+class _Reader(threading.Thread):
+    """Reads the source ahead of the parse step (the newest frame only, in real-time mode)."""
+
+    def __init__(self, source: Iterable, maxsize: int, realtime: bool) -> None:
+        super().__init__(daemon=True, name="sceneparse-reader")
+        self.source, self.realtime = source, realtime
+        self.queue: queue.Queue = queue.Queue(maxsize=1 if realtime else maxsize)
+        self.dropped = 0
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for frame in self.source:
+                if self.stop.is_set():
+                    break
+                if self.realtime:
+                    try:  # keep only the newest frame: drop the one parsing has not taken yet
+                        self.queue.get_nowait()
+                        self.dropped += 1
+                    except queue.Empty:
+                        pass
+                    self.queue.put((frame, time.perf_counter()))
+                else:
+                    while not self.stop.is_set():
+                        try:
+                            self.queue.put((frame, time.perf_counter()), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+        except BaseException as err:  # a broken input: hand it to the parse loop
+            self.error = err
+        finally:
+            self.queue.put(_END)
+
+    def frames(self):
+        while (item := self.queue.get()) is not _END:
+            yield item
+
+
+class _Writer(threading.Thread):
+    """Hands each frame's result to every sink, in order."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        super().__init__(daemon=True, name="sceneparse-writer")
+        self.sinks = sinks
+        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.written = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (item := self.queue.get()) is not _END:
+            if self.error is not None:
+                continue  # drain: the loop stops at its next frame
+            try:
+                for sink in self.sinks:
+                    sink.write(*item)
+                self.written += 1
+            except BaseException as err:
+                self.error = err
+
+
+def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=(), batch_size: int | None = None,
+        realtime: bool = False, max_frames: int = 0, skip_errors: bool = False, progress: bool = True,
+        desc: str = "labelling", **temporal_params) -> dict:  # fmt: skip
+    """Run ``parser`` over ``source`` and write every frame's result to each of ``sinks``.
+
+    Args:
+        parser: a :class:`~sceneparse.pipeline.SceneParser`.
+        source: a :class:`~sceneparse.sources.Source`, anything
+            :func:`~sceneparse.sources.open_source` opens (path, URL, camera index), or an
+            iterable of frames (:class:`~sceneparse.sources.Frame`, arrays or (rgb, depth)).
+        sinks: opened before the first frame and closed at the end, whatever happens.
+        temporal, refine, batch_size, temporal_params: as in
+            :meth:`~sceneparse.pipeline.SceneParser.parse_stream`. ``batch_size`` is 1 in
+            ``realtime`` mode unless given.
+        realtime: drop frames rather than fall behind a live source.
+        max_frames: stop after this many frames (0: all).
+        skip_errors: report frames that cannot be parsed (wrong shape, too small) in
+            ``failed`` and go on, instead of raising (collections of images).
+
+    Returns statistics: ``frames`` parsed, ``written`` (to every sink), ``dropped`` (real-time
+    mode), ``failed`` ({item: reason}, from the source and the parse step), ``fps`` end to end,
+    ``latency_ms_mean`` and ``latency_ms_p95`` (read to labelled), ``interrupted`` (Ctrl-C),
+    ``input_error`` (the input broke off), and each sink's summary under its name in
+    ``outputs``.
+
+    Raises:
+        OutputError: a sink failed (the others were still closed).
+    """
+    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 0:
+        raise ConfigError(f"max_frames must be a non-negative integer, got {max_frames!r}")
+    opens = isinstance(source, (str, int, Path))
+    src = open_source(source) if opens else source
+    name = str(source) if opens else type(src).__name__
+    info = StreamInfo(parser.class_names, parser.palette, parser.info.ignore_index, getattr(src, "fps", None), name,
+                      device_name(parser.device), getattr(src, "live", False))  # fmt: skip
+    total = _length(src, max_frames)
+    failed: dict[str, str] = {}
+    opened: list[Sink] = []
+    try:
+        for sink in sinks:
+            sink.open(info)
+            opened.append(sink)
+    except BaseException:
+        _close(opened)
+        raise
+    reader = _Reader(src, maxsize=8, realtime=realtime)
+    writer = _Writer(opened)
+    reader.start()
+    writer.start()
+    latencies, interrupted, parsed = [], False, 0
+    # frames handed to the parser and when they were read, oldest first: the parse step yields
+    # one result per frame in order, but may take a batch of frames before the first result
+    read_at: collections.deque = collections.deque()
+
+    def frames():
+        for i, (frame, t_read) in enumerate(reader.frames()):
+            if not isinstance(frame, Frame):
+                rgb, depth = frame if isinstance(frame, tuple) and len(frame) == 2 else (frame, None)
+                frame = Frame(np.asarray(rgb), i, float(i), depth)
+            read_at.append((frame, t_read))
+            yield frame
+
+    def on_error(frame: Frame, err: Exception) -> None:
+        failed[frame.extra.get("path", frame.name or str(frame.index))] = str(err)
+        log.error("%s: %s", frame.extra.get("path", frame.name or frame.index), err)
+
+    bar = tqdm(total=total, unit="frame", desc=desc, disable=not progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    if batch_size is None and realtime:
+        batch_size = 1
+    try:
+        results = parser.parse_frames(frames(), temporal, refine, batch_size,
+                                      on_error=on_error if skip_errors else None, **temporal_params)  # fmt: skip
+        for frame, result in results:
+            while read_at and read_at[0][0] is not frame:  # frames the parse step skipped
+                read_at.popleft()
+            latencies.append(time.perf_counter() - read_at.popleft()[1])
+            writer.queue.put((frame, result))
+            parsed += 1
+            bar.update(1)
+            if parsed % 10 == 0:
+                bar.set_postfix(fps=f"{parsed / (time.perf_counter() - t0):.1f}", dropped=reader.dropped)
+            if writer.error is not None or (max_frames and parsed >= max_frames):
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted after %d frames: closing the outputs", parsed)
+    finally:
+        reader.stop.set()
+        writer.queue.put(_END)
+        writer.join()
+        bar.close()
+        _drain(reader)
+        if opens:
+            src.close()
+        _close(opened)
+    elapsed = time.perf_counter() - t0
+    if writer.error is not None:
+        raise OutputError(f"writing the outputs failed: {writer.error}") from writer.error
+    failed = {**getattr(src, "failed", {}), **failed}
+    if reader.error is not None:
+        if not isinstance(reader.error, Exception):
+            raise reader.error  # KeyboardInterrupt or SystemExit in the reader
+        log.error("input broke off after %d frames: %s (the outputs so far are closed and readable)",
+                  parsed, reader.error)  # fmt: skip
+    return {
+        "frames": parsed, "written": writer.written, "dropped": reader.dropped, "failed": failed,
+        "fps": parsed / elapsed if elapsed > 0 else float("nan"),
+        "latency_ms_mean": 1000 * float(np.mean(latencies)) if latencies else float("nan"),
+        "latency_ms_p95": 1000 * float(np.percentile(latencies, 95)) if latencies else float("nan"),
+        "interrupted": interrupted,
+        "input_error": None if reader.error is None else str(reader.error),
+        "outputs": {s.name: s.summary() for s in opened},
+    }  # fmt: skip
+
+
+def _length(src, max_frames: int) -> int | None:
+    try:
+        total = len(src)
+    except TypeError:
+        return max_frames or None
+    return min(total, max_frames) if max_frames else total
+
+
+def _close(sinks: Sequence[Sink]) -> None:
+    """Close every sink, even when one fails to (the first error is raised after)."""
+    error = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as err:  # noqa: PERF203
+            error = error or err
+            log.error("closing the %s output failed: %s", sink.name, err)
+    if error is not None:
+        raise OutputError(f"closing the outputs failed: {error}") from error
+
+
+def _drain(reader: _Reader) -> None:
+    """Let the reader thread end (it may be blocked on a full queue) and join it."""
+    deadline = time.monotonic() + 5
+    while reader.is_alive() and time.monotonic() < deadline:
+        try:
+            reader.queue.get(timeout=0.05)
+        except queue.Empty:
+            pass
+    reader.join(timeout=1)

@@ -1,0 +1,134 @@
+"""What every frame source shares: the :class:`Frame` record, the :class:`Source` interface and
+the registry that :func:`open_source` asks.
+
+A source is an iterable of :class:`Frame` with an optional length (``len()``), an optional
+frame rate (``fps``) and ``close()``. A new source is one module with a :class:`Source`
+subclass decorated with :func:`register_source`, imported in ``sceneparse/sources/__init__.py``
+(or registered by your own code before :func:`open_source` is called).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sceneparse.errors import ConfigError, InputError, NotFoundError
+
+__all__ = ["Frame", "Source", "SOURCES", "register_source", "open_source", "list_sources", "frame_number"]
+
+URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+
+
+@dataclass
+class Frame:
+    """One frame of a stream. ``image`` is HxWx3 uint8 RGB; ``depth`` HxW float32 metres.
+
+    Attributes:
+        index: position in the stream (0, 1, ...).
+        timestamp: seconds.
+        intrinsics: 3x3 camera matrix, where the source knows it.
+        pose: 4x4 camera-to-world, where the source knows it.
+        name: what outputs of this frame are named after (a file's relative stem, ``000042``).
+        label: HxW true class indices (labelled datasets), for sinks that score.
+        sequence: the sequence the frame belongs to; the temporal memory starts afresh when it
+            changes (a labelled dataset of several videos).
+    """
+
+    image: np.ndarray
+    index: int
+    timestamp: float
+    depth: np.ndarray | None = None
+    intrinsics: np.ndarray | None = None
+    pose: np.ndarray | None = None
+    name: str = ""
+    label: np.ndarray | None = None
+    sequence: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Source:
+    """Base of the frame sources.
+
+    Subclasses set ``kind`` (the name :func:`open_source` knows them by) and implement
+    ``__iter__``; :meth:`accepts` says whether a spec (path, URL, camera index) is theirs.
+    ``failed`` maps the items that could not be read to the reason (sources that skip them).
+    """
+
+    kind = "source"
+    #: sources are asked in this order (lower first) whether a spec is theirs
+    priority = 100
+    fps: float | None = None
+    #: a live source (camera, stream URL): frames come in real time
+    live = False
+
+    def __init__(self) -> None:
+        self.failed: dict[str, str] = {}
+
+    @classmethod
+    def accepts(cls, spec) -> bool:
+        """Whether ``spec`` (a path, URL or camera index) is a source of this kind."""
+        return False
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise TypeError(f"{type(self).__name__} has no known length")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+#: Source classes by kind, in the order :func:`open_source` asks them.
+SOURCES: dict[str, type[Source]] = {}
+
+
+def register_source(cls: type[Source]) -> type[Source]:
+    """Register a :class:`Source` subclass under its ``kind``; use as a decorator."""
+    SOURCES[cls.kind] = cls
+    return cls
+
+
+def list_sources() -> list[str]:
+    """Kinds of source :func:`open_source` knows, in the order it tries them."""
+    return [c.kind for c in sorted(SOURCES.values(), key=lambda c: c.priority)]
+
+
+def open_source(spec, kind: str | None = None, **kwargs) -> Source:
+    """A frame source from a camera index, a URL, a video file or a folder.
+
+    The first registered source (by ``priority``) that accepts ``spec`` opens it, or the one of
+    ``kind`` when given; ``kwargs`` go to its constructor (``fps`` for frame folders, ...).
+
+    Raises:
+        NotFoundError: a path that does not exist.
+        InputError: nothing reads it.
+    """
+    if isinstance(spec, Source):
+        return spec
+    if kind is not None:
+        if kind not in SOURCES:
+            raise ConfigError(f"unknown source kind {kind!r}; known: {', '.join(list_sources())}")
+        return SOURCES[kind](spec, **kwargs)
+    for cls in sorted(SOURCES.values(), key=lambda c: c.priority):
+        if cls.accepts(spec):
+            return cls(spec, **kwargs)
+    if not Path(str(spec)).exists():
+        raise NotFoundError(f"source not found: {spec}")
+    raise InputError(f"{spec}: no source reads it (known kinds: {', '.join(list_sources())})")
+
+
+def frame_number(name: str) -> tuple[int, str]:
+    """Sort key of a frame file: the last number in its name, then the name."""
+    numbers = re.findall(r"\d+", name)
+    return (int(numbers[-1]) if numbers else -1, name)

@@ -1,0 +1,76 @@
+"""Image files and folders of them (searched recursively), as frames named by their path
+relative to the folder given, so that two ``0001.png`` in different folders stay apart.
+
+An unreadable image (or an RGB-D image without its depth map) is reported, kept in
+``failed`` and skipped: the other images are still labelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from sceneparse.data.depth import read_depth_png
+from sceneparse.errors import NotFoundError
+from sceneparse.io import IMAGE_EXTENSIONS, list_images, read_image
+from sceneparse.sources.base import Frame, Source, register_source
+
+__all__ = ["ImageFiles", "find_depth"]
+
+log = logging.getLogger(__name__)
+
+
+def find_depth(image: Path, depth_dir: Path) -> Path:
+    """The depth map of ``image`` in ``depth_dir``: same stem (``0001.jpg`` -> ``0001.png``), or
+    the 7-Scenes naming (``frame-000000.color.jpg`` -> ``frame-000000.depth.png``)."""
+    stem = image.stem
+    for cand in (stem, stem.replace(".color", ".depth"), stem.replace("color", "depth")):
+        for ext in (".png", ".tif", ".tiff"):
+            if (depth_dir / f"{cand}{ext}").is_file():
+                return depth_dir / f"{cand}{ext}"
+    raise NotFoundError(f"{image}: no depth map named like it in {depth_dir}")
+
+
+@register_source
+class ImageFiles(Source):
+    """Still images: files and folders of them, each image a frame of its own (``sequence`` is
+    its name, so no temporal memory links two images).
+
+    Args:
+        inputs: an image file, a folder (searched recursively) or a list of them.
+        depth: RGB-D models: a folder of 16-bit depth PNGs named like the images (see
+            :func:`find_depth`), in units of 1/``depth_scale`` metres (millimetres by default).
+    """
+
+    kind = "images"
+    priority = 5
+
+    @classmethod
+    def accepts(cls, spec) -> bool:
+        return Path(str(spec)).suffix.lower() in IMAGE_EXTENSIONS and Path(str(spec)).is_file()
+
+    def __init__(self, inputs, depth: str | Path | None = None, depth_scale: float = 1000.0) -> None:
+        super().__init__()
+        inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        self.items = list_images(inputs)
+        if depth is not None and not Path(depth).is_dir():
+            raise NotFoundError(f"depth folder not found: {depth}")
+        self.depth, self.depth_scale = depth, depth_scale
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, (path, stem) in enumerate(self.items):
+            try:
+                rgb = read_image(path)
+                depth = None
+                if self.depth:
+                    depth = read_depth_png(find_depth(Path(path), Path(self.depth)), self.depth_scale)
+            except (ValueError, FileNotFoundError) as err:
+                self.failed[str(path)] = str(err)
+                log.error("%s", err)
+                continue
+            name = stem.as_posix()
+            yield Frame(rgb, index, float(index), depth, name=name, sequence=name, extra={"path": str(path)})

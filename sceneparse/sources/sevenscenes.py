@@ -1,0 +1,53 @@
+"""7-Scenes RGB-D sequences (Shotton et al., CVPR 2013): ``frame-NNNNNN.color.{jpg,png}``,
+``frame-NNNNNN.depth.png`` (16-bit mm, 0 = no reading), ``frame-NNNNNN.pose.txt`` (4x4
+camera-to-world) and ``camera-intrinsics.txt``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from sceneparse.data.depth import read_depth_png
+from sceneparse.errors import InputError
+from sceneparse.io import read_image
+from sceneparse.sources.base import Frame, Source, frame_number, register_source
+
+__all__ = ["SevenScenesSource"]
+
+
+@register_source
+class SevenScenesSource(Source):
+    """A 7-Scenes sequence: colour, depth (metres), pose and intrinsics per frame."""
+
+    kind = "7scenes"
+    priority = 30
+
+    @classmethod
+    def accepts(cls, spec) -> bool:
+        path = Path(str(spec))
+        return path.is_dir() and any(path.glob("frame-*.color.*"))
+
+    def __init__(self, folder: str | Path, fps: float | None = 30.0) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.colors = sorted(self.folder.glob("frame-*.color.*"), key=lambda p: frame_number(p.name.split(".")[0]))
+        if not self.colors:
+            raise InputError(f"{self.folder}: no frame-NNNNNN.color.* files: not a 7-Scenes sequence")
+        self.fps = fps or 30.0
+        k = self.folder / "camera-intrinsics.txt"
+        self.intrinsics = np.loadtxt(k).reshape(3, 3) if k.is_file() else None
+
+    def __len__(self) -> int:
+        return len(self.colors)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, color in enumerate(self.colors):
+            stem = color.name.split(".")[0]
+            depth_path = self.folder / f"{stem}.depth.png"
+            depth = read_depth_png(depth_path) if depth_path.is_file() else None
+            pose_path = self.folder / f"{stem}.pose.txt"
+            pose = np.loadtxt(pose_path).reshape(4, 4) if pose_path.is_file() else None
+            number = frame_number(stem)[0]
+            yield Frame(read_image(color), index, number / self.fps, depth, self.intrinsics, pose, stem)

@@ -1,0 +1,77 @@
+"""TUM RGB-D sequences (Sturm et al., IROS 2012): ``rgb.txt`` and ``depth.txt`` (timestamp,
+path), depth PNGs in units of 1/5000 m, each colour frame paired with the depth frame nearest in
+time (within 20 ms)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from sceneparse.data.depth import read_depth_png
+from sceneparse.errors import InputError
+from sceneparse.io import read_image
+from sceneparse.sources.base import Frame, Source, register_source
+
+__all__ = ["TUMSource"]
+
+
+def _read_tum_list(path: Path) -> list[tuple[float, str]]:
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        try:
+            out.append((float(fields[0]), fields[1]))
+        except (ValueError, IndexError) as err:
+            raise InputError(f"{path}:{lineno}: expected 'TIMESTAMP PATH', got {line!r}") from err
+    return out
+
+
+@register_source
+class TUMSource(Source):
+    """A TUM RGB-D sequence: colour and depth (metres) associated by timestamp."""
+
+    kind = "tum"
+    priority = 20
+    DEPTH_SCALE = 5000.0
+
+    @classmethod
+    def accepts(cls, spec) -> bool:
+        return (Path(str(spec)) / "rgb.txt").is_file()
+
+    def __init__(self, folder: str | Path, max_difference: float = 0.02) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        rgb_list = self.folder / "rgb.txt"
+        if not rgb_list.is_file():
+            raise InputError(f"{self.folder}: no rgb.txt: not a TUM RGB-D sequence")
+        self.rgb = _read_tum_list(rgb_list)
+        depth_list = self.folder / "depth.txt"
+        self.depth = _read_tum_list(depth_list) if depth_list.is_file() else []
+        self.pairs = self._associate(max_difference)
+        if len(self.rgb) > 1:
+            span = self.rgb[-1][0] - self.rgb[0][0]
+            self.fps = (len(self.rgb) - 1) / span if span > 0 else None
+
+    def _associate(self, max_difference: float) -> list[tuple[float, str, str | None]]:
+        """Each colour frame with the depth frame nearest in time, if within ``max_difference`` s."""
+        if not self.depth:
+            return [(t, p, None) for t, p in self.rgb]
+        times = np.asarray([t for t, _ in self.depth])
+        out = []
+        for t, p in self.rgb:
+            j = int(np.argmin(np.abs(times - t)))
+            out.append((t, p, self.depth[j][1] if abs(times[j] - t) <= max_difference else None))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, (t, rgb_rel, depth_rel) in enumerate(self.pairs):
+            depth = read_depth_png(self.folder / depth_rel, self.DEPTH_SCALE) if depth_rel else None
+            yield Frame(read_image(self.folder / rgb_rel), index, t, depth, name=Path(rgb_rel).stem)

@@ -1,0 +1,50 @@
+"""The source registry and open_source (sceneparse/sources/base.py): a source written here,
+outside the package, plugs into open_source and the frame loop."""
+
+import numpy as np
+import pytest
+
+from sceneparse.sources import SOURCES, Frame, Source, list_sources, open_source, register_source
+
+
+class CountingSource(Source):
+    """Frames of one grey level per frame, for specs like ``grey:3``."""
+
+    kind = "grey-test"
+    priority = 1
+
+    @classmethod
+    def accepts(cls, spec) -> bool:
+        return str(spec).startswith("grey:")
+
+    def __init__(self, spec) -> None:
+        super().__init__()
+        self.n = int(str(spec).split(":")[1])
+        self.fps = 5.0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield Frame(np.full((32, 40, 3), 30 * i, np.uint8), i, i / self.fps, name=f"g{i}")
+
+
+@pytest.fixture
+def grey_source():
+    register_source(CountingSource)
+    yield CountingSource
+    SOURCES.pop(CountingSource.kind)
+
+
+def test_feature_a_source_from_outside_the_package_is_opened_by_spec(grey_source, tmp_path):
+    assert "grey-test" in list_sources()
+    src = open_source("grey:3")
+    assert isinstance(src, CountingSource) and [f.name for f in src] == ["g0", "g1", "g2"]
+
+
+def test_exception_open_source_names_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="source not found"):
+        open_source(tmp_path / "nothing-here")
+    with pytest.raises(ValueError, match="unknown source kind 'nope'; known: "):
+        open_source(tmp_path, kind="nope")

@@ -1,0 +1,181 @@
+"""The one frame loop (sceneparse/loop.py): a source and a sink written here, outside the
+package, plug into ``run``, ``label`` and ``sceneparse label`` without any package change;
+outputs are closed and readable after an error or Ctrl-C."""
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import moving_scene, write_clip
+
+from sceneparse import SceneParser, label, run
+from sceneparse.sinks import SINKS, Sink, register_sink
+from sceneparse.sources import SOURCES, Frame, Source, register_source
+
+
+class ClassShareSink(Sink):
+    """Per frame: the share of pixels of each class, kept in memory and written as CSV."""
+
+    name = "class-share-test"
+
+    def __init__(self, out=None) -> None:
+        self.out, self.rows, self.closed = out, [], 0
+
+    def write(self, frame, result) -> None:
+        share = np.bincount(result.labels.ravel(), minlength=len(self.info.class_names)) / result.labels.size
+        self.rows.append((frame.index, frame.name, share))
+
+    def close(self) -> None:
+        self.closed += 1
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            lines = [",".join(["index", *self.info.class_names])]
+            lines += [",".join([str(i), *(f"{v:.4f}" for v in s)]) for i, _, s in self.rows]
+            (self.out / "shares.csv").write_text("\n".join(lines) + "\n")
+
+    def summary(self) -> dict:
+        return {"rows": len(self.rows)}
+
+
+class NoiseSource(Source):
+    """``noise:N``: N frames of seeded noise."""
+
+    kind = "noise-test"
+    priority = 1
+
+    @classmethod
+    def accepts(cls, spec) -> bool:
+        return str(spec).startswith("noise:")
+
+    def __init__(self, spec) -> None:
+        super().__init__()
+        self.n = int(str(spec).split(":")[1])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        rng = np.random.default_rng(0)
+        for i in range(self.n):
+            yield Frame(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), i, float(i), name=f"n{i}")
+
+
+@pytest.fixture(scope="module")
+def parser():
+    return SceneParser.from_pretrained("stanford-background")
+
+
+@pytest.fixture
+def plugins():
+    register_sink(ClassShareSink)
+    register_source(NoiseSource)
+    yield
+    SINKS.pop(ClassShareSink.name)
+    SOURCES.pop(NoiseSource.kind)
+
+
+def test_feature_outside_sink_and_source_plug_into_run_and_parse_stream(parser, plugins):
+    sink = ClassShareSink()
+    stats = run(parser, "noise:5", [sink], temporal="flow", progress=False)
+    assert stats["frames"] == stats["written"] == 5 and sink.closed == 1
+    assert [r[1] for r in sink.rows] == ["n0", "n1", "n2", "n3", "n4"]
+    assert all(abs(r[2].sum() - 1) < 1e-9 for r in sink.rows)
+    assert stats["outputs"]["class-share-test"] == {"rows": 5}
+    direct = list(parser.parse_stream(NoiseSource("noise:5"), temporal="flow"))
+    for (_, _, share), result in zip(sink.rows, direct):  # the loop gives parse_stream's labels
+        assert np.allclose(share, np.bincount(result.labels.ravel(), minlength=8) / result.labels.size)
+
+
+def test_feature_outside_sink_plugs_into_label_and_the_command(parser, plugins, tmp_path):
+    from sceneparse.cli import main
+
+    frames, _ = moving_scene(4)
+    write_clip(tmp_path / "clip.avi", frames)
+    cv2.imwrite(str(tmp_path / "photo.png"), frames[0])
+    report = label(parser, [tmp_path / "clip.avi", tmp_path / "photo.png"], tmp_path / "lib",
+                   sinks=["class-share-test"], progress=False)  # fmt: skip
+    assert report["streams"][str(tmp_path / "clip.avi")]["outputs"]["class-share-test"] == {"rows": 4}
+    assert report["images"]["outputs"]["class-share-test"] == {"rows": 1}
+    out = tmp_path / "cli"
+    assert main(["label", str(tmp_path / "clip.avi"), "--out", str(out), "--sink", "class-share-test",
+                 "--no-progress", "--temporal", "flow"]) == 0  # fmt: skip
+    rows = (out / "shares.csv").read_text().splitlines()
+    assert rows[0].startswith("index,sky,tree") and len(rows) == 5
+    assert (out / "overlay.mp4").is_file()
+
+
+def test_exception_unknown_sink_lists_the_known(parser, tmp_path):
+    from sceneparse.cli import main
+
+    with pytest.raises(ValueError, match="unknown sink 'nope'; available: .*labels.*video"):
+        label(parser, [tmp_path], tmp_path / "o", sinks=["nope"], progress=False)
+    with pytest.raises(SystemExit):  # a usage error, before the model is loaded
+        main(["label", str(tmp_path), "--out", str(tmp_path / "o"), "--sink", "nope"])
+
+
+def test_exception_ctrl_c_closes_a_playable_video(parser, tmp_path, monkeypatch):
+    from sceneparse.labelling import label_stream
+
+    frames, _ = moving_scene(12)
+    real = parser.parse_frames
+
+    def interrupted_after_5(*args, **kwargs):  # Ctrl-C arrives in the parsing loop
+        for n, item in enumerate(real(*args, **kwargs)):
+            if n == 5:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(parser, "parse_frames", interrupted_after_5)
+    stats = label_stream(parser, frames, tmp_path / "out", labels=True, progress=False)
+    assert stats["interrupted"] and stats["frames"] == 5 and stats["written"] == 5
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and cap.read()[0]
+    assert len(list((tmp_path / "out" / "labels").iterdir())) == 5
+
+
+def test_exception_truncated_video_keeps_what_was_written(parser, tmp_path):
+    from sceneparse.labelling import label_stream
+
+    frames, _ = moving_scene(30, step=2)
+    data = write_clip(tmp_path / "clip.avi", frames).read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    stats = label_stream(parser, str(tmp_path / "cut.avi"), tmp_path / "out", progress=False)
+    assert 0 < stats["frames"] < 30 and stats["written"] == stats["frames"]
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == stats["frames"] and cap.read()[0]
+
+
+def test_exception_a_failing_sink_closes_the_others(parser, tmp_path):
+    class Broken(Sink):
+        name = "broken"
+
+        def write(self, frame, result):
+            if frame.index == 2:
+                raise OSError("disk full")
+
+    frames, _ = moving_scene(8)
+    share = ClassShareSink(tmp_path)
+    with pytest.raises(RuntimeError, match="writing the outputs failed: disk full"):
+        run(parser, frames, [share, Broken()], progress=False)
+    assert share.closed == 1 and (tmp_path / "shares.csv").is_file()
+
+
+def test_feature_skip_errors_reports_frames_that_cannot_be_parsed(parser):
+    frames, _ = moving_scene(3)
+    frames.insert(1, np.zeros((4, 4, 3), np.uint8))  # too small
+    sink = ClassShareSink()
+    stats = run(parser, frames, [sink], skip_errors=True, progress=False)
+    assert stats["frames"] == 3 and list(stats["failed"].values()) == [
+        "image of 4x4 pixels is too small to parse (8x8 at least)"
+    ]
+    with pytest.raises(ValueError, match="too small"):
+        run(parser, frames, [ClassShareSink()], progress=False)
+
+
+def test_feature_max_frames_and_realtime(parser):
+    frames, _ = moving_scene(6)
+    sink = ClassShareSink()
+    assert run(parser, frames, [sink], max_frames=2, progress=False)["frames"] == 2 and len(sink.rows) == 2
+    stats = run(parser, frames, [ClassShareSink()], realtime=True, progress=False)
+    assert stats["frames"] + stats["dropped"] == 6
+    with pytest.raises(ValueError, match="max_frames"):
+        run(parser, frames, [], max_frames=-5, progress=False)
