@@ -22,6 +22,7 @@ from sceneparse.data.base import DatasetInfo
 from sceneparse.data.depth import fill_depth
 from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_device
 from sceneparse.errors import ConfigError, InputError
+from sceneparse.models.base import model_cfg
 from sceneparse.refine import REFINERS, Refiner, build_refiners
 
 __all__ = ["SceneParser", "ParseResult", "list_pretrained", "pretrained_path", "check_refiners", "REFINERS"]
@@ -88,10 +89,11 @@ def check_refiners(refine) -> tuple[Refiner, ...]:
 
 
 class SceneParser:
-    """A trained multiscale convnet and the refiners applied after it.
+    """A trained model and the refiners applied after it.
 
     Args:
-        model: a model returning BxCxHxW logits for BxC_inxHxW input in [0, 1] (+ depth).
+        model: a registered model (:class:`sceneparse.models.SegmentationModel`): BxKxHxW logits
+            for BxC_inxHxW input, RGB in [0, 1] (+ depth in metres).
         info: class names and colours of the model's outputs.
         device: "cpu" (default), "cuda", "cuda:N" or "auto".
 
@@ -111,10 +113,10 @@ class SceneParser:
         self.meta: dict = {}
         #: Name of the shipped model (None for a checkpoint file or a bare model).
         self.name: str | None = None
-        self.in_channels = getattr(model, "in_channels", 3)
-        num_classes = getattr(model, "num_classes", info.num_classes)
-        if num_classes != info.num_classes:
-            raise ValueError(f"model has {num_classes} outputs but {info.num_classes} class names")
+        cfg = model_cfg(model)  # what the model declares about itself (models/base.py)
+        self.in_channels = cfg.in_channels
+        if cfg.num_classes != info.num_classes:
+            raise ConfigError(f"model has {cfg.num_classes} outputs but {info.num_classes} class names")
 
     @classmethod
     def from_pretrained(cls, name: str = "stanford-background", device: str | torch.device = "cpu") -> SceneParser:
