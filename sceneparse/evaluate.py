@@ -17,7 +17,7 @@ from sceneparse.loop import device_name, run
 from sceneparse.pipeline import check_refiners
 from sceneparse.refine.temporal import method_name
 from sceneparse.sinks import MetricsSink, StreamInfo
-from sceneparse.sources import DatasetSource, Frame
+from sceneparse.sources import DatasetFrames, Frame
 
 __all__ = [
     "evaluate",
@@ -52,7 +52,7 @@ def evaluate(parser, dataset, refine=(), temporal=None, progress: bool = True, b
     """
     sequences = temporal is not None
     sink = MetricsSink(boundary_width, temporal=sequences)
-    stats = run(parser, DatasetSource(dataset, sequences=sequences), [sink], temporal=temporal or False,
+    stats = run(parser, DatasetFrames(dataset, sequences=sequences), [sink], temporal=temporal or False,
                 refine=refine, progress=progress, desc="evaluate", **temporal_params)  # fmt: skip
     scores = stats["outputs"]["metrics"]
     scores["refine"] = [repr(r) for r in check_refiners(refine)]

@@ -8,7 +8,7 @@ timestamp, index, optional intrinsics, pose and true labels).
 
 from sceneparse.sources import dataset, folder, images, sevenscenes, tum, video  # noqa: F401  (register)
 from sceneparse.sources.base import SOURCES, Frame, Source, list_sources, open_source, register_source
-from sceneparse.sources.dataset import DatasetSource
+from sceneparse.sources.dataset import DatasetFrames
 from sceneparse.sources.folder import FolderSource
 from sceneparse.sources.images import ImageFiles, find_depth
 from sceneparse.sources.sevenscenes import SevenScenesSource
@@ -22,7 +22,7 @@ __all__ = [
     "register_source",
     "open_source",
     "list_sources",
-    "DatasetSource",
+    "DatasetFrames",
     "FolderSource",
     "ImageFiles",
     "find_depth",

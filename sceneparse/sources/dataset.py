@@ -10,11 +10,11 @@ import numpy as np
 from sceneparse.errors import ConfigError
 from sceneparse.sources.base import Frame, Source, register_source
 
-__all__ = ["DatasetSource"]
+__all__ = ["DatasetFrames"]
 
 
 @register_source
-class DatasetSource(Source):
+class DatasetFrames(Source):
     """Samples ``{"image", "label", "depth"?, "name"?}`` of ``dataset`` as :class:`Frame`.
 
     Args:
