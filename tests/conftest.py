@@ -65,3 +65,18 @@ def stanford_val(stanford_path):
     from sceneparse.data import StanfordBackground
 
     return StanfordBackground(stanford_path, split="val", fold=0)
+
+
+@pytest.fixture(scope="module")
+def real_images(stanford_path, tmp_path_factory):
+    """Three real Stanford Background photographs as JPEG files, one in a sub-folder."""
+    out = tmp_path_factory.mktemp("images")
+    (out / "sub").mkdir()
+    import tarfile
+
+    with tarfile.open(stanford_path) as tar:
+        members = sorted((m for m in tar.getmembers() if m.name.endswith(".jpg")), key=lambda m: m.name)[:3]
+        for k, m in enumerate(members):
+            dest = out / ("sub" if k == 2 else "") / m.name.rsplit("/", 1)[-1]
+            dest.write_bytes(tar.extractfile(m).read())
+    return out

@@ -1,7 +1,13 @@
 """``sceneparse label`` (sceneparse/cli/label.py)."""
 
 import cv2
+import numpy as np
+from PIL import Image
 from synthetic import write_clip
+
+from sceneparse import SceneParser
+from sceneparse.cli import main
+from sceneparse.io import read_image
 
 
 def test_feature_label_command_writes_a_playable_overlay_video(camvid_path, tmp_path):
@@ -18,3 +24,40 @@ def test_feature_label_command_writes_a_playable_overlay_video(camvid_path, tmp_
     ok, first = cap.read()
     assert ok and first.shape == (360, 480, 3)
     assert sorted(p.name for p in (out / "labels").iterdir()) == [f"{i:06d}.png" for i in range(6)]
+
+
+def test_feature_label_writes_pngs_overlays_and_probs(real_images, tmp_path):
+    out = tmp_path / "labels"
+    assert main(["label", str(real_images), "--out", str(out), "--probs", "--no-progress"]) == 0
+    label_pngs = sorted(out.rglob("*_labels.png"))
+    assert len(label_pngs) == 3 and len(list(out.rglob("*_overlay.jpg"))) == 3
+    assert (out / "sub").is_dir()  # folder structure kept
+    first = label_pngs[0]
+    png = Image.open(first)
+    assert png.mode == "P"
+    name = first.name.replace("_labels.png", "")
+    src = next(real_images.rglob(f"{name}.jpg"))
+    parser = SceneParser.from_pretrained("stanford-background")
+    expected = parser.parse(read_image(src)).labels
+    assert np.array_equal(np.asarray(png), expected)
+    assert png.getpalette()[:3] == list(parser.palette[0])
+    probs = np.load(first.with_name(f"{name}_probs.npz"))
+    assert probs["probs"].shape == (8, *expected.shape)
+    assert list(probs["class_names"]) == list(parser.class_names)
+
+
+def test_exception_label_reports_bad_files_and_keeps_good(real_images, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    good = next(real_images.glob("*.jpg"))
+    out = tmp_path / "out"
+    assert main(["label", str(good), str(bad), "--out", str(out), "--no-progress"]) == 1
+    assert (out / f"{good.stem}_labels.png").is_file()
+    assert not list(out.glob("broken*"))
+    assert main(["label", str(tmp_path / "missing.jpg"), "--out", str(out)]) == 1
+
+
+def test_exception_unknown_refiner_fails_before_any_work(real_images, tmp_path):
+    out = tmp_path / "out"
+    assert main(["label", str(real_images), "--out", str(out), "--refine", "magic"]) == 1
+    assert not out.exists()

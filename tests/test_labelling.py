@@ -1,0 +1,44 @@
+"""Labelling files and streams into a folder (sceneparse/labelling.py): which inputs are
+streams, where each output goes."""
+
+import cv2
+import pytest
+from synthetic import moving_scene, write_clip
+
+from sceneparse import SceneParser, label
+from sceneparse.labelling import is_stream
+
+
+@pytest.fixture(scope="module")
+def parser():
+    return SceneParser.from_pretrained("stanford-background")
+
+
+def test_feature_is_stream_recognises_videos_cameras_and_sequences(tmp_path, sevenscenes_path):
+    (tmp_path / "photos").mkdir()
+    assert is_stream("clip.MP4") and is_stream("0") and is_stream(2) and is_stream("rtsp://cam/1")
+    assert is_stream(sevenscenes_path)  # an RGB-D sequence layout, without --stream
+    assert not is_stream(tmp_path / "photos") and is_stream(tmp_path / "photos", force=True)
+    assert not is_stream("photo.jpg")
+
+
+def test_feature_mixed_inputs_each_get_their_outputs(parser, tmp_path):
+    frames, _ = moving_scene(5)
+    write_clip(tmp_path / "a.avi", frames)
+    write_clip(tmp_path / "b.avi", frames[:3])
+    cv2.imwrite(str(tmp_path / "still.png"), frames[0])
+    out = tmp_path / "out"
+    report = label(parser, [tmp_path / "a.avi", tmp_path / "b.avi", tmp_path / "still.png"], out, labels=True,
+                   temporal="flow", progress=False)  # fmt: skip
+    assert {k.rsplit("/", 1)[-1]: v["frames"] for k, v in report["streams"].items()} == {"a.avi": 5, "b.avi": 3}
+    assert (out / "a" / "overlay.mp4").is_file() and len(list((out / "a" / "labels").iterdir())) == 5
+    assert (out / "b" / "overlay.mp4").is_file() and len(list((out / "b" / "labels").iterdir())) == 3
+    assert report["images"]["labels"] == [str(out / "still_labels.png")]
+    assert (out / "still_overlay.jpg").is_file()
+
+
+def test_exception_nothing_to_label(parser, tmp_path):
+    with pytest.raises(ValueError, match="nothing to label"):
+        label(parser, [], tmp_path)
+    report = label(parser, [tmp_path / "missing.mp4"], tmp_path / "o", progress=False)
+    assert "not found" in report["streams"][str(tmp_path / "missing.mp4")]["error"]
