@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["TRAIN_DEFAULTS", "TRAIN_HELP", "load_yaml", "read_yaml_mapping"]
+__all__ = ["TRAIN_DEFAULTS", "TRAIN_HELP", "train_defaults", "load_yaml", "read_yaml_mapping"]
 
 #: Options of ``sceneparse train`` and their defaults.
 TRAIN_DEFAULTS: dict = {
@@ -95,3 +95,13 @@ def load_yaml(path: str | Path, known: dict) -> dict:
     if unknown:
         raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return data
+
+
+def train_defaults(dataset: str | None = None) -> dict:
+    """:data:`TRAIN_DEFAULTS` with the training defaults that ``dataset`` declares (its folds,
+    target, crop size, scale range: :meth:`sceneparse.data.registry.DatasetSpec.training_defaults`)
+    laid over them; a YAML file and flags go over these."""
+    from sceneparse.data import get_dataset_spec
+
+    dataset = dataset or TRAIN_DEFAULTS["dataset"]
+    return {**TRAIN_DEFAULTS, **get_dataset_spec(dataset).training_defaults(), "dataset": dataset}

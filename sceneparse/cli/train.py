@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sceneparse.config import TRAIN_DEFAULTS, TRAIN_HELP, load_yaml
+from sceneparse.config import TRAIN_DEFAULTS, TRAIN_HELP, load_yaml, train_defaults
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,12 +28,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Two-stage parse (as timm's train.py): the YAML file sets defaults, flags override."""
+    """Two-stage parse (as timm's train.py): the dataset's training defaults, then the YAML
+    file, then the flags, each over the one before."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
+    pre.add_argument("--dataset")
     known, _ = pre.parse_known_args(argv)
-    if known.config:
-        parser.set_defaults(**load_yaml(known.config, TRAIN_DEFAULTS))
+    from_file = load_yaml(known.config, TRAIN_DEFAULTS) if known.config else {}
+    parser.set_defaults(**{**train_defaults(known.dataset or from_file.get("dataset")), **from_file})
     return parser.parse_args(argv)
 
 

@@ -24,6 +24,7 @@ def test_feature_train_then_resume(tmp_path, stanford_path):
     assert [r["epoch"] for r in rows] == [0, 1]
 
 
+@pytest.mark.slow
 def test_feature_yaml_config_and_flag_override(tmp_path, stanford_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"model: msconvnet\nmodel_args: {{width: 8, hidden: 8}}\nlimit: 4\nbatch_size: 2\n"
@@ -34,3 +35,22 @@ def test_feature_yaml_config_and_flag_override(tmp_path, stanford_path):
     assert "epochs: 1" in resolved and "batch_size: 2" in resolved
     cfg.write_text("epochz: 3\n")
     assert main(["train", "--config", str(cfg)]) == 1
+
+
+def test_feature_dataset_defaults_then_yaml_then_flags(tmp_path):
+    import argparse
+
+    from sceneparse.cli.train import add_train_arguments, parse_with_config
+
+    def parse(argv):
+        ap = argparse.ArgumentParser()
+        add_train_arguments(ap)
+        return parse_with_config(ap, argv)
+
+    assert parse([]).num_folds == 5 and parse([]).target == "regions"  # Stanford Background's own
+    sift = parse(["--dataset", "siftflow"])
+    assert sift.num_folds == 10 and sift.crop_size == [256, 256] and sift.target is None
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: siftflow\nnum_folds: 3\n")
+    assert parse(["--config", str(cfg)]).num_folds == 3 and parse(["--config", str(cfg)]).crop_size == [256, 256]
+    assert parse(["--config", str(cfg), "--num-folds", "7"]).num_folds == 7
