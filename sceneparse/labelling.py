@@ -20,7 +20,7 @@ from pathlib import Path
 from sceneparse.errors import ConfigError
 from sceneparse.loop import run
 from sceneparse.sinks import SINKS, Sink, build_sink
-from sceneparse.sources import SOURCES, VIDEO_EXTS, FolderSource, ImageFiles
+from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles
 
 __all__ = ["label", "label_images", "label_stream", "is_stream"]
 
@@ -28,19 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def is_stream(spec, force: bool = False) -> bool:
-    """A video file, a stream URL, a camera index, an RGB-D sequence folder, or (with ``force``)
-    any folder of frames."""
+    """A video file, a stream URL, a camera index, an RGB-D sequence folder (7-Scenes, TUM), a
+    spec that another registered source accepts, or (with ``force``) any folder of frames."""
     text = str(spec)
-    p = Path(text)
-    if isinstance(spec, int) or text.isdigit() or "://" in text or p.suffix.lower() in VIDEO_EXTS:
+    if isinstance(spec, int) or text.isdigit() or "://" in text or Path(text).suffix.lower() in VIDEO_EXTS:
         return True
-    if not p.is_dir():
-        return False
-    if force:
+    if force and Path(text).is_dir():
         return True
-    # a sequence layout (7-Scenes, TUM, ...): a source other than the plain folder reads it
-    return any(cls.accepts(p) for cls in SOURCES.values() if cls.priority < FolderSource.priority
-               and cls.kind not in ("images", "video"))  # fmt: skip
+    # still images, plain folders and other files are the image source's
+    return any(cls.accepts(spec) for cls in SOURCES.values() if cls.kind not in ("images", "folder", "video"))
 
 
 def _extra_sinks(sinks, out: Path) -> list[Sink]:

@@ -101,6 +101,15 @@ def test_feature_outside_sink_plugs_into_label_and_the_command(parser, plugins, 
     rows = (out / "shares.csv").read_text().splitlines()
     assert rows[0].startswith("index,sky,tree") and len(rows) == 5
     assert (out / "overlay.mp4").is_file()
+    # the source written here is a stream of the command too
+    assert main(["label", "noise:3", "--out", str(tmp_path / "noise"), "--sink", "class-share-test", "--labels",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert len((tmp_path / "noise" / "shares.csv").read_text().splitlines()) == 4
+    assert sorted(p.name for p in (tmp_path / "noise" / "labels").iterdir()) == [
+        "000000.png",
+        "000001.png",
+        "000002.png",
+    ]
 
 
 def test_exception_unknown_sink_lists_the_known(parser, tmp_path):
