@@ -54,6 +54,8 @@ def evaluate(parser, dataset, refine=(), temporal=None, progress: bool = True, b
     sink = MetricsSink(boundary_width, temporal=sequences)
     stats = run(parser, DatasetFrames(dataset, sequences=sequences), [sink], temporal=temporal or False,
                 refine=refine, progress=progress, desc="evaluate", **temporal_params)  # fmt: skip
+    if stats["interrupted"]:
+        raise KeyboardInterrupt  # scores of part of a split would pass for the whole
     scores = stats["outputs"]["metrics"]
     scores["refine"] = [repr(r) for r in check_refiners(refine)]
     if sequences:
@@ -84,6 +86,8 @@ def evaluate_video(parser, source, temporal=True, refine=(), progress: bool = Tr
     sink = MetricsSink(temporal=True, compensate=True)
     stats = run(parser, source, [sink], temporal=temporal, refine=refine, max_frames=max_frames, progress=progress,
                 desc="evaluate", **temporal_params)  # fmt: skip
+    if stats["interrupted"]:
+        raise KeyboardInterrupt
     if not stats["frames"]:
         raise ValueError(f"{source}: no frames to evaluate")
     m = stats["outputs"]["metrics"]

@@ -8,11 +8,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sceneparse.errors import InputError, NotFoundError, OutputError
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "atomic_write",
     "read_image",
     "list_images",
+    "unique_names",
+    "ensure_writable",
     "write_label_png",
     "write_image",
     "write_npz",
@@ -35,30 +39,88 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def list_images(inputs) -> list[tuple[Path, Path]]:
-    """Expand files and folders (recursively) into (image path, output stem relative path).
+    """Expand files and folders (recursively) into (image path, output name) pairs.
 
-    Folders contribute their images sorted by path; the relative stem keeps sub-folders apart
-    so that two ``0001.png`` in different folders do not overwrite each other.
+    An image's output name is its path relative to the folder given, without the extension
+    (``photos/a/0001.jpg`` in ``photos`` -> ``a/0001``), or its stem for a file given by
+    itself. Names that clash between inputs are made unique by :func:`unique_names` (parent
+    folders are added: ``x/clip``, ``y/clip``), so no output overwrites another, and no renamed
+    output can land on the name of another input. A file given twice is labelled once.
     """
-    found = []
+    found: list[tuple[Path, Path]] = []
+    seen: set[Path] = set()
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
             if not files:
-                raise ValueError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-            found += [(f, f.relative_to(p).with_suffix("")) for f in files]
+                raise InputError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            pairs = [(f, f.relative_to(p).with_suffix("")) for f in files]
         elif p.is_file():
-            found.append((p, Path(p.stem)))
+            pairs = [(p, Path(p.stem))]
         else:
-            raise FileNotFoundError(f"input not found: {p}")
-    seen: dict[Path, int] = {}
-    out = []
-    for f, stem in found:
-        n = seen.get(stem, 0)
-        seen[stem] = n + 1
-        out.append((f, stem if n == 0 else stem.with_name(f"{stem.name}_{n}")))
-    return out
+            raise NotFoundError(f"input not found: {p}")
+        for f, name in pairs:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append((f, name))
+    names = unique_names([(f, name) for f, name in found])
+    return [(f, Path(n)) for (f, _), n in zip(found, names)]
+
+
+def unique_names(items: list[tuple[Path, Path]]) -> list[str]:
+    """Output names for (path, natural name) pairs, none equal to another.
+
+    Natural names that clash keep their extension where they lie in one folder (``x.jpg``,
+    ``x.png``), and get the parent folders of their paths prepended, one at a time, until they
+    differ (``a/same``, ``b/same``); a last clash gets ``~N``. Every new name
+    is checked against all names, so a renamed output never lands on another input's name.
+
+    Example:
+        >>> unique_names([(Path("a/same.jpg"), Path("same")), (Path("b/same.jpg"), Path("same")),
+        ...               (Path("c/same_1.jpg"), Path("same_1"))])
+        ['a/same', 'b/same', 'same_1']
+    """
+    names = [n.as_posix() for _, n in items]
+    added = [0] * len(items)
+
+    def parents(i: int) -> tuple[str, ...]:
+        path, natural = items[i]
+        parts = [q for q in Path(path).absolute().parent.parts if q != Path(path).anchor]
+        return tuple(parts[: len(parts) - (len(natural.parts) - 1)]) if len(natural.parts) > 1 else tuple(parts)
+
+    def clashes() -> list[list[int]]:
+        groups: dict[str, list[int]] = {}
+        for i, n in enumerate(names):
+            groups.setdefault(n, []).append(i)
+        return [g for g in groups.values() if len(g) > 1]
+
+    for group in clashes():  # same folder, same stem: the extension tells them apart
+        dirs = [Path(items[i][0]).absolute().parent for i in group]
+        for i, d in zip(group, dirs):
+            if dirs.count(d) > 1:
+                names[i] += Path(items[i][0]).suffix.lower()
+    while groups := clashes():
+        grew = False
+        for group in groups:
+            for i in group:
+                up = parents(i)
+                if added[i] < len(up):
+                    added[i] += 1
+                    names[i] = "/".join([*up[-added[i] :], *items[i][1].parts])
+                    grew = True
+        if not grew:
+            break
+    taken = set()
+    for group in clashes():
+        for i in group[1:]:
+            n = 1
+            while f"{names[i]}~{n}" in names or f"{names[i]}~{n}" in taken:
+                n += 1
+            names[i] = f"{names[i]}~{n}"
+            taken.add(names[i])
+    return names
 
 
 def atomic_write(path: str | Path, write) -> Path:
@@ -107,3 +169,25 @@ def write_image(path: str | Path, rgb: np.ndarray) -> Path:
 def write_npz(path: str | Path, **arrays) -> Path:
     """Write arrays to a compressed ``.npz``."""
     return atomic_write(path, lambda p: np.savez_compressed(p, **arrays))
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """Create ``folder`` (and its parents) and check that files can be written in it: one clear
+    error before any work, instead of a failure after the model has loaded.
+
+    Raises:
+        OutputError: the folder cannot be created or written (permissions, a file in the way,
+            a read-only file system).
+    """
+    import tempfile
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".sceneparse-write-check-"):
+            pass
+    except FileExistsError as err:
+        raise OutputError(f"cannot write to {folder}: a file of that name is in the way") from err
+    except OSError as err:
+        raise OutputError(f"cannot write to {folder}: {err.strerror or err}") from err
+    return folder

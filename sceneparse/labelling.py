@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sceneparse.errors import ConfigError
+from sceneparse.errors import ConfigError, OutputError
+from sceneparse.io import ensure_writable, unique_names
 from sceneparse.loop import run
 from sceneparse.sinks import SINKS, Sink, build_sink
 from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles
 
-__all__ = ["label", "label_images", "label_stream", "is_stream"]
+__all__ = ["label", "label_images", "label_stream", "is_stream", "stream_folders", "existing_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def _extra_sinks(sinks, out: Path) -> list[Sink]:
 def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=(), alpha: float = 0.55,
                  progress: bool = True, depth: str | Path | None = None, depth_scale: float = 1000.0,
                  sinks=()) -> dict:  # fmt: skip
-    """Label every image in ``inputs`` (files or folders) into ``out`` (see the module).
+    """Label every image in ``inputs`` (files or folders, or an :class:`ImageFiles` source) into
+    ``out`` (see the module).
 
     RGB-D models take ``depth``, a folder of 16-bit depth PNGs in units of 1/``depth_scale``
     metres (millimetres by default) named like the images. An unreadable image is reported
@@ -56,7 +58,7 @@ def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=()
     (the files written).
     """
     out = Path(out)
-    source = ImageFiles(inputs, depth=depth, depth_scale=depth_scale)
+    source = inputs if isinstance(inputs, ImageFiles) else ImageFiles(inputs, depth=depth, depth_scale=depth_scale)
     outputs = [build_sink("labels", out=out), build_sink("overlay", out=out, alpha=alpha)]
     if probs:
         outputs.append(build_sink("probs", out=out))
@@ -94,15 +96,47 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
     return stats
 
 
+def stream_folders(streams, out: str | Path, single: bool) -> list[Path]:
+    """The output folder of each stream: ``out`` itself for a single input, else a sub-folder
+    named after the stream (``camera0``, ``clip``), with parent folders added where two streams
+    share a name (``x/clip``, ``y/clip``; see :func:`sceneparse.io.unique_names`)."""
+    if single:
+        return [Path(out)]
+    items = []
+    for spec in streams:
+        text = str(spec).rstrip("/")
+        name = f"camera{spec}" if text.isdigit() else Path(text).stem or "stream"
+        items.append((Path(text), Path(name)))
+    return [Path(out) / n for n in unique_names(items)]
+
+
+def existing_outputs(folder: Path, names=None, probs: bool = False) -> list[Path]:
+    """Outputs already in ``folder`` that labelling would overwrite: the overlay video and the
+    per-frame folders of a stream, or (``names`` given) the files of those images."""
+    if names is None:
+        found = [folder / "overlay.mp4"] if (folder / "overlay.mp4").exists() else []
+        return found + [d for d in (folder / "labels", folder / "probs") if d.is_dir() and any(d.iterdir())]
+    suffixes = ("_labels.png", "_overlay.jpg", *(("_probs.npz",) if probs else ()))
+    return [folder / f"{n}{s}" for n in names for s in suffixes if (folder / f"{n}{s}").exists()]
+
+
 def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=True, refine=(), labels: bool = False,
           probs: bool = False, alpha: float = 0.55, depth=None, depth_scale: float = 1000.0, realtime: bool = False,
-          max_frames: int = 0, batch_size: int | None = None, sinks=(), progress: bool = True) -> dict:  # fmt: skip
+          max_frames: int = 0, batch_size: int | None = None, sinks=(), overwrite: bool = False,
+          progress: bool = True) -> dict:  # fmt: skip
     """Label ``inputs`` (image files and folders, videos, URLs, camera indices, sequence
     folders) into ``out``: images with :func:`label_images`, streams with :func:`label_stream`
     (``labels`` and ``probs`` as there; images always get label PNGs). ``sinks``: more
     outputs, registered names or instances.
 
+    Every output has a name of its own (:func:`stream_folders`, :func:`sceneparse.io.list_images`),
+    and outputs already in ``out`` are not overwritten unless ``overwrite``: that, an unknown
+    sink and an unwritable ``out`` fail before any work.
+
     Returns {"images": statistics or None, "streams": {input: statistics or the error}}.
+
+    Raises:
+        OutputError: ``out`` cannot be written, or holds outputs of an earlier run.
     """
     inputs = [inputs] if isinstance(inputs, (str, int, Path)) else list(inputs)
     for spec in sinks:  # before any work: a typo should not cost a model load and a first video
@@ -112,10 +146,19 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
         raise ConfigError("nothing to label: give image files, folders, videos or camera indices")
     streams = [i for i in inputs if is_stream(i, stream)]
     images = [i for i in inputs if i not in streams]
+    folders = stream_folders(streams, out, single=len(inputs) == 1)
+    image_source = ImageFiles(images, depth=depth, depth_scale=depth_scale) if images else None
+    ensure_writable(out)
+    if not overwrite:
+        found = [p for f in folders for p in existing_outputs(f)]
+        if image_source is not None:
+            found += existing_outputs(Path(out), [n.as_posix() for _, n in image_source.items], probs)
+        if found:
+            more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+            raise OutputError(f"{found[0]}{more} already exist(s) in {out}: label into another folder, or overwrite "
+                              "them (overwrite=True, --overwrite)")  # fmt: skip
     report: dict = {"images": None, "streams": {}}
-    for spec in streams:
-        name = f"camera{spec}" if str(spec).isdigit() else Path(str(spec).rstrip("/")).stem or "stream"
-        folder = Path(out) / name if len(inputs) > 1 else Path(out)
+    for spec, folder in zip(streams, folders):
         try:
             report["streams"][str(spec)] = label_stream(
                 parser, spec, folder, temporal=temporal, refine=refine, labels=labels, probs=probs,
@@ -125,6 +168,9 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
         except (ValueError, FileNotFoundError) as err:
             log.error("%s: %s", spec, err)
             report["streams"][str(spec)] = {"error": str(err)}
-    if images:
-        report["images"] = label_images(parser, images, out, probs, refine, alpha, progress, depth, depth_scale, sinks)
+            continue
+        if report["streams"][str(spec)]["interrupted"]:
+            return report  # Ctrl-C: stop here, with what was written closed and reported
+    if image_source is not None:
+        report["images"] = label_images(parser, image_source, out, probs, refine, alpha, progress, sinks=sinks)
     return report

@@ -12,8 +12,8 @@ def test_feature_list_images_keeps_same_stems_apart(tmp_path):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / d / "0001.png")
     (tmp_path / "a" / "notes.txt").write_text("not an image")
     items = list_images([tmp_path / "a", tmp_path / "b", tmp_path / "a" / "0001.png"])
-    stems = [str(s) for _, s in items]
-    assert stems == ["0001", "0001_1", "0001_2"]  # nothing is overwritten
+    stems = [s.as_posix() for _, s in items]
+    assert stems == ["a/0001", "b/0001"]  # the folders tell them apart; a file given twice is labelled once
     with pytest.raises(ValueError, match="holds no images"):
         (tmp_path / "empty").mkdir()
         list_images([tmp_path / "empty"])
@@ -37,3 +37,24 @@ def test_exception_visualize_bad_input():
         colorize(np.array([[0, 3]]), palette)
     with pytest.raises(ValueError, match="differ in size"):
         overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4), int), palette)
+
+
+def test_feature_renamed_outputs_never_land_on_another_input(tmp_path):
+    """``label a/same.jpg b/same.jpg c/same_1.jpg`` once wrote 2 outputs for 3 inputs."""
+    for d, name in (("a", "same"), ("b", "same"), ("c", "same_1"), ("d", "x"), ("d", "x")):
+        (tmp_path / d).mkdir(exist_ok=True)
+    for path in ("a/same.jpg", "b/same.jpg", "c/same_1.jpg", "d/x.jpg", "d/x.png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / path)
+    items = list_images([tmp_path / p for p in ("a/same.jpg", "b/same.jpg", "c/same_1.jpg", "d/x.jpg", "d/x.png")])
+    names = [s.as_posix() for _, s in items]
+    assert names == ["a/same", "b/same", "same_1", "x.jpg", "x.png"]
+
+
+def test_exception_unwritable_output_folder(tmp_path):
+    from sceneparse.io import ensure_writable
+
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(RuntimeError, match="cannot write to .*file"):
+        ensure_writable(tmp_path / "file")
+    with pytest.raises(RuntimeError, match="cannot write to /sys/sceneparse-out: Operation not permitted"):
+        ensure_writable("/sys/sceneparse-out")  # refused even to root (CI runs as root)

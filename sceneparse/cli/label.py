@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from sceneparse.cli.options import (
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sink", nargs="*", default=[], metavar="NAME",
                     help=f"more outputs, by name ({', '.join(list_sinks())}, or any registered sink)")  # fmt: skip
     ap.add_argument("--stream", action="store_true", help="treat folders as frame sequences (videos)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace outputs of an earlier run in --out (default: refuse, naming them)")  # fmt: skip
     ap.add_argument("--realtime", action="store_true", help="drop frames rather than fall behind a live source")
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     ap.add_argument("--batch", type=int, default=None,
@@ -45,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from sceneparse.io import ensure_writable
     from sceneparse.labelling import label
     from sceneparse.sinks import list_sinks
 
@@ -62,12 +66,14 @@ def main(argv=None) -> int:
         ap.error(f"--sink: unknown sink(s) {', '.join(unknown)}; available: {', '.join(list_sinks())}")
     if args.depth and not Path(args.depth).is_dir():
         ap.error(f"--depth: folder not found: {args.depth}")
+    ensure_writable(args.out)  # before the model loads
     parser = load_parser(args)
     report = label(parser, args.inputs, args.out, stream=args.stream, temporal=args.temporal, refine=refiners,
                    labels=args.labels, probs=args.probs, alpha=args.alpha, depth=args.depth,
                    depth_scale=args.depth_scale, realtime=args.realtime, max_frames=args.max_frames,
-                   batch_size=args.batch, sinks=args.sink, progress=args.progress)  # fmt: skip
-    failed = 0
+                   batch_size=args.batch, sinks=args.sink, overwrite=args.overwrite,
+                   progress=args.progress)  # fmt: skip
+    failed = interrupted = 0
     for spec, st in report["streams"].items():
         if "error" in st:
             failed += 1
@@ -79,9 +85,15 @@ def main(argv=None) -> int:
             + ("; input broke off" if st["input_error"] else "")
         )
         failed += bool(st["input_error"])
+        interrupted += st["interrupted"]
     images = report["images"]
     if images is not None:
         bad = len(images["failed"])
-        print(f"labelled {len(images['labels'])} image(s) into {args.out}" + (f"; {bad} failed" if bad else ""))
+        print(f"labelled {len(images['labels'])} image(s) into {args.out}" + (f"; {bad} failed" if bad else "")
+              + ("; interrupted" if images["interrupted"] else ""))  # fmt: skip
         failed += bad
+        interrupted += images["interrupted"]
+    if interrupted:
+        print("interrupted: the outputs written so far are complete and readable", file=sys.stderr)
+        return 130
     return 1 if failed else 0
