@@ -26,16 +26,58 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """HxWx3 uint8 RGB image from ``path`` (grey and alpha images are converted)."""
+    """HxWx3 uint8 RGB image from ``path`` (grey and alpha images are converted).
+
+    Raises:
+        NotFoundError: no such file.
+        InputError: not a file, not an image, or a truncated JPEG or PNG (libjpeg would fill the
+            missing part with grey and the image would be labelled as if whole).
+    """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"image not found: {path}")
+        raise NotFoundError(f"image not found: {path}")
     if not path.is_file():
-        raise ValueError(f"not a file: {path}")
+        raise InputError(f"not a file: {path}")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"{path}: not a readable image (unknown format or corrupt file)")
+        raise InputError(f"{path}: not a readable image (unknown format or corrupt file)")
+    truncated = _truncation(path)
+    if truncated:
+        raise InputError(f"{path}: {truncated}: the file is cut short (an interrupted copy or download?)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+_JPEG_START, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+
+
+def _truncation(path: Path) -> str | None:
+    """Why the JPEG or PNG at ``path`` is truncated, or None if it is whole (or another format).
+
+    Cheap for whole files: their first and last bytes only (the end-of-image marker, JPEG's
+    EOI or PNG's IEND chunk). Files with data after the image (camera trailers) lack the marker
+    at the end; for those a decoder that reports truncation (Pillow's) decides.
+    """
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 64))
+        tail = f.read().rstrip(b"\x00\r\n\t ")
+    if head.startswith(_JPEG_START):
+        kind, ends = "JPEG", tail.endswith(_JPEG_END)
+    elif head.startswith(_PNG_START):
+        kind, ends = "PNG", tail.endswith(_PNG_END)
+    else:
+        return None
+    if ends:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        return f"truncated {kind} ({err})"
+    return None
 
 
 def list_images(inputs) -> list[tuple[Path, Path]]:

@@ -58,3 +58,57 @@ def test_exception_unwritable_output_folder(tmp_path):
         ensure_writable(tmp_path / "file")
     with pytest.raises(RuntimeError, match="cannot write to /sys/sceneparse-out: Operation not permitted"):
         ensure_writable("/sys/sceneparse-out")  # refused even to root (CI runs as root)
+
+
+def _cut(src, dest, keep: float = 0.5):
+    data = src.read_bytes() if hasattr(src, "read_bytes") else src
+    dest.write_bytes(data[: int(len(data) * keep)])
+    return dest
+
+
+def test_exception_truncated_jpeg_and_png_are_unreadable(camvid_path, tmp_path):
+    """A JPEG cut in half was decoded with its lower part grey (libjpeg's "Premature end of JPEG
+    file" warning only) and labelled as if whole."""
+    import cv2
+
+    from sceneparse.errors import InputError
+
+    photo = sorted((camvid_path / "val").glob("*.jpg"))[0]
+    with pytest.raises(InputError, match="truncated JPEG"):
+        read_image(_cut(photo, tmp_path / "half.jpg"))
+    with pytest.raises(InputError, match="truncated JPEG"):
+        read_image(_cut(photo, tmp_path / "no_eoi.jpg", 1 - 2 / photo.stat().st_size))  # only the end marker lost
+    whole = read_image(photo)
+    (tmp_path / "trailer.jpg").write_bytes(photo.read_bytes() + b"camera trailer \x00\x01" * 40)
+    assert np.array_equal(read_image(tmp_path / "trailer.jpg"), whole)  # data after the image: still whole
+    cv2.imwrite(str(tmp_path / "whole.png"), cv2.cvtColor(whole, cv2.COLOR_RGB2BGR))
+    assert np.array_equal(read_image(tmp_path / "whole.png"), whole)
+    for keep in (0.5, 0.99):
+        with pytest.raises(ValueError, match="half.png|cut.png"):
+            read_image(_cut(tmp_path / "whole.png", tmp_path / ("half.png" if keep == 0.5 else "cut.png"), keep))
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="not a readable image"):
+        read_image(tmp_path / "empty.jpg")
+
+
+def test_exception_label_reports_truncated_photos_failed(stanford_path, camvid_path, tmp_path):
+    """``sceneparse label`` on real Stanford and CamVid JPEGs, two of them cut in half: exit 1, the
+    halves reported failed and not written, the whole ones written."""
+    import tarfile
+
+    from sceneparse.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with tarfile.open(stanford_path) as tar:
+        members = sorted((m for m in tar.getmembers() if m.name.endswith(".jpg")), key=lambda m: m.name)[:2]
+        data = [tar.extractfile(m).read() for m in members]
+    (photos / "stanford_whole.jpg").write_bytes(data[0])
+    _cut(data[1], photos / "stanford_half.jpg")
+    camvid = sorted((camvid_path / "val").glob("*.jpg"))[:2]
+    (photos / "camvid_whole.jpg").write_bytes(camvid[0].read_bytes())
+    _cut(camvid[1], photos / "camvid_half.jpg")
+    out = tmp_path / "out"
+    assert main(["label", str(photos), "--out", str(out), "--no-progress"]) == 1
+    assert sorted(p.name for p in out.glob("*_labels.png")) == ["camvid_whole_labels.png", "stanford_whole_labels.png"]
+    assert not list(out.glob("*half*"))
