@@ -7,11 +7,24 @@ saved beside each run (``config.yaml``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
-__all__ = ["TRAIN_DEFAULTS", "TRAIN_HELP", "train_defaults", "load_yaml", "read_yaml_mapping"]
+from sceneparse.errors import ConfigError, NotFoundError
+
+__all__ = [
+    "TRAIN_DEFAULTS",
+    "TRAIN_HELP",
+    "FIXED_ON_RESUME",
+    "train_defaults",
+    "check_train_config",
+    "resume_changes",
+    "check_resume",
+    "load_yaml",
+    "read_yaml_mapping",
+]
 
 #: Options of ``sceneparse train`` and their defaults.
 TRAIN_DEFAULTS: dict = {
@@ -50,27 +63,217 @@ TRAIN_DEFAULTS: dict = {
     "progress": True,
 }
 
-#: One line of help per option of ``sceneparse train``.
+#: One line of help per option of ``sceneparse train`` (plain text: argparse prints it as is;
+#: the command line adds each option's default).
 TRAIN_HELP = {
-    "model": "registered model name (see `sceneparse models`)",
+    "model": "registered model name; 'sceneparse models' lists them",
     "model_args": "extra model arguments as JSON, e.g. '{\"width\": 64}'",
-    "dataset": "dataset name",
-    "data_root": "dataset archive or folder (default: under $SCENEPARSE_DATA)",
+    "dataset": "dataset to train on; 'sceneparse data list' lists them",
+    "data_root": "dataset archive or folder; none: the dataset's folder under $SCENEPARSE_DATA",
     "target": "label set of the dataset (Stanford Background: regions or surfaces; NYU v2: 4, 13 or 40)",
     "depth_fill": "RGB-D datasets: fill missing depth readings with none, nearest or inpaint",
-    "fold": "validation fold kept out of training",
-    "num_folds": "number of cross-validation folds; 1 trains on everything, no validation",
-    "balance_power": "class balancing: weights (median freq / freq) ** power; 0 = natural, 1 = balanced",
-    "crop_size": "training crop as HEIGHT WIDTH",
-    "scale_range": "random scaling range as MIN MAX",
+    "fold": "cross-validation fold held out for validation (0 to num_folds - 1)",
+    "num_folds": "number of cross-validation folds; 1 trains on every image, without validation",
     "limit": "use only the first N training and validation images (0: all); for smoke tests",
+    "epochs": "passes over the training images (at least 1)",
+    "batch_size": "training images per optimisation step",
+    "optimizer": "adamw or sgd (Nesterov momentum)",
+    "lr": "peak learning rate, reached after the warm-up",
+    "momentum": "SGD momentum (AdamW ignores it)",
+    "weight_decay": "weight decay (biases and normalisation parameters get none)",
+    "schedule": "learning-rate schedule after the warm-up: cosine, poly or constant",
+    "warmup_epochs": "epochs of linear learning-rate warm-up",
+    "grad_clip": "clip the gradient norm to this value (0: no clipping)",
+    "balance_power": "class balancing: weights (median freq / freq) ** power; 0 = natural, 1 = balanced",
+    "label_smoothing": "label smoothing of the cross-entropy loss, in [0, 1)",
+    "crop_size": "training crop as HEIGHT WIDTH in pixels, each at least 32",
+    "scale_range": "random scaling of training images as MIN MAX",
+    "color_jitter": "strength of random brightness, contrast and saturation changes (0: none)",
+    "workers": "data-loading worker processes (0: load in the training process)",
     "threads": "CPU threads for PyTorch (0: its default)",
-    "device": "auto, cpu, cuda or cuda:N",
+    "seed": "random seed of weights, augmentation and batch order",
+    "device": "auto, cpu, cuda or cuda:N (auto: a CUDA GPU when there is one)",
     "amp": "mixed precision on CUDA",
+    "eval_every": "validate every N epochs (and after the last one)",
     "time_limit_minutes": "stop after the epoch that passes this wall-clock budget (0: none)",
-    "resume": "checkpoint (last.pt) of an interrupted run to continue",
-    "out": "output folder for checkpoints, logs and the resolved config",
+    "out": "run folder for checkpoints, metrics and the resolved config (with --resume: the checkpoint's folder)",
+    "resume": "last.pt of a run to continue with that run's options (flags that change them are logged; "
+    "options fixed by the run are refused)",
+    "progress": "progress bars",
 }
+
+#: Options that a resumed run cannot change: they fix its model, its data, its optimiser state
+#: (which carries the learning rate, momentum and weight decay) or its schedule.
+FIXED_ON_RESUME = (
+    "model", "model_args", "dataset", "target", "depth_fill", "fold", "num_folds", "limit", "crop_size",
+    "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "seed",
+)  # fmt: skip
+
+OPTIMIZERS = ("adamw", "sgd")
+DEPTH_FILLS = ("none", "nearest", "inpaint")
+MIN_CROP = 32
+
+# Integer options and their smallest value.
+_INTS = {"fold": 0, "num_folds": 1, "limit": 0, "epochs": 1, "batch_size": 1, "warmup_epochs": 0, "workers": 0,
+         "threads": 0, "seed": 0, "eval_every": 1}  # fmt: skip
+# Number options: (smallest, smallest allowed exclusively?, largest exclusive or None).
+_FLOATS = {
+    "lr": (0.0, True, None),
+    "momentum": (0.0, False, 1.0),
+    "weight_decay": (0.0, False, None),
+    "grad_clip": (0.0, False, None),
+    "balance_power": (0.0, False, None),
+    "label_smoothing": (0.0, False, 1.0),
+    "color_jitter": (0.0, False, None),
+    "time_limit_minutes": (0.0, False, None),
+}
+_PATHS = ("out", "data_root", "resume")  # "out" may not be None
+
+
+def _bad(key: str, value, expected: str) -> ConfigError:
+    return ConfigError(f"option {key}: expected {expected}, got {value!r}")
+
+
+def _int(key: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(key, value, f"an integer >= {low}")
+    if value < low:
+        raise _bad(key, value, f"an integer >= {low}")
+    return value
+
+
+def _number(key: str, value, low: float, low_open: bool, high: float | None) -> float:
+    if isinstance(value, str):  # PyYAML reads 3e-3 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    what = f"a number {'>' if low_open else '>='} {low:g}" + ("" if high is None else f" and < {high:g}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise _bad(key, value, what)
+    if value < low or (low_open and value == low) or (high is not None and value >= high):
+        raise _bad(key, value, what)
+    return value
+
+
+def _pair(key: str, value, what: str) -> list:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _bad(key, value, what)
+    return list(value)
+
+
+def check_train_config(cfg: dict) -> dict:
+    """The training options ``cfg`` checked, completed and normalised: every option of
+    :data:`TRAIN_DEFAULTS` present (missing ones from the dataset's defaults), paths as strings,
+    pairs as lists.
+
+    Raises:
+        ConfigError: an unknown option, or a value of the wrong type, length or range; the
+            message names the option, the value and what is expected.
+    """
+    unknown = sorted(set(cfg) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(TRAIN_DEFAULTS)}")
+    dataset = cfg.get("dataset", TRAIN_DEFAULTS["dataset"])
+    if not isinstance(dataset, str):
+        raise _bad("dataset", dataset, "a dataset name")
+    out = {**train_defaults(dataset), **cfg}  # an unknown dataset lists the known ones
+
+    from sceneparse.registry import list_models
+
+    models = list_models()
+    if out["model"] not in models:
+        raise _bad("model", out["model"], f"one of {', '.join(models)}")
+    if not isinstance(out["model_args"], dict) or not all(isinstance(k, str) for k in out["model_args"]):
+        raise _bad("model_args", out["model_args"], "a mapping of argument name to value")
+    out["model_args"] = dict(out["model_args"])
+    target = out["target"]
+    if isinstance(target, int) and not isinstance(target, bool):
+        target = out["target"] = str(target)  # YAML reads NYU's 13 as a number
+    from sceneparse.data import get_dataset_spec
+
+    targets = [t for t in get_dataset_spec(dataset).infos if t is not None]
+    if target is not None and target not in targets:
+        expected = f"one of {', '.join(targets)}" if targets else f"none ({dataset} has one label set)"
+        raise _bad("target", target, expected)
+    if out["depth_fill"] is not None and out["depth_fill"] not in DEPTH_FILLS:
+        raise _bad("depth_fill", out["depth_fill"], f"one of {', '.join(DEPTH_FILLS)}")
+    for key, low in _INTS.items():
+        out[key] = _int(key, out[key], low)
+    for key, bounds in _FLOATS.items():
+        out[key] = _number(key, out[key], *bounds)
+    if out["num_folds"] > 1 and out["fold"] >= out["num_folds"]:
+        raise _bad("fold", out["fold"], f"a fold from 0 to {out['num_folds'] - 1} (num_folds - 1)")
+    if out["warmup_epochs"] > out["epochs"]:
+        raise _bad("warmup_epochs", out["warmup_epochs"], f"at most epochs ({out['epochs']})")
+    if out["optimizer"] not in OPTIMIZERS:
+        raise _bad("optimizer", out["optimizer"], f"one of {', '.join(OPTIMIZERS)}")
+    from sceneparse.engine import SCHEDULES
+
+    if out["schedule"] not in SCHEDULES:
+        raise _bad("schedule", out["schedule"], f"one of {', '.join(SCHEDULES)}")
+    what = f"two integers HEIGHT WIDTH, each at least {MIN_CROP}"
+    crop = _pair("crop_size", out["crop_size"], what)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < MIN_CROP for v in crop):
+        raise _bad("crop_size", out["crop_size"], what)
+    out["crop_size"] = crop
+    what = "two numbers MIN MAX with 0 < MIN <= MAX"
+    scales = _pair("scale_range", out["scale_range"], what)
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in scales):
+        raise _bad("scale_range", out["scale_range"], what)
+    if scales[0] > scales[1]:
+        raise _bad("scale_range", out["scale_range"], what)
+    out["scale_range"] = scales
+    device = out["device"]
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise _bad("device", device, "auto, cpu, cuda, cuda:N or mps")
+    for key in ("amp", "progress"):
+        if not isinstance(out[key], bool):
+            raise _bad(key, out[key], "true or false")
+    for key in _PATHS:
+        value = out[key]
+        if value is None and key != "out":
+            continue
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise _bad(key, value, "a path" if key == "out" else "a path or none")
+        out[key] = str(value)
+    return out
+
+
+def resume_changes(recorded: dict, cfg: dict) -> dict[str, tuple]:
+    """Options of ``cfg`` that differ from the ``recorded`` configuration of the run it resumes,
+    as ``{option: (recorded value, new value)}`` (``resume`` itself left out; options the
+    recording lacks count as their defaults)."""
+    changes = {}
+    for key, new in cfg.items():
+        if key == "resume":
+            continue
+        old = recorded.get(key, TRAIN_DEFAULTS.get(key))
+        if isinstance(old, tuple):
+            old = list(old)
+        if key == "out" and old is not None and Path(old).resolve() == Path(new).resolve():
+            continue
+        if old != new:
+            changes[key] = (old, new)
+    return changes
+
+
+def check_resume(recorded: dict, cfg: dict) -> dict[str, tuple]:
+    """The changes (:func:`resume_changes`) that resuming with ``cfg`` makes to the run that
+    ``recorded`` describes.
+
+    Raises:
+        ConfigError: a change to an option in :data:`FIXED_ON_RESUME`, naming each with both values.
+    """
+    changes = resume_changes(recorded, cfg)
+    fixed = [f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items() if k in FIXED_ON_RESUME]
+    if fixed:
+        raise ConfigError(
+            f"cannot resume with changed {'; '.join(fixed)}: the checkpoint's run was trained with the first "
+            "value and continues with it (these options fix the model, the data, the optimiser or the "
+            "schedule); start a new run with another --out to change them"
+        )
+    return changes
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
@@ -78,13 +281,13 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
     file that is not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise NotFoundError(f"{what} not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from err
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of option: value")
+        raise ConfigError(f"{path}: expected a mapping of option: value")
     return data
 
 
@@ -93,7 +296,7 @@ def load_yaml(path: str | Path, known: dict) -> dict:
     data = read_yaml_mapping(path)
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return data
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "build_scheduler",
     "SCHEDULES",
     "load_scheduler_state",
+    "replay_scheduler",
     "resolve_device",
     "seed_everything",
     "code_revision",
@@ -255,13 +256,24 @@ def load_scheduler_state(scheduler, state: dict) -> None:
     if "lr_lambdas" not in state:
         scheduler.load_state_dict(state)
         return
+    replay_scheduler(scheduler, state["last_epoch"])
+
+
+def replay_scheduler(scheduler, steps: int) -> None:
+    """Bring a freshly built scheduler of :func:`build_scheduler` to step ``steps``, setting the
+    optimizer's learning rates to its rates there.
+
+    Resuming uses it where the saved state does not fit the schedule: a state of the old
+    ``LambdaLR`` kind, or a run whose epochs were extended (the schedule then spans the new
+    length, so the rate at the resumed step is that of the longer plan).
+    """
     # The fresh schedule's first learning rates, then its steps up to where the run stopped:
     # torch's schedulers compute each rate from the previous one.
     for group, start in zip(scheduler.optimizer.param_groups, scheduler.get_last_lr()):
         group["lr"] = start
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before", UserWarning)
-        for _ in range(state["last_epoch"]):
+        for _ in range(steps):
             scheduler.step()
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from sceneparse.engine import build_scheduler, load_checkpoint, load_scheduler_state
+from sceneparse.engine import build_scheduler, load_checkpoint, load_scheduler_state, replay_scheduler
 from sceneparse.errors import ConfigError, InputError, NotFoundError
 
 BASE_LR = 0.003
@@ -79,6 +79,22 @@ def test_feature_scheduler_resumes_from_lambdalr_state():
     load_scheduler_state(sched, state["scheduler"])
     got = _run(opt2, sched, 83)
     assert got == pytest.approx([BASE_LR * factor(s) for s in range(37, 120)], rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("name", ["cosine", "poly"])
+def test_feature_scheduler_replayed_over_extended_run(name):
+    # A run of 120 steps stopped at 37 and extended to 200: the rates go on as a 200-step plan's.
+    opt = _optimizer()
+    sched = build_scheduler(opt, name, 120, 10)
+    _run(opt, sched, 37)
+    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+
+    opt2 = _optimizer()
+    longer = build_scheduler(opt2, name, 200, 10)
+    opt2.load_state_dict(state["optimizer"])
+    replay_scheduler(longer, state["scheduler"]["last_epoch"])
+    factor = _formula(name, 200, 10)
+    assert _run(opt2, longer, 163) == pytest.approx([BASE_LR * factor(s) for s in range(37, 200)], rel=1e-9, abs=1e-15)
 
 
 def test_exception_scheduler_bad_options():
