@@ -36,9 +36,12 @@ CAMVID = DatasetInfo(
         "sky", "building", "pole", "road", "pavement", "tree", "sign/symbol", "fence", "car",
         "pedestrian", "bicyclist",
     ),
+    # Not SegNet's colours, where road, car, pavement and fence were near one another: Cityscapes'
+    # colours for the same classes, moved apart until every pair differs by CIEDE2000 >= 28
+    # (SegNet's: 14, pavement-car) and CIE76 >= 36 (SegNet's: 24, road-fence).
     colors=(
-        (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-        (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+        (0, 150, 255), (45, 60, 45), (135, 165, 150), (120, 105, 135), (255, 105, 255), (135, 120, 0),
+        (180, 240, 0), (255, 195, 195), (0, 0, 195), (165, 0, 30), (240, 105, 0),
     ),
     extra={"void_label": 11},
 )  # fmt: skip
