@@ -18,13 +18,17 @@ class OverlaySink(FileSink):
 
     Args:
         alpha: opacity of the colours.
-        legend: draw the legend of the classes present.
+        legend: where to draw the legend of the classes present: ``"auto"``, ``"top-left"``,
+            ``"top-right"``, ``"bottom-left"``, ``"bottom-right"`` or ``"off"`` (``True`` is
+            ``"auto"``, ``False`` is ``"off"``); see ``visualize.overlay``.
     """
 
     name = "overlay"
     pattern = "{name}_overlay.jpg"
 
-    def __init__(self, out: str | Path, pattern: str | None = None, alpha: float = 0.55, legend: bool = True) -> None:
+    def __init__(
+        self, out: str | Path, pattern: str | None = None, alpha: float = 0.55, legend: bool | str = True
+    ) -> None:
         super().__init__(out, pattern)
         self.alpha, self.legend = alpha, legend
 

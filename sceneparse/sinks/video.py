@@ -47,13 +47,15 @@ class VideoSink(Sink):
     are resized to it, so none is left out.
 
     Args:
-        alpha: opacity of the colours; legend: draw the legend.
+        alpha: opacity of the colours; legend: where to draw the legend (``"auto"``, a corner such
+            as ``"top-right"``, or ``"off"``; ``True``/``False`` as ``"auto"``/``"off"``), see
+            ``visualize.overlay``.
     """
 
     name = "video"
 
     def __init__(self, out: str | Path, filename: str = "overlay.mp4", fps: float | None = None,
-                 alpha: float = 0.55, legend: bool = True) -> None:  # fmt: skip
+                 alpha: float = 0.55, legend: bool | str = True) -> None:  # fmt: skip
         self.path = Path(out) / filename
         self.fps, self.alpha, self.legend = fps, alpha, legend
         self.writer = None
