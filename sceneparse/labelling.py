@@ -46,7 +46,7 @@ def _extra_sinks(sinks, out: Path) -> list[Sink]:
 
 def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=(), alpha: float = 0.55,
                  progress: bool = True, depth: str | Path | None = None, depth_scale: float = 1000.0,
-                 sinks=()) -> dict:  # fmt: skip
+                 sinks=(), legend="auto") -> dict:  # fmt: skip
     """Label every image in ``inputs`` (files or folders, or an :class:`ImageFiles` source) into
     ``out`` (see the module).
 
@@ -59,7 +59,7 @@ def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=()
     """
     out = Path(out)
     source = inputs if isinstance(inputs, ImageFiles) else ImageFiles(inputs, depth=depth, depth_scale=depth_scale)
-    outputs = [build_sink("labels", out=out), build_sink("overlay", out=out, alpha=alpha)]
+    outputs = [build_sink("labels", out=out), build_sink("overlay", out=out, alpha=alpha, legend=legend)]
     if probs:
         outputs.append(build_sink("probs", out=out))
     outputs += _extra_sinks(sinks, out)
@@ -70,7 +70,8 @@ def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=()
 
 def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labels: bool = False,
                  probs: bool = False, realtime: bool = False, alpha: float = 0.55, progress: bool = True,
-                 max_frames: int = 0, batch_size: int | None = None, sinks=(), **temporal_params) -> dict:  # fmt: skip
+                 max_frames: int = 0, batch_size: int | None = None, sinks=(), legend="auto",
+                 **temporal_params) -> dict:  # fmt: skip
     """Label ``source`` (anything :func:`~sceneparse.sources.open_source` opens, or a source)
     into ``out`` with temporal smoothing (``temporal``: True is the default method): the
     overlay video ``overlay.mp4``, and on request ``labels/NNNNNN.png`` and
@@ -84,7 +85,7 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
     no frame was written) and ``codec``.
     """
     out = Path(out)
-    outputs = [build_sink("video", out=out, alpha=alpha)]
+    outputs = [build_sink("video", out=out, alpha=alpha, legend=legend)]
     if labels:
         outputs.append(build_sink("labels", out=out, pattern="labels/{index:06d}.png"))
     if probs:
@@ -123,7 +124,7 @@ def existing_outputs(folder: Path, names=None, probs: bool = False) -> list[Path
 def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=True, refine=(), labels: bool = False,
           probs: bool = False, alpha: float = 0.55, depth=None, depth_scale: float = 1000.0, realtime: bool = False,
           max_frames: int = 0, batch_size: int | None = None, sinks=(), overwrite: bool = False,
-          progress: bool = True) -> dict:  # fmt: skip
+          legend="auto", progress: bool = True) -> dict:  # fmt: skip
     """Label ``inputs`` (image files and folders, videos, URLs, camera indices, sequence
     folders) into ``out``: images with :func:`label_images`, streams with :func:`label_stream`
     (``labels`` and ``probs`` as there; images always get label PNGs). ``sinks``: more
@@ -163,7 +164,7 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
             report["streams"][str(spec)] = label_stream(
                 parser, spec, folder, temporal=temporal, refine=refine, labels=labels, probs=probs,
                 realtime=realtime, alpha=alpha, progress=progress, max_frames=max_frames, batch_size=batch_size,
-                sinks=sinks,
+                sinks=sinks, legend=legend,
             )  # fmt: skip
         except (ValueError, FileNotFoundError) as err:
             log.error("%s: %s", spec, err)
@@ -172,5 +173,6 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
         if report["streams"][str(spec)]["interrupted"]:
             return report  # Ctrl-C: stop here, with what was written closed and reported
     if image_source is not None:
-        report["images"] = label_images(parser, image_source, out, probs, refine, alpha, progress, sinks=sinks)
+        report["images"] = label_images(parser, image_source, out, probs, refine, alpha, progress, sinks=sinks,
+                                        legend=legend)  # fmt: skip
     return report

@@ -22,6 +22,7 @@ NAME_overlay.jpg per image), and videos, stream URLs, camera indices and RGB-D s
 def build_parser() -> argparse.ArgumentParser:
     from sceneparse.refine.temporal import DEFAULT_METHOD
     from sceneparse.sinks import list_sinks
+    from sceneparse.visualize import LEGEND_POSITIONS
 
     ap = argparse.ArgumentParser(prog="sceneparse label", description=DESCRIPTION)
     ap.add_argument("inputs", nargs="+", help="image files, folders, videos, URLs, camera indices, sequences")
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--depth", help="RGB-D models: folder of 16-bit depth PNGs named like the images")
     ap.add_argument("--depth-scale", type=float, default=1000.0, help="depth PNG units per metre (1000: mm)")
     ap.add_argument("--alpha", type=float, default=0.55, help="opacity of the colours in the overlay (0-1)")
+    ap.add_argument("--legend", default="auto", choices=LEGEND_POSITIONS,
+                    help="where the overlay's legend goes (auto: the corner with the least detail; off: "
+                    "none; default: %(default)s)")  # fmt: skip
     add_temporal_argument(ap, DEFAULT_METHOD, "videos and streams: temporal smoothing")
     ap.add_argument("--labels", action="store_true", help="videos and streams: also per-frame label PNGs")
     ap.add_argument("--sink", nargs="*", default=[], metavar="NAME",
@@ -72,7 +76,7 @@ def main(argv=None) -> int:
                    labels=args.labels, probs=args.probs, alpha=args.alpha, depth=args.depth,
                    depth_scale=args.depth_scale, realtime=args.realtime, max_frames=args.max_frames,
                    batch_size=args.batch, sinks=args.sink, overwrite=args.overwrite,
-                   progress=args.progress)  # fmt: skip
+                   legend=args.legend, progress=args.progress)  # fmt: skip
     failed = interrupted = 0
     for spec, st in report["streams"].items():
         if "error" in st:

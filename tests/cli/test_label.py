@@ -61,3 +61,14 @@ def test_exception_unknown_refiner_fails_before_any_work(real_images, tmp_path):
     out = tmp_path / "out"
     assert main(["label", str(real_images), "--out", str(out), "--refine", "magic"]) == 1
     assert not out.exists()
+
+
+def test_feature_legend_placement_and_off(real_images, tmp_path):
+    first = sorted(real_images.glob("*.jpg"))[0]
+    for where in ("off", "bottom-right"):
+        assert main(["label", str(first), "--out", str(tmp_path / where), "--legend", where, "--no-progress"]) == 0
+    off = read_image(tmp_path / "off" / f"{first.stem}_overlay.jpg").astype(int)
+    br = read_image(tmp_path / "bottom-right" / f"{first.stem}_overlay.jpg").astype(int)
+    diff = np.abs(off - br).sum(-1) > 60  # JPEG noise aside, where the legend was drawn
+    h, w = diff.shape
+    assert diff[h // 2 :, w // 2 :].sum() > 200 and diff[: h // 2, : w // 2].sum() < 20
