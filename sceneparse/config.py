@@ -99,7 +99,7 @@ TRAIN_HELP = {
     "out": "run folder for checkpoints, metrics and the resolved config (with --resume: the checkpoint's folder)",
     "resume": "last.pt of a run to continue with that run's options (flags that change them are logged; "
     "options fixed by the run are refused)",
-    "progress": "progress bars",
+    "progress": "show progress bars of training and validation",
 }
 
 #: Options that a resumed run cannot change: they fix its model, its data, its optimiser state

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from sceneparse.config import TRAIN_DEFAULTS, check_resume, check_train_config
 from sceneparse.data import build_dataset
 from sceneparse.data.presets import eval_preset, train_preset
 from sceneparse.engine import (
@@ -19,6 +20,7 @@ from sceneparse.engine import (
     evaluate,
     load_checkpoint,
     load_scheduler_state,
+    replay_scheduler,
     resolve_device,
     save_checkpoint,
     seed_everything,
@@ -30,14 +32,55 @@ from sceneparse.losses import balanced_class_weights, build_loss, class_frequenc
 from sceneparse.models.base import model_cfg
 from sceneparse.registry import create_model
 
-__all__ = ["run_training"]
+__all__ = ["run_training", "recorded_train_config"]
 
 log = logging.getLogger(__name__)
 
 
+def _create_model(cfg: dict, num_classes: int):
+    """The configured model; arguments its factory does not take are a configuration error."""
+    try:
+        return create_model(cfg["model"], **{"num_classes": num_classes, **cfg["model_args"]})
+    except TypeError as err:
+        args, name = cfg["model_args"], cfg["model"]
+        raise ConfigError(f"option model_args: {args!r} does not fit model {name!r} ({err})") from err
+
+
 def _model_in_channels(cfg: dict) -> int:
     """Input channels of the configured model (3 RGB, 4 RGB-D), from a throw-away instance."""
-    return getattr(create_model(cfg["model"], **{"num_classes": 2, **cfg["model_args"]}), "in_channels", 3)
+    return getattr(_create_model(cfg, 2), "in_channels", 3)
+
+
+def _resumable_config(ckpt: dict, path) -> dict:
+    """The training options that a loaded checkpoint records, if it can be resumed."""
+    if "optimizer" not in ckpt:
+        raise InputError(f"{path}: holds weights only; resume needs a last.pt of a run")
+    recorded = dict(ckpt["meta"].get("train_config") or {})
+    if not recorded:
+        raise InputError(f"{path}: records no training options, so its run cannot be continued")
+    gone = sorted(set(recorded) - set(TRAIN_DEFAULTS))
+    if gone:
+        log.warning("%s: ignoring recorded option(s) this version does not have: %s", path, ", ".join(gone))
+    return {k: v for k, v in recorded.items() if k in TRAIN_DEFAULTS}
+
+
+def recorded_train_config(path: str | Path) -> dict:
+    """The training options of the run whose resumable checkpoint (``last.pt``) is ``path``.
+
+    Raises:
+        NotFoundError: no such file.
+        InputError: not a checkpoint, or one that cannot be resumed (weights only, no options).
+    """
+    return _resumable_config(load_checkpoint(path), path)
+
+
+def _metric_rows(path: Path, before_epoch: int) -> str:
+    """Lines of ``metrics.jsonl`` at ``path`` of the epochs before ``before_epoch`` (rows that an
+    interruption left after the checkpoint are dropped: those epochs are trained again)."""
+    if not path.is_file():
+        return ""
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    return "".join(line + "\n" for line in rows if json.loads(line).get("epoch", -1) < before_epoch)
 
 
 def _dataset_kwargs(cfg: dict) -> dict:
@@ -57,10 +100,47 @@ def run_training(cfg: dict) -> Path:
     The folder receives ``config.yaml`` (resolved options), ``metrics.jsonl`` (one line per
     epoch), ``last.pt`` (resumable) and ``final.pt`` (weights and metadata only).
     """
+    cfg = check_train_config(cfg)
+    out = Path(cfg["out"])
+    ckpt = None
+    if cfg["resume"]:
+        ckpt = load_checkpoint(cfg["resume"])
+        recorded = _resumable_config(ckpt, cfg["resume"])
+        changes = check_resume(recorded, cfg)
+        done = ckpt["epoch"] + 1
+        if cfg["epochs"] <= done:
+            raise ConfigError(
+                f"option epochs: the run of {cfg['resume']} has trained {done} epoch(s), so {cfg['epochs']} "
+                f"leaves nothing to do; give more than {done} (--epochs) to train it further"
+            )
+        if (out / "last.pt").exists() and not (out / "last.pt").samefile(cfg["resume"]):
+            raise ConfigError(f"option out: {out} holds another run (last.pt); resume into the checkpoint's folder")
+        for key, (old, new) in changes.items():
+            log.warning("resuming %s with %s changed from %r to %r", cfg["resume"], key, old, new)
+    elif (out / "last.pt").exists():
+        raise ConfigError(
+            f"option out: {out} already holds a run (last.pt); continue it with --resume {out / 'last.pt'} "
+            "or choose another --out"
+        )
+    # The newest checkpoint of the run, for the message on Ctrl-C: _train updates it.
+    last_saved = {"path": cfg["resume"], "epoch": ckpt["epoch"]} if ckpt else {}
+    try:
+        return _train(cfg, ckpt, last_saved)
+    except KeyboardInterrupt:
+        if last_saved:
+            path = last_saved["path"]
+            log.error("interrupted; the last checkpoint, after epoch %d, is %s; continue the run with: "
+                      "sceneparse train --resume %s", last_saved["epoch"], path, path)  # fmt: skip
+        else:
+            log.error("interrupted before the first epoch ended: no checkpoint was written")
+        raise
+
+
+def _train(cfg: dict, ckpt: dict | None, last_saved: dict) -> Path:
+    """The run of :func:`run_training` once its options are checked (``ckpt``: the loaded
+    checkpoint it resumes, or None); ``last_saved`` gets the path and epoch of each last.pt."""
     revision = code_revision()  # of the code the run starts with, not of the tree at its end
     out = Path(cfg["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     seed_everything(cfg["seed"])
@@ -92,7 +172,7 @@ def run_training(cfg: dict) -> Path:
         raise ConfigError(f"batch size {cfg['batch_size']} is larger than the {len(train_set)} training images")
 
     model_args = {"num_classes": info.num_classes, **cfg["model_args"]}
-    model = create_model(cfg["model"], **model_args)
+    model = _create_model(cfg, info.num_classes)
     # Data-dependent input statistics (the multiscale nets' U/V mean and deviation) are the
     # model's own business; save_checkpoint stores what its pretrained_cfg() says it needs.
     model_cfg(model)  # fails early, and clearly, for a model that declares no metadata
@@ -119,19 +199,31 @@ def run_training(cfg: dict) -> Path:
             scaler = torch.amp.GradScaler("cuda")
 
     start_epoch, elapsed = 0, 0.0
-    if cfg["resume"]:
-        ckpt = load_checkpoint(cfg["resume"])
-        if "optimizer" not in ckpt:
-            raise InputError(f"{cfg['resume']}: holds weights only; resume needs a last.pt of a run")
+    if ckpt is not None:
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        load_scheduler_state(scheduler, ckpt["scheduler"])
+        planned = ckpt["meta"]["train_config"].get("epochs", cfg["epochs"])
+        if planned == cfg["epochs"]:
+            load_scheduler_state(scheduler, ckpt["scheduler"])
+        else:  # the saved schedule ends at the old length: replan it over the new one
+            before = optimizer.param_groups[0]["lr"]
+            replay_scheduler(scheduler, ckpt["scheduler"]["last_epoch"])
+            now = optimizer.param_groups[0]["lr"]
+            log.warning("the learning-rate schedule now spans %d epochs instead of %d: the rate goes on at "
+                        "%.4g (it was %.4g)", cfg["epochs"], planned, now, before)  # fmt: skip
         start_epoch, elapsed = ckpt["epoch"] + 1, ckpt.get("elapsed", 0.0)
         torch.set_rng_state(ckpt["rng"]["torch"])
         g.set_state(ckpt["rng"]["loader"])
         log.info("resumed from %s at epoch %d", cfg["resume"], start_epoch)
 
+    # Nothing is written before the options, the data and the model have been checked.
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
     log_path = out / "metrics.jsonl"
+    # A resumed run keeps the rows of the epochs its checkpoint holds (copied when it goes on
+    # in another folder); a new run starts the file.
+    earlier = _metric_rows(Path(cfg["resume"]).parent / "metrics.jsonl", start_epoch) if ckpt else ""
+    log_path.write_text(earlier)
     scores = {}
     t0 = time.perf_counter() - elapsed
     for epoch in range(start_epoch, cfg["epochs"]):
@@ -161,6 +253,7 @@ def run_training(cfg: dict) -> Path:
             },
             revision=revision,
         )  # fmt: skip
+        last_saved.update(path=str(out / "last.pt"), epoch=epoch)
         if over_time:
             log.info("time limit of %.1f minutes reached after epoch %d", cfg["time_limit_minutes"], epoch)
             break

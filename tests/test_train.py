@@ -1,12 +1,16 @@
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import sceneparse
 from sceneparse import SceneParser
 from sceneparse.config import TRAIN_DEFAULTS
 from sceneparse.engine import load_checkpoint
+from sceneparse.errors import ConfigError, InputError
 from sceneparse.models.base import model_cfg
 from sceneparse.train import run_training
 
@@ -68,3 +72,31 @@ def test_feature_multiscale_model_fits_its_statistics_and_resumes(tmp_path, stan
     assert [r["epoch"] for r in again] == [0, 1]
     assert [r["lr"] for r in again] == pytest.approx([r["lr"] for r in rows], rel=1e-9, abs=1e-15)
     assert rows[0]["lr"] > rows[1]["lr"]
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [({"epochs": 0}, "option epochs: expected an integer >= 1, got 0"),
+     ({"crop_size": 240}, "option crop_size: expected two integers HEIGHT WIDTH"),
+     ({"lr": -1.0}, "option lr"),
+     ({"model_args": {"width": 8, "colour": 3}}, "option model_args: {'width': 8, 'colour': 3} does not fit")],
+)  # fmt: skip
+def test_exception_bad_options_fail_before_anything_is_written(tmp_path, stanford_path, change, words):
+    cfg = _cfg(tmp_path, stanford_path, **{"model_args": {"width": 8, "hidden": 8}, **change})
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        run_training(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_exception_new_run_into_a_run_folder_and_bad_resumes(tmp_path, stanford_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"")
+    with pytest.raises(ConfigError, match="already holds a run .* --resume"):
+        run_training(_cfg(tmp_path, stanford_path))
+    with pytest.raises(InputError, match="not a readable checkpoint"):
+        run_training(_cfg(tmp_path, stanford_path, resume=str(run / "last.pt")))
+    shipped = Path(sceneparse.__file__).parent / "weights" / "stanford-background.pt"
+    with pytest.raises(InputError, match="holds weights only"):
+        run_training(_cfg(tmp_path, stanford_path, resume=str(shipped), out=str(tmp_path / "other")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and [p.name for p in run.iterdir()] == ["last.pt"]

@@ -1,19 +1,57 @@
-"""``sceneparse train``: train a model; a YAML config sets the defaults and flags win."""
+"""``sceneparse train``: train a model; a YAML config sets the defaults and flags win.
+
+``--resume last.pt`` continues the run that the checkpoint records: its options are the
+defaults, the output folder is the checkpoint's, and a YAML file or flags may change only what
+a run can change midway (each change is logged).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from sceneparse.config import TRAIN_DEFAULTS, TRAIN_HELP, load_yaml, train_defaults
+from sceneparse.config import TRAIN_DEFAULTS, TRAIN_HELP, check_resume, check_train_config, load_yaml, train_defaults
+
+__all__ = ["add_train_arguments", "parse_with_config", "TrainHelpFormatter", "main"]
+
+CONFIG_HELP = "YAML file of options (the keys of a run's config.yaml) that set the defaults of these flags"
+_METAVARS = {"model_args": "JSON", "crop_size": ("HEIGHT", "WIDTH"), "scale_range": ("MIN", "MAX")}
+
+
+def _show_default(action: argparse.Action) -> str:
+    value = action.default
+    if isinstance(value, bool):
+        return action.option_strings[0 if value else -1]  # --amp / --no-amp
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+class TrainHelpFormatter(argparse.HelpFormatter):
+    """Help of the training options with each one's current default (the dataset's, a YAML
+    file's or the resumed run's), written as it would be typed."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.dest in TRAIN_DEFAULTS or action.dest == "config":
+            text += " (default: " + _show_default(action).replace("%", "%%") + ")"
+        return text
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per option of :data:`~sceneparse.config.TRAIN_DEFAULTS`, with its help and default."""
-    parser.add_argument("--config", help="YAML file whose keys set these options' defaults")
+    """One flag per option of :data:`~sceneparse.config.TRAIN_DEFAULTS`, with its help; a parser
+    made with ``formatter_class=TrainHelpFormatter`` shows each one's default."""
+    parser.add_argument("--config", help=CONFIG_HELP)
     for key, default in TRAIN_DEFAULTS.items():
         flag = "--" + key.replace("_", "-")
-        kw = {"dest": key, "help": TRAIN_HELP.get(key, key.replace("_", " ")) + " (default: %(default)s)"}
+        kw = {"dest": key, "help": TRAIN_HELP[key]}
+        if key in _METAVARS:
+            kw["metavar"] = _METAVARS[key]
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(default, list):
@@ -27,25 +65,51 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(**TRAIN_DEFAULTS)
 
 
+def _resumed_defaults(resume: str) -> dict:
+    """The options of the run that checkpoint ``resume`` records, written into its own folder."""
+    from sceneparse.train import recorded_train_config
+
+    recorded = recorded_train_config(resume)
+    folder = Path(resume).parent
+    out = recorded.get("out")
+    if out is None or Path(out).resolve() != folder.resolve():
+        out = str(folder)  # the run moved (or recorded none): its checkpoint's folder is the run's
+    return {**train_defaults(recorded.get("dataset")), **recorded, "out": out, "resume": resume}
+
+
 def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """Two-stage parse (as timm's train.py): the dataset's training defaults, then the YAML
-    file, then the flags, each over the one before."""
+    file, then the flags, each over the one before.
+
+    With ``--resume`` the resumed run's recorded options take the place of the dataset's
+    defaults (and its folder that of ``--out``); the YAML file and flags go over them as
+    changes, which :func:`sceneparse.config.check_resume` and training check and log.
+    """
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config")
-    pre.add_argument("--dataset")
+    for flag in ("--config", "--dataset", "--resume"):
+        pre.add_argument(flag)
     known, _ = pre.parse_known_args(argv)
     from_file = load_yaml(known.config, TRAIN_DEFAULTS) if known.config else {}
-    parser.set_defaults(**{**train_defaults(known.dataset or from_file.get("dataset")), **from_file})
+    resume = known.resume or from_file.get("resume")
+    if resume:
+        base = _resumed_defaults(str(resume))
+    else:
+        base = train_defaults(known.dataset or from_file.get("dataset"))
+    parser.set_defaults(**{**base, **from_file})
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    from sceneparse.train import run_training
+    from sceneparse.train import recorded_train_config, run_training
 
-    parser = argparse.ArgumentParser(prog="sceneparse train", description="Train a scene parser.")
+    parser = argparse.ArgumentParser(
+        prog="sceneparse train", description="Train a scene parser.", formatter_class=TrainHelpFormatter
+    )
     add_train_arguments(parser)
     args = parse_with_config(parser, argv)
-    cfg = {k: v for k, v in vars(args).items() if k != "config"}
+    cfg = check_train_config({k: v for k, v in vars(args).items() if k != "config"})
+    if cfg["resume"]:  # refused changes fail here, before any data is read
+        check_resume(recorded_train_config(cfg["resume"]), cfg)
     out = run_training(cfg)
     print(f"run written to {out}")
     return 0

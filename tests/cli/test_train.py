@@ -1,27 +1,75 @@
 """``sceneparse train`` (sceneparse/cli/train.py): YAML config, flags, resume."""
 
 import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from contextlib import chdir
 
 import pytest
+import yaml
 
 from sceneparse import SceneParser
 from sceneparse.cli import main
+from sceneparse.engine import load_checkpoint
+
+
+def _rows(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
-def test_feature_train_then_resume(tmp_path, stanford_path):
+def test_feature_resume_continues_the_recorded_run(tmp_path, stanford_path, caplog):
     run = tmp_path / "run"
-    args = ["train", "--model", "msconvnet", "--model-args", '{"width": 16, "hidden": 16}',
-            "--data-root", str(stanford_path), "--limit", "8", "--batch-size", "4", "--crop-size", "64", "96",
-            "--out", str(run), "--no-progress", "--threads", "2"]  # fmt: skip
-    assert main(args + ["--epochs", "1"]) == 0
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0] and "mean_class_accuracy" in rows[0]
-    parser = SceneParser.from_pretrained(str(run / "final.pt"))
-    assert parser.meta["train_config"]["limit"] == 8
-    assert main(args + ["--epochs", "2", "--resume", str(run / "last.pt")]) == 0
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0, 1]
+    # Two epochs planned, stopped after the first by the time limit, as an interrupted run.
+    args = ["train", "--model", "msconvnet", "--model-args", '{"width": 8, "hidden": 8}', "--data-root",
+            str(stanford_path), "--limit", "6", "--batch-size", "3", "--crop-size", "48", "64", "--weight-decay",
+            "0.02", "--epochs", "2", "--time-limit-minutes", "1e-9", "--out", str(run), "--no-progress",
+            "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    assert [r["epoch"] for r in _rows(run)] == [0] and "mean_class_accuracy" in _rows(run)[0]
+    first = yaml.safe_load((run / "config.yaml").read_text())
+    assert SceneParser.from_pretrained(str(run / "final.pt")).meta["train_config"] == first
+
+    # Resumed without --config or flags, from another folder: the recorded run, in its folder.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with chdir(elsewhere), caplog.at_level(logging.WARNING, "sceneparse"):
+        assert main(["train", "--resume", str(run / "last.pt")]) == 0
+    assert not [r for r in caplog.records if "changed" in r.getMessage()]
+    resumed = yaml.safe_load((run / "config.yaml").read_text())
+    assert resumed == dict(first, resume=str(run / "last.pt"))
+    assert load_checkpoint(run / "final.pt")["meta"]["train_config"] == resumed
+    assert [r["epoch"] for r in _rows(run)] == [0, 1] and list(elsewhere.iterdir()) == []
+
+    # Options that fix the run are refused, from flags or a YAML file, and nothing is written.
+    before = (run / "metrics.jsonl").read_text()
+    for change in (["--batch-size", "2"], ["--crop-size", "64", "64"], ["--model-args", "{}"], ["--lr", "0.1"]):
+        caplog.clear()
+        assert main(["train", "--resume", str(run / "last.pt"), "--epochs", "3", *change]) == 1
+        assert f"cannot resume with changed {change[0][2:].replace('-', '_')} " in caplog.text
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("fold: 1\nepochs: 3\n")
+    caplog.clear()
+    assert main(["train", "--config", str(cfg), "--resume", str(run / "last.pt")]) == 1
+    assert "cannot resume with changed fold 0 -> 1" in caplog.text
+    caplog.clear()
+    assert main(["train", "--resume", str(run / "last.pt")]) == 1  # the run is finished
+    assert "has trained 2 epoch(s)" in caplog.text and "--epochs" in caplog.text
+    assert (run / "metrics.jsonl").read_text() == before
+
+    # Extending the run is allowed and said, from a YAML file too.
+    cfg.write_text("epochs: 3\nmodel: msconvnet\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "sceneparse"):
+        assert main(["train", "--config", str(cfg), "--resume", str(run / "last.pt")]) == 0
+    assert "with epochs changed from 2 to 3" in caplog.text and "now spans 3 epochs instead of 2" in caplog.text
+    assert [r["epoch"] for r in _rows(run)] == [0, 1, 2]
+    assert yaml.safe_load((run / "config.yaml").read_text()) == dict(first, epochs=3, resume=str(run / "last.pt"))
 
 
 @pytest.mark.slow
@@ -54,3 +102,57 @@ def test_feature_dataset_defaults_then_yaml_then_flags(tmp_path):
     cfg.write_text("dataset: siftflow\nnum_folds: 3\n")
     assert parse(["--config", str(cfg)]).num_folds == 3 and parse(["--config", str(cfg)]).crop_size == [256, 256]
     assert parse(["--config", str(cfg), "--num-folds", "7"]).num_folds == 7
+
+
+def test_feature_help_explains_every_option_with_its_default(capsys):
+    from sceneparse.config import TRAIN_DEFAULTS
+
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "`" not in text
+    # Each option: its flag, an explanation and its default (as it would be typed), no other flag between.
+    options = " ".join(text.split("options:", 1)[1].split())
+    for key in ["config", *TRAIN_DEFAULTS]:
+        flag = key.replace("_", "-")
+        found = re.search(rf"--{flag}[ ,](.*?)\(default: ([^)]*)\)", options)
+        assert found and not re.search(r"\s--[a-z-]+ [A-Z_]+ ", found[1]) and len(found[1].split()) > 3, key
+    assert "(default: 240 320)" in text and "(default: --amp)" in text and "(default: none)" in text
+
+
+def test_exception_bad_options_exit_1_before_writing(tmp_path, caplog):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("crop_size: 240\n")
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 1
+    assert "option crop_size: expected two integers HEIGHT WIDTH, each at least 32, got 240" in caplog.text
+    assert main(["train", "--epochs", "0", "--out", str(tmp_path / "run")]) == 1
+    assert "option epochs: expected an integer >= 1, got 0" in caplog.text
+    assert main(["train", "--label-smoothing", "1", "--out", str(tmp_path / "run")]) == 1
+    assert "option label_smoothing" in caplog.text
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_feature_ctrl_c_exits_130_and_names_the_last_checkpoint(tmp_path, stanford_path):
+    run = tmp_path / "run"
+    argv = ["train", "--model-args", '{"width": 8, "hidden": 8}', "--data-root", str(stanford_path),
+            "--limit", "4", "--batch-size", "2", "--crop-size", "32", "32", "--epochs", "10000",
+            "--out", str(run), "--no-progress", "--threads", "1"]  # fmt: skip
+    code = "import sys; from sceneparse.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (run / "last.pt").exists(), "no checkpoint written"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "the last checkpoint, after epoch" in err and f"--resume {run / 'last.pt'}" in err
+    epoch = load_checkpoint(run / "last.pt")["epoch"]
+    assert [r["epoch"] for r in _rows(run)][: epoch + 1] == list(range(epoch + 1))
