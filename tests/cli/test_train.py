@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import chdir
 
 import pytest
 import yaml
@@ -23,7 +22,7 @@ def _rows(run):
 
 
 @pytest.mark.slow
-def test_feature_resume_continues_the_recorded_run(tmp_path, stanford_path, caplog):
+def test_feature_resume_continues_the_recorded_run(tmp_path, stanford_path, caplog, monkeypatch):
     run = tmp_path / "run"
     # Two epochs planned, stopped after the first by the time limit, as an interrupted run.
     args = ["train", "--model", "msconvnet", "--model-args", '{"width": 8, "hidden": 8}', "--data-root",
@@ -38,8 +37,10 @@ def test_feature_resume_continues_the_recorded_run(tmp_path, stanford_path, capl
     # Resumed without --config or flags, from another folder: the recorded run, in its folder.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    with chdir(elsewhere), caplog.at_level(logging.WARNING, "sceneparse"):
+    monkeypatch.chdir(elsewhere)
+    with caplog.at_level(logging.WARNING, "sceneparse"):
         assert main(["train", "--resume", str(run / "last.pt")]) == 0
+    monkeypatch.undo()
     assert not [r for r in caplog.records if "changed" in r.getMessage()]
     resumed = yaml.safe_load((run / "config.yaml").read_text())
     assert resumed == dict(first, resume=str(run / "last.pt"))
