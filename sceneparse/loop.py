@@ -175,9 +175,9 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
     t0 = time.perf_counter()
     if batch_size is None and realtime:
         batch_size = 1
+    results = parser.parse_frames(frames(), temporal, refine, batch_size,
+                                  on_error=on_error if skip_errors else None, **temporal_params)  # fmt: skip
     try:
-        results = parser.parse_frames(frames(), temporal, refine, batch_size,
-                                      on_error=on_error if skip_errors else None, **temporal_params)  # fmt: skip
         for frame, result in results:
             while read_at and read_at[0][0] is not frame:  # frames the parse step skipped
                 read_at.popleft()
@@ -193,7 +193,13 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
         interrupted = True
         log.warning("interrupted after %d frames: closing the outputs", parsed)
     finally:
+        # No thread may outlive the loop: one still inside OpenCV or PyTorch when the interpreter
+        # exits aborts the process ("terminate called without an active exception", exit 134).
         reader.stop.set()
+        try:
+            results.close()  # the parse step's generator: closes the smoother, joining its threads
+        except Exception as err:
+            log.error("closing the temporal smoother failed: %s", err)
         writer.queue.put(_END)
         writer.join()
         bar.close()
@@ -242,12 +248,20 @@ def _close(sinks: Sequence[Sink]) -> None:
         raise OutputError(f"closing the outputs failed: {error}") from error
 
 
-def _drain(reader: _Reader) -> None:
-    """Let the reader thread end (it may be blocked on a full queue) and join it."""
-    deadline = time.monotonic() + 5
-    while reader.is_alive() and time.monotonic() < deadline:
+def _drain(reader: _Reader, patience: float = 5.0, limit: float = 60.0) -> None:
+    """Let the reader thread end (it may be blocked on a full queue, or reading a frame) and
+    join it; a source that takes longer than ``patience`` seconds to return its frame is
+    waited for, with a warning, up to ``limit`` seconds."""
+    start = time.monotonic()
+    warned = False
+    while reader.is_alive() and time.monotonic() - start < limit:
+        if not warned and time.monotonic() - start > patience:
+            log.warning("waiting for the input to return its frame before closing it")
+            warned = True
         try:
             reader.queue.get(timeout=0.05)
         except queue.Empty:
             pass
-    reader.join(timeout=1)
+    reader.join(timeout=0.1)
+    if reader.is_alive():
+        log.error("the input did not return within %.0f s: its reader thread is left running", limit)

@@ -278,7 +278,8 @@ class SceneParser:
         its frame took (its share of the convnet batch, the refiners and the smoothing) in
         ``seconds`` and the smoothing's own in ``smoothing_seconds``. ``on_error(frame, err)``,
         when given, receives the frames whose input is invalid (wrong shape, too small, depth
-        of the wrong scale) and the loop goes on; without it they raise.
+        of the wrong scale) and the loop goes on; without it they raise. The smoother is closed
+        (its threads joined) when the frames end or the generator is closed.
         """
         from sceneparse.refine.temporal import build_smoother
 
@@ -289,32 +290,36 @@ class SceneParser:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         items = self._checked_frames(frames, on_error)
-        sequence = object()  # the sequence the smoother's memory belongs to
-        while batch := list(itertools.islice(items, batch_size)):
-            for run in _same_size_runs(batch):  # one convnet call per run of same-sized frames
-                t_run = time.perf_counter()
-                if smoother is not None:
-                    for _, rgb, _ in run:
-                        smoother.prepare(rgb)  # superpixels etc. while the convnet runs
-                probs = self._probs_batch([f[1] for f in run], [f[2] for f in run])
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize()
-                share = (time.perf_counter() - t_run) / len(run)
-                for (frame, rgb, depth), probs_t in zip(run, probs):
-                    t = time.perf_counter()
-                    if smoother is None:
-                        result = self._result(rgb, depth, probs_t, refiners)
-                    else:  # labels only once, after the smoothing
-                        if frame.sequence != sequence:
-                            smoother.reset()
-                            sequence = frame.sequence
-                        refined = self._refined(rgb, depth, probs_t, refiners)
-                        t_smooth = time.perf_counter()
-                        result = self._labelled(smoother.update(rgb, refined, depth))
-                        result.smoothing_seconds = time.perf_counter() - t_smooth
-                    result.index, result.timestamp = frame.index, frame.timestamp
-                    result.seconds = share + time.perf_counter() - t
-                    yield frame, result
+        try:
+            sequence = object()  # the sequence the smoother's memory belongs to
+            while batch := list(itertools.islice(items, batch_size)):
+                for run in _same_size_runs(batch):  # one convnet call per run of same-sized frames
+                    t_run = time.perf_counter()
+                    if smoother is not None:
+                        for _, rgb, _ in run:
+                            smoother.prepare(rgb)  # superpixels etc. while the convnet runs
+                    probs = self._probs_batch([f[1] for f in run], [f[2] for f in run])
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize()
+                    share = (time.perf_counter() - t_run) / len(run)
+                    for (frame, rgb, depth), probs_t in zip(run, probs):
+                        t = time.perf_counter()
+                        if smoother is None:
+                            result = self._result(rgb, depth, probs_t, refiners)
+                        else:  # labels only once, after the smoothing
+                            if frame.sequence != sequence:
+                                smoother.reset()
+                                sequence = frame.sequence
+                            refined = self._refined(rgb, depth, probs_t, refiners)
+                            t_smooth = time.perf_counter()
+                            result = self._labelled(smoother.update(rgb, refined, depth))
+                            result.smoothing_seconds = time.perf_counter() - t_smooth
+                        result.index, result.timestamp = frame.index, frame.timestamp
+                        result.seconds = share + time.perf_counter() - t
+                        yield frame, result
+        finally:
+            if smoother is not None:
+                smoother.close()  # join its threads: none may outlive the stream
 
     def _checked_frames(self, frames, on_error):
         """(frame, checked rgb, checked depth or None) of each item of ``frames``."""

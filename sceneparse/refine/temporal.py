@@ -208,6 +208,16 @@ class TemporalSmoother:
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """End the smoother's background work and join its threads (the frame loop calls it at
+        the end of a stream). Safe to call twice; a later :meth:`prepare` starts them again."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 class _SuperpixelsAhead:
     """The superpixels of frames given to :meth:`prepare`, computed in a background thread
@@ -225,6 +235,16 @@ class _SuperpixelsAhead:
         if len(self._ahead) > 64:  # frames prepared but never updated: forget the oldest
             self._ahead.pop(next(iter(self._ahead)))
         self._ahead[id(rgb)] = (rgb, self._executor.submit(self._superpixels, rgb))
+
+    def close(self) -> None:
+        # Join the superpixel thread: one left running in scikit-image or OpenCV when the
+        # interpreter shuts down can abort the process ("terminate called without an active
+        # exception", exit code 134).
+        executor, self._executor = self._executor, None
+        self._ahead.clear()
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        super().close()
 
     def _superpixels(self, rgb: np.ndarray) -> np.ndarray:
         return oversegment_at(rgb, self.seg_scale, "felzenszwalb", self.scale, 0.5, self.min_size)
