@@ -24,6 +24,12 @@ def _densecrf():
     return dcrf
 
 
+def _own(array: np.ndarray, dtype) -> np.ndarray:
+    """``array`` as pydensecrf's typed memoryviews take it: C-contiguous and writeable (a
+    read-only image, ``np.asarray(Image.open(f))``, is copied rather than refused)."""
+    return np.require(array, dtype, ["C", "W"])
+
+
 @register_refiner
 class DenseCRF(Refiner):
     """``refine="crf"``: dense CRF with Gaussian, bilateral and (RGB-D) depth pairwise terms.
@@ -61,15 +67,15 @@ class DenseCRF(Refiner):
         c, h, w = probs.shape
         crf = dcrf.DenseCRF2D(w, h, c)
         unary = -np.log(np.clip(probs, 1e-8, 1.0)).reshape(c, -1)
-        crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
+        crf.setUnaryEnergy(_own(unary, np.float32))
         if self.gaussian_compat:
             crf.addPairwiseGaussian(sxy=self.gaussian_sxy, compat=self.gaussian_compat)
         if self.bilateral_compat:
             crf.addPairwiseBilateral(sxy=self.bilateral_sxy, srgb=self.bilateral_srgb,
-                                     rgbim=np.ascontiguousarray(rgb), compat=self.bilateral_compat)  # fmt: skip
+                                     rgbim=_own(rgb, np.uint8), compat=self.bilateral_compat)  # fmt: skip
         if depth is not None and self.depth_compat:
             ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
             feats = np.stack([xs / self.depth_sxy, ys / self.depth_sxy, np.asarray(depth, np.float32) / self.depth_sd])
-            crf.addPairwiseEnergy(np.ascontiguousarray(feats.reshape(3, -1)), compat=self.depth_compat)
+            crf.addPairwiseEnergy(_own(feats.reshape(3, -1), np.float32), compat=self.depth_compat)
         q = np.asarray(crf.inference(self.iterations), dtype=np.float32).reshape(c, h, w)
         return q / q.sum(0, keepdims=True)

@@ -107,6 +107,12 @@ def _resize_chw(values: np.ndarray, shape: tuple[int, int], mode: str) -> np.nda
     return F.interpolate(t, size=tuple(shape), mode=mode, **kw)[0].numpy()
 
 
+def _own(probs: np.ndarray) -> np.ndarray:
+    """``probs`` as C-contiguous, writeable float32, copied only if it is not (a read-only,
+    reversed or strided array): torch cannot view negative strides and warns on read-only ones."""
+    return np.require(probs, np.float32, ["C", "W"])
+
+
 def _argmax(probs: np.ndarray) -> np.ndarray:
     # torch.max over the class axis is several times faster than numpy's argmax there
     return torch.max(torch.from_numpy(probs), dim=0).indices.numpy().astype(np.uint8)
@@ -322,7 +328,7 @@ class FlowSmoother(TemporalSmoother):
         return max(1, round(shape[0] * self.fuse_scale)), max(1, round(shape[1] * self.fuse_scale))
 
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
-        probs = np.asarray(probs, np.float32)
+        probs = _own(probs)
         c, h, w = probs.shape
         hs, ws = self._small((h, w))
         flows = self._flows_small(rgb)
@@ -397,7 +403,7 @@ class SuperpixelSmoother(_SuperpixelsAhead, TemporalSmoother):
         self._dist = None
 
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
-        probs = np.asarray(probs, np.float32)
+        probs = _own(probs)
         h, w = rgb.shape[:2]
         # superpixels, their votes and the matching at seg_scale of the frame (the cost); the
         # votes are written back at full size
@@ -459,7 +465,7 @@ class FlowSuperpixelSmoother(_SuperpixelsAhead, FlowSmoother):
         self.confidence = positive("confidence", confidence)
 
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
-        probs = np.asarray(probs, np.float32)
+        probs = _own(probs)
         probs_t = torch.from_numpy(probs)
         unsure = probs_t.amax(0) < self.confidence  # amax: many times faster than max with indices
         seg = self._segments_of(rgb, needed=bool(unsure.any()))

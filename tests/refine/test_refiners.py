@@ -157,3 +157,53 @@ def test_feature_half_size_superpixels_cover_the_image(real):
     assert full.shape == half.shape == rgb.shape[:2]
     assert set(np.unique(half)) == set(range(int(half.max()) + 1))  # ids 0..N-1, no gaps
     assert 0.3 < (half.max() + 1) / (full.max() + 1) < 3  # about as many regions, at a quarter of the pixels
+
+
+def _awkward_layouts(rgb, probs, depth):
+    """The same values read-only, reversed (negative strides), strided and in Fortran order."""
+
+    def read_only(a, _):
+        a = a.copy()
+        a.flags.writeable = False
+        return a
+
+    def reversed_view(a, x):  # the columns stored right to left, viewed left to right
+        return np.flip(np.ascontiguousarray(np.flip(a, x)), x)
+
+    def strided(a, x):  # every other column of an array twice as wide
+        return np.repeat(a, 2, x)[(slice(None),) * x + (slice(None, None, 2),)]
+
+    def fortran(a, _):
+        return np.asfortranarray(a)
+
+    layouts = (read_only, reversed_view, strided, fortran)
+    return {f.__name__: (f(rgb, 1), f(probs, 2), f(depth, 1)) for f in layouts}
+
+
+@pytest.mark.parametrize("spec", ALL, ids=lambda s: s if isinstance(s, str) else "slic-majority")
+def test_feature_refiners_take_read_only_and_non_contiguous_arrays(real, spec):
+    """``parse(np.asarray(Image.open(f)), refine=("crf",))`` failed with pydensecrf's "buffer
+    source array is read-only"; every refiner gives the same result for any memory layout."""
+    parser, pairs = real
+    rgb, probs = pairs[0]
+    depth = np.linspace(0.5, 4.0, rgb.shape[0] * rgb.shape[1], dtype=np.float32).reshape(rgb.shape[:2])
+    refiner = build_refiner(spec)
+    if hasattr(refiner, "bind"):
+        refiner.bind(parser)
+    want = refiner(rgb, probs, depth=depth)
+    for layout, (r, p, d) in _awkward_layouts(rgb, probs, depth).items():
+        assert np.array_equal(r, rgb) and np.array_equal(p, probs) and np.array_equal(d, depth)
+        np.testing.assert_allclose(refiner(r, p, depth=d), want, atol=1e-6, err_msg=layout)
+
+
+def test_feature_parse_with_crf_takes_a_read_only_image(real_images):
+    from PIL import Image
+
+    from sceneparse.pipeline import SceneParser
+
+    path = sorted(real_images.glob("*.jpg"))[0]
+    rgb = np.asarray(Image.open(path))
+    assert not rgb.flags.writeable
+    parser = SceneParser.from_pretrained("stanford-background")
+    result = parser.parse(rgb, refine=("superpixels", "tree", "crf"))
+    assert np.array_equal(result.labels, parser.parse(rgb.copy(), refine=("superpixels", "tree", "crf")).labels)

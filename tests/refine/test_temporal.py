@@ -1,6 +1,8 @@
 """Temporal smoothers (sceneparse/refine/temporal.py): fewer flickering labels, causal, reset
 at cuts and between sequences, and a smoother written outside the package plugs in."""
 
+import warnings
+
 import numpy as np
 import pytest
 from synthetic import moving_scene
@@ -174,3 +176,40 @@ def test_feature_a_smoother_from_outside_the_package_registers():
         SMOOTHERS.pop("mean-test")
     with pytest.raises(ValueError, match="a name of its own"):
         register_smoother(TemporalSmoother)
+
+
+@pytest.mark.parametrize("name", list(SMOOTHERS))
+def test_feature_smoothers_take_read_only_and_non_contiguous_arrays(name):
+    """A read-only or reversed (negative strides) frame failed or warned in torch.from_numpy;
+    every smoother gives the same output for any memory layout, and closes (joins its threads)."""
+    frames, _ = moving_scene(4)
+    rng = np.random.default_rng(2)
+    probs = [rng.dirichlet(np.ones(3), size=f.shape[:2]).transpose(2, 0, 1).astype(np.float32) for f in frames]
+    depth = np.full(frames[0].shape[:2], 2.0, np.float32)
+
+    def read_only(a, _):
+        a = a.copy()
+        a.flags.writeable = False
+        return a
+
+    def reversed_view(a, x):
+        return np.flip(np.ascontiguousarray(np.flip(a, x)), x)
+
+    def strided(a, x):
+        return np.repeat(a, 2, x)[(slice(None),) * x + (slice(None, None, 2),)]
+
+    def run(layout):
+        with build_smoother(name) as smoother:
+            out = []
+            for f, p in zip(frames, probs):
+                rgb, p, d = layout(f, 1), layout(p, 2), layout(depth, 1)
+                smoother.prepare(rgb)
+                out.append(smoother.update(rgb, p, d).copy())
+        return out
+
+    want = run(lambda a, _: a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "The given NumPy array is not writable"
+        for layout in (read_only, reversed_view, strided):
+            for got, expected in zip(run(layout), want):
+                np.testing.assert_allclose(got, expected, atol=1e-6, err_msg=layout.__name__)
