@@ -7,6 +7,7 @@ folds, download source and training defaults. Everything else asks the registry:
 Importing a dataset module (below) registers its spec.
 """
 
+from sceneparse.data import geometry  # noqa: F401  (registers indoor-geometry)
 from sceneparse.data.base import IGNORE_INDEX, DatasetInfo, SegmentationDataset, data_root
 from sceneparse.data.camvid import CAMVID, CamVid
 from sceneparse.data.nyu import NYU_INFOS, NYUDepthV2
