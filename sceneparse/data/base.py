@@ -53,16 +53,30 @@ class DatasetInfo:
 
 
 def data_root() -> Path:
-    """Folder holding the datasets: ``$SCENEPARSE_DATA``, else ``../shared/data``."""
-    return Path(os.environ.get("SCENEPARSE_DATA", "../shared/data")).expanduser()
+    """Folder holding the datasets, one rule for the commands, the library and the tests.
+
+    ``$SCENEPARSE_DATA`` where set; else ``shared/data`` beside a source checkout (the folder
+    ``../shared/data`` seen from the repository, whatever the current directory), where
+    ``sceneparse data download`` puts what it fetches; else, for an installed wheel,
+    ``~/sceneparse-data``.
+    """
+    env = os.environ.get("SCENEPARSE_DATA")
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "setup.py").is_file() and (checkout / "sceneparse").is_dir():
+        return checkout.parent / "shared" / "data"
+    return Path.home() / "sceneparse-data"
 
 
 def dataset_not_found(name: str, title: str, path: Path, expected: str = "") -> NotFoundError:
     """The error for dataset ``name`` (``title`` to people) that is not at ``path``, with the ways to fix it."""
     what = f" (expected {expected})" if expected else ""
     return NotFoundError(
-        f"{title} not found at {path}{what}; set SCENEPARSE_DATA to the folder that holds it, "
-        f"pass its path, or get it with `sceneparse data download {name}`"
+        f"{title} not found at {path}{what}; set SCENEPARSE_DATA to the folder that holds the datasets "
+        f"(now {data_root()}), get it with `sceneparse data download {name}` (or `sceneparse data prepare "
+        f"{name} --source FILE` for a copy you have), or give the dataset's own path (--data-root on the "
+        "command line)"
     )
 
 
