@@ -33,12 +33,14 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from tqdm import tqdm
 
 from sceneparse.data.base import data_root
 from sceneparse.data.registry import DatasetSource, RemoteFile, get_dataset_spec, list_datasets
 from sceneparse.errors import InputError, NotFoundError
+from sceneparse.io import ensure_writable
 
 __all__ = [
     "RemoteFile",
@@ -52,6 +54,8 @@ __all__ = [
     "fetch",
     "sha256_of",
     "status",
+    "DatasetState",
+    "inventory",
 ]
 
 log = logging.getLogger(__name__)
@@ -267,12 +271,15 @@ def prepare(name: str, source: str | Path, root: str | Path | None = None, *, pr
     dest = root / src.dest
     if dest.exists() and not force:
         raise FileExistsError(f"{dest} already exists; pass force (--force) to replace it")
+    ensure_writable(root)  # one clear OutputError now, not a traceback after reading the archive
     if sha256 and source.is_file():
         digest = sha256_of(source)
         if digest != sha256.lower():
             raise InputError(f"checksum mismatch for {source}: expected sha256 {sha256.lower()}, got {digest}")
-    root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=root))
+    # mkdtemp makes a private (0700) folder, and the rename would keep that: give the dataset
+    # the mode any folder made here gets, so that others can read it as the umask allows.
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         installed = dest / src.install(source, tmp, progress).relative_to(tmp)
         _check_with_loader(name, tmp / installed.relative_to(dest))
@@ -288,6 +295,12 @@ def prepare(name: str, source: str | Path, root: str | Path | None = None, *, pr
             shutil.rmtree(tmp, ignore_errors=True)
     log.info("installed %s at %s", name, installed)
     return installed
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _check_with_loader(name: str, path: Path) -> None:
@@ -309,6 +322,7 @@ def fetch(name: str, root: str | Path | None = None, *, url: str | None = None, 
     dest = root / src.dest
     if dest.exists() and not force:
         raise FileExistsError(f"{dest} already exists; pass force (--force) to replace it")
+    ensure_writable(root)
     cache = root / ".downloads" / name
     paths = []
     for i, f in enumerate(src.files):
@@ -323,10 +337,42 @@ def fetch(name: str, root: str | Path | None = None, *, url: str | None = None, 
 
 
 def status(root: str | Path | None = None) -> list[tuple[str, str, bool, str]]:
-    """(name, url, installed?, folder) of every known dataset."""
+    """(name, url, installed?, folder) of every known dataset; :func:`inventory` says more."""
+    return [(d.name, d.url, d.state == "installed", d.path) for d in inventory(root)]
+
+
+class DatasetState(NamedTuple):
+    """What is installed of one dataset under the data root.
+
+    ``state`` is "installed" (what the reader reads is there), "partial" (the dataset's folder
+    holds something else, e.g. NYU's per-frame copy without the labelled set) or "missing";
+    ``present`` lists the entries of its folder, ``missing`` what the reader looks for and lacks.
+    """
+
+    name: str
+    url: str
+    state: str
+    path: str
+    present: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+def inventory(root: str | Path | None = None) -> list[DatasetState]:
+    """The :class:`DatasetState` of every known dataset under ``root`` (default: the data root)."""
     root = Path(root) if root else data_root()
     out = []
     for name, s in SOURCES.items():
-        found = sorted((root / s.dest).glob(s.marker)) if (root / s.dest).is_dir() else []
-        out.append((name, s.files[0].url, bool(found), str(found[0] if found else root / s.dest)))
+        folder = root / s.dest
+        found = sorted(folder.glob(s.marker)) if folder.is_dir() else []
+        url = s.files[0].url
+        if found:
+            out.append(DatasetState(name, url, "installed", str(found[0])))
+            continue
+        present = tuple(
+            p.name + ("/" if p.is_dir() else "")
+            for p in sorted(folder.iterdir() if folder.is_dir() else ())
+            if not p.name.startswith(".")
+        )
+        state = "partial" if present else "missing"
+        out.append(DatasetState(name, url, state, str(folder), present, (s.marker,)))
     return out

@@ -3,9 +3,12 @@
 import hashlib
 import http.server
 import io
+import os
+import stat
 import tarfile
 import threading
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -232,3 +235,61 @@ def test_feature_nyu_labelled_set_installed_with_its_metadata(tmp_path, nyu_meta
     with pytest.raises(ValueError, match="HDF5"):
         prepare("nyuv2", bad, tmp_path / "data2", progress=False)
     assert not (tmp_path / "data2" / "nyuv2").exists()
+
+
+def test_feature_prepared_dataset_is_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        installed = prepare("stanford-background", _stanford_tgz(tmp_path / "a.tar.gz"), tmp_path / "data",
+                            progress=False)  # fmt: skip
+    finally:
+        os.umask(old)
+    folder = tmp_path / "data" / "stanford-background"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # mkdtemp's 0700 was kept before
+    assert stat.S_IMODE(installed.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("where", ["file in the way", "/sys"])
+def test_exception_unwritable_data_root_fails_up_front(tmp_path, where):
+    from sceneparse.errors import OutputError
+
+    archive = _stanford_tgz(tmp_path / "a.tar.gz")
+    if where == "/sys":
+        root = Path("/sys/sceneparse-test-data")  # read-only even for root
+    else:
+        (tmp_path / "blocker").write_text("x")
+        root = tmp_path / "blocker" / "data"
+    with pytest.raises(OutputError, match="cannot write to"):
+        prepare("stanford-background", archive, root, progress=False)
+    with pytest.raises(OutputError, match="cannot write to"):
+        fetch("stanford-background", root, url="http://127.0.0.1:9/none.tar.gz", progress=False)
+    # the command: one message and exit code 1, no traceback
+    assert main(["data", "prepare", "stanford-background", "--source", str(archive), "--root", str(root)]) == 1
+
+
+def test_feature_list_says_partial_for_nyu_frames_only(tmp_path, capsys):
+    from sceneparse.data.download import inventory
+
+    (tmp_path / "nyuv2" / "frames" / "rgb").mkdir(parents=True)
+    (tmp_path / "nyuv2" / "meta").mkdir()
+    (tmp_path / "camvid" / "CamVid").mkdir(parents=True)
+    rows = {d.name: d for d in inventory(tmp_path)}
+    assert rows["nyuv2"].state == "partial"
+    assert rows["nyuv2"].present == ("frames/", "meta/") and rows["nyuv2"].missing == ("nyu_depth_v2_labeled.mat",)
+    assert rows["camvid"].state == "installed" and rows["siftflow"].state == "missing"
+    assert main(["data", "list", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "nyuv2                partial" in out and "there: frames/, meta/; missing: nyu_depth_v2_labeled.mat" in out
+    assert "siftflow             missing" in out
+
+
+def test_feature_data_help_explains_options_and_defaults(capsys):
+    from sceneparse.data import data_root
+
+    for argv in (["data", "--help"], ["data", "prepare", "--help"], ["data", "download", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0
+        text = capsys.readouterr().out
+        assert "``" not in text and str(data_root()) in text.replace("\n", " ").replace("  ", " ")
+    assert "--no-progress  no progress bars" in text and "default: refuse" in text
