@@ -13,14 +13,32 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 
-import cv2
-import torch
 
-from sceneparse import SceneParser
-from sceneparse.labelling import label_stream
-from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
+def _no_sceneparse(err: ImportError) -> str:
+    root = Path(__file__).resolve().parents[1]
+    venv = root / ".venv" / "bin" / "python"
+    script = Path(__file__).resolve().relative_to(root)
+    if venv.is_file():
+        how = f"run it with the project's environment:\n  {venv} {script} ...\n"
+        how += f"or after `source {root}/.venv/bin/activate`"
+    else:
+        how = f"set up the environment first with {root}/run_demo.sh (it creates .venv), then\n"
+        how += f"  .venv/bin/python {script} ..."
+    return f"{script}: cannot import {err.name or err} with {sys.executable}; {how}"
+
+
+try:
+    import cv2
+    import torch
+
+    from sceneparse import SceneParser
+    from sceneparse.labelling import label_stream
+    from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
+except ImportError as err:  # a Python without sceneparse or its dependencies: say which to use
+    sys.exit(_no_sceneparse(err))
 
 
 def bikes_video() -> Path | None:

@@ -25,8 +25,26 @@ COMMANDS = {
 
 
 def _usage() -> str:
-    lines = [f"usage: sceneparse {{{','.join(COMMANDS)}}} [options]", ""]
+    from sceneparse import __version__
+
+    lines = [
+        f"usage: sceneparse COMMAND [options]      (sceneparse {__version__})",
+        "",
+        "Label every pixel of images, videos, camera streams and RGB-D frames with a scene class.",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:10s} {text}" for name, (_, text) in COMMANDS.items()]
+    lines += [
+        "",
+        "options:",
+        "  -h, --help     show this help and exit",
+        "  --version      print the version and exit",
+        "",
+        "'sceneparse COMMAND --help' shows a command's options and their defaults, e.g.",
+        "  sceneparse label photos/ --out labelled/",
+        "  sceneparse data list",
+    ]
     return "\n".join(lines)
 
 
@@ -34,6 +52,11 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from sceneparse import __version__
+
+        print(f"sceneparse {__version__}")
         return 0
     if argv[0] not in COMMANDS:
         print(_usage(), file=sys.stderr)
