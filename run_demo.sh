@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup_env.sh demo
+echo "[demo] .venv/bin/python demos/label_samples.py --out out/demo $*"
 .venv/bin/python demos/label_samples.py --out out/demo "$@"

@@ -1,17 +1,26 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
+HERE = Path(__file__).parent
+# One version: the package's __version__ (also what `sceneparse --version` prints).
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "sceneparse" / "__init__.py").read_text(), re.M).group(1)
+
 setup(
     name="sceneparse",
-    version="0.1.0",
+    version=VERSION,
     description="Scene parsing: per-pixel scene classes for images, RGB-D frames and video "
     "with a multiscale convnet on a Laplacian pyramid (Farabet et al., PAMI 2013)",
-    long_description=Path(__file__).with_name("README.md").read_text(),
+    long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.9",
     packages=find_packages(include=["sceneparse", "sceneparse.*"]),
+    # Packages at the top of the checkout, said explicitly: an editable install then adds the
+    # checkout to sys.path (a .pth file) instead of setuptools' import finder, which printed a
+    # warning box ("Editable installation... folders with the same name") on every setup.
+    package_dir={"": "."},
     package_data={"sceneparse": ["weights/*.pt", "weights/refiners/*.pt"]},
     install_requires=[
         "torch>=2.1,<3",  # CI and the scripts pin 2.13.0 (the CPU build)
