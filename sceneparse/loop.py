@@ -125,7 +125,9 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
             ``failed`` and go on, instead of raising (collections of images).
 
     Returns statistics: ``frames`` parsed, ``written`` (to every sink), ``dropped`` (real-time
-    mode), ``failed`` ({item: reason}, from the source and the parse step), ``fps`` end to end,
+    mode), ``failed`` ({item: reason}, from the source and the parse step; RGB-D models: frames
+    skipped because their depth could not be read), ``depth_failed`` ({item: reason}: frames
+    whose depth was missing or unreadable, parsed without it by RGB models), ``fps`` end to end,
     ``latency_ms_mean`` and ``latency_ms_p95`` (read to labelled), ``interrupted`` (Ctrl-C),
     ``input_error`` (the input broke off), and each sink's summary under its name in
     ``outputs``.
@@ -159,24 +161,31 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
     # one result per frame in order, but may take a batch of frames before the first result
     read_at: collections.deque = collections.deque()
 
+    depth_failed: dict[str, str] = {}
+
     def frames():
         for i, (frame, t_read) in enumerate(reader.frames()):
             if not isinstance(frame, Frame):
                 rgb, depth = frame if isinstance(frame, tuple) and len(frame) == 2 else (frame, None)
                 frame = Frame(np.asarray(rgb), i, float(i), depth)
+            if frame.depth is None and frame.extra.get("depth_error"):
+                depth_failed[_key(frame)] = frame.extra["depth_error"]
             read_at.append((frame, t_read))
             yield frame
 
     def on_error(frame: Frame, err: Exception) -> None:
-        failed[frame.extra.get("path", frame.name or str(frame.index))] = str(err)
-        log.error("%s: %s", frame.extra.get("path", frame.name or frame.index), err)
+        # a frame whose depth could not be read is skipped (an RGB-D model) in every mode
+        if not skip_errors and not frame.extra.get("depth_error"):
+            raise err
+        failed[_key(frame)] = str(err)
+        log.error("%s: %s", _key(frame), err)
 
     bar = tqdm(total=total, unit="frame", desc=desc, disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
     if batch_size is None and realtime:
         batch_size = 1
     results = parser.parse_frames(frames(), temporal, refine, batch_size,
-                                  on_error=on_error if skip_errors else None, **temporal_params)  # fmt: skip
+                                  on_error=on_error, **temporal_params)  # fmt: skip
     try:
         for frame, result in results:
             while read_at and read_at[0][0] is not frame:  # frames the parse step skipped
@@ -221,10 +230,15 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
         "fps": parsed / elapsed if elapsed > 0 else float("nan"),
         "latency_ms_mean": 1000 * float(np.mean(latencies)) if latencies else float("nan"),
         "latency_ms_p95": 1000 * float(np.percentile(latencies, 95)) if latencies else float("nan"),
-        "interrupted": interrupted,
+        "interrupted": interrupted, "depth_failed": depth_failed,
         "input_error": None if reader.error is None else str(reader.error),
         "outputs": {s.name: s.summary() for s in opened},
     }  # fmt: skip
+
+
+def _key(frame: Frame) -> str:
+    """What a frame is reported under: its file, else its name or index."""
+    return str(frame.extra.get("path", frame.name or frame.index))
 
 
 def _length(src, max_frames: int) -> int | None:

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from sceneparse.models.base import model_cfg
 from sceneparse.refine import REFINERS, Refiner, build_refiners
 
 __all__ = ["SceneParser", "ParseResult", "list_pretrained", "pretrained_path", "check_refiners", "REFINERS"]
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -278,7 +281,9 @@ class SceneParser:
         its frame took (its share of the convnet batch, the refiners and the smoothing) in
         ``seconds`` and the smoothing's own in ``smoothing_seconds``. ``on_error(frame, err)``,
         when given, receives the frames whose input is invalid (wrong shape, too small, depth
-        of the wrong scale) and the loop goes on; without it they raise. The smoother is closed
+        of the wrong scale; an RGB-D model's frame whose depth could not be read, see
+        ``Frame.extra["depth_error"]``) and the loop goes on; without it they raise. An RGB
+        model parses frames without their depth, logging a warning once. The smoother is closed
         (its threads joined) when the frames end or the generator is closed.
         """
         from sceneparse.refine.temporal import build_smoother
@@ -325,13 +330,21 @@ class SceneParser:
         """(frame, checked rgb, checked depth or None) of each item of ``frames``."""
         from sceneparse.sources import Frame
 
+        warned = False
         for i, item in enumerate(frames):
             if not isinstance(item, Frame):
                 rgb, depth = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
                 item = Frame(rgb, i, float(i), depth)
             # an RGB model on an RGB-D stream: the depth is not for it
             depth = item.depth if self.in_channels == 4 else None
+            lost = item.extra.get("depth_error") if item.depth is None else None
             try:
+                if lost and self.in_channels == 4:
+                    raise InputError(f"no depth, which this RGB-D model needs: {lost}")
+                if lost and not warned:
+                    log.warning("%s (the RGB model parses the frame without it; further frames without their "
+                                "depth are counted, not logged)", lost)  # fmt: skip
+                    warned = True
                 rgb, depth = self._inputs(item.image, depth)
             except ValueError as err:
                 if on_error is None:

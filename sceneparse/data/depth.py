@@ -8,16 +8,26 @@ import cv2
 import numpy as np
 import scipy.ndimage
 
+from sceneparse.errors import InputError, NotFoundError
+
 __all__ = ["read_depth_png", "fill_depth"]
 
 
 def read_depth_png(path: str | Path, scale: float = 1000.0) -> np.ndarray:
-    """HxW float32 metres from a 16-bit depth PNG in units of 1/``scale`` m (0 = no reading)."""
+    """HxW float32 metres from a 16-bit depth PNG in units of 1/``scale`` m (0 = no reading).
+
+    Raises:
+        NotFoundError: no file at ``path``.
+        InputError: not a readable image (corrupt or truncated), or not single-channel 16-bit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"{path}: depth image not found")
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
-        raise FileNotFoundError(f"{path}: missing or not a readable depth image")
+        raise InputError(f"{path}: not a readable depth image (corrupt or truncated file)")
     if raw.dtype != np.uint16 or raw.ndim != 2:
-        raise ValueError(f"{path}: depth must be a single-channel 16-bit PNG in millimetres, got {raw.dtype} "
+        raise InputError(f"{path}: depth must be a single-channel 16-bit PNG in millimetres, got {raw.dtype} "
                          f"with shape {raw.shape}")  # fmt: skip
     return raw.astype(np.float32) / scale
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from sceneparse.errors import ConfigError, InputError, NotFoundError
 
-__all__ = ["Frame", "Source", "SOURCES", "register_source", "open_source", "list_sources", "frame_number"]
+__all__ = ["Frame", "Source", "SOURCES", "register_source", "open_source", "list_sources", "frame_number",
+           "read_frame_depth"]  # fmt: skip
 
 URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
@@ -36,6 +37,9 @@ class Frame:
         label: HxW true class indices (labelled datasets), for sinks that score.
         sequence: the sequence the frame belongs to; the temporal memory starts afresh when it
             changes (a labelled dataset of several videos).
+        extra: anything else a source knows: ``path`` (the file read), ``depth_error`` (why an
+            RGB-D frame has no depth: its file is missing or unreadable; RGB models parse the
+            frame without it, RGB-D models skip it and report it).
     """
 
     image: np.ndarray
@@ -132,3 +136,18 @@ def frame_number(name: str) -> tuple[int, str]:
     """Sort key of a frame file: the last number in its name, then the name."""
     numbers = re.findall(r"\d+", name)
     return (int(numbers[-1]) if numbers else -1, name)
+
+
+def read_frame_depth(path: str | Path | None, scale: float, missing: str = "") -> tuple[np.ndarray | None, dict]:
+    """(depth in metres, ``{}``) of an RGB-D frame's depth PNG, or (None, ``{"depth_error":
+    reason}``) where it is missing or unreadable: a frame without its depth is reported by the
+    parse step, not an end of the stream. ``path`` None: no depth file for the frame
+    (``missing`` says why)."""
+    from sceneparse.data.depth import read_depth_png
+
+    if path is None:
+        return None, {"depth_error": missing or "no depth image for this frame"}
+    try:
+        return read_depth_png(path, scale), {}
+    except (ValueError, FileNotFoundError) as err:
+        return None, {"depth_error": str(err)}

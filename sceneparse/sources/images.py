@@ -1,8 +1,9 @@
 """Image files and folders of them (searched recursively), as frames named by their path
 relative to the folder given, so that two ``0001.png`` in different folders stay apart.
 
-An unreadable image (or an RGB-D image without its depth map) is reported, kept in
-``failed`` and skipped: the other images are still labelled.
+An unreadable image is reported, kept in ``failed`` and skipped: the other images are still
+labelled. An image whose depth map is missing or unreadable comes without depth and the reason
+in ``extra["depth_error"]``: RGB-D models skip and report it, RGB models parse it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from sceneparse.data.depth import read_depth_png
 from sceneparse.errors import NotFoundError
 from sceneparse.io import IMAGE_EXTENSIONS, list_images, read_image
-from sceneparse.sources.base import Frame, Source, register_source
+from sceneparse.sources.base import Frame, Source, read_frame_depth, register_source
 
 __all__ = ["ImageFiles", "find_depth"]
 
@@ -65,12 +65,17 @@ class ImageFiles(Source):
         for index, (path, stem) in enumerate(self.items):
             try:
                 rgb = read_image(path)
-                depth = None
-                if self.depth:
-                    depth = read_depth_png(find_depth(Path(path), Path(self.depth)), self.depth_scale)
             except (ValueError, FileNotFoundError) as err:
                 self.failed[str(path)] = str(err)
                 log.error("%s", err)
                 continue
+            depth, extra = None, {}
+            if self.depth:  # a missing or unreadable depth map is reported by the parse step
+                try:
+                    depth_path = find_depth(Path(path), Path(self.depth))
+                except FileNotFoundError as err:
+                    depth, extra = read_frame_depth(None, self.depth_scale, str(err))
+                else:
+                    depth, extra = read_frame_depth(depth_path, self.depth_scale)
             name = stem.as_posix()
-            yield Frame(rgb, index, float(index), depth, name=name, sequence=name, extra={"path": str(path)})
+            yield Frame(rgb, index, float(index), depth, name=name, sequence=name, extra={"path": str(path), **extra})

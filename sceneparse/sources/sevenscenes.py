@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sceneparse.data.depth import read_depth_png
 from sceneparse.errors import InputError
 from sceneparse.io import read_image
-from sceneparse.sources.base import Frame, Source, frame_number, register_source
+from sceneparse.sources.base import Frame, Source, frame_number, read_frame_depth, register_source
 
 __all__ = ["SevenScenesSource"]
 
@@ -46,8 +45,11 @@ class SevenScenesSource(Source):
         for index, color in enumerate(self.colors):
             stem = color.name.split(".")[0]
             depth_path = self.folder / f"{stem}.depth.png"
-            depth = read_depth_png(depth_path) if depth_path.is_file() else None
+            # a missing or corrupt depth map: the frame goes on without it, the reason with it
+            depth, extra = read_frame_depth(depth_path if depth_path.exists() else None, 1000.0,
+                                            f"{depth_path}: depth image not found")  # fmt: skip
             pose_path = self.folder / f"{stem}.pose.txt"
             pose = np.loadtxt(pose_path).reshape(4, 4) if pose_path.is_file() else None
             number = frame_number(stem)[0]
-            yield Frame(read_image(color), index, number / self.fps, depth, self.intrinsics, pose, stem)
+            yield Frame(read_image(color), index, number / self.fps, depth, self.intrinsics, pose, stem,
+                        extra={"path": str(color), **extra})  # fmt: skip

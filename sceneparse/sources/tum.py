@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sceneparse.data.depth import read_depth_png
 from sceneparse.errors import InputError
 from sceneparse.io import read_image
-from sceneparse.sources.base import Frame, Source, register_source
+from sceneparse.sources.base import Frame, Source, read_frame_depth, register_source
 
 __all__ = ["TUMSource"]
 
@@ -52,6 +51,7 @@ class TUMSource(Source):
         self.rgb = _read_tum_list(rgb_list)
         depth_list = self.folder / "depth.txt"
         self.depth = _read_tum_list(depth_list) if depth_list.is_file() else []
+        self.max_difference = max_difference
         self.pairs = self._associate(max_difference)
         if len(self.rgb) > 1:
             span = self.rgb[-1][0] - self.rgb[0][0]
@@ -73,5 +73,11 @@ class TUMSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         for index, (t, rgb_rel, depth_rel) in enumerate(self.pairs):
-            depth = read_depth_png(self.folder / depth_rel, self.DEPTH_SCALE) if depth_rel else None
-            yield Frame(read_image(self.folder / rgb_rel), index, t, depth, name=Path(rgb_rel).stem)
+            depth, extra = None, {}
+            if self.depth or depth_rel:  # an RGB-D sequence: a frame without its depth is reported
+                path = self.folder / depth_rel if depth_rel else None
+                depth, extra = read_frame_depth(path, self.DEPTH_SCALE, f"{rgb_rel}: no depth frame within "
+                                                f"{self.max_difference * 1000:.0f} ms")  # fmt: skip
+            rgb_path = self.folder / rgb_rel
+            yield Frame(read_image(rgb_path), index, t, depth, name=Path(rgb_rel).stem,
+                        extra={"path": str(rgb_path), **extra})  # fmt: skip

@@ -63,3 +63,15 @@ def test_feature_inpaint_fill_is_smooth_between_two_readings():
     assert ((gap > 1.1) & (gap < 2.9)).sum() >= 12  # intermediate depths, not a copy of either side
     assert (np.diff(gap.mean(0)) >= -1e-5).all()  # rising, on average over the rows, from 1 m to 3 m
     assert set(np.unique(fill_depth(depth, "nearest")[:, 5:15])) == {1.0, 3.0}
+
+
+def test_exception_corrupt_depth_png_is_not_called_missing(sevenscenes_path, tmp_path):
+    """A depth PNG cut in half was reported as "missing or not a readable depth image"."""
+    from sceneparse.errors import InputError, NotFoundError
+
+    data = next(sevenscenes_path.glob("frame-*.depth.png")).read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cut.png: not a readable depth image .corrupt or truncated"):
+        read_depth_png(tmp_path / "cut.png")
+    with pytest.raises(NotFoundError, match="gone.png: depth image not found"):
+        read_depth_png(tmp_path / "gone.png")

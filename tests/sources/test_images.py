@@ -45,3 +45,23 @@ def test_exception_missing_inputs(tmp_path):
 
 def test_feature_open_source_picks_images_for_an_image_file(tmp_path):
     assert isinstance(open_source(_write(tmp_path / "x.png")), ImageFiles)
+
+
+def test_exception_images_without_readable_depth_come_without_depth(sevenscenes_path, tmp_path):
+    """With a depth folder, an image whose depth map is corrupt or missing was dropped as
+    unreadable; it now comes without depth and the reason (RGB models parse it)."""
+    from sceneparse.sources import ImageFiles
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "depth").mkdir()
+    colors = sorted(sevenscenes_path.glob("frame-*.color.jpg"))[:3]
+    for i, color in enumerate(colors):
+        (tmp_path / "img" / color.name).write_bytes(color.read_bytes())
+        depth = color.with_name(color.name.replace("color.jpg", "depth.png"))
+        if i < 2:
+            data = depth.read_bytes()
+            (tmp_path / "depth" / depth.name).write_bytes(data[: len(data) // 2] if i == 1 else data)
+    frames = list(ImageFiles(tmp_path / "img", depth=tmp_path / "depth"))
+    assert len(frames) == 3 and frames[0].depth is not None
+    assert frames[1].depth is None and "not a readable depth image" in frames[1].extra["depth_error"]
+    assert frames[2].depth is None and "no depth map named like it" in frames[2].extra["depth_error"]

@@ -13,3 +13,60 @@ def test_feature_seven_scenes_sequence(sevenscenes_path):
     assert 0.3 < np.median(first.depth[first.depth > 0]) < 5  # metres
     assert first.pose.shape == (4, 4) and first.intrinsics[0, 0] == 585
     assert first.name == "frame-000000"
+
+
+def _broken_sequence(sevenscenes_path, tmp_path, n=4):
+    """The first ``n`` frames of the real sequence; frame 1's depth PNG cut in half, frame 2's
+    depth file removed."""
+    import shutil
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    shutil.copy(sevenscenes_path / "camera-intrinsics.txt", seq)
+    stems = sorted(p.name.split(".")[0] for p in sevenscenes_path.glob("frame-*.color.jpg"))[:n]
+    for stem in stems:
+        for f in sevenscenes_path.glob(f"{stem}.*"):
+            shutil.copy(f, seq)
+    depth = seq / f"{stems[1]}.depth.png"
+    depth.write_bytes(depth.read_bytes()[: depth.stat().st_size // 2])
+    (seq / f"{stems[2]}.depth.png").unlink()
+    return seq, stems
+
+
+def test_exception_missing_or_corrupt_depth_does_not_end_the_sequence(sevenscenes_path, tmp_path):
+    """A corrupt depth PNG ended the iteration ("missing or not a readable depth image"); a
+    missing one gave a frame without depth silently. Both now come without depth and the reason."""
+    seq, stems = _broken_sequence(sevenscenes_path, tmp_path)
+    frames = list(SevenScenesSource(seq))
+    assert [f.name for f in frames] == stems
+    assert frames[0].depth is not None and "depth_error" not in frames[0].extra
+    assert frames[1].depth is None and "not a readable depth image" in frames[1].extra["depth_error"]
+    assert frames[2].depth is None and "not found" in frames[2].extra["depth_error"]
+    assert frames[3].depth is not None
+
+
+def test_feature_rgb_model_parses_frames_without_depth_rgbd_model_skips_them(sevenscenes_path, tmp_path, caplog):
+    """An RGB model parses every frame (one warning); an RGB-D model skips the two frames without
+    depth, reports them in ``failed``, and goes on to the last frame."""
+    import logging
+
+    import torch
+
+    from sceneparse import SceneParser, create_model, run
+    from sceneparse.data.base import DatasetInfo
+
+    seq, stems = _broken_sequence(sevenscenes_path, tmp_path)
+    rgb = SceneParser.from_pretrained("stanford-background")
+    with caplog.at_level(logging.WARNING, logger="sceneparse"):
+        stats = run(rgb, seq, temporal="flow", progress=False)
+    assert stats["frames"] == 4 and stats["failed"] == {} and stats["input_error"] is None
+    assert sorted(stats["depth_failed"]) == [str(seq / f"{s}.color.jpg") for s in stems[1:3]]
+    assert sum("parses the frame without it" in r.getMessage() for r in caplog.records) == 1
+
+    torch.manual_seed(0)
+    info = DatasetInfo("test", ("floor", "wall"), ((0, 0, 0), (255, 255, 255)))
+    rgbd = SceneParser(create_model("encdec", num_classes=2, in_channels=4), info)
+    stats = run(rgbd, seq, temporal="flow", progress=False)
+    assert stats["frames"] == 2 and stats["input_error"] is None
+    assert sorted(stats["failed"]) == [str(seq / f"{s}.color.jpg") for s in stems[1:3]]
+    assert all("RGB-D model" in why for why in stats["failed"].values())
