@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -104,9 +106,16 @@ class SceneParser:
         depth_fill: how RGB-D models see missing depth readings (0): "nearest" (default) fills
             them with the closest reading, as the hole-filled depth of NYU's labelled set they
             were trained on; "inpaint" smooths them in; "none" passes the zeros on.
+        max_refine_pixels: refiners and smoothers see frames shrunk to at most this many
+            pixels (4 MP; the probabilities are upsampled back), so that any photo fits in
+            memory; 0 refines at full size.
     """
 
     depth_fill: str = "nearest"
+    #: Refiners and smoothers run on frames of at most this many pixels: larger ones are shrunk
+    #: for them and their probabilities upsampled back (a 24-megapixel photo with "crf" needed
+    #: about 9 GB at full size). Frames up to it are refined at full size; 0: always full size.
+    max_refine_pixels: int = 4_000_000
 
     def __init__(self, model: torch.nn.Module, info: DatasetInfo, device: str | torch.device = "cpu") -> None:
         self.device = resolve_device(device)
@@ -116,6 +125,7 @@ class SceneParser:
         self.meta: dict = {}
         #: Name of the shipped model (None for a checkpoint file or a bare model).
         self.name: str | None = None
+        self._told_working_size = False
         cfg = model_cfg(model)  # what the model declares about itself (models/base.py)
         self.in_channels = cfg.in_channels
         if cfg.num_classes != info.num_classes:
@@ -211,14 +221,53 @@ class SceneParser:
             # argmax there (measured: 1.6 ms against 3.2 and 16 ms for 8x240x320 on 2 threads).
             labels = torch.max(probs_t, dim=0).indices.cpu().numpy()
             return ParseResult(labels, probs_t.cpu().numpy(), self.class_names, self.palette)
-        return self._labelled(self._refined(rgb, depth, probs_t, refiners))
+        return self._labelled(self._refined(self._working(rgb, depth), probs_t, refiners)[0])
+
+    def _working_size(self, shape: tuple[int, int]) -> tuple[int, int] | None:
+        """(H, W) at which refiners and smoothers run on a frame of ``shape``: None (full size)
+        up to :attr:`max_refine_pixels`, else the frame shrunk to that many pixels."""
+        h, w = shape
+        if not self.max_refine_pixels or h * w <= self.max_refine_pixels:
+            return None
+        scale = math.sqrt(self.max_refine_pixels / (h * w))
+        return max(8, int(h * scale)), max(8, int(w * scale))
+
+    def _working(self, rgb: np.ndarray, depth: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The image and depth that refiners and smoothers see: the frame itself, or above
+        :attr:`max_refine_pixels` the frame shrunk (area average; depth: nearest reading)."""
+        size = self._working_size(rgb.shape[:2])
+        if size is None:
+            return rgb, depth
+        if not self._told_working_size:
+            log.info("refining %dx%d images at %dx%d (max_refine_pixels=%d), the probabilities upsampled to the "
+                     "full size: memory stays bounded for any photo", rgb.shape[1], rgb.shape[0], size[1], size[0],
+                     self.max_refine_pixels)  # fmt: skip
+            self._told_working_size = True
+        small = cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA)
+        return small, None if depth is None else cv2.resize(depth, size[::-1], interpolation=cv2.INTER_NEAREST)
 
     @staticmethod
-    def _refined(rgb: np.ndarray, depth: np.ndarray | None, probs_t: torch.Tensor, refiners) -> np.ndarray:
+    def _refined(work, probs_t: torch.Tensor, refiners, smoother=None) -> tuple[np.ndarray, float | None]:
+        """(CxHxW probabilities at the frame's size, seconds of the smoothing or None) after
+        ``refiners`` and ``smoother``, run on ``work`` (the :meth:`_working` image and depth)
+        with the probabilities shrunk to its size and the result upsampled (bilinear) back."""
+        rgb, depth = work
+        full = tuple(probs_t.shape[1:])
+        shrunk = rgb.shape[:2] != full
+        if shrunk:
+            probs_t = torch.nn.functional.interpolate(probs_t[None], size=rgb.shape[:2], mode="area")[0]
         probs = probs_t.cpu().numpy()
         for refiner in refiners:
             probs = refiner(rgb, probs, depth=depth)
-        return probs
+        seconds = None
+        if smoother is not None:
+            t = time.perf_counter()
+            probs = smoother.update(rgb, probs, depth)
+            seconds = time.perf_counter() - t
+        if shrunk:
+            small = torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float32))[None]
+            probs = torch.nn.functional.interpolate(small, size=full, mode="bilinear", align_corners=False)[0].numpy()
+        return probs, seconds
 
     def _labelled(self, probs: np.ndarray) -> ParseResult:
         labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
@@ -300,14 +349,16 @@ class SceneParser:
             while batch := list(itertools.islice(items, batch_size)):
                 for run in _same_size_runs(batch):  # one convnet call per run of same-sized frames
                     t_run = time.perf_counter()
+                    # what refiners and smoothers see: the frame, shrunk if it is very large
+                    works = [self._working(rgb, depth) if smoother else None for _, rgb, depth in run]
                     if smoother is not None:
-                        for _, rgb, _ in run:
-                            smoother.prepare(rgb)  # superpixels etc. while the convnet runs
+                        for work in works:
+                            smoother.prepare(work[0])  # superpixels etc. while the convnet runs
                     probs = self._probs_batch([f[1] for f in run], [f[2] for f in run])
                     if self.device.type == "cuda":
                         torch.cuda.synchronize()
                     share = (time.perf_counter() - t_run) / len(run)
-                    for (frame, rgb, depth), probs_t in zip(run, probs):
+                    for (frame, rgb, depth), probs_t, work in zip(run, probs, works):
                         t = time.perf_counter()
                         if smoother is None:
                             result = self._result(rgb, depth, probs_t, refiners)
@@ -315,10 +366,9 @@ class SceneParser:
                             if frame.sequence != sequence:
                                 smoother.reset()
                                 sequence = frame.sequence
-                            refined = self._refined(rgb, depth, probs_t, refiners)
-                            t_smooth = time.perf_counter()
-                            result = self._labelled(smoother.update(rgb, refined, depth))
-                            result.smoothing_seconds = time.perf_counter() - t_smooth
+                            smoothed, seconds = self._refined(work, probs_t, refiners, smoother)
+                            result = self._labelled(smoothed)
+                            result.smoothing_seconds = seconds
                         result.index, result.timestamp = frame.index, frame.timestamp
                         result.seconds = share + time.perf_counter() - t
                         yield frame, result

@@ -205,3 +205,29 @@ def test_feature_parse_stream_batches_give_the_same_labels(camvid_path):
         assert (a.labels == b.labels).mean() > 0.999  # ties aside, the same labels
     with pytest.raises(ValueError, match="batch_size"):
         next(parser.parse_stream(images, batch_size=0))
+
+
+def test_feature_refiners_and_smoothers_run_at_a_bounded_size(camvid_path, caplog):
+    """A 24-megapixel photo with "crf" needed about 9 GB: refiners and smoothers now see frames
+    shrunk to ``max_refine_pixels`` (said once in the log), their probabilities upsampled back;
+    frames up to the bound give exactly the labels of full-size refinement."""
+    import logging
+
+    from sceneparse.data import CamVid
+
+    rgb = CamVid(camvid_path, "val")[0]["image"]  # 360x480 = 172800 pixels
+    parser = SceneParser.from_pretrained("camvid")
+    parser.max_refine_pixels = 0
+    full = parser.parse(rgb, refine=("superpixels", "crf"))
+    parser.max_refine_pixels = rgb.shape[0] * rgb.shape[1]  # at the bound: as before
+    assert np.array_equal(parser.parse(rgb, refine=("superpixels", "crf")).labels, full.labels)
+    parser.max_refine_pixels = 40_000
+    with caplog.at_level(logging.INFO, logger="sceneparse"):
+        small = parser.parse(rgb, refine=("superpixels", "crf"))
+        parser.parse(rgb, refine=("crf",))
+        streamed = list(parser.parse_stream([rgb, rgb], temporal=True, refine=("crf",)))
+    said = [r.getMessage() for r in caplog.records if "max_refine_pixels" in r.getMessage()]
+    assert len(said) == 1 and "480x360 images at 230x173" in said[0]
+    assert small.probs.shape == full.probs.shape and np.allclose(small.probs.sum(0), 1, atol=1e-4)
+    assert (small.labels == full.labels).mean() > 0.9  # the same scene, coarser class boundaries
+    assert all(r.labels.shape == rgb.shape[:2] for r in streamed)
