@@ -51,7 +51,7 @@ VAL_FRACTION = 0.25
 #: The default sequence, under the data root.
 DEFAULT_SEQUENCE = "rgbd-sequence-7scenes"
 #: Version of the label recipe: a change of it (or of the parameters) recomputes cached labels.
-LABEL_VERSION = 1
+LABEL_VERSION = 2
 _DEPTH_FILLS = ("none", "nearest", "inpaint")
 FILES = (
     RemoteFile("https://github.com/andyzeng/tsdf-fusion-python/archive/master.zip", "tsdf-fusion-python.zip"),

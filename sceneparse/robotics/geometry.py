@@ -86,6 +86,9 @@ class GeometryConfig:
         normal_neighbours: nearest neighbours of each point's normal.
         horizontal_angle: a normal within this of up faces upwards (and a plane is horizontal).
         vertical_angle: a normal within this of the horizontal belongs to a vertical surface.
+        member_angle: a point within ``floor_tolerance`` of the floor, or ``plane_distance`` of a
+            support plane, belongs to it if its normal lies within this of up (normals of
+            noisy readings scatter more than the plane's points do).
         guess_angle: how far the up guess (camera axes) may be from the true up axis.
         floor_tolerance: upward-facing points within this of the floor plane are floor.
         support_min_height: support surfaces lie at least this far above the floor.
@@ -101,9 +104,10 @@ class GeometryConfig:
 
     stride: int = 4
     max_depth: float = 5.0
-    normal_neighbours: int = 20
+    normal_neighbours: int = 30
     horizontal_angle: float = 20.0
     vertical_angle: float = 20.0
+    member_angle: float = 50.0
     guess_angle: float = 40.0
     floor_tolerance: float = 0.06
     support_min_height: float = 0.15
@@ -382,11 +386,12 @@ def geometry_labels(
         points = cloud.point.positions.numpy().astype(np.float64)
         cos_up = cloud.point.normals.numpy() @ up
         upward = cos_up >= np.cos(np.radians(cfg.horizontal_angle))
+        member = cos_up >= np.cos(np.radians(cfg.member_angle))
         labels = np.full(len(points), OTHER, np.uint8)
         labels[np.abs(cos_up) <= np.sin(np.radians(cfg.vertical_angle))] = VERTICAL
         if ground.floor is not None:
             above = ground.floor.distance(points)
-            labels[upward & (np.abs(above) <= cfg.floor_tolerance)] = FLOOR
+            labels[member & (np.abs(above) <= cfg.floor_tolerance)] = FLOOR
             raised = upward & (above >= cfg.support_min_height)
         else:
             raised = upward
@@ -395,9 +400,10 @@ def geometry_labels(
         idx = np.flatnonzero(raised)
         if len(idx) >= cfg.min_plane_points:
             sub = o3d.t.geometry.PointCloud(o3d.core.Tensor(points[idx].astype(np.float32)))
+            above_floor = np.flatnonzero(member & (above >= cfg.support_min_height) if ground.floor else member)
             for plane in horizontal_planes(sub, up, cfg):
-                on_plane = np.abs(plane.distance(points[idx])) <= cfg.plane_distance
-                labels[idx[on_plane]] = SUPPORT
+                on_plane = np.abs(plane.distance(points[above_floor])) <= cfg.plane_distance
+                labels[above_floor[on_plane]] = SUPPORT
         keep = (rows % s == 0) & (cols % s == 0)
         grid[rows[keep] // s, cols[keep] // s] = labels[keep]
     out = np.repeat(np.repeat(grid, s, axis=0), s, axis=1)[:h, :w]
