@@ -119,3 +119,20 @@ def test_exception_ctrl_c_exits_130_with_readable_outputs(tmp_path, kind):
     else:
         assert 3 <= len(list(out.glob("*_labels.png"))) < 200
     assert not list(out.rglob(".*tmp*"))  # no half-written file
+
+
+def test_feature_corrupt_depth_frame_is_reported_and_the_stream_goes_on(sevenscenes_path, tmp_path, capsys):
+    import shutil
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    shutil.copy(sevenscenes_path / "camera-intrinsics.txt", seq)
+    for i in range(3):
+        for part in ("color.jpg", "depth.png", "pose.txt"):
+            shutil.copy(sevenscenes_path / f"frame-{i:06d}.{part}", seq)
+    data = (seq / "frame-000001.depth.png").read_bytes()
+    (seq / "frame-000001.depth.png").write_bytes(data[: len(data) // 3])
+    out = tmp_path / "o"
+    assert main(["label", str(seq), "--out", str(out), "--no-progress"]) == 0  # an RGB model does not need depth
+    assert "1 without depth" in capsys.readouterr().out
+    assert _frames_in(out / "overlay.mp4") == 3

@@ -85,15 +85,18 @@ def main(argv=None) -> int:
         print(
             f"{spec}: {st['frames']} frames -> {st['video']} ({st['codec']}); {st['fps']:.1f} frames/s, "
             f"latency {st['latency_ms_mean']:.0f} ms (p95 {st['latency_ms_p95']:.0f}), dropped {st['dropped']}"
+            + (f"; {len(st['failed'])} frame(s) skipped" if st["failed"] else "")
+            + (f"; {len(st['depth_failed'])} without depth" if st["depth_failed"] else "")
             + ("; interrupted" if st["interrupted"] else "")
             + ("; input broke off" if st["input_error"] else "")
         )
-        failed += bool(st["input_error"])
+        failed += bool(st["input_error"]) + bool(st["failed"])
         interrupted += st["interrupted"]
     images = report["images"]
     if images is not None:
         bad = len(images["failed"])
         print(f"labelled {len(images['labels'])} image(s) into {args.out}" + (f"; {bad} failed" if bad else "")
+              + (f"; {len(images['depth_failed'])} without depth" if images["depth_failed"] else "")
               + ("; interrupted" if images["interrupted"] else ""))  # fmt: skip
         failed += bad
         interrupted += images["interrupted"]
