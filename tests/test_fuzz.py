@@ -127,11 +127,12 @@ def test_feature_corrupt_depth_frame_is_reported_and_the_stream_goes_on(sevensce
     seq = tmp_path / "seq"
     seq.mkdir()
     shutil.copy(sevenscenes_path / "camera-intrinsics.txt", seq)
-    for i in range(3):
+    stems = [p.name.split(".")[0] for p in sorted(sevenscenes_path.glob("frame-*.color.jpg"))[:3]]
+    for stem in stems:
         for part in ("color.jpg", "depth.png", "pose.txt"):
-            shutil.copy(sevenscenes_path / f"frame-{i:06d}.{part}", seq)
-    data = (seq / "frame-000001.depth.png").read_bytes()
-    (seq / "frame-000001.depth.png").write_bytes(data[: len(data) // 3])
+            shutil.copy(sevenscenes_path / f"{stem}.{part}", seq)
+    data = (seq / f"{stems[1]}.depth.png").read_bytes()
+    (seq / f"{stems[1]}.depth.png").write_bytes(data[: len(data) // 3])
     out = tmp_path / "o"
     assert main(["label", str(seq), "--out", str(out), "--no-progress"]) == 0  # an RGB model does not need depth
     assert "1 without depth" in capsys.readouterr().out
