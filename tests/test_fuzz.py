@@ -137,3 +137,13 @@ def test_feature_corrupt_depth_frame_is_reported_and_the_stream_goes_on(sevensce
     assert main(["label", str(seq), "--out", str(out), "--no-progress"]) == 0  # an RGB model does not need depth
     assert "1 without depth" in capsys.readouterr().out
     assert _frames_in(out / "overlay.mp4") == 3
+
+
+@pytest.mark.parametrize("bad", [["--max-frames", "-5"], ["--alpha", "7"], ["--batch", "0"], ["--legend", "middle"],
+                                 ["--temporal", "kalman"], ["--sink", "nope"]])  # fmt: skip
+def test_exception_bad_label_options_fail_before_any_work(tmp_path, bad, capsys):
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as exc:
+        main(["label", str(tmp_path), "--out", str(out), *bad])
+    assert exc.value.code == 2 and bad[0] in capsys.readouterr().err
+    assert not out.exists()  # nothing written, not even the folder
