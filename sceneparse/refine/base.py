@@ -6,7 +6,15 @@ import inspect
 
 import numpy as np
 
-__all__ = ["Refiner", "REFINERS", "register_refiner", "build_refiner", "build_refiners", "load_refine_config"]
+__all__ = [
+    "Refiner",
+    "REFINERS",
+    "register_refiner",
+    "build_refiner",
+    "build_refiners",
+    "load_refine_config",
+    "resize_chw",
+]
 
 #: Refiner classes by name (``superpixels``, ``tree``, ``crf``, ...).
 REFINERS: dict[str, type] = {}
@@ -104,3 +112,15 @@ def positive(name: str, value, integer: bool = False, zero: bool = False):
         kind = "integer" if integer else "number"
         raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} {kind}, got {value!r}")
     return int(value) if integer else float(value)
+
+
+def resize_chw(values: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
+    """CxHxW ``values`` resized to ``shape`` ("area" down, "bilinear" up) without a transpose."""
+    import torch
+    import torch.nn.functional as F
+
+    if values.shape[1:] == tuple(shape):
+        return values
+    t = torch.from_numpy(np.ascontiguousarray(values))[None]
+    kw = {"align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(t, size=tuple(shape), mode=mode, **kw)[0].numpy()

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from sceneparse.errors import ConfigError
-from sceneparse.refine.base import positive
-from sceneparse.refine.superpixels import oversegment_at, region_mean
+from sceneparse.refine.base import positive, resize_chw
+from sceneparse.refine.superpixels import oversegment_at, region_mean, superpixel_vote, votes_to_pixels
 
 __all__ = [
     "TemporalSmoother",
@@ -96,15 +96,6 @@ def _resize_flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if flow.shape[:2] == shape:
         return flow
     return cv2.resize(flow, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-
-
-def _resize_chw(values: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
-    """CxHxW ``values`` resized to ``shape`` ("area" down, "bilinear" up) without a transpose."""
-    if values.shape[1:] == tuple(shape):
-        return values
-    t = torch.from_numpy(np.ascontiguousarray(values))[None]
-    kw = {"align_corners": False} if mode == "bilinear" else {}
-    return F.interpolate(t, size=tuple(shape), mode=mode, **kw)[0].numpy()
 
 
 def _own(probs: np.ndarray) -> np.ndarray:
@@ -265,14 +256,6 @@ class _SuperpixelsAhead:
             return ahead[1].result()
         return self._superpixels(rgb)
 
-    @staticmethod
-    def _full_size(votes: np.ndarray, seg: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
-        """CxHxW view of the CxN ``votes`` of the superpixels ``seg`` at the frame's ``shape``:
-        looked up at the superpixels' size, then upsampled by OpenCV's nearest neighbour,
-        channels last (several times faster than torch's nearest or a full-size lookup)."""
-        up = cv2.resize(np.ascontiguousarray(votes.T[seg]), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-        return torch.from_numpy(up).permute(2, 0, 1)
-
 
 class FlowSmoother(TemporalSmoother):
     """Optical-flow propagation of the previous output, fused where the flow is reliable.
@@ -332,7 +315,7 @@ class FlowSmoother(TemporalSmoother):
         c, h, w = probs.shape
         hs, ws = self._small((h, w))
         flows = self._flows_small(rgb)
-        now = _resize_chw(probs, (hs, ws), "area").transpose(1, 2, 0)  # hs x ws x C
+        now = resize_chw(probs, (hs, ws), "area").transpose(1, 2, 0)  # hs x ws x C
         if flows is None or self._out is None or self._out.shape != now.shape:
             self._out = np.ascontiguousarray(now)
             self._labels = _argmax(probs) if self.stickiness else None
@@ -410,7 +393,7 @@ class SuperpixelSmoother(_SuperpixelsAhead, TemporalSmoother):
         seg = self._segments_of(rgb)
         hs, ws = seg.shape
         n = int(seg.max()) + 1
-        dist = region_mean(_resize_chw(probs, (hs, ws), "area"), seg)  # C x n
+        dist = region_mean(resize_chw(probs, (hs, ws), "area"), seg)  # C x n
         flows = self._flows_small(rgb)
         if flows is not None and self._segments is not None and self._segments.shape == seg.shape:
             back, reliable = flows
@@ -430,7 +413,7 @@ class SuperpixelSmoother(_SuperpixelsAhead, TemporalSmoother):
         # conf * p + (1 - conf) * vote
         probs_t = torch.from_numpy(probs)
         out = torch.empty_like(probs_t)  # CxHxW in memory, as the probabilities
-        torch.lerp(self._full_size(dist, seg, (h, w)), probs_t, probs_t.amax(0, keepdim=True), out=out)
+        torch.lerp(votes_to_pixels(dist, seg, (h, w)), probs_t, probs_t.amax(0, keepdim=True), out=out)
         return out.div_(out.sum(0, keepdim=True)).numpy()
 
 
@@ -473,10 +456,7 @@ class FlowSuperpixelSmoother(_SuperpixelsAhead, FlowSmoother):
             # superpixels and their mean distributions at seg_scale of the frame (the cost), the
             # vote written back at full size only where the convnet is unsure (a new array: the
             # caller's probabilities stay as they were)
-            h, w = rgb.shape[:2]
-            means = region_mean(_resize_chw(probs, seg.shape, "area"), seg)
-            out = torch.empty_like(probs_t)  # CxHxW in memory, as the probabilities
-            probs = torch.where(unsure, self._full_size(means, seg, (h, w)), probs_t, out=out).numpy()
+            probs = superpixel_vote(probs, seg, self.confidence)
         return super().update(rgb, probs, depth)
 
 
