@@ -6,7 +6,8 @@ python tools/geometry_labels.py --model indoor-geometry --split val --frames 160
 Without ``--model``: one JPEG per frame, the photo beside its depth-derived labels (black: no
 depth reading). With ``--model``: the model parses every frame of ``--split``, the share of
 pixels that depth could not label (and what the model calls them) is printed as JSON, and the
-frames asked for are drawn as photo | depth labels | model labels where depth had none.
+frames asked for are drawn as photo | depth labels | model labels where depth had none (black:
+pixels that depth labelled).
 """
 
 import argparse
@@ -23,11 +24,11 @@ from sceneparse.visualize import overlay
 NO_DEPTH = (0, 0, 0)
 
 
-def label_overlay(image, labels, info, legend=True):
-    """Labels over the image; pixels without a label in black."""
+def label_overlay(image, labels, info, unlabelled="no depth"):
+    """Labels over the image; pixels without a label in black, called ``unlabelled`` in the legend."""
     palette = np.vstack([info.palette(), np.array([NO_DEPTH], np.uint8)])
     lab = np.where(labels == info.ignore_index, info.num_classes, labels)
-    return overlay(image, lab, palette, (*info.class_names, "no depth"), legend="bottom-left" if legend else "off")
+    return overlay(image, lab, palette, (*info.class_names, unlabelled), legend="bottom-left")
 
 
 def small(image, width):
@@ -67,7 +68,11 @@ def main(args):
         counts += np.bincount(pred[missing].ravel(), minlength=info.num_classes)
         if s["frame"] in args.frames:
             added = np.where(missing, pred, info.ignore_index).astype(np.uint8)
-            views = [s["image"], label_overlay(s["image"], s["label"], info), label_overlay(s["image"], added, info)]
+            views = [
+                s["image"],
+                label_overlay(s["image"], s["label"], info),
+                label_overlay(s["image"], added, info, "depth labels"),
+            ]
             panels.append(np.hstack([small(v, args.width) for v in views]))
     stats = {
         "model": args.model,
