@@ -53,9 +53,7 @@ DEFAULT_SEQUENCE = "rgbd-sequence-7scenes"
 #: Version of the label recipe: a change of it (or of the parameters) recomputes cached labels.
 LABEL_VERSION = 2
 _DEPTH_FILLS = ("none", "nearest", "inpaint")
-FILES = (
-    RemoteFile("https://github.com/andyzeng/tsdf-fusion-python/archive/master.zip", "tsdf-fusion-python.zip"),
-)
+FILES = (RemoteFile("https://github.com/andyzeng/tsdf-fusion-python/archive/master.zip", "tsdf-fusion-python.zip"),)
 CITATION = (
     "7-Scenes (Shotton et al., CVPR 2013), frames of the redkitchen sequence as in Andy Zeng's tsdf-fusion "
     "samples; any other 7-Scenes, TUM or posed frame-folder sequence works as root too"
