@@ -147,6 +147,19 @@ class SceneParser:
         parser.meta = ckpt["meta"]
         return parser
 
+    @classmethod
+    def from_onnx(cls, path: str | Path, threads: int | None = None, providers=None) -> SceneParser:
+        """A model exported by ``sceneparse export`` (:func:`sceneparse.export.export_onnx`), run
+        with ONNX Runtime (the ``onnx`` extra) behind the same parse, refiners, smoothers and
+        sinks; ``threads``: ONNX Runtime's (None: PyTorch's number)."""
+        from sceneparse.export import OnnxSegmentationModel
+
+        model = OnnxSegmentationModel(path, threads, providers)
+        parser = cls(model, model.info, "cpu")
+        parser.meta = model.metadata.get("meta") or {}
+        parser.name = model.metadata.get("model_name")
+        return parser
+
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.info.class_names

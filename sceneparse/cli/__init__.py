@@ -21,6 +21,7 @@ COMMANDS = {
     "label": ("label", "label images, folders, videos, cameras and RGB-D sequences"),
     "data": ("data", "list, download or prepare the benchmark datasets"),
     "models": ("models", "list architectures, shipped models, sources, refiners, smoothers and sinks"),
+    "export": ("export", "write a model as an ONNX graph (dynamic size, metadata inside; optional int8)"),
 }
 
 

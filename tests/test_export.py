@@ -1,0 +1,166 @@
+"""ONNX export (sceneparse/export.py, sceneparse export) and SceneParser.from_onnx, on real images."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from sceneparse.cli import main
+from sceneparse.errors import InputError, NotFoundError
+from sceneparse.export import OPSET, quantize_onnx, read_onnx_metadata
+from sceneparse.pipeline import SceneParser
+
+
+def _agreement(a, b) -> tuple[float, float]:
+    return float((a.labels == b.labels).mean()), float(np.abs(a.probs - b.probs).max())
+
+
+@pytest.fixture(scope="module")
+def torch_parser():
+    return SceneParser.from_pretrained("stanford-background")
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "nested" / "stanford.onnx"
+    assert main(["export", "--model", "stanford-background", "--out", str(path)]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def onnx_parser(onnx_path):
+    return SceneParser.from_onnx(onnx_path, threads=2)
+
+
+@pytest.fixture(scope="module")
+def heldout(torch_parser, stanford_path):
+    from sceneparse.evaluate import heldout_dataset
+
+    ds = heldout_dataset(torch_parser)
+    return [ds[i] for i in np.linspace(0, len(ds) - 1, 12).round().astype(int)]
+
+
+def test_smoke_checker_opset_and_dynamic_axes(onnx_path):
+    import onnx
+
+    proto = onnx.load(str(onnx_path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert {o.domain or "ai.onnx": o.version for o in proto.opset_import}["ai.onnx"] == OPSET
+    dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[0] and dims[2] and dims[3], f"batch, height and width must be dynamic, got {dims}"
+    assert [o.name for o in proto.graph.output] == ["logits"]
+
+
+def test_feature_metadata_read_back(onnx_path, torch_parser, onnx_parser):
+    md = read_onnx_metadata(onnx_path)
+    cfg = torch_parser.model.pretrained_cfg()
+    assert md["model_name"] == "stanford-background"
+    assert md["class_names"] == list(torch_parser.class_names)
+    assert md["colors"] == torch_parser.palette.tolist()
+    assert md["levels"] == cfg.levels == 3
+    assert md["normalization"] == cfg.normalization
+    assert md["pretrained_cfg"]["size_divisor"] == cfg.size_divisor
+    assert md["meta"]["train_config"] == torch_parser.meta["train_config"]
+    # the ONNX parser declares the same through the models/base.py interface
+    assert onnx_parser.model.pretrained_cfg() == cfg
+    assert onnx_parser.class_names == torch_parser.class_names and onnx_parser.name == "stanford-background"
+    assert (onnx_parser.palette == torch_parser.palette).all()
+
+
+def test_feature_heldout_labels_equal(torch_parser, onnx_parser, heldout):
+    from sceneparse.export import compare_parsers
+
+    report = compare_parsers(torch_parser, onnx_parser, heldout)
+    assert report["images"] == 12
+    assert report["label_agreement"] >= 0.999, report
+    assert report["max_prob_diff"] <= 1e-3, report
+
+
+def test_feature_any_size_and_batch(torch_parser, onnx_parser, heldout):
+    rgb = heldout[0]["image"]
+    for h, w in [(241, 319), (37, 45), (17, 100)]:  # none a multiple of the stride
+        crop = np.ascontiguousarray(rgb[:h, :w])
+        same, diff = _agreement(torch_parser.parse(crop), onnx_parser.parse(crop))
+        assert same >= 0.999 and diff <= 1e-3, (h, w, same, diff)
+    # sides under 17 pixels: edge-padded by the wrapper (PyTorch replicates inside): still labelled
+    tiny = onnx_parser.parse(np.ascontiguousarray(rgb[:12, :40]))
+    assert tiny.labels.shape == (12, 40) and np.allclose(tiny.probs.sum(0), 1, atol=1e-4)
+    # a batch of three frames through one graph call
+    frames = [s["image"] for s in heldout[:3]]
+    for a, b in zip(torch_parser.parse_stream(frames, temporal=False, batch_size=3),
+                    onnx_parser.parse_stream(frames, temporal=False, batch_size=3)):  # fmt: skip
+        assert _agreement(a, b)[0] >= 0.999
+
+
+def test_feature_refiners_smoothers_and_sinks(torch_parser, onnx_parser, heldout, tmp_path):
+    from sceneparse import run
+    from sceneparse.sinks import build_sink
+
+    rgb = heldout[1]["image"]
+    a = torch_parser.parse(rgb, refine=("superpixels",))
+    b = onnx_parser.parse(rgb, refine=("superpixels",))
+    assert _agreement(a, b)[0] >= 0.999
+    frames = [s["image"] for s in heldout[:3] if s["image"].shape == heldout[0]["image"].shape]
+    streams = (parser.parse_stream(frames, temporal="flow") for parser in (torch_parser, onnx_parser))
+    for a, b in zip(*streams):
+        assert _agreement(a, b)[0] >= 0.999
+    stats = run(onnx_parser, frames, [build_sink("video", out=tmp_path)], progress=False)
+    assert stats["written"] == len(frames) and stats["outputs"]["video"]["frames"] == len(frames)
+    assert (tmp_path / "overlay.mp4").stat().st_size > 0
+
+
+def test_feature_other_input_size_camvid(camvid_path, tmp_path):
+    from sceneparse.evaluate import heldout_dataset
+
+    torch_parser = SceneParser.from_pretrained("camvid")
+    path = tmp_path / "camvid.onnx"
+    assert main(["export", "--model", "camvid", "--out", str(path)]) == 0
+    onnx_parser = SceneParser.from_onnx(path, threads=2)
+    ds = heldout_dataset(torch_parser)
+    for i in (0, len(ds) - 1):
+        rgb = ds[i]["image"]
+        assert rgb.shape[:2] == (360, 480)
+        same, diff = _agreement(torch_parser.parse(rgb), onnx_parser.parse(rgb))
+        assert same >= 0.999 and diff <= 1e-3, (same, diff)
+
+
+def test_feature_rgbd_model_with_depth(sevenscenes_path, tmp_path):
+    from sceneparse.sources import open_source
+
+    torch_parser = SceneParser.from_pretrained("indoor-geometry-rgbd")
+    path = tmp_path / "rgbd.onnx"
+    from sceneparse.export import export_onnx
+
+    export_onnx(torch_parser, path)
+    onnx_parser = SceneParser.from_onnx(path, threads=2)
+    assert onnx_parser.in_channels == 4 and read_onnx_metadata(path)["in_channels"] == 4
+    src = open_source(sevenscenes_path)
+    try:
+        frames = list(itertools.islice(src, 2))
+    finally:
+        src.close()
+    for frame in frames:
+        a, b = (parser.parse(frame.image, frame.depth) for parser in (torch_parser, onnx_parser))
+        same, diff = _agreement(a, b)
+        assert same >= 0.999 and diff <= 1e-3, (same, diff)
+    with pytest.raises(InputError, match="RGB-D model"):
+        onnx_parser.parse(frames[0].image)
+
+
+def test_feature_int8_keeps_metadata_and_labels(onnx_path, torch_parser, heldout, tmp_path):
+    path = quantize_onnx(onnx_path, tmp_path / "int8.onnx")
+    assert read_onnx_metadata(path)["class_names"] == list(torch_parser.class_names)
+    parser = SceneParser.from_onnx(path, threads=2)
+    same = [(parser.parse(s["image"]).labels == torch_parser.parse(s["image"]).labels).mean() for s in heldout[:3]]
+    assert min(same) >= 0.95, same
+
+
+def test_exception_missing_and_foreign_files(tmp_path):
+    with pytest.raises(NotFoundError, match="not found"):
+        SceneParser.from_onnx(tmp_path / "nope.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage" * 50)
+    with pytest.raises(InputError, match="not a readable ONNX model|not exported by sceneparse"):
+        SceneParser.from_onnx(junk)
