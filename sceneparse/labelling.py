@@ -70,7 +70,7 @@ def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=()
 
 def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labels: bool = False,
                  probs: bool = False, realtime: bool = False, alpha: float = 0.55, progress: bool = True,
-                 max_frames: int = 0, batch_size: int | None = None, sinks=(), legend="auto",
+                 max_frames: int = 0, batch_size: int | None = None, sinks=(), legend="auto", hooks=(),
                  **temporal_params) -> dict:  # fmt: skip
     """Label ``source`` (anything :func:`~sceneparse.sources.open_source` opens, or a source)
     into ``out`` with temporal smoothing (``temporal``: True is the default method): the
@@ -92,7 +92,7 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
         outputs.append(build_sink("probs", out=out, pattern="probs/{index:06d}.npz"))
     outputs += _extra_sinks(sinks, out)
     stats = run(parser, source, outputs, temporal=temporal, refine=refine, batch_size=batch_size, realtime=realtime,
-                max_frames=max_frames, progress=progress, **temporal_params)  # fmt: skip
+                max_frames=max_frames, progress=progress, hooks=hooks, **temporal_params)  # fmt: skip
     stats.update(video=outputs[0].summary()["video"], codec=outputs[0].codec)
     return stats
 
@@ -124,11 +124,13 @@ def existing_outputs(folder: Path, names=None, probs: bool = False) -> list[Path
 def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=True, refine=(), labels: bool = False,
           probs: bool = False, alpha: float = 0.55, depth=None, depth_scale: float = 1000.0, realtime: bool = False,
           max_frames: int = 0, batch_size: int | None = None, sinks=(), overwrite: bool = False,
-          legend="auto", progress: bool = True) -> dict:  # fmt: skip
+          legend="auto", hooks=(), progress: bool = True) -> dict:  # fmt: skip
     """Label ``inputs`` (image files and folders, videos, URLs, camera indices, sequence
     folders) into ``out``: images with :func:`label_images`, streams with :func:`label_stream`
     (``labels`` and ``probs`` as there; images always get label PNGs). ``sinks``: more
-    outputs, registered names or instances.
+    outputs, registered names or instances. ``hooks``: called with ``(frame, result)`` after each
+    frame of a stream (:func:`sceneparse.loop.run`), e.g. an
+    :class:`~sceneparse.robotics.adapt.OnlineAdapter`.
 
     Every output has a name of its own (:func:`stream_folders`, :func:`sceneparse.io.list_images`),
     and outputs already in ``out`` are not overwritten unless ``overwrite``: that, an unknown
@@ -164,7 +166,7 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
             report["streams"][str(spec)] = label_stream(
                 parser, spec, folder, temporal=temporal, refine=refine, labels=labels, probs=probs,
                 realtime=realtime, alpha=alpha, progress=progress, max_frames=max_frames, batch_size=batch_size,
-                sinks=sinks, legend=legend,
+                sinks=sinks, legend=legend, hooks=hooks,
             )  # fmt: skip
         except (ValueError, FileNotFoundError) as err:
             log.error("%s: %s", spec, err)

@@ -107,7 +107,7 @@ class _Writer(threading.Thread):
 
 def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=(), batch_size: int | None = None,
         realtime: bool = False, max_frames: int = 0, skip_errors: bool = False, progress: bool = True,
-        desc: str = "labelling", **temporal_params) -> dict:  # fmt: skip
+        desc: str = "labelling", hooks=(), **temporal_params) -> dict:  # fmt: skip
     """Run ``parser`` over ``source`` and write every frame's result to each of ``sinks``.
 
     Args:
@@ -121,6 +121,8 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
             ``realtime`` mode unless given.
         realtime: drop frames rather than fall behind a live source.
         max_frames: stop after this many frames (0: all).
+        hooks: callables ``hook(frame, result)`` run in the parse step's thread after each frame,
+            before the next one is parsed (online adaptation: they may change the model).
         skip_errors: report frames that cannot be parsed (wrong shape, too small) in
             ``failed`` and go on, instead of raising (collections of images).
 
@@ -192,6 +194,8 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
                 read_at.popleft()
             latencies.append(time.perf_counter() - read_at.popleft()[1])
             writer.queue.put((frame, result))
+            for hook in hooks:
+                hook(frame, result)
             parsed += 1
             bar.update(1)
             if parsed % 10 == 0:

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--overwrite", action="store_true",
                     help="replace outputs of an earlier run in --out (default: refuse, naming them)")  # fmt: skip
     ap.add_argument("--realtime", action="store_true", help="drop frames rather than fall behind a live source")
+    ap.add_argument("--adapt", action="store_true",
+                    help="RGB-D streams with a geometry model (indoor-geometry): fine-tune its classifier on each "
+                    "frame's labels from depth as frames arrive (online adaptation)")  # fmt: skip
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     ap.add_argument("--batch", type=int, default=None,
                     help="videos and streams: frames per convnet call (default: 8 on a GPU, 1 on the CPU and "
@@ -72,11 +75,16 @@ def main(argv=None) -> int:
         ap.error(f"--depth: folder not found: {args.depth}")
     ensure_writable(args.out)  # before the model loads
     parser = load_parser(args)
+    hooks = []
+    if args.adapt:
+        from sceneparse.robotics.adapt import OnlineAdapter
+
+        hooks.append(OnlineAdapter(parser))
     report = label(parser, args.inputs, args.out, stream=args.stream, temporal=args.temporal, refine=refiners,
                    labels=args.labels, probs=args.probs, alpha=args.alpha, depth=args.depth,
                    depth_scale=args.depth_scale, realtime=args.realtime, max_frames=args.max_frames,
                    batch_size=args.batch, sinks=args.sink, overwrite=args.overwrite,
-                   legend=args.legend, progress=args.progress)  # fmt: skip
+                   legend=args.legend, hooks=hooks, progress=args.progress)  # fmt: skip
     failed = interrupted = 0
     for spec, st in report["streams"].items():
         if "error" in st:
@@ -100,6 +108,10 @@ def main(argv=None) -> int:
               + ("; interrupted" if images["interrupted"] else ""))  # fmt: skip
         failed += bad
         interrupted += images["interrupted"]
+    for adapter in hooks:
+        a = adapter.summary()
+        print(f"online adaptation: learnt from {a['frames']} frames ({a['steps']} steps), "
+              f"{a['ms_per_frame_median']:.0f} ms per frame (p95 {a['ms_per_frame_p95']:.0f})")  # fmt: skip
     if interrupted:
         print("interrupted: the outputs written so far are complete and readable", file=sys.stderr)
         return 130
