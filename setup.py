@@ -21,7 +21,7 @@ setup(
     # checkout to sys.path (a .pth file) instead of setuptools' import finder, which printed a
     # warning box ("Editable installation... folders with the same name") on every setup.
     package_dir={"": "."},
-    package_data={"sceneparse": ["weights/*.pt", "weights/refiners/*.pt"]},
+    package_data={"sceneparse": ["weights/*.pt", "weights/refiners/*.pt", "serve/static/*"]},
     install_requires=[
         "torch>=2.1,<3",  # CI and the scripts pin 2.13.0 (the CPU build)
         "numpy>=1.23",
@@ -39,7 +39,11 @@ setup(
     extras_require={
         "3d": ["open3d>=0.17"],
         "demo": ["scikit-video"],
-        "dev": ["pytest>=7", "ruff>=0.4"],
+        "dev": ["pytest>=7", "ruff>=0.4", "httpx>=0.24", "playwright>=1.40"],  # httpx, playwright: tests/serve
+        # sceneparse export, SceneParser.from_onnx
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
+        # sceneparse serve
+        "serve": ["fastapi>=0.100", "uvicorn>=0.23", "python-multipart>=0.0.13"],
     },
     entry_points={"console_scripts": ["sceneparse=sceneparse.cli:main"]},
 )

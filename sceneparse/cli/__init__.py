@@ -22,6 +22,7 @@ COMMANDS = {
     "data": ("data", "list, download or prepare the benchmark datasets"),
     "models": ("models", "list architectures, shipped models, sources, refiners, smoothers and sinks"),
     "export": ("export", "write a model as an ONNX graph (dynamic size, metadata inside; optional int8)"),
+    "serve": ("serve", "an HTTP labelling service with a web page (FastAPI + uvicorn)"),
 }
 
 

@@ -1,0 +1,212 @@
+"""The HTTP service through its HTTP interface (sceneparse/serve/app.py, batcher.py), on real photos."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient  # the serve extra: required, never skipped
+from PIL import Image
+
+from sceneparse.serve import create_app
+
+TOKEN = "t0ken-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def client(parser):
+    # a wait long enough that concurrent test requests meet in one batch
+    with TestClient(create_app(parser, max_wait_ms=50, max_upload_mb=2, max_pixels=2_000_000)) as c:
+        yield c
+
+
+def _labels(response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    img = Image.open(io.BytesIO(response.content))
+    assert img.mode == "P", "a palette PNG: pixel values are class indices"
+    return np.asarray(img)
+
+
+def _error(response, status: int, match: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert match in response.json()["error"], response.json()
+
+
+def test_smoke_health_models_and_page(client, parser):
+    assert client.get("/healthz").json()["status"] == "ok"
+    model = client.get("/v1/models").json()["models"][0]
+    assert [c["name"] for c in model["classes"]] == list(parser.class_names)
+    assert model["runtime"] == "pytorch" and model["limits"]["max_upload_mb"] == 2
+    page = client.get("/")
+    assert page.status_code == 200 and "sceneparse" in page.text
+    assert client.get("/static/app.js").status_code == 200
+    _error(client.get("/v1/nothing"), 404, "Not Found")
+
+
+def test_feature_label_png_of_a_real_photo(client, parser, photos):
+    name, rgb, data = photos[0]
+    labels = _labels(client.post("/v1/parse", files={"image": (name, data, "image/jpeg")}))
+    assert labels.shape == rgb.shape[:2]
+    expected = parser.parse(rgb).labels
+    assert (labels == expected).mean() >= 0.999
+    assert set(np.unique(labels)) == set(np.unique(expected))  # the right classes
+    png = Image.open(io.BytesIO(client.post("/v1/parse", files={"image": (name, data)}).content))
+    assert png.getpalette()[:3] == list(parser.palette[0])  # class colours in the palette
+
+
+def test_feature_other_formats(client, parser, photos):
+    name, rgb, data = photos[1]
+    overlay = client.post("/v1/parse?format=overlay", files={"image": (name, data)})
+    assert overlay.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(overlay.content)).size == (rgb.shape[1], rgb.shape[0])
+    probs = np.load(io.BytesIO(client.post("/v1/parse?format=probs", files={"image": (name, data)}).content))
+    assert probs["probs"].shape == (parser.num_classes, *rgb.shape[:2])
+    assert list(probs["class_names"]) == list(parser.class_names)
+    np.testing.assert_allclose(probs["probs"].astype(np.float32), parser.parse(rgb).probs, atol=2e-3)
+    body = client.post("/v1/parse?format=json", files={"image": (name, data)}).json()
+    assert (body["width"], body["height"]) == (rgb.shape[1], rgb.shape[0])
+    assert [c["name"] for c in body["classes"]] == list(parser.class_names)
+    assert abs(sum(c["share"] for c in body["classes"]) - 1) < 1e-6
+    assert body["classes"][0]["color"] == parser.palette[0].tolist()
+    assert {"decode_ms", "queue_ms", "parse_ms", "total_ms"} <= set(body["timing_ms"])
+    assert "labels" not in body
+    maps = client.post("/v1/parse?format=json&maps=1", files={"image": (name, data)}).json()
+    import base64
+
+    labels = np.frombuffer(base64.b64decode(maps["labels"]), np.uint8).reshape(rgb.shape[:2])
+    assert (labels == parser.parse(rgb).labels).mean() >= 0.999
+
+
+def test_exception_bad_uploads_answer_json_and_the_service_goes_on(client, photos):
+    name, rgb, data = photos[2]
+    _error(client.post("/v1/parse", files={"image": ("big.jpg", b"\xff" * 2_100_000)}), 413, "--max-upload-mb")
+    _error(client.post("/v1/parse", files={"image": ("x.jpg", np.random.default_rng(0).bytes(5000))}), 415,
+           "not an image")  # fmt: skip
+    _error(client.post("/v1/parse", files={"image": ("cut.jpg", data[: len(data) // 2])}), 400, "truncated JPEG")
+    _error(client.post("/v1/parse", files={"image": ("empty.jpg", b"")}), 400, "empty")
+    _error(client.post("/v1/parse", files={"photo": (name, data)}), 400, "field 'image' is missing")
+    _error(client.post("/v1/parse", content=data, headers={"content-type": "image/jpeg"}), 400, "multipart/form-data")
+    _error(client.post("/v1/parse?format=gif", files={"image": (name, data)}), 400, "unknown format")
+    tiny = io.BytesIO()
+    Image.fromarray(rgb[:4, :4]).save(tiny, format="PNG")
+    _error(client.post("/v1/parse", files={"image": ("tiny.png", tiny.getvalue())}), 422, "too small")
+    huge = io.BytesIO()
+    Image.new("L", (2000, 1001)).save(huge, format="PNG")  # small file, 2 MP: refused from its header
+    _error(client.post("/v1/parse", files={"image": ("huge.png", huge.getvalue())}), 413, "pixels")
+    # a body without a declared length (chunked), past the limit while it arrives
+    boundary = "sceneparse-boundary"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n").encode()  # fmt: skip
+    chunks = [head] + [b"\xff" * 500_000] * 5 + [f"\r\n--{boundary}--\r\n".encode()]
+    chunked = client.post("/v1/parse", content=iter(chunks),
+                          headers={"content-type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
+    _error(chunked, 413, "limit")
+    # still serving
+    assert _labels(client.post("/v1/parse", files={"image": (name, data)})).shape == rgb.shape[:2]
+
+
+def test_feature_token(parser, photos):
+    name, rgb, data = photos[3]
+    with TestClient(create_app(parser, token=TOKEN)) as c:
+        _error(c.post("/v1/parse", files={"image": (name, data)}), 401, "token")
+        _error(c.post("/v1/parse", files={"image": (name, data)}, headers={"Authorization": "Bearer nope"}), 401,
+               "token")  # fmt: skip
+        _error(c.get("/v1/models"), 401, "token")
+        assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200
+        assert _labels(c.post("/v1/parse", files={"image": (name, data)}, headers=AUTH)).shape == rgb.shape[:2]
+
+
+def test_feature_concurrent_requests_get_their_own_labels(client, parser, photos):
+    expected = {name: parser.parse(rgb).labels for name, rgb, _ in photos}
+    batcher = client.app.state.batcher
+    batches0, frames0 = batcher.batches, batcher.frames
+
+    def ask(k: int):
+        name, _, data = photos[k % len(photos)]
+        return name, client.post("/v1/parse", files={"image": (name, data)})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(24)))
+    for name, response in answers:
+        labels = _labels(response)
+        assert labels.shape == expected[name].shape and (labels == expected[name]).mean() >= 0.999, name
+    assert batcher.frames - frames0 == 24
+    assert batcher.batches - batches0 < 24, "requests that arrive together are batched"
+    assert max(int(r.headers["X-Batch-Size"]) for _, r in answers) > 1
+
+
+class _Held:
+    """A parser whose parse step waits for a signal: the batcher's worker is held busy."""
+
+    def __init__(self, parser) -> None:
+        self.parser, self.go = parser, threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.parser, name)
+
+    def parse_frames(self, *args, **kwargs):
+        self.go.wait(30)
+        return self.parser.parse_frames(*args, **kwargs)
+
+
+def test_feature_full_queue_answers_503_at_once(parser, photos):
+    name, rgb, data = photos[4]
+    held = _Held(parser)
+    with TestClient(create_app(held, max_batch=1, max_wait_ms=0, queue_size=1)) as c:
+        batcher = c.app.state.batcher
+        first = batcher.submit(rgb)  # taken by the worker, which waits
+        deadline = time.time() + 5
+        while batcher.pending() and time.time() < deadline:
+            time.sleep(0.01)
+        second = batcher.submit(rgb)  # fills the queue
+        t = time.perf_counter()
+        response = c.post("/v1/parse", files={"image": (name, data)})
+        assert time.perf_counter() - t < 2
+        _error(response, 503, "busy")
+        assert response.headers["Retry-After"] == "1"
+        held.go.set()
+        assert first.result(30)[0].labels.shape == second.result(30)[0].labels.shape == rgb.shape[:2]
+        assert _labels(c.post("/v1/parse", files={"image": (name, data)})).shape == rgb.shape[:2]
+
+
+def _video(photos, path) -> int:
+    import cv2
+
+    frames = [rgb for _, rgb, _ in photos if rgb.shape == photos[0][1].shape][:6]
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (w, h))
+    for rgb in frames:
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return len(frames)
+
+
+def test_feature_video_job_runs_to_completion(client, photos, tmp_path):
+    import cv2
+
+    n = _video(photos, tmp_path / "clip.mp4")
+    response = client.post("/v1/jobs", files={"video": ("clip.mp4", (tmp_path / "clip.mp4").read_bytes())})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] in ("queued", "running")
+    deadline = time.time() + 120
+    while job["status"] in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.2)
+        job = client.get(job["status_url"]).json()
+    assert job["status"] == "done", job
+    assert job["frames"] == job["total"] == n and job["progress"] == 1.0
+    video = client.get(job["video_url"])
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    (tmp_path / "out.mp4").write_bytes(video.content)
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == n
+    cap.release()
+    _error(client.post("/v1/jobs", files={"video": ("x.mp4", b"not a video" * 100)}), 415, "not a readable video")
+    _error(client.get("/v1/jobs/nope"), 404, "no video job")
