@@ -261,6 +261,7 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
     refine = check_refiners(refine)
     temporal_default = "none" if temporal in (False, None) else (DEFAULT_METHOD if temporal is True else temporal)
     batcher = Batcher(parser, max_batch=max_batch, max_wait=max_wait_ms / 1000, queue_size=queue_size, refine=refine)
+    batcher.submit(np.zeros((240, 320, 3), np.uint8)).result()  # warm up: the first call costs several times more
     owned = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="sceneparse-serve-") if owned else work_dir)
     work.mkdir(parents=True, exist_ok=True)

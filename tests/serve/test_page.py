@@ -1,0 +1,149 @@
+"""The web page in a real headless browser: Playwright driving Debian's chromium against
+`sceneparse serve` started as a command on 127.0.0.1. CI installs chromium with apt (.ci/run); a
+missing browser fails there (SCENEPARSE_REQUIRE_DATA=1) and skips elsewhere with how to get it.
+
+SCENEPARSE_UPDATE_SCREENSHOT=1 also writes the page's screenshot to docs/images/serve_page.png.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "serve_page.png"
+
+
+def _chromium() -> str:
+    path = os.environ.get("SCENEPARSE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    reason = "no chromium: apt-get install chromium (or set SCENEPARSE_CHROMIUM to a Chromium binary)"
+    if os.environ.get("SCENEPARSE_REQUIRE_DATA", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{reason} (SCENEPARSE_REQUIRE_DATA is set: CI must run this test)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`sceneparse serve` on a free loopback port; its URL."""
+    import httpx
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sceneparse", "serve", "--port", str(port), "--threads", "2"],
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"sceneparse serve exited ({proc.returncode}): {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"sceneparse serve did not answer within 90 s: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_feature_page_labels_an_uploaded_photo(server, browser, photos, parser, tmp_path):
+    name, rgb, data = photos[5]
+    path = tmp_path / name
+    path.write_bytes(data)
+    page = browser.new_page(viewport={"width": 1100, "height": 760}, accept_downloads=True)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(server + "/")
+    page.wait_for_selector("#legend li", state="attached")  # the classes, from /v1/models
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#result[data-ready='true']", timeout=60_000)
+
+    # the legend lists the model's classes, with their shares
+    assert page.locator("#legend li").evaluate_all("els => els.map(e => e.dataset.class)") == list(parser.class_names)
+    shares = page.locator("#legend .share").all_inner_texts()
+    assert all(s.endswith("%") for s in shares)
+    # the overlay is drawn at the image's size
+    size = page.eval_on_selector("#labels", "c => [c.width, c.height]")
+    assert size == [rgb.shape[1], rgb.shape[0]]
+    # hovering names the class under the pointer, the one the model gives that pixel
+    box = page.locator("#labels").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.25)
+    hover = page.locator("#hover")
+    page.wait_for_function("document.getElementById('hover').dataset.class !== undefined")
+    x, y = (int(v) for v in hover.inner_text().rsplit(" at ", 1)[1].split(", "))
+    expected = parser.class_names[parser.parse(rgb).labels[y, x]]
+    assert hover.inner_text().startswith(f"{expected} ("), hover.inner_text()
+    assert hover.get_attribute("data-class") in parser.class_names
+    # the opacity slider changes the overlay's opacity
+    page.locator("#opacity").fill("25")
+    assert page.eval_on_selector("#labels", "c => c.style.opacity") == "0.25"
+    page.locator("#opacity").fill("60")
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8)
+    # downloading gives a label PNG of the image's size
+    with page.expect_download() as info:
+        page.click("#download")
+    saved = tmp_path / "download.png"
+    info.value.save_as(saved)
+    assert info.value.suggested_filename == path.stem + "_labels.png"
+    png = Image.open(saved)
+    assert png.format == "PNG" and png.mode == "P" and png.size == (rgb.shape[1], rgb.shape[0])
+    assert (np.asarray(png) == parser.parse(rgb).labels).mean() >= 0.999
+    # nothing from outside the service
+    assert requests and all(u.startswith(server) or u.startswith("blob:") for u in requests), requests
+    shot = page.screenshot(full_page=True)
+    assert Image.open(io.BytesIO(shot)).size[0] > 0
+    if os.environ.get("SCENEPARSE_UPDATE_SCREENSHOT"):
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SCREENSHOT.write_bytes(shot)
+    page.close()
+
+
+def test_feature_page_reports_a_bad_file(server, browser, tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_bytes(b"this is not a photograph" * 20)
+    page = browser.new_page()
+    page.goto(server + "/")
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#status.error", timeout=30_000)
+    assert "not an image" in page.inner_text("#status")
+    page.close()
