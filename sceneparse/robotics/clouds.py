@@ -95,9 +95,9 @@ def labelled_cloud(depth: np.ndarray, intrinsics: np.ndarray, result=None, *, im
             confidence = np.take_along_axis(result.probs, result.labels[None].astype(np.int64), 0)[0]
     if labels is None:
         raise InputError("labelled_cloud needs the frame's parse result or its labels")
-    labels = _per_pixel(np.asarray(labels).astype(np.int32), shape, "labels", cv2.INTER_NEAREST)
+    labels = _per_pixel(np.asarray(labels).astype(np.int32), shape, "labels", cv2.INTER_NEAREST_EXACT)
     if confidence is not None:
-        confidence = _per_pixel(np.asarray(confidence, np.float32), shape, "confidence", cv2.INTER_NEAREST)
+        confidence = _per_pixel(np.asarray(confidence, np.float32), shape, "confidence", cv2.INTER_NEAREST_EXACT)
     if image is not None:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -144,11 +144,23 @@ def write_cloud(path: str | Path, cloud, ascii: bool = False) -> Path:
         # 8-bit colours: what CloudCompare, MeshLab and PCL take for RGB (floats become scalar fields)
         colors = np.clip(np.rint(cloud.point.colors.numpy() * 255), 0, 255).astype(np.uint8)
         cloud.point.colors = o3d.core.Tensor(colors)
-    if not o3d.t.io.write_point_cloud(str(tmp), cloud, write_ascii=ascii):
+    if "positions" not in cloud.point or not len(cloud.point.positions):
+        tmp.write_text(_empty_cloud_header(path.suffix.lower()))  # open3d writes no file without points
+    elif not o3d.t.io.write_point_cloud(str(tmp), cloud, write_ascii=ascii):
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: open3d could not write the point cloud")
     tmp.replace(path)
     return path
+
+
+def _empty_cloud_header(suffix: str) -> str:
+    """A valid file of no points, with the fields of a labelled cloud."""
+    if suffix == ".ply":
+        return ("ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\nproperty float y\nproperty float z\n"
+                "property uchar red\nproperty uchar green\nproperty uchar blue\nproperty int label\n"
+                "property float confidence\nend_header\n")  # fmt: skip
+    return ("VERSION 0.7\nFIELDS x y z label confidence\nSIZE 4 4 4 4 4\nTYPE F F F I F\nCOUNT 1 1 1 1 1\n"
+            "WIDTH 0\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 0\nDATA ascii\n")  # fmt: skip
 
 
 def read_cloud(path: str | Path):
@@ -158,6 +170,6 @@ def read_cloud(path: str | Path):
     if not path.is_file():
         raise InputError(f"{path}: no such point cloud file")
     cloud = o3d.t.io.read_point_cloud(str(path))
-    if cloud.is_empty() and path.stat().st_size > 200:
+    if cloud.is_empty() and path.stat().st_size > 400:
         raise InputError(f"{path}: open3d read no points from it")
     return cloud

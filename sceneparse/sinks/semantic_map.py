@@ -1,0 +1,131 @@
+"""The semantic 3D map as an output of the frame loop: every frame with depth, intrinsics and a
+pose is fused into a :class:`~sceneparse.robotics.mapping.SemanticMap` (TSDF, colour and the
+parse result's class probabilities); at the end (also after Ctrl-C or a broken input) the map
+of the frames so far is written to ``out``:
+
+* ``map.ply``: the labelled surface points (``label``, ``confidence`` per point);
+* ``mesh.ply``: the labelled mesh (``label``, ``confidence`` per vertex);
+* ``map.npz``: the map itself (:meth:`SemanticMap.load`);
+* ``summary.json``: frames fused and skipped, voxels, memory and timings.
+
+Needs open3d (``pip install 'sceneparse[3d]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from sceneparse.sinks.base import Sink, register_sink
+
+__all__ = ["SemanticMapSink"]
+
+log = logging.getLogger(__name__)
+
+
+@register_sink
+class SemanticMapSink(Sink):
+    """Fuses the stream into a semantic 3D map and writes it to ``out`` when closed.
+
+    Args:
+        out: output folder.
+        voxel: voxel size in metres.
+        depth_max: readings beyond this (metres) are not fused.
+        device: the map's open3d device: ``"auto"`` (CUDA where open3d has it), ``"cpu"``, ``"cuda"``.
+        costs: the class -> cost table for ``cost.pgm`` (a YAML path or a mapping; None: the
+            default table of :mod:`sceneparse.robotics.costmap`).
+        grid_resolution: metres per cell of the 2D grids (None: twice the voxel size).
+        weight_threshold: surface voxels seen fewer times than this are left out of the outputs.
+    """
+
+    name = "semantic-map"
+
+    def __init__(self, out, voxel: float = 0.02, depth_max: float = 4.0, device: str = "auto", costs=None,
+                 grid_resolution: float | None = None, weight_threshold: float = 3.0) -> None:  # fmt: skip
+        from sceneparse.robotics.geometry import require_open3d
+
+        require_open3d()  # fail before the first frame, with how to install it
+        self.out = Path(out)
+        self.voxel, self.depth_max, self.device = float(voxel), float(depth_max), device
+        self.costs, self.grid_resolution, self.weight_threshold = costs, grid_resolution, float(weight_threshold)
+        self.map = None
+        self.skipped: dict[str, int] = {}
+        self.fuse_seconds = 0.0
+        self.written: dict[str, str] = {}
+        self.report: dict = {}
+        self._closed = False
+
+    def open(self, info) -> None:
+        from sceneparse.robotics.mapping import SemanticMap
+
+        super().open(info)
+        self.map = SemanticMap(info.class_names, self.voxel, depth_max=self.depth_max, device=self.device)
+        self.started = time.perf_counter()
+        self._closed = False
+
+    def write(self, frame, result) -> None:
+        why = ("depth" if frame.depth is None else "intrinsics" if frame.intrinsics is None
+               else "pose" if frame.pose is None else None)  # fmt: skip
+        if why is not None:
+            self.skipped[f"no {why}"] = self.skipped.get(f"no {why}", 0) + 1
+            if sum(self.skipped.values()) == 1:
+                log.warning("frame %s has no %s: not fused into the map (a map needs RGB-D frames with poses)",
+                            frame.name or frame.index, why)  # fmt: skip
+            return
+        t0 = time.perf_counter()
+        self.map.integrate(frame.depth, frame.intrinsics, frame.pose, frame.image, result.probs)
+        self.fuse_seconds += time.perf_counter() - t0
+
+    def close(self) -> None:
+        if self._closed or self.map is None:
+            return
+        self._closed = True
+        self.report = write_map_outputs(self.map, self.out, costs=self.costs, resolution=self.grid_resolution,
+                                        weight_threshold=self.weight_threshold,
+                                        extra={"skipped": self.skipped, "fuse_seconds": self.fuse_seconds,
+                                               "seconds": time.perf_counter() - self.started})  # fmt: skip
+        self.written = self.report["files"]
+
+    def summary(self) -> dict:
+        return {"folder": str(self.out), **self.report}
+
+
+def write_map_outputs(semantic_map, out, costs=None, resolution=None, weight_threshold: float = 3.0,
+                      extra=None) -> dict:  # fmt: skip
+    """Write ``semantic_map``'s outputs (see the module) to ``out``; returns the summary (also
+    written as ``summary.json``)."""
+    from sceneparse.robotics.clouds import write_cloud
+    from sceneparse.robotics.mapping import write_mesh_ply
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    m = semantic_map
+    t0 = time.perf_counter()
+    cloud = m.extract_point_cloud(weight_threshold)
+    mesh = m.extract_mesh(weight_threshold)
+    files = {"map": str(write_cloud(out / "map.ply", cloud)), "mesh": str(write_mesh_ply(out / "mesh.ply", mesh)),
+             "state": str(m.save(out / "map.npz"))}  # fmt: skip
+    extract_seconds = time.perf_counter() - t0
+    grids: dict = {}
+    n = len(cloud.point.positions) if "positions" in cloud.point else 0
+    labels = cloud.point.label.numpy()[:, 0] if n else []
+    shares = {c: float((labels == i).mean()) if n else 0.0 for i, c in enumerate(m.class_names)}
+    summary = {
+        "frames": m.frames, "voxel_size": m.voxel_size, "blocks": m.blocks, "voxels": m.voxels,
+        "memory_mb": m.memory_bytes / 2**20, "points": n,
+        "mesh_vertices": int(len(mesh.vertex.positions)) if "positions" in mesh.vertex else 0,
+        "class_shares": shares, "classes": list(m.class_names),
+        "timings": {"map_update_seconds": sum(m.seconds.values()), **{f"{k}_seconds": v for k, v in m.seconds.items()},
+                    "map_update_fps": m.frames / sum(m.seconds.values()) if m.frames else 0.0,
+                    "extract_seconds": extract_seconds},
+        **grids, **(extra or {}), "files": files,
+    }  # fmt: skip
+    tmp = out / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=float))
+    tmp.replace(out / "summary.json")
+    summary["files"]["summary"] = str(out / "summary.json")
+    log.info("map of %d frames: %d points, %d blocks (%.0f MB) -> %s", m.frames, n, m.blocks,
+             m.memory_bytes / 2**20, out)  # fmt: skip
+    return summary

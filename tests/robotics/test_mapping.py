@@ -1,0 +1,186 @@
+"""The semantic 3D map: a synthetic room with known planes and labels (geometry and fused labels
+exact, the Bayesian update), real 7-Scenes frames labelled by the shipped geometry model, save
+and load, the labelled mesh file, memory that grows with the space and not the frames, and the
+map as a sink of the frame loop."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("open3d", reason="needs open3d: pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
+
+from robotics.labelled_room import CLASSES, TABLE_HEIGHT, K, camera_pose, probs_from_labels, render_exact  # noqa: E402
+
+from sceneparse.errors import ConfigError, InputError  # noqa: E402
+from sceneparse.robotics.clouds import cloud_arrays, read_cloud  # noqa: E402
+from sceneparse.robotics.mapping import SemanticMap, read_mesh_ply, write_mesh_ply  # noqa: E402
+
+VOXEL = 0.02
+
+
+def room_frames(n=6):
+    out = []
+    for i in range(n):
+        pose = camera_pose(-20 + 40 * i / (n - 1), 30 + 5 * (i % 2), position=(0.1 * i, -0.5, 1.4))
+        depth, truth = render_exact(pose)
+        out.append((depth, pose, truth))
+    return out
+
+
+@pytest.fixture(scope="module")
+def room():
+    frames = room_frames()
+    # every pixel of the 160x120 camera: as every 4th of a 640x480 one (the default stride)
+    m = SemanticMap(CLASSES, VOXEL, device="cpu", semantic_stride=1)
+    rgb = np.full((*frames[0][0].shape, 3), 200, np.uint8)
+    for depth, pose, truth in frames:
+        m.integrate(depth, K, pose, rgb, probs_from_labels(truth))
+    return m, frames
+
+
+def plane_of(points):
+    """The synthetic room's true class of each point: from the plane it lies on."""
+    x, y, z = points.T
+    on_table = (np.abs(z - TABLE_HEIGHT) < 0.01) & (np.abs(x) < 0.5 - 0.03) & (y > 1.03) & (y < 1.97)
+    truth = np.full(len(points), 255)
+    truth[(np.abs(z) < 0.01) & (y < 3.9)] = 0
+    truth[on_table] = 1
+    truth[(np.abs(y - 4) < 0.01) & (z > 0.05)] = 2
+    return truth
+
+
+def test_feature_synthetic_geometry_and_labels_exact(room):
+    m, _ = room
+    a = cloud_arrays(m.extract_point_cloud())
+    pts, labels = a["positions"], a["label"]
+    assert len(pts) > 5000
+    # every surface point on one of the planes (floor, table top or sides, wall), well within a voxel
+    x, y, z = pts.T
+    d = np.min(np.stack([np.abs(z), np.abs(z - TABLE_HEIGHT), np.abs(y - 4), np.abs(y - 1), np.abs(y - 2),
+                         np.abs(np.abs(x) - 0.5), np.abs(z - (TABLE_HEIGHT - 0.04))]), axis=0)  # fmt: skip
+    assert np.median(d) < 0.002 and np.percentile(d, 99) < VOXEL / 2
+    truth = plane_of(pts)
+    known = truth != 255
+    assert known.sum() > 0.8 * len(pts)
+    assert np.all(labels[known] == truth[known])  # labels exact away from the planes' edges
+    assert (labels == 255).mean() < 0.01 and np.all(a["confidence"][known] > 0.99)
+
+
+def test_feature_bayesian_update_per_voxel():
+    depth, truth = render_exact(camera_pose(0, 40))
+    m = SemanticMap(CLASSES, VOXEL, device="cpu", semantic_stride=1)
+    right, wrong = probs_from_labels(truth, 0.7), probs_from_labels(np.where(truth < 4, 3 - truth, truth), 0.7)
+    m.integrate(depth, K, camera_pose(0, 40), probs=right)
+    floor_point = np.array([[0.0, 1.2, 0.0]])  # in view, on the floor: label 0
+    vox = np.rint(floor_point / VOXEL).astype(np.int64)
+    flat, found = m._voxel_index(vox)
+    assert found.all()
+    one = m._gather("logprob", flat)[0]
+    assert np.allclose(one, np.log([0.7, 0.1, 0.1, 0.1]), atol=1e-6)  # log p of one frame
+    m.integrate(depth, K, camera_pose(0, 40), probs=wrong)  # one frame says "other"
+    m.integrate(depth, K, camera_pose(0, 40), probs=right)
+    flat, _ = m._voxel_index(vox)  # (the hash map may have moved the block)
+    fused = m._gather("logprob", flat)[0]
+    assert np.allclose(fused, np.log([0.7, 0.1, 0.1, 0.1]) * 2 + np.log([0.1, 0.1, 0.1, 0.7]), atol=1e-5)
+    assert m._gather("observations", flat)[0, 0] == 3
+    labels, conf = m.query(floor_point)
+    assert labels[0] == 0 and conf[0] > 0.9  # two of three frames win: floor
+
+
+def test_feature_save_load_and_mesh_files(room, tmp_path):
+    m, _ = room
+    path = m.save(tmp_path / "map.npz")
+    back = SemanticMap.load(path, device="cpu")
+    assert back.class_names == CLASSES and back.frames == m.frames and back.blocks == m.blocks
+    pts = cloud_arrays(m.extract_point_cloud())["positions"]
+    assert np.array_equal(back.query(pts)[0], m.query(pts)[0])
+    assert np.allclose(back.query(pts)[1], m.query(pts)[1])
+    mesh = m.extract_mesh()
+    write_mesh_ply(tmp_path / "mesh.ply", mesh)
+    vertices, faces = read_mesh_ply(tmp_path / "mesh.ply")
+    assert len(vertices) == len(mesh.vertex.positions) and len(faces) == len(mesh.triangle.indices)
+    assert np.array_equal(vertices["label"], mesh.vertex.label.numpy()[:, 0])
+    truth = plane_of(np.stack([vertices["x"], vertices["y"], vertices["z"]], 1))
+    known = truth != 255
+    assert known.mean() > 0.7 and np.all(vertices["label"][known] == truth[known])
+    import open3d as o3d  # open3d reads the file too (positions, colours, triangles)
+
+    legacy = o3d.io.read_triangle_mesh(str(tmp_path / "mesh.ply"))
+    assert len(legacy.vertices) == len(vertices) and len(legacy.triangles) == len(faces)
+    with pytest.raises(InputError, match="no such map"):
+        SemanticMap.load(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a map")
+    with pytest.raises(InputError, match="not a semantic map"):
+        SemanticMap.load(tmp_path / "bad.npz")
+
+
+def test_feature_memory_grows_with_space_not_frames():
+    frames = room_frames(4)
+    m = SemanticMap(CLASSES, VOXEL, device="cpu")
+    for depth, pose, truth in frames:
+        m.integrate(depth, K, pose, probs=probs_from_labels(truth))
+    blocks, memory = m.blocks, m.memory_bytes
+    for _ in range(3):  # the same room again: nothing new to allocate
+        for depth, pose, truth in frames:
+            m.integrate(depth, K, pose, probs=probs_from_labels(truth))
+    assert m.blocks == blocks and m.memory_bytes == memory and m.frames == 16
+
+
+def test_exception_bad_frames_and_options():
+    depth, truth = render_exact(camera_pose())
+    m = SemanticMap(CLASSES, VOXEL, device="cpu")
+    with pytest.raises(InputError, match="pose"):
+        m.integrate(depth, K, None)
+    with pytest.raises(InputError, match="intrinsics"):
+        m.integrate(depth, None, camera_pose())
+    with pytest.raises(InputError, match="millimetres"):
+        m.integrate(depth * 1000, K, camera_pose())
+    with pytest.raises(InputError, match="C = 4"):
+        m.integrate(depth, K, camera_pose(), probs=np.ones((3, *depth.shape), np.float32))
+    with pytest.raises(ConfigError, match="at least two classes"):
+        SemanticMap(("floor",))
+    with pytest.raises(ConfigError, match="voxel_size"):
+        SemanticMap(CLASSES, voxel_size=0)
+    with pytest.raises(ConfigError, match="map device"):
+        SemanticMap(CLASSES, device="tpu")
+
+
+def test_feature_real_frames_with_the_geometry_model_through_the_loop(sevenscenes_path, tmp_path):
+    """A map of real 7-Scenes frames through the frame loop: the points lie on the frames' own
+    depth points, inside the scene, labelled by the model."""
+    from sceneparse import SceneParser, run
+    from sceneparse.robotics.geometry import backproject
+    from sceneparse.sinks.semantic_map import SemanticMapSink
+    from sceneparse.sources import SevenScenesSource
+
+    frames = list(SevenScenesSource(sevenscenes_path))[:60:6]
+    parser = SceneParser.from_pretrained("indoor-geometry")
+    sink = SemanticMapSink(tmp_path / "map", voxel=0.03)
+    stats = run(parser, frames, [sink], progress=False)
+    assert stats["frames"] == len(frames)
+    summary = json.loads((tmp_path / "map" / "summary.json").read_text())
+    assert summary["frames"] == len(frames) and summary["voxels"] > 0 and summary["points"] > 1000
+    a = cloud_arrays(read_cloud(tmp_path / "map" / "map.ply"))
+    depth_points = []
+    for f in frames:
+        c, _, _ = backproject(f.depth, f.intrinsics, 4, 4.0)
+        depth_points.append(c.point.positions.numpy() @ f.pose[:3, :3].T + f.pose[:3, 3])
+    depth_points = np.concatenate(depth_points)
+    lo, hi = depth_points.min(0) - 0.1, depth_points.max(0) + 0.1
+    assert np.all((a["positions"] >= lo) & (a["positions"] <= hi))
+    import open3d as o3d
+
+    scene = o3d.t.geometry.PointCloud(o3d.core.Tensor(depth_points.astype(np.float32)))
+    nn = o3d.core.nns.NearestNeighborSearch(scene.point.positions)
+    nn.knn_index()
+    _, dist2 = nn.knn_search(o3d.core.Tensor(a["positions"]), 1)
+    assert np.median(np.sqrt(dist2.numpy())) < 0.015
+    # the model's labels: the kitchen's floor, worktops and walls all in the map
+    shares = np.bincount(a["label"][a["label"] < 4], minlength=4) / len(a["label"])
+    assert shares[1] > 0.1 and shares[2] > 0.1 and (a["label"] == 255).mean() < 0.1
+    # frames without a pose are counted, not fused
+    sink2 = SemanticMapSink(tmp_path / "map2", voxel=0.05)
+    frames[0].pose = None
+    run(parser, frames[:2], [sink2], progress=False)
+    assert sink2.summary()["frames"] == 1 and sink2.skipped == {"no pose": 1}
