@@ -6,6 +6,8 @@ of the frames so far is written to ``out``:
 * ``map.ply``: the labelled surface points (``label``, ``confidence`` per point);
 * ``mesh.ply``: the labelled mesh (``label``, ``confidence`` per vertex);
 * ``map.npz``: the map itself (:meth:`SemanticMap.load`);
+* ``grid.pgm`` + ``grid.yaml`` (occupancy), ``cost.pgm`` + ``cost.yaml`` (traversability cost
+  from a class -> cost table), ``preview.png`` (:mod:`sceneparse.robotics.costmap`);
 * ``summary.json``: frames fused and skipped, voxels, memory and timings.
 
 Needs open3d (``pip install 'sceneparse[3d]'``).
@@ -18,6 +20,9 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
+from sceneparse.errors import InputError
 from sceneparse.sinks.base import Sink, register_sink
 
 __all__ = ["SemanticMapSink"]
@@ -63,6 +68,7 @@ class SemanticMapSink(Sink):
         super().open(info)
         self.map = SemanticMap(info.class_names, self.voxel, depth_max=self.depth_max, device=self.device)
         self.started = time.perf_counter()
+        self.up_sum = np.zeros(3)
         self._closed = False
 
     def write(self, frame, result) -> None:
@@ -77,13 +83,15 @@ class SemanticMapSink(Sink):
         t0 = time.perf_counter()
         self.map.integrate(frame.depth, frame.intrinsics, frame.pose, frame.image, result.probs)
         self.fuse_seconds += time.perf_counter() - t0
+        self.up_sum += np.asarray(frame.pose)[:3, :3] @ np.array([0.0, -1.0, 0.0])  # the camera's image-up axis
 
     def close(self) -> None:
         if self._closed or self.map is None:
             return
         self._closed = True
         self.report = write_map_outputs(self.map, self.out, costs=self.costs, resolution=self.grid_resolution,
-                                        weight_threshold=self.weight_threshold,
+                                        weight_threshold=self.weight_threshold, up_guess=self.up_sum,
+                                        palette=self.info.palette,
                                         extra={"skipped": self.skipped, "fuse_seconds": self.fuse_seconds,
                                                "seconds": time.perf_counter() - self.started})  # fmt: skip
         self.written = self.report["files"]
@@ -93,9 +101,10 @@ class SemanticMapSink(Sink):
 
 
 def write_map_outputs(semantic_map, out, costs=None, resolution=None, weight_threshold: float = 3.0,
-                      extra=None) -> dict:  # fmt: skip
+                      up_guess=None, palette=None, extra=None) -> dict:  # fmt: skip
     """Write ``semantic_map``'s outputs (see the module) to ``out``; returns the summary (also
-    written as ``summary.json``)."""
+    written as ``summary.json``). ``up_guess``: the world's up axis roughly (the sum of the
+    cameras' image-up axes); the floor fitted to the map refines it."""
     from sceneparse.robotics.clouds import write_cloud
     from sceneparse.robotics.mapping import write_mesh_ply
 
@@ -109,6 +118,16 @@ def write_map_outputs(semantic_map, out, costs=None, resolution=None, weight_thr
              "state": str(m.save(out / "map.npz"))}  # fmt: skip
     extract_seconds = time.perf_counter() - t0
     grids: dict = {}
+    if "positions" in cloud.point and len(cloud.point.positions):
+        from sceneparse.robotics.costmap import write_grids
+
+        up = up_guess if up_guess is not None and np.linalg.norm(up_guess) > 1e-6 else None
+        try:
+            grids = write_grids(cloud, m.class_names, out, resolution=resolution or 2 * m.voxel_size, costs=costs,
+                                up_guess=up, palette=palette)  # fmt: skip
+            files.update(grids.pop("files"))
+        except InputError as err:  # no labelled points: the 3D outputs still stand
+            log.warning("no grids: %s", err)
     n = len(cloud.point.positions) if "positions" in cloud.point else 0
     labels = cloud.point.label.numpy()[:, 0] if n else []
     shares = {c: float((labels == i).mean()) if n else 0.0 for i, c in enumerate(m.class_names)}

@@ -1,0 +1,105 @@
+"""Top-down grids of a labelled map: the synthetic room (floor free, the table occupied and
+lethal, what was not seen unknown), files that a YAML + PGM reader loads as map_server does,
+the cost table, and the grids of a real 7-Scenes map through the sink."""
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("open3d", reason="needs open3d: pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
+
+from robotics.labelled_room import CLASSES, TABLE_HEIGHT, K, camera_pose, probs_from_labels, render_exact  # noqa: E402
+
+from sceneparse.errors import ConfigError  # noqa: E402
+from sceneparse.robotics.costmap import FREE, OCCUPIED, UNKNOWN, load_costs, read_pgm, write_grids  # noqa: E402
+from sceneparse.robotics.mapping import SemanticMap  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def room_cloud():
+    m = SemanticMap(CLASSES, 0.02, device="cpu", semantic_stride=1)
+    for i in range(6):
+        pose = camera_pose(-20 + 8 * i, 30 + 5 * (i % 2), position=(0.1 * i, -0.5, 1.4))
+        depth, truth = render_exact(pose)
+        m.integrate(depth, K, pose, probs=probs_from_labels(truth))
+    return m.extract_point_cloud()
+
+
+def cell_value(image, meta, x, y):
+    """The pixel of world point (x, y) (map frame = world here: z is up) as map_server reads it."""
+    res, (x0, y0, _) = meta["resolution"], meta["origin"]
+    col, row_from_bottom = int((x - x0) / res), int((y - y0) / res)
+    return image[image.shape[0] - 1 - row_from_bottom, col]
+
+
+def test_feature_synthetic_room_grids(room_cloud, tmp_path):
+    summary = write_grids(room_cloud, CLASSES, tmp_path, resolution=0.05, up_guess=(0, 0, 1))
+    for name in ("grid.pgm", "grid.yaml", "cost.pgm", "cost.yaml", "preview.png"):
+        assert (tmp_path / name).is_file()
+    meta = yaml.safe_load((tmp_path / "grid.yaml").read_text())
+    cost_meta = yaml.safe_load((tmp_path / "cost.yaml").read_text())
+    assert meta["image"] == "grid.pgm" and meta["mode"] == "trinary" and meta["resolution"] == 0.05
+    assert cost_meta["image"] == "cost.pgm" and cost_meta["mode"] == "raw" and cost_meta["costs"]["floor"] == 0
+    assert len(meta["origin"]) == 3 and {"negate", "occupied_thresh", "free_thresh"} <= set(meta)
+    world_to_map = np.array(meta["world_to_map"])
+    assert np.allclose(world_to_map, np.eye(4), atol=1e-3)  # the floor is z = 0 with z up already
+    grid, cost = read_pgm(tmp_path / "grid.pgm"), read_pgm(tmp_path / "cost.pgm")
+    import cv2  # another PGM reader agrees
+
+    assert np.array_equal(cv2.imread(str(tmp_path / "grid.pgm"), cv2.IMREAD_UNCHANGED), grid)
+    assert grid.shape == cost.shape == tuple(summary["grid"]["shape"])
+    assert set(np.unique(grid)) <= {FREE, OCCUPIED, UNKNOWN}
+    # the floor in front of the table is free, the table top (0.75 m high) an obstacle
+    assert cell_value(grid, meta, 0.0, 0.8) == FREE and cell_value(cost, cost_meta, 0.0, 0.8) == 0
+    assert cell_value(grid, meta, 0.0, 1.5) == OCCUPIED and cell_value(cost, cost_meta, 0.0, 1.5) == 100
+    # outside the cameras' view nothing was seen: unknown, cost 255
+    assert cell_value(grid, meta, -1.1, 0.7) == UNKNOWN and cell_value(cost, cost_meta, -1.1, 0.7) == 255
+    assert summary["grid"]["free"] > 0.2 and summary["grid"]["occupied"] > 0.02
+    assert TABLE_HEIGHT > 0.05  # the table lies in the obstacle band
+
+
+def test_feature_cost_table(room_cloud, tmp_path):
+    table = tmp_path / "costs.yaml"
+    table.write_text("costs:\n  floor: 0\n  support: 40\n")  # vertical, other missing: obstacles
+    assert load_costs(table, CLASSES) == {"floor": 0, "support": 40, "vertical": 100, "other": 100}
+    write_grids(room_cloud, CLASSES, tmp_path, resolution=0.05, costs=table, up_guess=(0, 0, 1), preview=False)
+    meta = yaml.safe_load((tmp_path / "cost.yaml").read_text())
+    assert cell_value(read_pgm(tmp_path / "cost.pgm"), meta, 0.0, 1.5) == 40
+    assert not (tmp_path / "preview.png").exists()
+    with pytest.raises(ConfigError, match="0 \\(free\\) to 100"):
+        load_costs({"floor": 300})
+    with pytest.raises(ConfigError, match="not found"):
+        load_costs(tmp_path / "missing.yaml")
+
+
+def test_feature_tilted_world_is_levelled(room_cloud, tmp_path):
+    """The same room in a world frame whose up axis is -y (as a camera's): the grid levels it."""
+    import open3d as o3d
+
+    rot = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # z up -> -y up
+    cloud = room_cloud.clone()
+    cloud.point.positions = o3d.core.Tensor((room_cloud.point.positions.numpy() @ rot.T).astype(np.float32))
+    write_grids(cloud, CLASSES, tmp_path, resolution=0.05, up_guess=(0, -1, 0), preview=False)
+    meta = yaml.safe_load((tmp_path / "grid.yaml").read_text())
+    t = np.array(meta["world_to_map"])
+    assert np.allclose(t[:3, :3] @ np.array([0, -1, 0]), [0, 0, 1], atol=1e-3)
+    occupied = (read_pgm(tmp_path / "grid.pgm") == OCCUPIED).mean()
+    assert 0.02 < occupied < 0.5
+
+
+def test_feature_real_map_grids_through_the_sink(sevenscenes_path, tmp_path):
+    from sceneparse import SceneParser, run
+    from sceneparse.sinks.semantic_map import SemanticMapSink
+    from sceneparse.sources import SevenScenesSource
+
+    frames = list(SevenScenesSource(sevenscenes_path))[:80:8]
+    sink = SemanticMapSink(tmp_path, voxel=0.04)
+    run(SceneParser.from_pretrained("indoor-geometry"), frames, [sink], progress=False)
+    meta = yaml.safe_load((tmp_path / "grid.yaml").read_text())
+    grid = read_pgm(tmp_path / meta["image"])
+    t = np.array(meta["world_to_map"])
+    up = t[2, :3]  # the world's up axis; the cameras' image-up axes point along it
+    assert all(f.pose[:3, :3] @ np.array([0, -1, 0]) @ up > 0.5 for f in frames)
+    assert (grid == FREE).mean() > 0.02 and (grid == OCCUPIED).mean() > 0.05
+    assert sink.summary()["grid"]["shape"] == list(grid.shape)
+    assert (tmp_path / "preview.png").stat().st_size > 10000
