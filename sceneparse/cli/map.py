@@ -1,0 +1,78 @@
+"""``sceneparse map``: an RGB-D sequence with poses fused into a labelled 3D map, with the
+robot's 2D grids (the frame loop with the ``semantic-map`` sink)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from sceneparse.cli.options import add_runtime_arguments, load_parser
+
+log = logging.getLogger("sceneparse")
+
+DESCRIPTION = """Label every frame of an RGB-D sequence with poses (7-Scenes, TUM with poses,
+frame folders with poses, ROS bags) and fuse the class probabilities into a 3D voxel map
+(open3d's VoxelBlockGrid: TSDF, colour, per-class log-probabilities). Writes OUT/map.ply
+(labelled points: label and confidence per point), OUT/mesh.ply (labelled mesh), OUT/map.npz
+(the map), OUT/grid.pgm + grid.yaml (occupancy) and OUT/cost.pgm + cost.yaml (traversability
+cost) in the Nav2 map_server format, OUT/preview.png and OUT/summary.json. Ctrl-C writes the
+map of the frames so far. Needs open3d (pip install 'sceneparse[3d]')."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="sceneparse map", description=DESCRIPTION)
+    ap.add_argument("sequence", help="an RGB-D sequence with poses: a 7-Scenes or TUM folder, a frame folder, a bag")
+    ap.add_argument("--out", required=True, help="output folder")
+    add_runtime_arguments(ap, model_default="indoor-geometry")
+    ap.add_argument("--voxel", type=float, default=0.02, help="voxel size in metres (default: %(default)s)")
+    ap.add_argument("--depth-max", type=float, default=4.0, help="readings beyond this are not fused (m)")
+    ap.add_argument("--map-device", default="auto",
+                    help="open3d device of the map: auto (CUDA where open3d has it), cpu, cuda")  # fmt: skip
+    ap.add_argument("--grid-resolution", type=float, default=None,
+                    help="metres per cell of the 2D grids (default: twice the voxel size)")  # fmt: skip
+    ap.add_argument("--costs", help="YAML table class -> cost 0-100 for cost.pgm (default: configs/costs.yaml's)")
+    ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    ap.add_argument("--topic", help="ROS bags: the image topic (default: the first image topic)")
+    ap.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier map in --out")
+    return ap
+
+
+def main(argv=None) -> int:
+    from sceneparse.errors import OutputError
+    from sceneparse.loop import run
+    from sceneparse.sinks.semantic_map import SemanticMapSink
+    from sceneparse.sources import open_source
+
+    args = build_parser().parse_args(argv)
+    if not args.voxel > 0:
+        raise ValueError(f"--voxel must be positive, got {args.voxel}")
+    out = Path(args.out)
+    if (out / "map.ply").exists() and not args.overwrite:
+        raise OutputError(f"{out / 'map.ply'} already exists: map into another folder, or give --overwrite")
+    sink = SemanticMapSink(out, voxel=args.voxel, depth_max=args.depth_max, device=args.map_device, costs=args.costs,
+                           grid_resolution=args.grid_resolution)  # fmt: skip
+    source = open_source(args.sequence, **({"topic": args.topic} if args.topic else {}))
+    parser = load_parser(args)
+    stats = run(parser, source, [sink], temporal=False, max_frames=args.max_frames, progress=args.progress,
+                desc="mapping")  # fmt: skip
+    source.close()
+    summary = sink.summary()
+    summary.update(frames_parsed=stats["frames"], end_to_end_fps=stats["fps"], interrupted=stats["interrupted"],
+                   model=args.model, source=str(args.sequence), input_error=stats["input_error"])  # fmt: skip
+    if (out / "summary.json").exists():
+        (out / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "folder"}, indent=2,
+                                                     default=float))  # fmt: skip
+    timings = summary.get("timings", {})
+    print(f"{out}: {summary.get('frames', 0)} of {stats['frames']} frames fused "
+          f"({', '.join(f'{n} {k}' for k, n in summary.get('skipped', {}).items()) or 'none skipped'}); "
+          f"{summary.get('points', 0)} points, {summary.get('mesh_vertices', 0)} mesh vertices, "
+          f"{summary.get('voxels', 0)} voxels ({summary.get('memory_mb', 0):.0f} MB); map update "
+          f"{timings.get('map_update_fps', 0):.1f} frames/s, end to end {stats['fps']:.2f} frames/s")  # fmt: skip
+    for name, path in summary.get("files", {}).items():
+        print(f"  {name:10s} {path}")
+    if stats["interrupted"]:
+        print("interrupted: the map holds the frames fused so far")
+        return 130
+    return 0

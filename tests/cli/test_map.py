@@ -1,0 +1,85 @@
+"""``sceneparse map`` (sceneparse/cli/map.py): every output of a synthetic 7-Scenes style
+sequence, Ctrl-C leaving the map of the frames so far, and a real 7-Scenes run."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("open3d", reason="needs open3d: pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
+
+from robotics.synthetic_room import write_sequence  # noqa: E402
+
+from sceneparse.cli import main  # noqa: E402
+from sceneparse.sources import SOURCES, SevenScenesSource, register_source  # noqa: E402
+
+OUTPUTS = ("map.ply", "mesh.ply", "map.npz", "grid.pgm", "grid.yaml", "cost.pgm", "cost.yaml", "preview.png",
+           "summary.json")  # fmt: skip
+
+
+def test_feature_map_command_writes_every_output(tmp_path):
+    seq = write_sequence(tmp_path / "seq", n=6)
+    out = tmp_path / "out"
+    assert main(["map", str(seq), "--out", str(out), "--voxel", "0.04", "--no-progress", "--threads", "2"]) == 0
+    for name in OUTPUTS:
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 6 and summary["frames_parsed"] == 6 and summary["model"] == "indoor-geometry"
+    assert summary["voxels"] > 0 and summary["points"] > 100 and summary["end_to_end_fps"] > 0
+    assert summary["timings"]["map_update_fps"] > 0
+    assert yaml.safe_load((out / "grid.yaml").read_text())["resolution"] == pytest.approx(0.08)
+    # an earlier map is not overwritten unless asked
+    assert main(["map", str(seq), "--out", str(out), "--no-progress"]) == 1
+    assert main(["map", str(seq), "--out", str(out), "--voxel", "0.05", "--overwrite", "--no-progress"]) == 0
+
+
+def test_exception_map_needs_poses_and_a_positive_voxel(tmp_path):
+    seq = write_sequence(tmp_path / "seq", n=3)
+    for p in seq.glob("*.pose.txt"):
+        p.unlink()
+    out = tmp_path / "out"
+    assert main(["map", str(seq), "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 0 and summary["skipped"] == {"no pose": 3}
+    assert main(["map", str(seq), "--out", str(tmp_path / "o2"), "--voxel", "0", "--no-progress"]) == 1
+
+
+def test_feature_ctrl_c_leaves_the_map_so_far(tmp_path):
+    seq = write_sequence(tmp_path / "seq", n=8)
+
+    class Interrupted(SevenScenesSource):
+        kind, priority = "interrupted-7scenes", 1
+
+        @classmethod
+        def accepts(cls, spec):
+            return str(spec).endswith("seq")
+
+        def __iter__(self):
+            for i, frame in enumerate(super().__iter__()):
+                if i == 5:
+                    raise KeyboardInterrupt
+                yield frame
+
+    register_source(Interrupted)
+    try:
+        out = tmp_path / "out"
+        assert main(["map", str(seq), "--out", str(out), "--voxel", "0.04", "--no-progress"]) == 130
+    finally:
+        SOURCES.pop(Interrupted.kind)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 5
+    for name in OUTPUTS:
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*"))  # no temporary file left
+
+
+def test_feature_real_sequence(sevenscenes_path, tmp_path):
+    out = tmp_path / "out"
+    assert main(["map", str(sevenscenes_path), "--out", str(out), "--max-frames", "12", "--voxel", "0.03",
+                 "--no-progress"]) == 0  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 12 and summary["classes"] == ["floor", "support", "vertical", "other"]
+    shares = summary["class_shares"]
+    assert shares["support"] > 0.1 and shares["vertical"] > 0.1
+    assert 0 < summary["grid"]["occupied"] < 0.9 and np.isfinite(summary["end_to_end_fps"])
