@@ -69,6 +69,7 @@ def test_feature_metadata_read_back(onnx_path, torch_parser, onnx_parser):
     assert (onnx_parser.palette == torch_parser.palette).all()
 
 
+@pytest.mark.slow
 def test_feature_heldout_labels_equal(torch_parser, onnx_parser, heldout):
     from sceneparse.export import compare_parsers
 
@@ -111,6 +112,7 @@ def test_feature_refiners_smoothers_and_sinks(torch_parser, onnx_parser, heldout
     assert (tmp_path / "overlay.mp4").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_feature_other_input_size_camvid(camvid_path, tmp_path):
     from sceneparse.evaluate import heldout_dataset
 
@@ -126,6 +128,7 @@ def test_feature_other_input_size_camvid(camvid_path, tmp_path):
         assert same >= 0.999 and diff <= 1e-3, (same, diff)
 
 
+@pytest.mark.slow
 def test_feature_rgbd_model_with_depth(sevenscenes_path, tmp_path):
     from sceneparse.sources import open_source
 
@@ -149,6 +152,7 @@ def test_feature_rgbd_model_with_depth(sevenscenes_path, tmp_path):
         onnx_parser.parse(frames[0].image)
 
 
+@pytest.mark.slow
 def test_feature_int8_keeps_metadata_and_labels(onnx_path, torch_parser, heldout, tmp_path):
     path = quantize_onnx(onnx_path, tmp_path / "int8.onnx")
     assert read_onnx_metadata(path)["class_names"] == list(torch_parser.class_names)

@@ -24,6 +24,7 @@ def _frames_in(video) -> int:
     return n
 
 
+@pytest.mark.slow
 def test_feature_same_named_videos_get_their_own_folders(tmp_path):
     frames, _ = moving_scene(4)
     for d, n in (("x", 4), ("y", 3)):

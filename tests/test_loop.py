@@ -190,6 +190,7 @@ def test_feature_max_frames_and_realtime(parser):
         run(parser, frames, [], max_frames=-5, progress=False)
 
 
+@pytest.mark.slow
 def test_feature_run_leaves_no_thread_running(parser, sevenscenes_path):
     """``sceneparse label <7-Scenes> --max-frames 3`` aborted at exit ("terminate called without
     an active exception", exit 134) when a thread was still inside OpenCV or PyTorch: the

@@ -187,6 +187,7 @@ def test_feature_parse_stream_on_real_video_frames(camvid_path):
     assert all(r.labels.shape == (360, 480) and r.labels.max() < 11 for r in smooth)
 
 
+@pytest.mark.slow
 def test_feature_parse_stream_batches_give_the_same_labels(camvid_path):
     import cv2
 
@@ -207,6 +208,7 @@ def test_feature_parse_stream_batches_give_the_same_labels(camvid_path):
         next(parser.parse_stream(images, batch_size=0))
 
 
+@pytest.mark.slow
 def test_feature_refiners_and_smoothers_run_at_a_bounded_size(camvid_path, caplog):
     """A 24-megapixel photo with "crf" needed about 9 GB: refiners and smoothers now see frames
     shrunk to ``max_refine_pixels`` (said once in the log), their probabilities upsampled back;

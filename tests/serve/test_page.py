@@ -86,6 +86,7 @@ def browser():
             b.close()
 
 
+@pytest.mark.slow
 def test_feature_page_labels_an_uploaded_photo(server, browser, photos, parser, tmp_path):
     name, rgb, data = photos[5]
     path = tmp_path / name
