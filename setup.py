@@ -44,6 +44,8 @@ setup(
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
         # sceneparse serve
         "serve": ["fastapi>=0.100", "uvicorn>=0.23", "python-multipart>=0.0.13"],
+        # ROS bags in and out without ROS (sources/rosbag.py, sinks/rosbag.py)
+        "ros": ["rosbags>=0.10"],
     },
     entry_points={"console_scripts": ["sceneparse=sceneparse.cli:main"]},
 )

@@ -21,7 +21,7 @@ from sceneparse.errors import ConfigError, OutputError
 from sceneparse.io import ensure_writable, unique_names
 from sceneparse.loop import run
 from sceneparse.sinks import SINKS, Sink, build_sink
-from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles
+from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles, Source
 
 __all__ = ["label", "label_images", "label_stream", "is_stream", "stream_folders", "existing_outputs"]
 
@@ -42,6 +42,17 @@ def is_stream(spec, force: bool = False) -> bool:
 
 def _extra_sinks(sinks, out: Path) -> list[Sink]:
     return [build_sink(s, out=out) for s in sinks]
+
+
+def _source_sinks(spec) -> tuple:
+    """Outputs a kind of source asks for when labelled (its ``label_sinks``): a ROS bag in, a
+    labelled ROS bag out (``sinks/rosbag.py``)."""
+    if isinstance(spec, Source):
+        return tuple(getattr(spec, "label_sinks", ()))
+    if not isinstance(spec, (str, Path)):  # camera indices, iterables of frames
+        return ()
+    cls = next((c for c in sorted(SOURCES.values(), key=lambda c: c.priority) if c.accepts(spec)), None)
+    return tuple(getattr(cls, "label_sinks", ()))
 
 
 def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=(), alpha: float = 0.55,
@@ -91,6 +102,8 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
     if probs:
         outputs.append(build_sink("probs", out=out, pattern="probs/{index:06d}.npz"))
     outputs += _extra_sinks(sinks, out)
+    named = {s if isinstance(s, str) else getattr(s, "name", None) for s in sinks}
+    outputs += _extra_sinks([s for s in _source_sinks(source) if s not in named], out)
     stats = run(parser, source, outputs, temporal=temporal, refine=refine, batch_size=batch_size, realtime=realtime,
                 max_frames=max_frames, progress=progress, hooks=hooks, **temporal_params)  # fmt: skip
     stats.update(video=outputs[0].summary()["video"], codec=outputs[0].codec)

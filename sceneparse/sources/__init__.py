@@ -6,11 +6,12 @@ accepts it; every source yields :class:`Frame` records (image, optional depth in
 timestamp, index, optional intrinsics, pose and true labels).
 """
 
-from sceneparse.sources import dataset, folder, images, sevenscenes, tum, video  # noqa: F401  (register)
+from sceneparse.sources import dataset, folder, images, rosbag, sevenscenes, tum, video  # noqa: F401  (register)
 from sceneparse.sources.base import SOURCES, Frame, Source, list_sources, open_source, register_source
 from sceneparse.sources.dataset import DatasetFrames
 from sceneparse.sources.folder import FolderSource
 from sceneparse.sources.images import ImageFiles, find_depth
+from sceneparse.sources.rosbag import RosbagSource
 from sceneparse.sources.sevenscenes import SevenScenesSource
 from sceneparse.sources.tum import TUMSource
 from sceneparse.sources.video import VIDEO_EXTS, VideoSource
@@ -26,6 +27,7 @@ __all__ = [
     "FolderSource",
     "ImageFiles",
     "find_depth",
+    "RosbagSource",
     "SevenScenesSource",
     "TUMSource",
     "VideoSource",

@@ -1,0 +1,99 @@
+"""The labelled ROS 2 bag (sceneparse/sinks/rosbag.py): ``sceneparse label BAG --out DIR`` on
+bags written by the test from real 7-Scenes frames (ROS 2 and ROS 1, Image and
+CompressedImage) writes DIR/segmentation/, read back: one mask per input frame with its stamp
+and frame_id, mono8 of the input's size, confidences, overlays and the class list once; a bag
+that breaks off leaves a readable bag of the frames before."""
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rosbags", reason="needs rosbags: pip install 'sceneparse[ros]'")
+
+from rosbag_files import START_NS, STEP_NS, write_bag  # noqa: E402
+
+from sceneparse.cli import main  # noqa: E402
+from sceneparse.sources import SevenScenesSource  # noqa: E402
+
+CLASSES = ["floor", "support", "vertical", "other"]
+
+
+@pytest.fixture(scope="module")
+def frames(sevenscenes_path):
+    return list(SevenScenesSource(sevenscenes_path))[100:104]
+
+
+def read_bag(path):
+    from rosbags.highlevel import AnyReader
+
+    out = {}
+    with AnyReader([path]) as reader:
+        for conn, t, raw in reader.messages():
+            out.setdefault(conn.topic, []).append((t, conn.msgtype, reader.deserialize(raw, conn.msgtype)))
+    return out
+
+
+@pytest.mark.parametrize(("ros", "compressed"), [(2, False), (2, True), (1, False), (1, True)])
+def test_feature_label_a_bag_into_a_segmentation_bag(frames, tmp_path, ros, compressed):
+    bag = write_bag(tmp_path / ("in.bag" if ros == 1 else "in"), frames, ros, compressed)
+    out = tmp_path / "out"
+    assert main(["label", str(bag), "--model", "indoor-geometry", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "segmentation" / "metadata.yaml").is_file()
+    msgs = read_bag(out / "segmentation")
+    masks = msgs["/segmentation/mask"]
+    assert len(masks) == len(frames)
+    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, _, m in masks]
+    assert stamps == [START_NS + i * STEP_NS for i in range(len(frames))]
+    for (t, msgtype, m), f in zip(masks, frames):
+        assert msgtype == "sensor_msgs/msg/Image" and m.encoding == "mono8"
+        assert (m.height, m.width) == f.image.shape[:2] and m.step == m.width
+        assert m.header.frame_id == "camera_color_optical_frame"
+        assert t == stamps[masks.index((t, msgtype, m))]  # the bag's time: the input's
+        mask = np.asarray(m.data).reshape(m.height, m.width)
+        assert set(np.unique(mask)) <= {0, 1, 2, 3, 255} and (mask == 1).mean() > 0.05  # a kitchen's worktops
+    conf = msgs["/segmentation/confidence"]
+    assert len(conf) == len(frames) and all(m.encoding == "mono8" for _, _, m in conf)
+    assert np.asarray(conf[0][2].data).mean() > 100  # mostly confident
+    overlay = msgs["/segmentation/overlay"]
+    assert len(overlay) == len(frames) and overlay[0][2].encoding == "rgb8"
+    assert len(overlay[0][2].data) == frames[0].image.size
+    (labels,) = msgs["/segmentation/labels"]
+    assert labels[1] == "std_msgs/msg/String"  # no vision_msgs/LabelInfo in rosbags' type stores
+    assert json.loads(labels[2].data)["class_names"] == CLASSES
+    # the overlay video of every stream is written too
+    assert (out / "overlay.mp4").is_file()
+    # labelling again into the same folder: refused, the bag is kept
+    assert main(["label", str(bag), "--model", "indoor-geometry", "--out", str(out), "--no-progress",
+                 "--overwrite"]) == 1  # fmt: skip
+    assert len(read_bag(out / "segmentation")["/segmentation/mask"]) == len(frames)
+
+
+def test_feature_a_bag_that_breaks_off_leaves_a_readable_bag(frames, tmp_path):
+    bag = write_bag(tmp_path / "in", frames, compressed=True)
+    db = next(bag.glob("*.db3"))
+    con = sqlite3.connect(db)
+    rows = con.execute("select m.id, m.data from messages m join topics t on m.topic_id = t.id "
+                       "where t.name like '%compressed' order by m.timestamp").fetchall()  # fmt: skip
+    con.execute("update messages set data = ? where id = ?", (rows[3][1][:60] + b"\0" * 500, rows[3][0]))
+    con.commit()
+    con.close()
+    out = tmp_path / "out"
+    main(["label", str(bag), "--model", "indoor-geometry", "--out", str(out), "--no-progress"])
+    masks = read_bag(out / "segmentation")["/segmentation/mask"]
+    assert len(masks) == 3
+
+
+def test_smoke_sink_on_frames_without_a_bag(frames, tmp_path):
+    from sceneparse import SceneParser, run
+    from sceneparse.sinks import build_sink
+
+    sink = build_sink("rosbag", out=tmp_path, overlay=False)
+    run(SceneParser.from_pretrained("indoor-geometry"), frames[:2], [sink], progress=False)
+    assert sink.summary()["frames"] == 2
+    msgs = read_bag(tmp_path / "segmentation")
+    assert "/segmentation/overlay" not in msgs
+    m = msgs["/segmentation/mask"][1][2]
+    assert m.header.frame_id == "camera"
+    assert m.header.stamp.sec + m.header.stamp.nanosec / 1e9 == pytest.approx(frames[1].timestamp)

@@ -1,0 +1,89 @@
+"""ROS bags as a source (sceneparse/sources/rosbag.py): bags written by the test from real
+7-Scenes frames, ROS 2 (sqlite3 and MCAP) and ROS 1, Image and CompressedImage, with aligned
+depth and camera_info; topic choice; truncated and corrupt bags."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rosbags", reason="needs rosbags: pip install 'sceneparse[ros]'")
+
+from rosbag_files import START_NS, STEP_NS, write_bag  # noqa: E402
+
+from sceneparse.errors import InputError  # noqa: E402
+from sceneparse.sources import RosbagSource, SevenScenesSource, open_source  # noqa: E402
+from sceneparse.sources.rosbag import is_bag  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def frames(sevenscenes_path):
+    return list(SevenScenesSource(sevenscenes_path))[:4]
+
+
+@pytest.mark.parametrize(("ros", "compressed", "storage"),
+                         [(2, False, "sqlite3"), (2, True, "sqlite3"), (2, False, "mcap"), (1, False, ""),
+                          (1, True, "")])  # fmt: skip
+def test_feature_bag_frames_match_the_frames_written(frames, tmp_path, ros, compressed, storage):
+    path = write_bag(tmp_path / ("in.bag" if ros == 1 else "in"), frames, ros, compressed, storage)
+    assert is_bag(path)
+    src = open_source(path)
+    assert isinstance(src, RosbagSource) and len(src) == len(frames)
+    assert src.depth_topic == "/camera/aligned_depth_to_color/image_raw"
+    got = list(src)
+    src.close()
+    assert [f.index for f in got] == list(range(len(frames)))
+    for f, ref in zip(got, frames):
+        assert f.image.shape == ref.image.shape and f.image.dtype == np.uint8
+        diff = np.abs(f.image.astype(int) - ref.image).mean()
+        assert diff < 2.0 if compressed else diff == 0  # JPEG at quality 95, or exact
+        assert f.depth.dtype == np.float32 and np.abs(f.depth - ref.depth).max() < 1e-3  # mm precision
+        assert np.allclose(f.intrinsics, ref.intrinsics)
+        assert f.extra["stamp_ns"] == START_NS + f.index * STEP_NS
+        assert f.timestamp == pytest.approx(f.extra["stamp_ns"] / 1e9)
+        assert f.extra["frame_id"] == "camera_color_optical_frame" and f.pose is None
+
+
+def test_feature_topic_choice_and_bags_without_depth(frames, tmp_path):
+    path = write_bag(tmp_path / "in", frames, depth=False)
+    src = RosbagSource(path)
+    assert src.depth_topic == "" and all(f.depth is None and "depth_error" not in f.extra for f in src)
+    # the depth topic as the image topic: refused, it is not colour
+    src = RosbagSource(write_bag(tmp_path / "in2", frames[:2]), topic="/camera/aligned_depth_to_color/image_raw",
+                       depth_topic="")  # fmt: skip
+    with pytest.raises(InputError, match="not colour"):
+        list(src)
+    with pytest.raises(InputError, match="no image topic '/nope'"):
+        RosbagSource(path, topic="/nope")
+    # a single .db3 file is read as its bag
+    assert len(list(RosbagSource(next(path.glob("*.db3"))))) == len(frames)
+
+
+@pytest.mark.parametrize(("name", "ros", "storage"), [("in", 2, "sqlite3"), ("in_mcap", 2, "mcap"),
+                                                      ("in.bag", 1, "")])  # fmt: skip
+def test_exception_truncated_bag_is_a_clear_error(frames, tmp_path, name, ros, storage):
+    path = write_bag(tmp_path / name, frames, ros, True, storage)
+    f = path if path.is_file() else next(p for p in path.iterdir() if p.suffix in (".db3", ".mcap"))
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=f"{name}: not a readable ROS bag"):
+        open_source(path)
+
+
+def test_exception_corrupt_message_ends_the_stream_after_the_frames_before(frames, tmp_path):
+    path = write_bag(tmp_path / "in", frames, compressed=True)
+    # corrupt the third JPEG inside the database
+    import sqlite3
+
+    db = next(path.glob("*.db3"))
+    con = sqlite3.connect(db)
+    rows = con.execute("select m.id, m.data from messages m join topics t on m.topic_id = t.id "
+                       "where t.name like '%compressed' order by m.timestamp").fetchall()  # fmt: skip
+    data = bytearray(rows[2][1])
+    data[60:] = b"\x00" * (len(data) - 60)  # the JPEG's bytes after its header: not an image
+    con.execute("update messages set data = ? where id = ?", (bytes(data), rows[2][0]))
+    con.commit()
+    con.close()
+    got = []
+    with pytest.raises(InputError, match="after 2 frames"):
+        for f in RosbagSource(path):
+            got.append(f)
+    assert len(got) == 2
