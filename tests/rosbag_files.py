@@ -14,9 +14,11 @@ STEP_NS = 33_333_333
 
 
 def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storage: str = "sqlite3",
-              depth: bool = True, topic: str = "/camera/color/image_raw") -> Path:  # fmt: skip
-    """Write ``frames`` (sceneparse Frames with image, depth, intrinsics) to a bag at ``path``."""
+              depth: bool = True, topic: str = "/camera/color/image_raw", poses: bool = False) -> Path:  # fmt: skip
+    """Write ``frames`` (sceneparse Frames with image, depth, intrinsics; ``poses``: their poses
+    as geometry_msgs/PoseStamped on /camera/pose) to a bag at ``path``."""
     from rosbags.typesys import Stores, get_typestore
+    from scipy.spatial.transform import Rotation
 
     ts = get_typestore(Stores.ROS1_NOETIC if ros == 1 else Stores.ROS2_HUMBLE)
     t = ts.types
@@ -38,6 +40,7 @@ def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storag
         c_depth = writer.add_connection("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image",
                                         typestore=ts) if depth else None  # fmt: skip
         c_info = writer.add_connection("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=ts)
+        c_pose = writer.add_connection("/camera/pose", "geometry_msgs/msg/PoseStamped", typestore=ts) if poses else None
         for i, f in enumerate(frames):
             ns = START_NS + i * STEP_NS
             sec, nanosec = divmod(ns, 1_000_000_000)
@@ -56,6 +59,13 @@ def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storag
             info = t["sensor_msgs/msg/CameraInfo"](header=header, height=h, width=w, distortion_model="plumb_bob",
                                                    binning_x=0, binning_y=0, roi=roi, **matrices)  # fmt: skip
             writer.write(c_info, ns, serialize(info, c_info.msgtype))
+            if poses:
+                qx, qy, qz, qw = Rotation.from_matrix(f.pose[:3, :3]).as_quat()
+                quat = t["geometry_msgs/msg/Quaternion"](qx, qy, qz, qw)
+                point = t["geometry_msgs/msg/Point"](*f.pose[:3, 3])
+                pose = t["geometry_msgs/msg/Pose"](position=point, orientation=quat)
+                msg = t["geometry_msgs/msg/PoseStamped"](header=header, pose=pose)
+                writer.write(c_pose, ns, serialize(msg, c_pose.msgtype))
             if compressed:
                 ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
                 msg = t[colour_type](header=header, format="rgb8; jpeg compressed bgr8", data=jpg.reshape(-1))

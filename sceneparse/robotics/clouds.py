@@ -103,6 +103,9 @@ def labelled_cloud(depth: np.ndarray, intrinsics: np.ndarray, result=None, *, im
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"image must be HxWx3 uint8 RGB, got {image.dtype} with shape {image.shape}")
         image = _per_pixel(image, shape, "image", cv2.INTER_LINEAR)
+    if intrinsics is None or np.asarray(intrinsics).shape != (3, 3):
+        raise InputError("labelled_cloud needs the depth camera's 3x3 intrinsics")
+    intrinsics = np.asarray(intrinsics).astype(np.float64)  # a native copy: open3d refuses '=d' arrays
     cloud, rows, cols = backproject(depth, intrinsics, stride, max_depth)
     if pose is not None:
         pose = np.asarray(pose, np.float64)

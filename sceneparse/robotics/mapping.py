@@ -186,7 +186,8 @@ class SemanticMap:
         if pose is None or np.asarray(pose).shape != (4, 4) or not np.all(np.isfinite(pose)):
             raise InputError("a frame fused into the map needs its 4x4 camera-to-world pose (a sequence with poses)")
         depth = np.ascontiguousarray(np.where(np.isfinite(depth), depth, 0), np.float32)
-        return depth, np.asarray(intrinsics, np.float64), np.asarray(pose, np.float64)
+        # astype, not asarray: a native copy (arrays in the '=d' buffer format fail in open3d)
+        return depth, np.asarray(intrinsics).astype(np.float64), np.asarray(pose).astype(np.float64)
 
     def _pixel_rays(self, shape, intrinsics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows, columns and camera rays (z = 1) of the pixels the class update samples."""

@@ -10,7 +10,10 @@ millimetres, ``32FC1`` in metres, or ``compressedDepth`` PNGs) and the intrinsic
 ``sensor_msgs/CameraInfo`` (the colour topic's ``camera_info`` where there is one: aligned depth
 is in the colour camera's frame). Each frame keeps its message's header (``extra["stamp_ns"]``,
 ``extra["frame_id"]``) and the bag's time (``extra["bag_time_ns"]``), which the ``rosbag`` sink
-copies into its messages. Frames have no pose: bags do not carry one this source reads.
+copies into its messages. Camera poses (camera-to-world, for ``sceneparse map``) come from a
+``geometry_msgs/PoseStamped``, ``nav_msgs/Odometry`` or ``geometry_msgs/TransformStamped``
+topic (``pose_topic=``, else the first such topic), the one nearest in time within
+``max_difference``; ``/tf`` trees are not followed.
 
 A bag that breaks off (a truncated file, a corrupt database) ends the stream with an
 :class:`~sceneparse.errors.InputError` that names the bag and the frames read before it.
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 BAG_SUFFIXES = (".bag", ".db3", ".mcap")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+POSE_TYPES = ("geometry_msgs/msg/PoseStamped", "nav_msgs/msg/Odometry", "geometry_msgs/msg/TransformStamped")
 
 
 def require_rosbags():
@@ -102,8 +106,27 @@ def _depth_metres(image: np.ndarray, msg, msgtype: str) -> np.ndarray:
     return np.where(np.isfinite(depth), depth, 0).astype(np.float32)
 
 
+def _pose_matrix(msg) -> np.ndarray:
+    """4x4 camera-to-world of a PoseStamped, Odometry or TransformStamped message."""
+    if hasattr(msg, "transform"):
+        p, q = msg.transform.translation, msg.transform.rotation
+    else:
+        pose = msg.pose.pose if hasattr(msg.pose, "pose") else msg.pose
+        p, q = pose.position, pose.orientation
+    x, y, z, w = q.x, q.y, q.z, q.w
+    n = np.sqrt(x * x + y * y + z * z + w * w) or 1.0
+    x, y, z, w = x / n, y / n, z / n, w / n
+    out = np.eye(4)
+    out[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                   [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                   [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]  # fmt: skip
+    out[:3, 3] = [p.x, p.y, p.z]
+    return out
+
+
 def _camera_matrix(msg) -> np.ndarray:
-    return np.asarray(msg.k if hasattr(msg, "k") else msg.K, np.float64).reshape(3, 3)  # ROS 1 spells it K
+    # ROS 1 spells it K; astype: rosbags' arrays have the '=d' buffer format, which open3d refuses
+    return np.asarray(msg.k if hasattr(msg, "k") else msg.K).astype(np.float64).reshape(3, 3)
 
 
 def _stamp_ns(msg) -> int:
@@ -135,7 +158,7 @@ class RosbagSource(Source):
         return is_bag(spec)
 
     def __init__(self, path: str | Path, topic: str | None = None, depth_topic: str | None = None,
-                 max_difference: float = 0.02) -> None:  # fmt: skip
+                 max_difference: float = 0.02, pose_topic: str | None = None) -> None:  # fmt: skip
         super().__init__()
         require_rosbags()
         from rosbags.highlevel import AnyReader
@@ -175,6 +198,7 @@ class RosbagSource(Source):
         own = [c for c in infos if c.topic.rsplit("/", 1)[0] == topic.rsplit("/", 1)[0]]
         self.info_conns = own or infos[:1]
         self.intrinsics = self._first_intrinsics()
+        self.pose_topic, self.poses = self._read_poses(pose_topic)
         self.count = sum(c.msgcount for c in self.colour_conns)
         span = (self.reader.end_time - self.reader.start_time) / 1e9 if self.count > 1 else 0
         self.fps = (self.count - 1) / span if span > 0 else None
@@ -186,6 +210,36 @@ class RosbagSource(Source):
             return decode_image(msg, conn.msgtype)
         except InputError as err:
             raise InputError(f"{self.path}: {conn.topic}: {err}, after {index} frames") from err
+
+    def _read_poses(self, pose_topic: str | None) -> tuple[str, tuple[np.ndarray, np.ndarray] | None]:
+        """All camera poses of the pose topic (``PoseStamped``, ``Odometry`` or
+        ``TransformStamped``: the camera in the world), as (stamps in ns, Nx4x4)."""
+        conns = [c for c in self.reader.connections if c.msgtype in POSE_TYPES]
+        if pose_topic is None:
+            pose_topic = min((c.topic for c in conns), default="")
+        elif pose_topic and pose_topic not in {c.topic for c in conns}:
+            self.reader.close()
+            raise InputError(f"{self.path}: no pose topic {pose_topic!r} (PoseStamped, Odometry or TransformStamped "
+                             f"topics: {', '.join(sorted({c.topic for c in conns})) or 'none'})")  # fmt: skip
+        if not pose_topic:
+            return "", None
+        stamps, poses = [], []
+        for conn, bag_ns, raw in self.reader.messages(connections=[c for c in conns if c.topic == pose_topic]):
+            msg = self.reader.deserialize(raw, conn.msgtype)
+            stamps.append(_stamp_ns(msg) or bag_ns)
+            poses.append(_pose_matrix(msg))
+        order = np.argsort(stamps)
+        return pose_topic, (np.asarray(stamps, np.int64)[order], np.asarray(poses)[order])
+
+    def _pose_at(self, stamp: int) -> np.ndarray | None:
+        """The pose nearest in time, within ``max_difference``."""
+        if self.poses is None or not len(self.poses[0]):
+            return None
+        stamps, poses = self.poses
+        j = int(np.clip(np.searchsorted(stamps, stamp), 1, len(stamps) - 1)) if len(stamps) > 1 else 0
+        if len(stamps) > 1 and abs(stamps[j - 1] - stamp) < abs(stamps[j] - stamp):
+            j -= 1
+        return poses[j] if abs(int(stamps[j]) - stamp) <= self.max_difference * 1e9 else None
 
     def _first_intrinsics(self) -> np.ndarray | None:
         """The first camera_info's matrix, for images stored before it (same stamp, other order)."""
@@ -228,7 +282,7 @@ class RosbagSource(Source):
                      "path": f"{self.path}:{self.topic}#{index}"}  # fmt: skip
             if self.depth_conns and depth is None:
                 extra["depth_error"] = f"no depth image within {self.max_difference * 1000:.0f} ms"
-            frame = Frame(image, index, stamp / 1e9, depth, k, None, f"{index:06d}", extra=extra)
+            frame = Frame(image, index, stamp / 1e9, depth, k, self._pose_at(stamp), f"{index:06d}", extra=extra)
             index += 1
             return frame
 

@@ -83,3 +83,15 @@ def test_feature_real_sequence(sevenscenes_path, tmp_path):
     shares = summary["class_shares"]
     assert shares["support"] > 0.1 and shares["vertical"] > 0.1
     assert 0 < summary["grid"]["occupied"] < 0.9 and np.isfinite(summary["end_to_end_fps"])
+
+
+def test_feature_map_of_a_ros_bag_with_poses(sevenscenes_path, tmp_path):
+    pytest.importorskip("rosbags", reason="needs rosbags: pip install 'sceneparse[ros]'")
+    from rosbag_files import write_bag
+
+    frames = list(SevenScenesSource(sevenscenes_path))[:40:5]
+    bag = write_bag(tmp_path / "in.bag", frames, ros=1, compressed=True, poses=True)
+    out = tmp_path / "out"
+    assert main(["map", str(bag), "--out", str(out), "--voxel", "0.04", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == len(frames) and summary["points"] > 1000 and not summary["skipped"]

@@ -87,3 +87,15 @@ def test_exception_corrupt_message_ends_the_stream_after_the_frames_before(frame
         for f in RosbagSource(path):
             got.append(f)
     assert len(got) == 2
+
+
+@pytest.mark.parametrize("ros", [2, 1])
+def test_feature_camera_poses_from_a_pose_topic(frames, tmp_path, ros):
+    path = write_bag(tmp_path / ("in.bag" if ros == 1 else "in"), frames, ros, poses=True)
+    src = RosbagSource(path)
+    assert src.pose_topic == "/camera/pose"
+    for f, ref in zip(src, frames):
+        assert np.allclose(f.pose, ref.pose, atol=1e-3)  # (7-Scenes' rotations are orthonormal to 1e-4)
+    assert all(f.pose is None for f in RosbagSource(path, pose_topic=""))
+    with pytest.raises(InputError, match="no pose topic"):
+        RosbagSource(path, pose_topic="/tf")
