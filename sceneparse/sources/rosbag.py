@@ -15,8 +15,12 @@ copies into its messages. Camera poses (camera-to-world, for ``sceneparse map``)
 topic (``pose_topic=``, else the first such topic), the one nearest in time within
 ``max_difference``; ``/tf`` trees are not followed.
 
-A bag that breaks off (a truncated file, a corrupt database) ends the stream with an
-:class:`~sceneparse.errors.InputError` that names the bag and the frames read before it.
+A ROS 2 recording that was killed (no ``metadata.yaml``) is read from its sqlite3 database
+directly, in recording order. A bag that cannot be opened (a truncated file: rosbags needs a ROS
+1 bag's index, an MCAP file's summary, an intact database) is an
+:class:`~sceneparse.errors.InputError` naming the bag and rosbags' reason; one that breaks off
+while read (a message that cannot be decoded) ends the stream with an InputError naming the
+frames read before it, which the frame loop has already written.
 """
 
 from __future__ import annotations
@@ -136,6 +140,49 @@ def _stamp_ns(msg) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
+class _Connection:
+    def __init__(self, cid: int, topic: str, msgtype: str, msgcount: int) -> None:
+        self.id, self.topic, self.msgtype, self.msgcount = cid, topic, msgtype, msgcount
+
+
+class _Sqlite3Reader:
+    """The part of rosbags' ``AnyReader`` this source uses, over a ROS 2 ``.db3`` file alone
+    (its ``topics`` and ``messages`` tables): for recordings that never wrote metadata.yaml.
+    Messages are read in time order as they are asked for, so a database that breaks off
+    yields the messages before the break, then raises."""
+
+    def __init__(self, path: Path, typestore) -> None:
+        import sqlite3
+
+        self.typestore = typestore
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        topics = self.db.execute("select id, name, type from topics").fetchall()
+        try:
+            counts = dict(self.db.execute("select topic_id, count(*) from messages group by topic_id").fetchall())
+            first, last = self.db.execute("select min(timestamp), max(timestamp) from messages").fetchone()
+        except sqlite3.DatabaseError as err:  # a damaged file: its length is unknown, read up to the damage
+            log.warning("%s: %s: reading the messages up to the damage", path, err)
+            counts, first, last = {}, 0, 0
+        self.damaged = not counts and bool(topics)
+        self.connections = [_Connection(i, name, msgtype, counts.get(i, 0)) for i, name, msgtype in topics]
+        self.start_time, self.end_time = first or 0, last or 0
+
+    def messages(self, connections=()):
+        by_id = {c.id: c for c in connections}
+        marks = ",".join("?" * len(by_id))
+        # in recording order (the rows' order): sorting by time would read the whole file first
+        rows = self.db.execute(f"select topic_id, timestamp, data from messages where topic_id in ({marks}) "
+                               "order by id", list(by_id))  # fmt: skip
+        for topic_id, timestamp, data in rows:
+            yield by_id[topic_id], timestamp, data
+
+    def deserialize(self, raw, msgtype: str):
+        return self.typestore.deserialize_cdr(raw, msgtype)
+
+    def close(self) -> None:
+        self.db.close()
+
+
 @register_source
 class RosbagSource(Source):
     """Frames of one image topic of a ROS bag, with aligned depth and intrinsics (see the module).
@@ -168,9 +215,15 @@ class RosbagSource(Source):
         if not self.path.exists():
             raise NotFoundError(f"bag not found: {self.path}")
         self.max_difference = float(max_difference)
+        typestore = get_typestore(Stores.ROS2_HUMBLE)
+        db3 = self._unfinished_db3()
         try:
-            self.reader = AnyReader(self._bag_paths(), default_typestore=get_typestore(Stores.ROS2_HUMBLE))
-            self.reader.open()
+            if db3 is not None:  # a recording that was killed: no metadata.yaml, the database as far as it got
+                log.warning("%s: no metadata.yaml (a recording cut short?): reading %s directly", self.path, db3.name)
+                self.reader = _Sqlite3Reader(db3, typestore)
+            else:
+                self.reader = AnyReader(self._bag_paths(), default_typestore=typestore)
+                self.reader.open()
         except Exception as err:  # rosbags raises its own errors for unreadable bags
             raise InputError(f"{self.path}: not a readable ROS bag ({type(err).__name__}: {err})") from err
         images = [c for c in self.reader.connections if c.msgtype in IMAGE_TYPES]
@@ -224,10 +277,13 @@ class RosbagSource(Source):
         if not pose_topic:
             return "", None
         stamps, poses = [], []
-        for conn, bag_ns, raw in self.reader.messages(connections=[c for c in conns if c.topic == pose_topic]):
-            msg = self.reader.deserialize(raw, conn.msgtype)
-            stamps.append(_stamp_ns(msg) or bag_ns)
-            poses.append(_pose_matrix(msg))
+        try:
+            for conn, bag_ns, raw in self.reader.messages(connections=[c for c in conns if c.topic == pose_topic]):
+                msg = self.reader.deserialize(raw, conn.msgtype)
+                stamps.append(_stamp_ns(msg) or bag_ns)
+                poses.append(_pose_matrix(msg))
+        except Exception as err:  # a damaged bag: the poses before the damage
+            log.warning("%s: poses read up to %d: %s", self.path, len(poses), err)
         order = np.argsort(stamps)
         return pose_topic, (np.asarray(stamps, np.int64)[order], np.asarray(poses)[order])
 
@@ -247,12 +303,23 @@ class RosbagSource(Source):
             return _camera_matrix(self.reader.deserialize(raw, conn.msgtype))
         return None
 
+    def _unfinished_db3(self) -> Path | None:
+        """The sqlite3 file of a ROS 2 bag folder without its metadata.yaml (or such a file)."""
+        folder = self.path if self.path.is_dir() else self.path.parent
+        if (folder / "metadata.yaml").is_file():
+            return None
+        if self.path.is_file():
+            return self.path if self.path.suffix.lower() == ".db3" else None
+        return min(self.path.glob("*.db3"), default=None)
+
     def _bag_paths(self) -> list[Path]:
         if self.path.is_file() and self.path.suffix.lower() in (".db3", ".mcap"):
             return [self.path.parent] if (self.path.parent / "metadata.yaml").is_file() else [self.path]
         return [self.path]
 
     def __len__(self) -> int:
+        if getattr(self.reader, "damaged", False):
+            raise TypeError(f"{self.path}: a damaged bag has no known length")
         return self.count
 
     def close(self) -> None:

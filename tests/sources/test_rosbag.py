@@ -99,3 +99,15 @@ def test_feature_camera_poses_from_a_pose_topic(frames, tmp_path, ros):
     assert all(f.pose is None for f in RosbagSource(path, pose_topic=""))
     with pytest.raises(InputError, match="no pose topic"):
         RosbagSource(path, pose_topic="/tf")
+
+
+def test_feature_a_recording_cut_short_without_metadata_is_read(frames, tmp_path):
+    """A ROS 2 recording that was killed never writes metadata.yaml: its database is read directly."""
+    path = write_bag(tmp_path / "in", frames, poses=True)
+    (path / "metadata.yaml").unlink()
+    src = open_source(path)
+    assert isinstance(src, RosbagSource) and len(src) == len(frames)
+    got = list(src)
+    assert [f.extra["stamp_ns"] for f in got] == [START_NS + i * STEP_NS for i in range(len(frames))]
+    assert all(f.depth is not None and f.pose is not None and f.intrinsics is not None for f in got)
+    assert np.array_equal(got[1].image, frames[1].image)
