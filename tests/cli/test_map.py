@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 import yaml
+from optional import require
 
-pytest.importorskip("open3d", reason="needs open3d: pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
+require("open3d", "pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
 
 from robotics.synthetic_room import write_sequence  # noqa: E402
 
@@ -86,7 +87,7 @@ def test_feature_real_sequence(sevenscenes_path, tmp_path):
 
 
 def test_feature_map_of_a_ros_bag_with_poses(sevenscenes_path, tmp_path):
-    pytest.importorskip("rosbags", reason="needs rosbags: pip install 'sceneparse[ros]'")
+    require("rosbags", "pip install 'sceneparse[ros]'")
     from rosbag_files import write_bag
 
     frames = list(SevenScenesSource(sevenscenes_path))[:40:5]

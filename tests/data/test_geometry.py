@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from optional import require
 
-pytest.importorskip("open3d", reason="needs open3d: pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
+require("open3d", "pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
 
 from robotics.synthetic_room import SIZE, write_sequence  # noqa: E402
 

@@ -5,8 +5,9 @@ import itertools
 
 import pytest
 import torch
+from optional import require
 
-pytest.importorskip("open3d", reason="needs open3d: pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
+require("open3d", "pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
 
 from sceneparse import SceneParser, run  # noqa: E402
 from sceneparse.robotics.adapt import OnlineAdapter  # noqa: E402

@@ -3,8 +3,9 @@ the shipped geometry model, and the PLY / PCD round trip through open3d."""
 
 import numpy as np
 import pytest
+from optional import require
 
-pytest.importorskip("open3d", reason="needs open3d: pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
+require("open3d", "pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
 
 from robotics.labelled_room import TABLE_HEIGHT, K, camera_pose, render_exact  # noqa: E402
 

@@ -5,8 +5,9 @@ the cost table, and the grids of a real 7-Scenes map through the sink."""
 import numpy as np
 import pytest
 import yaml
+from optional import require
 
-pytest.importorskip("open3d", reason="needs open3d: pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
+require("open3d", "pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
 
 from robotics.labelled_room import CLASSES, TABLE_HEIGHT, K, camera_pose, probs_from_labels, render_exact  # noqa: E402
 

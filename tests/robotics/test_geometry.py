@@ -5,8 +5,9 @@ import sys
 
 import numpy as np
 import pytest
+from optional import require
 
-pytest.importorskip("open3d", reason="needs open3d: pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
+require("open3d", "pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
 
 from robotics.synthetic_room import TABLE_HEIGHT, K, camera_pose, render  # noqa: E402
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from optional import require
 
 from sceneparse import SceneParser
 from sceneparse.errors import InputError
@@ -45,7 +46,7 @@ def test_feature_shipped_geometry_models_label_a_real_frame(name, frame):
 @pytest.mark.parametrize(("name", "fsv_accuracy"), [("indoor-geometry", 0.78), ("indoor-geometry-rgbd", 0.86)])
 def test_feature_shipped_geometry_models_agree_with_depth_on_held_out_frames(name, fsv_accuracy, sevenscenes_path):
     """The figures of docs/MODEL_ZOO.md (79.1 and 87.1 % F/S/V accuracy, support IoU 81.2 and 88.3)."""
-    pytest.importorskip("open3d", reason="the depth labels need open3d: pip install 'sceneparse[3d]'")
+    require("open3d", "pip install 'sceneparse[3d]'")
     from sceneparse.data import dataset_for_model
     from sceneparse.evaluate import evaluate_parser
 

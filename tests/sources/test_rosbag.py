@@ -4,8 +4,9 @@ depth and camera_info; topic choice; truncated and corrupt bags."""
 
 import numpy as np
 import pytest
+from optional import require
 
-pytest.importorskip("rosbags", reason="needs rosbags: pip install 'sceneparse[ros]'")
+require("rosbags", "pip install 'sceneparse[ros]'")
 
 from rosbag_files import START_NS, STEP_NS, write_bag  # noqa: E402
 
