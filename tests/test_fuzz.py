@@ -89,6 +89,7 @@ def test_feature_rgbd_sequence_is_a_stream_without_the_flag(sevenscenes_path, tm
     assert not list(out.glob("*_overlay.jpg"))  # the depth PNGs were not labelled as photos
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["video", "images"])
 def test_exception_ctrl_c_exits_130_with_readable_outputs(tmp_path, kind):
     frames, _ = moving_scene(50, step=1)

@@ -8,6 +8,7 @@ from sceneparse.data.stanford import kfold_split
 from sceneparse.errors import NotFoundError
 
 
+@pytest.mark.slow
 def test_feature_real_archive_counts_and_labels(stanford_path):
     ds = StanfordBackground(stanford_path, split="all")
     assert len(ds) == 572
@@ -39,6 +40,7 @@ def test_feature_folds_are_deterministic_disjoint_and_cover(stanford_path):
     assert kfold_split(all_ids, 2, seed=1) != kfold_split(all_ids, 2)
 
 
+@pytest.mark.slow
 def test_feature_surfaces_target(stanford_path):
     ds = StanfordBackground(stanford_path, split="val", target="surfaces")
     assert ds.info.class_names == ("sky", "horizontal", "vertical")

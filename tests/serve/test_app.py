@@ -156,6 +156,7 @@ class _Held:
         return self.parser.parse_frames(*args, **kwargs)
 
 
+@pytest.mark.slow
 def test_feature_full_queue_answers_503_at_once(parser, photos):
     name, rgb, data = photos[4]
     held = _Held(parser)

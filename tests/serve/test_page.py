@@ -139,6 +139,7 @@ def test_feature_page_labels_an_uploaded_photo(server, browser, photos, parser, 
     page.close()
 
 
+@pytest.mark.slow
 def test_feature_page_reports_a_bad_file(server, browser, tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_bytes(b"this is not a photograph" * 20)
