@@ -1,6 +1,9 @@
 """TUM RGB-D sequences (Sturm et al., IROS 2012): ``rgb.txt`` and ``depth.txt`` (timestamp,
 path), depth PNGs in units of 1/5000 m, each colour frame paired with the depth frame nearest in
-time (within 20 ms)."""
+time (within 20 ms); with ``groundtruth.txt`` (timestamp tx ty tz qx qy qz qw, camera-to-world)
+each frame also gets the pose nearest in time, and the intrinsics (the dataset's documented
+default for its registered images, or ``camera-intrinsics.txt``, 3x3), so that the 3D map reads
+TUM sequences."""
 
 from __future__ import annotations
 
@@ -30,6 +33,33 @@ def _read_tum_list(path: Path) -> list[tuple[float, str]]:
     return out
 
 
+def _read_poses(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(timestamps, Nx4x4 camera-to-world) of a TUM ``groundtruth.txt``; None if there is none."""
+    if not path.is_file():
+        return None
+    from scipy.spatial.transform import Rotation
+
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            values = [float(v) for v in line.split()]
+        except ValueError:
+            values = []
+        if len(values) != 8:
+            raise InputError(f"{path}:{lineno}: expected 'TIMESTAMP TX TY TZ QX QY QZ QW', got {line!r}")
+        rows.append(values)
+    if not rows:
+        return None
+    data = np.asarray(rows)
+    poses = np.tile(np.eye(4), (len(data), 1, 1))
+    poses[:, :3, :3] = Rotation.from_quat(data[:, 4:8]).as_matrix()  # scipy's order: x, y, z, w as TUM's
+    poses[:, :3, 3] = data[:, 1:4]
+    return data[:, 0], poses
+
+
 @register_source
 class TUMSource(Source):
     """A TUM RGB-D sequence: colour and depth (metres) associated by timestamp."""
@@ -42,6 +72,9 @@ class TUMSource(Source):
     def accepts(cls, spec) -> bool:
         return (Path(str(spec)) / "rgb.txt").is_file()
 
+    #: fx, fy, cx, cy of TUM's registered colour and depth images ("ROS default" in its docs)
+    DEFAULT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
+
     def __init__(self, folder: str | Path, max_difference: float = 0.02) -> None:
         super().__init__()
         self.folder = Path(folder)
@@ -53,6 +86,12 @@ class TUMSource(Source):
         self.depth = _read_tum_list(depth_list) if depth_list.is_file() else []
         self.max_difference = max_difference
         self.pairs = self._associate(max_difference)
+        self.poses = _read_poses(self.folder / "groundtruth.txt")
+        k = self.folder / "camera-intrinsics.txt"
+        fx, fy, cx, cy = self.DEFAULT_INTRINSICS
+        self.intrinsics = (
+            np.loadtxt(k).reshape(3, 3) if k.is_file() else np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+        )
         if len(self.rgb) > 1:
             span = self.rgb[-1][0] - self.rgb[0][0]
             self.fps = (len(self.rgb) - 1) / span if span > 0 else None
@@ -79,5 +118,13 @@ class TUMSource(Source):
                 depth, extra = read_frame_depth(path, self.DEPTH_SCALE, f"{rgb_rel}: no depth frame within "
                                                 f"{self.max_difference * 1000:.0f} ms")  # fmt: skip
             rgb_path = self.folder / rgb_rel
-            yield Frame(read_image(rgb_path), index, t, depth, name=Path(rgb_rel).stem,
-                        extra={"path": str(rgb_path), **extra})  # fmt: skip
+            yield Frame(read_image(rgb_path), index, t, depth, self.intrinsics, self._pose_at(t),
+                        name=Path(rgb_rel).stem, extra={"path": str(rgb_path), **extra})  # fmt: skip
+
+    def _pose_at(self, t: float) -> np.ndarray | None:
+        """The ground-truth pose nearest in time to ``t``, if within ``max_difference`` s."""
+        if self.poses is None:
+            return None
+        times, poses = self.poses
+        j = int(np.argmin(np.abs(times - t)))
+        return poses[j].copy() if abs(times[j] - t) <= self.max_difference else None

@@ -53,3 +53,57 @@ def test_exception_corrupt_or_missing_depth_frame_does_not_end_the_sequence(seve
     assert len(frames) == 3 and frames[0].depth is not None and "depth_error" not in frames[0].extra
     assert frames[1].depth is None and "not a readable depth image" in frames[1].extra["depth_error"]
     assert frames[2].depth is None and "not found" in frames[2].extra["depth_error"]
+
+
+def _tum_from_7scenes(src_folder, out, n=6):
+    """The first ``n`` frames of the 7-Scenes sequence written in TUM's layout (depth in 1/5000 m,
+    poses as quaternions in groundtruth.txt, 7-Scenes' intrinsics in camera-intrinsics.txt)."""
+    from scipy.spatial.transform import Rotation
+
+    (out / "rgb").mkdir(parents=True)
+    (out / "depth").mkdir()
+    rgb, depth, gt, poses = ["# timestamp filename"], ["# timestamp filename"], ["# timestamp tx ty tz qx qy qz qw"], []
+    for i, frame in enumerate(open_source(src_folder)):
+        if i == n:
+            break
+        t = 1000 + i / 15
+        cv2.imwrite(str(out / "rgb" / f"{t:.6f}.png"), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(out / "depth" / f"{t:.6f}.png"), np.round(frame.depth * 5000).astype(np.uint16))
+        q = Rotation.from_matrix(frame.pose[:3, :3]).as_quat()
+        rgb.append(f"{t:.6f} rgb/{t:.6f}.png")
+        depth.append(f"{t:.6f} depth/{t:.6f}.png")
+        gt.append(f"{t + 0.004:.6f} " + " ".join(f"{v:.9f}" for v in (*frame.pose[:3, 3], *q)))
+        poses.append(frame.pose)
+    for name, lines in (("rgb.txt", rgb), ("depth.txt", depth), ("groundtruth.txt", gt)):
+        (out / name).write_text("\n".join(lines) + "\n")
+    np.savetxt(out / "camera-intrinsics.txt", frame.intrinsics)
+    return poses
+
+
+def test_feature_groundtruth_poses_and_intrinsics(sevenscenes_path, tmp_path):
+    poses = _tum_from_7scenes(sevenscenes_path, tmp_path / "tum")
+    frames = list(TUMSource(tmp_path / "tum"))
+    assert len(frames) == 6 and all(f.intrinsics[0, 0] == 585 for f in frames)
+    for f, pose in zip(frames, poses):  # 7-Scenes' rotations are orthonormal to 1e-4 only
+        assert np.allclose(f.pose, pose, atol=2e-4)
+    (tmp_path / "tum" / "camera-intrinsics.txt").unlink()
+    assert next(iter(TUMSource(tmp_path / "tum"))).intrinsics[0, 0] == 525  # TUM's documented default
+    (tmp_path / "tum" / "groundtruth.txt").write_text("1000.0 1 2 3\n")
+    with pytest.raises(ValueError, match="groundtruth.txt:1: expected 'TIMESTAMP TX TY TZ QX QY QZ QW'"):
+        TUMSource(tmp_path / "tum")
+
+
+def test_feature_a_tum_sequence_is_mapped(sevenscenes_path, tmp_path):
+    from optional import require
+
+    require("open3d", "pip install 'sceneparse[3d]'")
+    import json
+
+    from sceneparse.cli import main
+
+    _tum_from_7scenes(sevenscenes_path, tmp_path / "tum")
+    out = tmp_path / "map"
+    assert main(["map", str(tmp_path / "tum"), "--model", "indoor-geometry", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 6 and not summary.get("skipped"), summary  # every frame had its pose
+    assert (out / "map.ply").stat().st_size > 1000
