@@ -21,7 +21,7 @@ from sceneparse.errors import ConfigError, OutputError
 from sceneparse.io import ensure_writable, unique_names
 from sceneparse.loop import run
 from sceneparse.sinks import SINKS, Sink, build_sink
-from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles, Source
+from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles, Source, open_source
 
 __all__ = ["label", "label_images", "label_stream", "is_stream", "stream_folders", "existing_outputs"]
 
@@ -82,7 +82,7 @@ def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=()
 def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labels: bool = False,
                  probs: bool = False, realtime: bool = False, alpha: float = 0.55, progress: bool = True,
                  max_frames: int = 0, batch_size: int | None = None, sinks=(), legend="auto", hooks=(),
-                 **temporal_params) -> dict:  # fmt: skip
+                 source_options: dict | None = None, **temporal_params) -> dict:  # fmt: skip
     """Label ``source`` (anything :func:`~sceneparse.sources.open_source` opens, or a source)
     into ``out`` with temporal smoothing (``temporal``: True is the default method): the
     overlay video ``overlay.mp4``, and on request ``labels/NNNNNN.png`` and
@@ -92,10 +92,15 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
     :meth:`~sceneparse.pipeline.SceneParser.parse_stream`); None: 8 on a GPU, 1 on the CPU and
     in ``realtime`` mode, where waiting for a batch of a live source would only add latency.
 
+    ``source_options``: keyword arguments for the source that opens ``source``, those its
+    constructor takes (``{"topic": "/camera/image"}`` for a ROS bag); the others are ignored.
+
     Returns the statistics of :func:`~sceneparse.loop.run`, plus ``video`` (its path, None if
     no frame was written) and ``codec``.
     """
     out = Path(out)
+    if source_options and isinstance(source, (str, int, Path)):
+        source = _open_with(source, source_options)
     outputs = [build_sink("video", out=out, alpha=alpha, legend=legend)]
     if labels:
         outputs.append(build_sink("labels", out=out, pattern="labels/{index:06d}.png"))
@@ -108,6 +113,17 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
                 max_frames=max_frames, progress=progress, hooks=hooks, **temporal_params)  # fmt: skip
     stats.update(video=outputs[0].summary()["video"], codec=outputs[0].codec)
     return stats
+
+
+def _open_with(spec, options: dict):
+    """``open_source(spec)`` with the ``options`` that the chosen source's constructor takes."""
+    import inspect
+
+    for cls in sorted(SOURCES.values(), key=lambda c: c.priority):
+        if cls.accepts(spec):
+            known = inspect.signature(cls).parameters
+            return cls(spec, **{k: v for k, v in options.items() if k in known})
+    return open_source(spec)  # raises, naming the problem
 
 
 def stream_folders(streams, out: str | Path, single: bool) -> list[Path]:
@@ -137,7 +153,7 @@ def existing_outputs(folder: Path, names=None, probs: bool = False) -> list[Path
 def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=True, refine=(), labels: bool = False,
           probs: bool = False, alpha: float = 0.55, depth=None, depth_scale: float = 1000.0, realtime: bool = False,
           max_frames: int = 0, batch_size: int | None = None, sinks=(), overwrite: bool = False,
-          legend="auto", hooks=(), progress: bool = True) -> dict:  # fmt: skip
+          legend="auto", hooks=(), source_options: dict | None = None, progress: bool = True) -> dict:  # fmt: skip
     """Label ``inputs`` (image files and folders, videos, URLs, camera indices, sequence
     folders) into ``out``: images with :func:`label_images`, streams with :func:`label_stream`
     (``labels`` and ``probs`` as there; images always get label PNGs). ``sinks``: more
@@ -179,7 +195,7 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
             report["streams"][str(spec)] = label_stream(
                 parser, spec, folder, temporal=temporal, refine=refine, labels=labels, probs=probs,
                 realtime=realtime, alpha=alpha, progress=progress, max_frames=max_frames, batch_size=batch_size,
-                sinks=sinks, legend=legend, hooks=hooks,
+                sinks=sinks, legend=legend, hooks=hooks, source_options=source_options,
             )  # fmt: skip
         except (ValueError, FileNotFoundError) as err:
             log.error("%s: %s", spec, err)

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sink", nargs="*", default=[], metavar="NAME",
                     help=f"more outputs, by name ({', '.join(list_sinks())}, or any registered sink)")  # fmt: skip
     ap.add_argument("--stream", action="store_true", help="treat folders as frame sequences (videos)")
+    ap.add_argument("--topic", default=None,
+                    help="ROS bags: the image topic to label (default: the first image topic not named "
+                    "depth)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true",
                     help="replace outputs of an earlier run in --out (default: refuse, naming them)")  # fmt: skip
     ap.add_argument("--realtime", action="store_true", help="drop frames rather than fall behind a live source")
@@ -84,7 +87,8 @@ def main(argv=None) -> int:
                    labels=args.labels, probs=args.probs, alpha=args.alpha, depth=args.depth,
                    depth_scale=args.depth_scale, realtime=args.realtime, max_frames=args.max_frames,
                    batch_size=args.batch, sinks=args.sink, overwrite=args.overwrite,
-                   legend=args.legend, hooks=hooks, progress=args.progress)  # fmt: skip
+                   legend=args.legend, hooks=hooks, progress=args.progress,
+                   source_options={"topic": args.topic} if args.topic else None)  # fmt: skip
     failed = interrupted = 0
     for spec, st in report["streams"].items():
         if "error" in st:

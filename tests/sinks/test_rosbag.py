@@ -98,3 +98,13 @@ def test_smoke_sink_on_frames_without_a_bag(frames, tmp_path):
     m = msgs["/segmentation/mask"][1][2]
     assert m.header.frame_id == "camera"
     assert m.header.stamp.sec + m.header.stamp.nanosec / 1e9 == pytest.approx(frames[1].timestamp)
+
+
+def test_feature_label_topic_flag_chooses_the_image_topic(frames, tmp_path, caplog):
+    bag = write_bag(tmp_path / "in", frames[:2], 2, False)
+    out = tmp_path / "out"
+    assert main(["label", str(bag), "--topic", "/camera/color/image_raw", "--model", "indoor-geometry",
+                 "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert len(read_bag(out / "segmentation")["/segmentation/mask"]) == 2
+    assert main(["label", str(bag), "--topic", "/no/such/topic", "--out", str(tmp_path / "o2"), "--no-progress"]) == 1
+    assert "/no/such/topic" in caplog.text
