@@ -13,24 +13,12 @@ images or folders can be given instead with ``--inputs``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 from pathlib import Path
 
-
-def _no_sceneparse(err: ImportError) -> str:
-    root = Path(__file__).resolve().parents[1]
-    venv = root / ".venv" / "bin" / "python"
-    script = Path(__file__).resolve().relative_to(root)
-    if venv.is_file():
-        how = f"run it with the project's environment:\n  {venv} {script} ...\n"
-        how += f"or after `source {root}/.venv/bin/activate`"
-    else:
-        how = f"set up the environment first with {root}/run_demo.sh (it creates .venv), then\n"
-        how += f"  .venv/bin/python {script} ..."
-    return f"{script}: cannot import {err.name or err} with {sys.executable}; {how}"
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_env.py, also under python -I
+from demo_env import no_sceneparse, package_file  # noqa: E402  (beside this file)
 
 try:
     import cv2
@@ -38,15 +26,7 @@ try:
     from sceneparse import SceneParser
     from sceneparse.labelling import label_images
 except ImportError as err:  # a Python without sceneparse or its dependencies: say which to use
-    sys.exit(_no_sceneparse(err))
-
-
-def package_file(package: str, *parts: str) -> Path | None:
-    spec = importlib.util.find_spec(package)  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
-    return path if path.is_file() else None
+    sys.exit(no_sceneparse(err, __file__))
 
 
 def video_frames(video: Path, out: Path, count: int = 4) -> list[Path]:

