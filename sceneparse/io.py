@@ -17,6 +17,7 @@ __all__ = [
     "list_images",
     "unique_names",
     "ensure_writable",
+    "label_image",
     "write_label_png",
     "write_image",
     "write_npz",
@@ -180,9 +181,9 @@ def atomic_write(path: str | Path, write) -> Path:
     return path
 
 
-def write_label_png(path: str | Path, labels: np.ndarray, palette: np.ndarray) -> Path:
-    """Write class indices as an 8-bit palette PNG: the pixel values are the class indices and
-    viewers show the class colours."""
+def label_image(labels: np.ndarray, palette: np.ndarray):
+    """Class indices as an 8-bit palette PIL image: the pixel values are the class indices and
+    viewers show the class colours (what :func:`write_label_png` writes; the service sends it)."""
     from PIL import Image
 
     labels = np.asarray(labels)
@@ -194,6 +195,12 @@ def write_label_png(path: str | Path, labels: np.ndarray, palette: np.ndarray) -
     pal = np.zeros((256, 3), np.uint8)
     pal[: len(palette)] = palette
     img.putpalette(pal.ravel().tolist())
+    return img
+
+
+def write_label_png(path: str | Path, labels: np.ndarray, palette: np.ndarray) -> Path:
+    """Write class indices as an 8-bit palette PNG (:func:`label_image`), atomically."""
+    img = label_image(labels, palette)
     return atomic_write(path, lambda p: img.save(p, format="PNG"))
 
 

@@ -294,17 +294,13 @@ class SemanticMap:
     def extract_point_cloud(self, weight_threshold: float = 3.0):
         """The map's surface as a labelled open3d tensor point cloud on the CPU: ``positions``,
         ``colors``, ``normals``, ``label`` (255: no class observed) and ``confidence``."""
-        o3d = require_open3d()
+        require_open3d()
         if not self.blocks:
             return make_cloud(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0))
         cloud = self.vbg.extract_point_cloud(float(weight_threshold)).cpu()
         if cloud.is_empty():
             return make_cloud(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0))
-        labels, conf = self.query(cloud.point.positions.numpy())
-        cloud.point.label = o3d.core.Tensor(labels.reshape(-1, 1))
-        cloud.point.confidence = o3d.core.Tensor(conf.reshape(-1, 1))
-        if "colors" in cloud.point:
-            cloud.point.colors = cloud.point.colors.clip(0.0, 1.0)
+        self._label(cloud.point)
         return cloud
 
     def extract_mesh(self, weight_threshold: float = 3.0):
@@ -316,12 +312,18 @@ class SemanticMap:
         mesh = self.vbg.extract_triangle_mesh(float(weight_threshold)).cpu()
         if "positions" not in mesh.vertex or not len(mesh.vertex.positions):
             return mesh
-        labels, conf = self.query(mesh.vertex.positions.numpy())
-        mesh.vertex.label = o3d.core.Tensor(labels.reshape(-1, 1))
-        mesh.vertex.confidence = o3d.core.Tensor(conf.reshape(-1, 1))
-        if "colors" in mesh.vertex:
-            mesh.vertex.colors = mesh.vertex.colors.clip(0.0, 1.0)
+        self._label(mesh.vertex)
         return mesh
+
+    def _label(self, attrs) -> None:
+        """Give the points or vertices of ``attrs`` (an open3d attribute map with ``positions``)
+        the class and confidence of their voxels, and colours within [0, 1]."""
+        o3d = require_open3d()
+        labels, conf = self.query(attrs.positions.numpy())
+        attrs.label = o3d.core.Tensor(labels.reshape(-1, 1))
+        attrs.confidence = o3d.core.Tensor(conf.reshape(-1, 1))
+        if "colors" in attrs:
+            attrs.colors = attrs.colors.clip(0.0, 1.0)
 
     # ------------------------------------------------------------------------- files
 

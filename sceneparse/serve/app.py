@@ -102,16 +102,11 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
 
 
 def label_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
-    """An 8-bit palette PNG of class indices (pixel values are classes, viewers show colours),
-    as ``sceneparse.io.write_label_png`` writes, in memory."""
-    from PIL import Image
+    """The label PNG that ``sceneparse.io.write_label_png`` writes, in memory."""
+    from sceneparse.io import label_image
 
-    img = Image.fromarray(labels.astype(np.uint8))
-    pal = np.zeros((256, 3), np.uint8)
-    pal[: len(palette)] = palette
-    img.putpalette(pal.ravel().tolist())  # makes it a palette ("P") image
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
+    label_image(labels, palette).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
