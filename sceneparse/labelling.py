@@ -93,14 +93,15 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
     in ``realtime`` mode, where waiting for a batch of a live source would only add latency.
 
     ``source_options``: keyword arguments for the source that opens ``source``, those its
-    constructor takes (``{"topic": "/camera/image"}`` for a ROS bag); the others are ignored.
+    constructor takes (``{"topic": "/camera/image"}`` reaches a ROS bag only; see
+    :func:`~sceneparse.sources.open_source`'s ``options``).
 
     Returns the statistics of :func:`~sceneparse.loop.run`, plus ``video`` (its path, None if
     no frame was written) and ``codec``.
     """
     out = Path(out)
     if source_options and isinstance(source, (str, int, Path)):
-        source = _open_with(source, source_options)
+        source = open_source(source, options=source_options)
     outputs = [build_sink("video", out=out, alpha=alpha, legend=legend)]
     if labels:
         outputs.append(build_sink("labels", out=out, pattern="labels/{index:06d}.png"))
@@ -113,17 +114,6 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
                 max_frames=max_frames, progress=progress, hooks=hooks, **temporal_params)  # fmt: skip
     stats.update(video=outputs[0].summary()["video"], codec=outputs[0].codec)
     return stats
-
-
-def _open_with(spec, options: dict):
-    """``open_source(spec)`` with the ``options`` that the chosen source's constructor takes."""
-    import inspect
-
-    for cls in sorted(SOURCES.values(), key=lambda c: c.priority):
-        if cls.accepts(spec):
-            known = inspect.signature(cls).parameters
-            return cls(spec, **{k: v for k, v in options.items() if k in known})
-    return open_source(spec)  # raises, naming the problem
 
 
 def stream_folders(streams, out: str | Path, single: bool) -> list[Path]:

@@ -9,6 +9,7 @@ subclass decorated with :func:`register_source`, imported in ``sceneparse/source
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -108,11 +109,12 @@ def list_sources() -> list[str]:
     return [c.kind for c in sorted(SOURCES.values(), key=lambda c: c.priority)]
 
 
-def open_source(spec, kind: str | None = None, **kwargs) -> Source:
+def open_source(spec, kind: str | None = None, options: dict | None = None, **kwargs) -> Source:
     """A frame source from a camera index, a URL, a video file or a folder.
 
     The first registered source (by ``priority``) that accepts ``spec`` opens it, or the one of
-    ``kind`` when given; ``kwargs`` go to its constructor (``fps`` for frame folders, ...).
+    ``kind`` when given; ``kwargs`` go to its constructor (``fps`` for frame folders, ...), and of
+    ``options`` the ones its constructor takes (``{"topic": ...}`` reaches a ROS bag only).
 
     Raises:
         NotFoundError: a path that does not exist.
@@ -126,7 +128,8 @@ def open_source(spec, kind: str | None = None, **kwargs) -> Source:
         return SOURCES[kind](spec, **kwargs)
     for cls in sorted(SOURCES.values(), key=lambda c: c.priority):
         if cls.accepts(spec):
-            return cls(spec, **kwargs)
+            known = inspect.signature(cls).parameters
+            return cls(spec, **{k: v for k, v in (options or {}).items() if k in known}, **kwargs)
     if not Path(str(spec)).exists():
         raise NotFoundError(f"source not found: {spec}")
     raise InputError(f"{spec}: no source reads it (known kinds: {', '.join(list_sources())})")
