@@ -71,7 +71,8 @@ def votes_to_pixels(votes: np.ndarray, seg: np.ndarray, shape: tuple[int, int]) 
     return torch.from_numpy(up).permute(2, 0, 1)
 
 
-def superpixel_vote(probs: np.ndarray, seg: np.ndarray, confidence: float = 1.0, mode: str = "mean") -> np.ndarray:
+def superpixel_vote(probs: np.ndarray, seg: np.ndarray, confidence: float = 1.0, mode: str = "mean",
+                    unsure: torch.Tensor | None = None) -> np.ndarray:  # fmt: skip
     """The vote of Farabet et al. (section 4.1) inside the superpixels ``seg`` of CxHxW ``probs``:
     each pixel whose top probability is below ``confidence`` takes its superpixel's mean
     distribution ("mean") or histogram of winning classes ("majority"); the others keep theirs.
@@ -79,7 +80,8 @@ def superpixel_vote(probs: np.ndarray, seg: np.ndarray, confidence: float = 1.0,
     ``seg`` at the probabilities' size gives the exact vote. A smaller ``seg`` (superpixels of
     the image shrunk, as the temporal smoother computes them) votes over the probabilities
     shrunk to its size (area) and writes the votes back by nearest neighbour: several times
-    cheaper, for a stream's every frame.
+    cheaper, for a stream's every frame; ``unsure`` is then the HxW mask of pixels below
+    ``confidence`` if the caller has it already.
     """
     if mode == "mean":
         votes = probs
@@ -93,7 +95,8 @@ def superpixel_vote(probs: np.ndarray, seg: np.ndarray, confidence: float = 1.0,
             out[:, keep] = probs[:, keep]
         return out
     probs_t = torch.from_numpy(probs)
-    unsure = probs_t.amax(0) < confidence  # amax: many times faster than max with indices
+    if unsure is None:
+        unsure = probs_t.amax(0) < confidence  # amax: many times faster than max with indices
     means = region_mean(resize_chw(votes, seg.shape, "area"), seg)
     out = torch.empty_like(probs_t)  # CxHxW in memory, as the probabilities (a new array)
     return torch.where(unsure, votes_to_pixels(means, seg, probs.shape[1:]), probs_t, out=out).numpy()

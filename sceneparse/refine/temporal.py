@@ -456,7 +456,7 @@ class FlowSuperpixelSmoother(_SuperpixelsAhead, FlowSmoother):
             # superpixels and their mean distributions at seg_scale of the frame (the cost), the
             # vote written back at full size only where the convnet is unsure (a new array: the
             # caller's probabilities stay as they were)
-            probs = superpixel_vote(probs, seg, self.confidence)
+            probs = superpixel_vote(probs, seg, self.confidence, unsure=unsure)
         return super().update(rgb, probs, depth)
 
 
