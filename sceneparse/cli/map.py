@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from sceneparse.cli.options import add_runtime_arguments, load_parser
@@ -23,7 +24,8 @@ map of the frames so far. Needs open3d (pip install 'sceneparse[3d]')."""
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="sceneparse map", description=DESCRIPTION)
-    ap.add_argument("sequence", help="an RGB-D sequence with poses: a 7-Scenes or TUM folder, a frame folder, a bag")
+    ap.add_argument("sequence", help="an RGB-D sequence with poses: a 7-Scenes or TUM folder, a frame folder with "
+                    "depth and poses (see sceneparse.sources.folder), a bag")  # fmt: skip
     ap.add_argument("--out", required=True, help="output folder")
     add_runtime_arguments(ap, model_default="indoor-geometry")
     ap.add_argument("--voxel", type=float, default=0.02, help="voxel size in metres (default: %(default)s)")
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--costs", help="YAML table class -> cost 0-100 for cost.pgm (default: configs/costs.yaml's)")
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     ap.add_argument("--topic", help="ROS bags: the image topic (default: the first image topic)")
+    ap.add_argument("--depth-scale", type=float, default=None,
+                    help="frame folders: depth PNG units per metre (default: 1000, millimetres)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier map in --out")
     return ap
 
@@ -53,7 +57,8 @@ def main(argv=None) -> int:
         raise OutputError(f"{out / 'map.ply'} already exists: map into another folder, or give --overwrite")
     sink = SemanticMapSink(out, voxel=args.voxel, depth_max=args.depth_max, device=args.map_device, costs=args.costs,
                            grid_resolution=args.grid_resolution)  # fmt: skip
-    source = open_source(args.sequence, **({"topic": args.topic} if args.topic else {}))
+    options = {"topic": args.topic, "depth_scale": args.depth_scale}
+    source = open_source(args.sequence, options={k: v for k, v in options.items() if v is not None})
     parser = load_parser(args)
     stats = run(parser, source, [sink], temporal=False, max_frames=args.max_frames, progress=args.progress,
                 desc="mapping")  # fmt: skip
@@ -75,4 +80,8 @@ def main(argv=None) -> int:
     if stats["interrupted"]:
         print("interrupted: the map holds the frames fused so far")
         return 130
+    if stats["input_error"]:
+        print(f"the input broke off after {stats['frames']} frames: {stats['input_error']}; the map holds the "
+              "frames before", file=sys.stderr)  # fmt: skip
+        return 1
     return 0

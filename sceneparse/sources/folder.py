@@ -1,22 +1,118 @@
-"""A folder of frames: its images in the order of the (last) number in their names."""
+"""A folder of frames: its images in the order of the (last) number in their names; with depth,
+poses and intrinsics beside them, an RGB-D sequence that ``sceneparse map`` fuses.
+
+The layout (only the images are required)::
+
+    FOLDER/
+      000000.jpg            colour (any image format; the order: the last number in the name)
+      000000.depth.png      16-bit depth in units of 1/depth_scale m (default 1000: millimetres,
+                            0 = no reading); or depth/000000.png
+      000000.pose.txt       4x4 camera-to-world, row by row (as 7-Scenes and ScanNet's export);
+                            or one poses.txt for all frames (below)
+      poses.txt             TUM trajectory lines "TIMESTAMP tx ty tz qx qy qz qw" (camera-to-world,
+                            quaternion x y z w); a frame gets the line nearest its timestamp (the
+                            number in its name, over fps where given) within max_difference
+      intrinsics.txt        fx fy cx cy, or the 3x3 (or 4x4) camera matrix, row by row (also read
+                            as camera-intrinsics.txt)
+
+Depth images (``*.depth.*``) are not frames. Where the folder has depth for some frames, a frame
+without its own depth file comes without depth and the reason (``extra["depth_error"]``); a
+frame without a pose line comes without a pose (the map skips it and says so).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from sceneparse.errors import InputError
 from sceneparse.io import IMAGE_EXTENSIONS as IMAGE_EXTS
 from sceneparse.io import read_image
-from sceneparse.sources.base import Frame, Source, frame_number, register_source
+from sceneparse.sources.base import Frame, Source, frame_number, read_frame_depth, register_source
 
-__all__ = ["FolderSource"]
+__all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory"]
+
+INTRINSICS_FILES = ("intrinsics.txt", "camera-intrinsics.txt")
+
+
+def _numbers(path: Path) -> np.ndarray:
+    try:
+        return np.array(path.read_text().split(), np.float64)
+    except ValueError as err:
+        raise InputError(f"{path}: expected numbers only ({err})") from err
+
+
+def read_intrinsics(path: str | Path) -> np.ndarray:
+    """3x3 camera matrix from a text file of 4 (fx fy cx cy), 9 (3x3) or 16 (4x4) numbers."""
+    path = Path(path)
+    values = _numbers(path)
+    if len(values) == 4:
+        fx, fy, cx, cy = values
+        return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+    if len(values) in (9, 16):
+        n = 3 if len(values) == 9 else 4
+        return values.reshape(n, n)[:3, :3].copy()
+    raise InputError(f"{path}: expected fx fy cx cy, or a 3x3 or 4x4 camera matrix; got {len(values)} numbers")
+
+
+def read_pose_matrix(path: str | Path) -> np.ndarray:
+    """4x4 camera-to-world from a text file of 16 numbers (or 12: the top 3x4)."""
+    path = Path(path)
+    values = _numbers(path)
+    if len(values) not in (12, 16) or not np.all(np.isfinite(values)):
+        raise InputError(f"{path}: expected a 4x4 camera-to-world matrix (16 finite numbers), got {len(values)}")
+    pose = np.eye(4)
+    pose[: len(values) // 4] = values.reshape(-1, 4)
+    return pose
+
+
+def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps, Nx4x4 camera-to-world) of a TUM trajectory file
+    (``TIMESTAMP tx ty tz qx qy qz qw`` per line, ``#`` comments)."""
+    from scipy.spatial.transform import Rotation
+
+    path = Path(path)
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            values = [float(v) for v in line.replace(",", " ").split()]
+        except ValueError:
+            values = []
+        if len(values) != 8 or not np.all(np.isfinite(values)):
+            raise InputError(f"{path}:{lineno}: expected 'TIMESTAMP TX TY TZ QX QY QZ QW', got {line!r}")
+        rows.append(values)
+    if not rows:
+        raise InputError(f"{path}: no poses")
+    data = np.asarray(rows)
+    poses = np.tile(np.eye(4), (len(data), 1, 1))
+    poses[:, :3, :3] = Rotation.from_quat(data[:, 4:8]).as_matrix()  # x, y, z, w as TUM's
+    poses[:, :3, 3] = data[:, 1:4]
+    order = np.argsort(data[:, 0], kind="stable")
+    return data[order, 0], poses[order]
+
+
+def _is_depth(path: Path) -> bool:
+    return path.name.lower().split(".")[-2:-1] == ["depth"]
 
 
 @register_source
 class FolderSource(Source):
     """Images of a folder as a video, in the order of the last number in their names; the
-    timestamp is that number over ``fps`` (or the number itself)."""
+    timestamp is that number over ``fps`` (or the number itself). Depth, poses and intrinsics
+    where the folder has them (see the module).
+
+    Args:
+        folder: the folder.
+        fps: frames per second (timestamps and the poses' times).
+        depth_scale: depth PNG units per metre (1000: millimetres).
+        max_difference: how far (seconds, or frame numbers without ``fps``) the nearest line of
+            ``poses.txt`` may be from a frame's timestamp.
+    """
 
     kind = "folder"
     priority = 90  # after the sequence layouts, which are folders too
@@ -25,22 +121,48 @@ class FolderSource(Source):
     def accepts(cls, spec) -> bool:
         return Path(str(spec)).is_dir()
 
-    def __init__(self, folder: str | Path, fps: float | None = None) -> None:
+    def __init__(self, folder: str | Path, fps: float | None = None, depth_scale: float = 1000.0,
+                 max_difference: float = 0.02) -> None:  # fmt: skip
         super().__init__()
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: not a folder of frames")
-        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS),
+        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not _is_depth(p)),
                             key=lambda p: frame_number(p.stem))  # fmt: skip
         if not self.files:
             raise InputError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)})")
-        self.fps = fps
+        if not depth_scale > 0:
+            raise InputError(f"depth_scale must be positive, got {depth_scale}")
+        self.fps, self.depth_scale, self.max_difference = fps, float(depth_scale), float(max_difference)
+        self.depth_files = {p.name.split(".")[0]: p for p in self.folder.iterdir() if _is_depth(p)}
+        depth_dir = self.folder / "depth"
+        if depth_dir.is_dir():
+            self.depth_files.update({p.stem: p for p in depth_dir.iterdir() if p.suffix.lower() == ".png"})
+        k = next((self.folder / n for n in INTRINSICS_FILES if (self.folder / n).is_file()), None)
+        self.intrinsics = read_intrinsics(k) if k is not None else None
+        trajectory = self.folder / "poses.txt"
+        self.trajectory = read_trajectory(trajectory) if trajectory.is_file() else None
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def _pose(self, path: Path, timestamp: float) -> np.ndarray | None:
+        own = path.with_name(f"{path.stem}.pose.txt")
+        if own.is_file():
+            return read_pose_matrix(own)
+        if self.trajectory is None:
+            return None
+        times, poses = self.trajectory
+        j = int(np.argmin(np.abs(times - timestamp)))
+        return poses[j].copy() if abs(times[j] - timestamp) <= self.max_difference else None
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
             number = frame_number(path.stem)[0]
             ts = number / self.fps if self.fps and number >= 0 else float(number if number >= 0 else index)
-            yield Frame(read_image(path), index, ts, name=path.stem)
+            depth, extra = None, {}
+            if self.depth_files:  # an RGB-D folder: a frame without its depth is reported
+                depth, extra = read_frame_depth(self.depth_files.get(path.stem.split(".")[0]), self.depth_scale,
+                                                f"{path.name}: no depth image ({path.stem}.depth.png)")  # fmt: skip
+            yield Frame(read_image(path), index, ts, depth, self.intrinsics, self._pose(path, ts), name=path.stem,
+                        extra={"path": str(path), **extra})  # fmt: skip
