@@ -16,11 +16,15 @@ topic (``pose_topic=``, else the first such topic), the one nearest in time with
 ``max_difference``; ``/tf`` trees are not followed.
 
 A ROS 2 recording that was killed (no ``metadata.yaml``) is read from its sqlite3 database
-directly, in recording order. A bag that cannot be opened (a truncated file: rosbags needs a ROS
-1 bag's index, an MCAP file's summary, an intact database) is an
-:class:`~sceneparse.errors.InputError` naming the bag and rosbags' reason; one that breaks off
-while read (a message that cannot be decoded) ends the stream with an InputError naming the
-frames read before it, which the frame loop has already written.
+directly, in recording order. A truncated bag (cut off mid-file: rosbags needs a ROS 1 bag's
+index and an MCAP file's summary, both at the end, and an intact database) is read as far as it
+goes: ROS 1 and MCAP files front to back, record by record (:mod:`.rosbag_stream`), a sqlite3
+database up to the first missing page. Its frames are yielded, then an
+:class:`~sceneparse.errors.InputError` names the bag, where it breaks off and how many frames
+were read; the frame loop has written those frames (``sceneparse label`` leaves a closed,
+readable labelled bag of them and exits 1). A bag with no complete message, or one that is not a
+bag, is an InputError when opened, naming rosbags' reason. A message that cannot be decoded
+mid-bag ends the stream the same way.
 """
 
 from __future__ import annotations
@@ -147,17 +151,24 @@ class _Connection:
 
 class _Sqlite3Reader:
     """The part of rosbags' ``AnyReader`` this source uses, over a ROS 2 ``.db3`` file alone
-    (its ``topics`` and ``messages`` tables): for recordings that never wrote metadata.yaml.
-    Messages are read in time order as they are asked for, so a database that breaks off
-    yields the messages before the break, then raises."""
+    (its ``topics`` and ``messages`` tables): for recordings that never wrote metadata.yaml,
+    and for ``truncated`` databases (cut off mid-file). Messages are read in recording order as
+    they are asked for, so a database that breaks off yields the messages before the break,
+    then raises."""
 
-    def __init__(self, path: Path, typestore) -> None:
+    def __init__(self, path: Path, typestore, truncated: bool = False) -> None:
         import sqlite3
 
         self.typestore = typestore
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        if truncated:
+            # SQLite refuses a file shorter than its header says ("malformed") unless the schema
+            # is writable; then it reads the pages that are there (the connection stays read-only)
+            self.db.execute("PRAGMA writable_schema=ON")
         topics = self.db.execute("select id, name, type from topics").fetchall()
         try:
+            if truncated:  # its counts would include messages whose data is cut off
+                raise sqlite3.DatabaseError("the file is cut off")
             counts = dict(self.db.execute("select topic_id, count(*) from messages group by topic_id").fetchall())
             first, last = self.db.execute("select min(timestamp), max(timestamp) from messages").fetchone()
         except sqlite3.DatabaseError as err:  # a damaged file: its length is unknown, read up to the damage
@@ -225,7 +236,7 @@ class RosbagSource(Source):
                 self.reader = AnyReader(self._bag_paths(), default_typestore=typestore)
                 self.reader.open()
         except Exception as err:  # rosbags raises its own errors for unreadable bags
-            raise InputError(f"{self.path}: not a readable ROS bag ({type(err).__name__}: {err})") from err
+            self.reader = self._read_what_is_there(typestore, err)
         images = [c for c in self.reader.connections if c.msgtype in IMAGE_TYPES]
         if not images:
             self.reader.close()
@@ -303,6 +314,28 @@ class RosbagSource(Source):
             return _camera_matrix(self.reader.deserialize(raw, conn.msgtype))
         return None
 
+    def _read_what_is_there(self, typestore, err: Exception):
+        """A reader of the complete messages of a bag rosbags cannot open (a truncated file): a
+        ROS 1 or MCAP file read front to back (:mod:`.rosbag_stream`), a sqlite3 database up
+        to the damage; else the InputError naming the bag and rosbags' reason."""
+        from sceneparse.sources.rosbag_stream import open_stream_reader
+
+        reason = f"{type(err).__name__}: {err}"
+        reader = open_stream_reader(self.path, typestore)
+        if reader is None and self.path.suffix.lower() != ".bag":
+            db3 = self.path if self.path.suffix.lower() == ".db3" else min(self.path.glob("*.db3"), default=None)
+            if db3 is not None:
+                try:
+                    reader = _Sqlite3Reader(db3, typestore, truncated=True)
+                except Exception as db_err:  # not even its tables can be read
+                    log.debug("%s: %s", db3, db_err)
+        if reader is None or not reader.connections:
+            raise InputError(f"{self.path}: not a readable ROS bag ({reason})") from err
+        broken = getattr(reader, "broken", None)
+        log.warning("%s: rosbags cannot open it (%s): reading the messages that are there, front to back%s",
+                    self.path, reason, f"; the file {broken}" if broken else "")  # fmt: skip
+        return reader
+
     def _unfinished_db3(self) -> Path | None:
         """The sqlite3 file of a ROS 2 bag folder without its metadata.yaml (or such a file)."""
         folder = self.path if self.path.is_dir() else self.path.parent
@@ -360,7 +393,9 @@ class RosbagSource(Source):
         while True:
             try:
                 item = next(messages, None)
-            except Exception as err:  # a truncated or corrupt bag
+            except Exception as err:  # a truncated or corrupt bag: the frames read so far, then the error
+                for waiting in pending:
+                    yield emit(waiting, last_depth[1] if near(waiting[1], last_depth) else None)
                 raise InputError(f"{self.path}: the bag breaks off after {index} frames "
                                  f"({type(err).__name__}: {err}); the frames before were read") from err  # fmt: skip
             if item is None:

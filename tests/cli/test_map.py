@@ -96,3 +96,19 @@ def test_feature_map_of_a_ros_bag_with_poses(sevenscenes_path, tmp_path):
     assert main(["map", str(bag), "--out", str(out), "--voxel", "0.04", "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == len(frames) and summary["points"] > 1000 and not summary["skipped"]
+
+
+def test_exception_truncated_bag_maps_the_frames_read(sevenscenes_path, tmp_path, capsys):
+    """A ROS 1 bag cut off mid-file: the map of the frames before the cut, exit 1, the reason."""
+    require("rosbags", "pip install 'sceneparse[ros]'")
+    from rosbag_files import write_bag
+
+    frames = list(SevenScenesSource(sevenscenes_path))[:40:5]
+    bag = write_bag(tmp_path / "in.bag", frames, ros=1, compressed=True, poses=True)
+    bag.write_bytes(bag.read_bytes()[: int(bag.stat().st_size * 0.6)])
+    out = tmp_path / "out"
+    assert main(["map", str(bag), "--out", str(out), "--voxel", "0.04", "--no-progress"]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert 2 <= summary["frames"] < len(frames) and summary["points"] > 1000
+    assert "in.bag: the bag breaks off after" in summary["input_error"]
+    assert "the input broke off" in capsys.readouterr().err

@@ -108,3 +108,21 @@ def test_feature_label_topic_flag_chooses_the_image_topic(frames, tmp_path, capl
     assert len(read_bag(out / "segmentation")["/segmentation/mask"]) == 2
     assert main(["label", str(bag), "--topic", "/no/such/topic", "--out", str(tmp_path / "o2"), "--no-progress"]) == 1
     assert "/no/such/topic" in caplog.text
+
+
+@pytest.mark.parametrize(("name", "ros", "storage"), [("in_mcap", 2, "mcap"), ("in.bag", 1, "")])
+def test_exception_truncated_bag_leaves_a_readable_bag_of_the_frames_read(sevenscenes_path, tmp_path, caplog, name,
+                                                                         ros, storage):  # fmt: skip
+    """A bag cut off mid-file (60% of its bytes): the frames that are there are labelled into
+    a closed, readable bag; the command exits 1 and the log names the bag and the frame count."""
+    frames = list(SevenScenesSource(sevenscenes_path))[100:108]
+    bag = write_bag(tmp_path / name, frames, ros, True, storage)
+    f = bag if bag.is_file() else next(bag.glob("*.mcap"))
+    f.write_bytes(f.read_bytes()[: int(f.stat().st_size * 0.6)])
+    out = tmp_path / "out"
+    assert main(["label", str(bag), "--model", "indoor-geometry", "--out", str(out), "--no-progress"]) == 1
+    masks = read_bag(out / "segmentation")["/segmentation/mask"]
+    assert 2 <= len(masks) < len(frames)
+    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, _, m in masks]
+    assert stamps == [START_NS + i * STEP_NS for i in range(len(masks))]
+    assert f"{name}: the bag breaks off after {len(masks)} frames" in caplog.text

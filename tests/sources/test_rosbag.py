@@ -1,6 +1,7 @@
 """ROS bags as a source (sceneparse/sources/rosbag.py): bags written by the test from real
 7-Scenes frames, ROS 2 (sqlite3 and MCAP) and ROS 1, Image and CompressedImage, with aligned
-depth and camera_info; topic choice; truncated and corrupt bags."""
+depth and camera_info; topic choice; truncated bags (read up to the cut, then a clear error) and
+corrupt ones."""
 
 import numpy as np
 import pytest
@@ -58,13 +59,48 @@ def test_feature_topic_choice_and_bags_without_depth(frames, tmp_path):
     assert len(list(RosbagSource(next(path.glob("*.db3"))))) == len(frames)
 
 
-@pytest.mark.parametrize(("name", "ros", "storage"), [("in", 2, "sqlite3"), ("in_mcap", 2, "mcap"),
-                                                      ("in.bag", 1, "")])  # fmt: skip
-def test_exception_truncated_bag_is_a_clear_error(frames, tmp_path, name, ros, storage):
-    path = write_bag(tmp_path / name, frames, ros, True, storage)
+def _cut(path, fraction=None, size=None):
+    """Cut the bag's file (the .bag, or the folder's .db3 or .mcap) to ``fraction`` of its bytes,
+    or to ``size`` bytes."""
     f = path if path.is_file() else next(p for p in path.iterdir() if p.suffix in (".db3", ".mcap"))
     data = f.read_bytes()
-    f.write_bytes(data[: len(data) // 2])
+    f.write_bytes(data[: size if size is not None else int(len(data) * fraction)])
+    return f
+
+
+TRUNCATED = [("in", 2, "sqlite3", True), ("in_mcap", 2, "mcap", True), ("raw_mcap", 2, "mcap", False),
+             ("in.bag", 1, "", True), ("raw.bag", 1, "", False)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "ros", "storage", "compressed"), TRUNCATED)
+def test_exception_truncated_bag_yields_its_frames_then_a_clear_error(sevenscenes_path, tmp_path, name, ros, storage,
+                                                                      compressed):  # fmt: skip
+    """A bag cut off at 60% of its bytes: rosbags cannot open it (no ROS 1 index, no MCAP
+    summary, a database shorter than its header says); the frames of the complete messages come
+    with their depth, intrinsics and poses, then an InputError names the bag and the count."""
+    frames = list(SevenScenesSource(sevenscenes_path))[:8]
+    path = write_bag(tmp_path / name, frames, ros, compressed, storage, poses=True)
+    _cut(path, 0.6)
+    src = open_source(path)
+    got = []
+    with pytest.raises(InputError, match=rf"{name}: the bag breaks off after (\d+) frames") as err:
+        for f in src:
+            got.append(f)
+    src.close()
+    assert 2 <= len(got) < len(frames) and f"after {len(got)} frames" in str(err.value)
+    for f, ref in zip(got, frames):
+        assert f.extra["stamp_ns"] == START_NS + f.index * STEP_NS
+        assert np.abs(f.image.astype(int) - ref.image).mean() < (2.0 if compressed else 1e-9)
+        assert np.abs(f.depth - ref.depth).max() < 1e-3 and np.allclose(f.intrinsics, ref.intrinsics)
+        assert np.allclose(f.pose, ref.pose, atol=1e-3)
+
+
+@pytest.mark.parametrize(("name", "ros", "storage", "compressed"), TRUNCATED[:2] + TRUNCATED[3:4])
+def test_exception_bag_without_a_complete_message_is_a_clear_error_when_opened(frames, tmp_path, name, ros, storage,
+                                                                                compressed):  # fmt: skip
+    """Cut within its first 3000 bytes (headers, no message): nothing to read."""
+    path = write_bag(tmp_path / name, frames, ros, compressed, storage)
+    _cut(path, size=3000)
     with pytest.raises(InputError, match=f"{name}: not a readable ROS bag"):
         open_source(path)
 
