@@ -23,6 +23,7 @@ COMMANDS = {
     "models": ("models", "list architectures, shipped models, sources, refiners, smoothers and sinks"),
     "export": ("export", "write a model as an ONNX graph (dynamic size, metadata inside; optional int8)"),
     "serve": ("serve", "an HTTP labelling service with a web page (FastAPI + uvicorn)"),
+    "explain": ("explain", "what a model sees in an image: filters, feature maps, occlusion, confidence (PNGs)"),
     "map": ("map", "fuse an RGB-D sequence with poses into a labelled 3D map, mesh and robot grids (open3d)"),
 }
 
