@@ -61,6 +61,9 @@ TRAIN_DEFAULTS: dict = {
     "out": "runs/train",
     "resume": None,
     "progress": True,
+    "datasets": None,
+    "init_from": None,
+    "freeze": None,
 }
 
 #: One line of help per option of ``sceneparse train`` (plain text: argparse prints it as is;
@@ -100,6 +103,13 @@ TRAIN_HELP = {
     "resume": "last.pt of a run to continue with that run's options (flags that change them are logged; "
     "options fixed by the run are refused)",
     "progress": "show progress bars of training and validation",
+    "datasets": "train one shared encoder with a classifier head per dataset, e.g. stanford-background,siftflow,camvid "
+    "(comma-separated; batches of all shuffled together; a checkpoint final_DATASET.pt per head); the options fold, "
+    "num_folds, target, crop_size and scale_range apply to --dataset, the others use their own defaults",
+    "init_from": "checkpoint whose input normalisation and encoder start this run (transfer); the classifier starts "
+    "afresh",
+    "freeze": "encoder: keep the encoder (and the input normalisation) fixed, batch-norm statistics included, so that "
+    "only the classifier learns; none: train everything",
 }
 
 #: Options that a resumed run cannot change: they fix its model, its data, its optimiser state
@@ -107,6 +117,7 @@ TRAIN_HELP = {
 FIXED_ON_RESUME = (
     "model", "model_args", "dataset", "target", "depth_fill", "fold", "num_folds", "limit", "crop_size",
     "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "seed",
+    "datasets", "init_from", "freeze",
 )  # fmt: skip
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -127,7 +138,8 @@ _FLOATS = {
     "color_jitter": (0.0, False, None),
     "time_limit_minutes": (0.0, False, None),
 }
-_PATHS = ("out", "data_root", "resume")  # "out" may not be None
+_PATHS = ("out", "data_root", "resume", "init_from")  # "out" may not be None
+FREEZE = ("none", "encoder")
 
 
 def _bad(key: str, value, expected: str) -> ConfigError:
@@ -230,6 +242,7 @@ def check_train_config(cfg: dict) -> dict:
     for key in ("amp", "progress"):
         if not isinstance(out[key], bool):
             raise _bad(key, out[key], "true or false")
+    _check_transfer(out)
     for key in _PATHS:
         value = out[key]
         if value is None and key != "out":
@@ -238,6 +251,30 @@ def check_train_config(cfg: dict) -> dict:
             raise _bad(key, value, "a path" if key == "out" else "a path or none")
         out[key] = str(value)
     return out
+
+
+def _check_transfer(out: dict) -> None:
+    """``datasets`` as a list of known, distinct names (a comma-separated string is split);
+    ``freeze`` as None or "encoder"."""
+    datasets = out["datasets"]
+    if isinstance(datasets, str):
+        datasets = [d.strip() for d in datasets.split(",") if d.strip()]
+    if datasets is not None:
+        what = "a list of distinct dataset names (or one comma-separated string)"
+        if not isinstance(datasets, (list, tuple)) or not datasets or not all(isinstance(d, str) for d in datasets):
+            raise _bad("datasets", out["datasets"], what)
+        if len(set(datasets)) != len(datasets):
+            raise _bad("datasets", out["datasets"], what)
+        from sceneparse.data import get_dataset_spec
+
+        for d in datasets:
+            get_dataset_spec(d)  # an unknown name lists the known ones
+        datasets = list(datasets)
+    out["datasets"] = datasets
+    freeze = out["freeze"]
+    if freeze is not None and freeze not in FREEZE:
+        raise _bad("freeze", freeze, f"one of {', '.join(FREEZE)}")
+    out["freeze"] = None if freeze == "none" else freeze
 
 
 def resume_changes(recorded: dict, cfg: dict) -> dict[str, tuple]:

@@ -101,6 +101,10 @@ def run_training(cfg: dict) -> Path:
     epoch), ``last.pt`` (resumable) and ``final.pt`` (weights and metadata only).
     """
     cfg = check_train_config(cfg)
+    if cfg["datasets"] or cfg["init_from"] or cfg["freeze"]:  # a head per dataset; transfer regimes
+        from sceneparse.multitask import run_multitask_training
+
+        return run_multitask_training(cfg)
     out = Path(cfg["out"])
     ckpt = None
     if cfg["resume"]:

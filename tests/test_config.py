@@ -80,6 +80,10 @@ BAD = [
     ("out", "", "a path"),
     ("data_root", 5, "a path or none"),
     ("resume", ["last.pt"], "a path or none"),
+    ("datasets", ["siftflow", "siftflow"], "a list of distinct dataset names"),
+    ("datasets", 5, "a list of distinct dataset names"),
+    ("init_from", 5, "a path or none"),
+    ("freeze", "all", "one of none, encoder"),
 ]
 
 
