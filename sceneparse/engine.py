@@ -93,6 +93,7 @@ def save_checkpoint(
     metrics: dict | None = None,
     extra: dict | None = None,
     revision: str | None = None,
+    training: dict | None = None,
 ) -> Path:
     """Write a self-describing checkpoint atomically (a failed write leaves the old file).
 
@@ -110,6 +111,7 @@ def save_checkpoint(
         metrics: validation scores.
         extra: more top-level entries (optimizer and scheduler state of a resumable run).
         revision: the code revision the run started from (default: the current one).
+        training: facts of the run beyond its options (``world_size``: the number of processes).
     """
     cfg = model_cfg(model)
     if cfg.num_classes != info.num_classes:
@@ -133,6 +135,7 @@ def save_checkpoint(
             "levels": cfg.levels,
             "in_channels": cfg.in_channels,
             "train_config": train_config or {},
+            "training": training or {},
             "metrics": metrics or {},
             "code_revision": revision or code_revision(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

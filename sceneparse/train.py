@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import random
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
 from sceneparse.config import TRAIN_DEFAULTS, check_resume, check_train_config
 from sceneparse.data import build_dataset
 from sceneparse.data.presets import eval_preset, train_preset
+from sceneparse.distributed import ddp
 from sceneparse.engine import (
     build_optimizer,
     build_scheduler,
@@ -21,7 +25,6 @@ from sceneparse.engine import (
     load_checkpoint,
     load_scheduler_state,
     replay_scheduler,
-    resolve_device,
     save_checkpoint,
     seed_everything,
     train_one_epoch,
@@ -99,9 +102,18 @@ def run_training(cfg: dict) -> Path:
 
     The folder receives ``config.yaml`` (resolved options), ``metrics.jsonl`` (one line per
     epoch), ``last.pt`` (resumable) and ``final.pt`` (weights and metadata only).
+
+    Started by ``torchrun`` (several processes: :mod:`sceneparse.distributed.ddp`), it trains
+    with DistributedDataParallel: ``batch_size`` is the global batch, shared out over the
+    processes, each rank sees its own part of every epoch, validation figures are summed over
+    ranks, and rank 0 alone logs and writes the folder. The checkpoints' training metadata
+    (``meta["training"]``) records the number of processes as ``world_size``.
     """
     cfg = check_train_config(cfg)
     if cfg["datasets"] or cfg["init_from"] or cfg["freeze"]:  # a head per dataset; transfer regimes
+        if ddp.launched():
+            raise ConfigError("options datasets, init_from and freeze train in one process: start them without "
+                              "torchrun")  # fmt: skip
         from sceneparse.multitask import run_multitask_training
 
         return run_multitask_training(cfg)
@@ -128,8 +140,10 @@ def run_training(cfg: dict) -> Path:
         )
     # The newest checkpoint of the run, for the message on Ctrl-C: _train updates it.
     last_saved = {"path": cfg["resume"], "epoch": ckpt["epoch"]} if ckpt else {}
+    ctx = ddp.setup(cfg["device"])
     try:
-        return _train(cfg, ckpt, last_saved)
+        with _quiet_unless_main(ctx):
+            return _train(cfg, ckpt, last_saved, ctx)
     except KeyboardInterrupt:
         if last_saved:
             path = last_saved["path"]
@@ -138,17 +152,41 @@ def run_training(cfg: dict) -> Path:
         else:
             log.error("interrupted before the first epoch ended: no checkpoint was written")
         raise
+    finally:
+        ddp.teardown(ctx)
 
 
-def _train(cfg: dict, ckpt: dict | None, last_saved: dict) -> Path:
+@contextlib.contextmanager
+def _quiet_unless_main(ctx: ddp.DistContext):
+    """Ranks other than 0 log warnings and errors only: one log per run, not one per process."""
+    logger = logging.getLogger("sceneparse")
+    level = logger.level
+    if not ctx.is_main:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+
+
+def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext) -> Path:
     """The run of :func:`run_training` once its options are checked (``ckpt``: the loaded
-    checkpoint it resumes, or None); ``last_saved`` gets the path and epoch of each last.pt."""
+    checkpoint it resumes, or None) on this process of the run (``ctx``); ``last_saved`` gets
+    the path and epoch of each last.pt."""
     revision = code_revision()  # of the code the run starts with, not of the tree at its end
     out = Path(cfg["out"])
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
-    seed_everything(cfg["seed"])
-    device = resolve_device(cfg["device"])
+    batch_size = ddp.per_rank_batch(cfg["batch_size"], ctx)
+    # Each rank draws its own augmentations; rank 0 draws those of a single-process run. The
+    # weights start alike everywhere: DistributedDataParallel copies rank 0's to the others.
+    seed_everything(cfg["seed"] + ctx.rank)
+    device = ctx.device
+    progress = cfg["progress"] and ctx.is_main
 
     kw = _dataset_kwargs(cfg)
     split = "all" if cfg["num_folds"] <= 1 else "train"
@@ -167,13 +205,21 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict) -> Path:
     log.info("train: %d images, validation: %d images", len(train_set), len(val_set) if val_set else 0)
 
     g = torch.Generator().manual_seed(cfg["seed"])
+    sampler = None
+    if ctx.distributed:  # each rank its own part of each epoch's order, the same order on every rank
+        sampler = torch.utils.data.DistributedSampler(train_set, ctx.world_size, ctx.rank, shuffle=True,
+                                                      seed=cfg["seed"], drop_last=True)  # fmt: skip
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=cfg["batch_size"], shuffle=True, drop_last=True, generator=g,
-        num_workers=cfg["workers"], persistent_workers=cfg["workers"] > 0,
+        train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
+        generator=g if sampler is None else None, num_workers=cfg["workers"], persistent_workers=cfg["workers"] > 0,
     )  # fmt: skip
-    val_loader = torch.utils.data.DataLoader(val_set, batch_size=1) if val_set else None
+    val_loader = None
+    if val_set:
+        shard = ddp.ShardSampler(len(val_set), ctx.rank, ctx.world_size) if ctx.distributed else None
+        val_loader = torch.utils.data.DataLoader(val_set, batch_size=1, sampler=shard)
     if len(train_loader) == 0:
-        raise ConfigError(f"batch size {cfg['batch_size']} is larger than the {len(train_set)} training images")
+        per = f" ({batch_size} on each of {ctx.world_size} processes)" if ctx.distributed else ""
+        raise ConfigError(f"batch size {cfg['batch_size']}{per} is larger than the {len(train_set)} training images")
 
     model_args = {"num_classes": info.num_classes, **cfg["model_args"]}
     model = _create_model(cfg, info.num_classes)
@@ -183,6 +229,19 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict) -> Path:
     model.fit_input_statistics(raw_train)
     log.info("model %s, input normalisation %s", cfg["model"], model_cfg(model).normalization)
     model = model.to(device)
+    # `model` is the registered model (checkpoints, validation); `net` what trains: the same
+    # modules, wrapped for DistributedDataParallel when there are several processes.
+    net = model
+    if ctx.distributed:
+        has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if has_bn and device.type == "cuda":  # batch statistics over the global batch
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif has_bn:
+            log.info("batch norm: statistics over each process's %d images (SyncBatchNorm needs GPUs)", batch_size)
+        ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        log.info("DistributedDataParallel over %d processes (%s), batch %d per process, %d in all",
+                 ctx.world_size, ctx.backend, batch_size, cfg["batch_size"])  # fmt: skip
 
     freqs = class_frequencies(raw_train, info.num_classes, info.ignore_index)
     weights = balanced_class_weights(freqs, cfg["balance_power"]) if cfg["balance_power"] else None
@@ -218,53 +277,76 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict) -> Path:
         start_epoch, elapsed = ckpt["epoch"] + 1, ckpt.get("elapsed", 0.0)
         torch.set_rng_state(ckpt["rng"]["torch"])
         g.set_state(ckpt["rng"]["loader"])
+        ranks = ckpt["rng"].get("ranks") or []
+        if len(ranks) == ctx.world_size:  # each rank's generators where it left them
+            torch.set_rng_state(ranks[ctx.rank]["torch"])
+            random.setstate(ranks[ctx.rank]["python"])
+            np.random.set_state(ranks[ctx.rank]["numpy"])
+        before = ckpt["meta"].get("training", {}).get("world_size", 1)
+        if before != ctx.world_size:
+            log.warning("the run trained on %d process(es) and goes on with %d: the same global batch, in "
+                        "another order", before, ctx.world_size)  # fmt: skip
         log.info("resumed from %s at epoch %d", cfg["resume"], start_epoch)
 
-    # Nothing is written before the options, the data and the model have been checked.
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+    # Nothing is written before the options, the data and the model have been checked; rank 0
+    # alone writes the folder.
     log_path = out / "metrics.jsonl"
-    # A resumed run keeps the rows of the epochs its checkpoint holds (copied when it goes on
-    # in another folder); a new run starts the file.
-    earlier = _metric_rows(Path(cfg["resume"]).parent / "metrics.jsonl", start_epoch) if ckpt else ""
-    log_path.write_text(earlier)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+        # A resumed run keeps the rows of the epochs its checkpoint holds (copied when it goes on
+        # in another folder); a new run starts the file.
+        earlier = _metric_rows(Path(cfg["resume"]).parent / "metrics.jsonl", start_epoch) if ckpt else ""
+        log_path.write_text(earlier)
+    facts = {"world_size": ctx.world_size, "batch_per_process": batch_size, "backend": ctx.backend}
     scores = {}
     t0 = time.perf_counter() - elapsed
     for epoch in range(start_epoch, cfg["epochs"]):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         stats = train_one_epoch(
-            model, train_loader, loss_fn, optimizer, scheduler, device, scaler, amp_dtype, epoch,
-            cfg["grad_clip"], cfg["progress"],
+            net, train_loader, loss_fn, optimizer, scheduler, device, scaler, amp_dtype, epoch,
+            cfg["grad_clip"], progress,
         )  # fmt: skip
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": stats["loss"],
+        # every rank trains on as many images: the mean of the ranks' means is the mean loss
+        train_loss = float(ddp.sum_over_ranks(np.array([stats["loss"]]), ctx)[0]) / ctx.world_size
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
                "epoch_seconds": stats["seconds"]}  # fmt: skip
         last = epoch == cfg["epochs"] - 1
         over_time = cfg["time_limit_minutes"] and time.perf_counter() - t0 > 60 * cfg["time_limit_minutes"]
+        if ctx.distributed:  # rank 0's clock decides for all, or a rank would wait for the others forever
+            over_time = bool(ddp.sum_over_ranks(np.array([int(bool(over_time) and ctx.is_main)]), ctx)[0])
         if val_loader and (last or over_time or (epoch + 1) % max(cfg["eval_every"], 1) == 0):
-            cm, timing = evaluate(model, val_loader, info.num_classes, device, info.ignore_index, cfg["progress"])
+            # the registered model, not the DDP wrapper: ranks validate shards of different sizes
+            ddp.sync_buffers(model, ctx)
+            cm, timing = evaluate(model, val_loader, info.num_classes, device, info.ignore_index, progress)
+            cm.matrix = ddp.sum_over_ranks(cm.matrix, ctx)
             scores = cm.scores(info.class_names)
             row.update({k: scores[k] for k in ("pixel_accuracy", "mean_class_accuracy", "mean_iou")})
             row["val_seconds_per_image"] = timing["seconds_per_image"]
         row["elapsed_minutes"] = (time.perf_counter() - t0) / 60
-        with log_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        log.info("epoch %s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        save_checkpoint(
-            out / "last.pt", model, cfg["model"], model_args, info, dict(cfg), scores,
-            extra={
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
-                "elapsed": time.perf_counter() - t0,
-                "rng": {"torch": torch.get_rng_state(), "loader": g.get_state()},
-            },
-            revision=revision,
-        )  # fmt: skip
+        rng = {"torch": torch.get_rng_state(), "loader": g.get_state(), "ranks": ddp.gather_objects(_rng_state(), ctx)}
+        if ctx.is_main:
+            with log_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            log.info("epoch %s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in row.items()))  # fmt: skip
+            save_checkpoint(
+                out / "last.pt", model, cfg["model"], model_args, info, dict(cfg), scores,
+                extra={
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+                    "elapsed": time.perf_counter() - t0, "rng": rng,
+                },
+                revision=revision, training=facts,
+            )  # fmt: skip
         last_saved.update(path=str(out / "last.pt"), epoch=epoch)
         if over_time:
             log.info("time limit of %.1f minutes reached after epoch %d", cfg["time_limit_minutes"], epoch)
             break
-    final_metrics = {k: v for k, v in scores.items() if k != "per_class"} | {"per_class": scores.get("per_class")}
-    save_checkpoint(
-        out / "final.pt", model.cpu(), cfg["model"], model_args, info, dict(cfg), final_metrics, revision=revision
-    )
-    if scores:
-        write_json(out / "val_metrics.json", scores)
+    if ctx.is_main:
+        final_metrics = {k: v for k, v in scores.items() if k != "per_class"} | {"per_class": scores.get("per_class")}
+        save_checkpoint(out / "final.pt", model.cpu(), cfg["model"], model_args, info, dict(cfg), final_metrics,
+                        revision=revision, training=facts)  # fmt: skip
+        if scores:
+            write_json(out / "val_metrics.json", scores)
     return out

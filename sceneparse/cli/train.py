@@ -3,12 +3,17 @@
 ``--resume last.pt`` continues the run that the checkpoint records: its options are the
 defaults, the output folder is the checkpoint's, and a YAML file or flags may change only what
 a run can change midway (each change is logged).
+
+Under ``torchrun --nproc_per_node N -m sceneparse train ...`` it trains with
+DistributedDataParallel over the N processes (see :mod:`sceneparse.distributed.ddp`):
+``--batch-size`` is the global batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from sceneparse.config import TRAIN_DEFAULTS, TRAIN_HELP, check_resume, check_train_config, load_yaml, train_defaults
@@ -111,5 +116,6 @@ def main(argv=None) -> int:
     if cfg["resume"]:  # refused changes fail here, before any data is read
         check_resume(recorded_train_config(cfg["resume"]), cfg)
     out = run_training(cfg)
-    print(f"run written to {out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, once: rank 0 wrote the run
+        print(f"run written to {out}")
     return 0

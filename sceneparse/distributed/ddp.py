@@ -1,0 +1,171 @@
+"""DistributedDataParallel under ``torchrun``: the process group, where each rank runs, the
+data each rank sees and the figures gathered over ranks.
+
+``torchrun --nproc_per_node N -m sceneparse train ...`` starts N processes with ``RANK``,
+``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` in their environment;
+:func:`setup` reads them and joins the group (gloo on the CPU, NCCL on GPUs). Without them it
+is one process, and nothing here changes what training does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from sceneparse.errors import ConfigError
+
+__all__ = [
+    "DistContext",
+    "setup",
+    "teardown",
+    "launched",
+    "ShardSampler",
+    "sum_over_ranks",
+    "gather_objects",
+    "per_rank_batch",
+    "sync_buffers",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in the run: ``rank`` of ``world_size`` processes,
+    ``local_rank`` on its node, the ``device`` it trains on and the ``backend`` of the group
+    (None for a single process)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    backend: str | None = None
+    joined_here: bool = False  # setup() created the group, so teardown() ends it
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that logs and writes the run's files."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def launched() -> bool:
+    """Started by ``torchrun`` (or another launcher that sets ``WORLD_SIZE`` above 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup(device: str = "auto") -> DistContext:
+    """Join the process group that ``torchrun`` set up, if it did; the device of this rank.
+
+    ``device``: as ``sceneparse train --device``. "auto" and "cuda" give each rank the GPU of
+    its ``LOCAL_RANK`` (NCCL); "cpu" (or no GPU) runs every rank on the CPU (gloo). A single
+    process (no ``WORLD_SIZE``) just resolves the device.
+
+    Raises:
+        ConfigError: several ranks on a node would share one GPU that was named (``cuda:N``),
+            or there are fewer GPUs than ranks on this node.
+    """
+    from sceneparse.engine import resolve_device
+
+    if not launched():
+        return DistContext(device=resolve_device(device))
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    wanted = resolve_device(device)
+    if wanted.type == "cuda":
+        if wanted.index is not None:
+            raise ConfigError(f"option device: {device!r} names one GPU, but torchrun starts a process per GPU; "
+                              "give --device cuda (or auto): rank LOCAL_RANK uses GPU LOCAL_RANK")  # fmt: skip
+        if local_rank >= torch.cuda.device_count():
+            gpus = torch.cuda.device_count()
+            raise ConfigError(f"rank {rank} has LOCAL_RANK {local_rank} but this node has {gpus} GPU(s): "
+                              "start at most that many processes a node")  # fmt: skip
+        wanted = torch.device("cuda", local_rank)
+        torch.cuda.set_device(wanted)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    joined_here = not dist.is_initialized()
+    if joined_here:
+        kw = {"device_id": wanted} if backend == "nccl" else {}
+        dist.init_process_group(backend=backend, **kw)
+    ctx = DistContext(rank, world, local_rank, wanted, backend, joined_here)
+    if rank == 0:
+        log.info("process group of %d ranks joined (%s); rank 0 on %s", world, backend, wanted)
+    return ctx
+
+
+def teardown(ctx: DistContext) -> None:
+    """Leave the process group if :func:`setup` created it (a group of the caller's stays)."""
+    if ctx.joined_here and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Every ``world_size``-th index from ``rank``, in order, nothing padded: validation over
+    ranks counts each image once (torch's ``DistributedSampler`` repeats images to even the
+    shards out, which would count them twice in the confusion matrix)."""
+
+    def __init__(self, length: int, rank: int, world_size: int) -> None:
+        self.indices = list(range(rank, length, world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def sum_over_ranks(array, ctx: DistContext):
+    """The element-wise sum of ``array`` (numpy or tensor) over all ranks; ``array`` itself
+    for a single process."""
+    if not ctx.distributed:
+        return array
+    is_numpy = isinstance(array, np.ndarray)
+    t = torch.as_tensor(array)
+    # NCCL reduces tensors on the GPU only; gloo on the CPU.
+    t = t.to(ctx.device if ctx.backend == "nccl" else "cpu").clone()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.cpu().numpy() if is_numpy else t.cpu()
+
+
+def gather_objects(obj, ctx: DistContext) -> list:
+    """``obj`` of every rank, in rank order (picklable objects; a list of one for one process)."""
+    if not ctx.distributed:
+        return [obj]
+    out = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def per_rank_batch(batch_size: int, ctx: DistContext) -> int:
+    """The batch each rank trains on: the global ``batch_size`` shared out evenly.
+
+    Raises:
+        ConfigError: it does not divide by the number of processes.
+    """
+    if batch_size % ctx.world_size:
+        raise ConfigError(f"option batch_size: the global batch {batch_size} does not divide among "
+                          f"{ctx.world_size} processes; give a multiple of {ctx.world_size}")  # fmt: skip
+    return batch_size // ctx.world_size
+
+
+def sync_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
+    """Give every rank rank 0's buffers (batch-norm running statistics).
+
+    DistributedDataParallel copies them from rank 0 at the start of each forward pass, but the
+    last pass then updates each rank's copy from its own batch (without SyncBatchNorm, on the
+    CPU): validation on every rank must use the statistics that rank 0 saves.
+    """
+    if not ctx.distributed:
+        return
+    for buf in module.buffers():
+        dist.broadcast(buf.data, src=0)

@@ -1,0 +1,98 @@
+"""DistributedDataParallel training (sceneparse/distributed/ddp.py, sceneparse/train.py):
+``torchrun --nproc_per_node 2`` on the CPU (gloo), on real Stanford Background images."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sceneparse.data import StanfordBackground
+from sceneparse.data.presets import eval_preset
+from sceneparse.distributed import ddp
+from sceneparse.engine import evaluate, load_checkpoint, model_from_checkpoint
+from sceneparse.errors import ConfigError
+
+SPY = Path(__file__).with_name("ddp_spy.py")
+
+
+def _torchrun(args: list[str], spy_dir: Path, port: int) -> subprocess.CompletedProcess:
+    """``sceneparse train ARGS`` on two gloo processes (through the spy that records each rank's images)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), str(SPY), *args]  # fmt: skip
+    env = {**os.environ, "DDP_SPY_DIR": str(spy_dir), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def _seen(spy_dir: Path, rank: int) -> list[list[str]]:
+    return [json.loads(x) for x in (spy_dir / f"rank{rank}.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_feature_two_gloo_processes_train_one_run_on_disjoint_samples_and_resume(tmp_path, stanford_path):
+    run, spy = tmp_path / "run", tmp_path / "spy"
+    spy.mkdir()
+    args = ["--model", "msconvnet", "--model-args", '{"width": 8, "hidden": 8}', "--data-root", str(stanford_path),
+            "--limit", "8", "--batch-size", "4", "--crop-size", "48", "64", "--epochs", "2", "--device", "cpu",
+            "--threads", "1", "--no-progress", "--out", str(run)]  # fmt: skip
+    # Two epochs planned, stopped by the time limit after the first (rank 0's clock decides for both).
+    first = _torchrun([*args, "--time-limit-minutes", "1e-9"], spy, 29611)
+    assert first.stdout.count("run written to") == 1  # rank 0 alone reports (and logs)
+    assert first.stderr.count("INFO sceneparse.train: epoch epoch=0") == 1
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0]  # one row: rank 0 alone writes
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "final.pt", "last.pt", "metrics.jsonl",
+                                                     "val_metrics.json"]  # fmt: skip
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["meta"]["training"]["world_size"] == 2 and ckpt["meta"]["training"]["batch_per_process"] == 2
+    assert ckpt["meta"]["training"]["backend"] == "gloo" and ckpt["epoch"] == 0
+    assert len(ckpt["rng"]["ranks"]) == 2
+    # Each rank saw 4 of the 8 training images (2 batches of 2), none seen by the other.
+    r0, r1 = _seen(spy, 0), _seen(spy, 1)
+    assert len(r0) == len(r1) == 1 and len(r0[0]) == len(r1[0]) == 4
+    assert not set(r0[0]) & set(r1[0]) and len(set(r0[0]) | set(r1[0])) == 8
+    # Validation over both ranks (each half of the 8 held-out images, the confusion matrices
+    # summed) gives the figures of one process validating the saved model on all of them.
+    val = StanfordBackground(stanford_path, split="val", fold=0, transform=eval_preset())
+    val.ids = val.ids[:8]
+    model, info = model_from_checkpoint(ckpt)
+    cm, _ = evaluate(model, torch.utils.data.DataLoader(val, batch_size=1), info.num_classes, torch.device("cpu"),
+                     progress=False)  # fmt: skip
+    alone, recorded = cm.scores(), ckpt["meta"]["metrics"]
+    assert recorded["pixels"] == alone["pixels"] == int(cm.matrix.sum())
+    assert recorded["pixel_accuracy"] == pytest.approx(alone["pixel_accuracy"], abs=1e-4)
+    assert recorded["mean_iou"] == pytest.approx(alone["mean_iou"], abs=1e-4)
+
+    # Resumed under DDP: the second epoch, from the checkpoint's optimizer and schedule.
+    _torchrun([*args, "--resume", str(run / "last.pt")], spy, 29612)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1] and rows[1]["lr"] < rows[0]["lr"]
+    final = load_checkpoint(run / "last.pt")
+    assert final["epoch"] == 1 and final["meta"]["training"]["world_size"] == 2
+    r0, r1 = _seen(spy, 0), _seen(spy, 1)
+    assert len(r0) == len(r1) == 2 and not set(r0[1]) & set(r1[1]) and len(set(r0[1]) | set(r1[1])) == 8
+    assert r0[1] != r0[0]  # set_epoch: another order in the second epoch
+
+
+def test_cardinality_shard_sampler_counts_every_index_once():
+    shards = [list(ddp.ShardSampler(11, r, 3)) for r in range(3)]
+    assert sorted(i for s in shards for i in s) == list(range(11)) and [len(s) for s in shards] == [4, 4, 3]
+
+
+def test_exception_global_batch_must_divide_among_processes():
+    ctx = ddp.DistContext(rank=0, world_size=3)
+    assert ddp.per_rank_batch(9, ctx) == 3
+    with pytest.raises(ConfigError, match="global batch 8 does not divide among 3 processes"):
+        ddp.per_rank_batch(8, ctx)
+
+
+def test_smoke_one_process_without_torchrun_is_not_distributed(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    ctx = ddp.setup("cpu")
+    assert not ctx.distributed and ctx.is_main and ctx.device == torch.device("cpu")
+    assert ddp.sum_over_ranks(torch.ones(2), ctx).tolist() == [1.0, 1.0]
