@@ -4,6 +4,6 @@
 # there is skipped with how to get it, unless SCENEPARSE_REQUIRE_DATA=1 (CI) makes that a failure.
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/setup_env.sh dev,3d,onnx,serve,ros  # 3d: open3d, for the robotics tests; onnx, serve: export and service tests; ros: bags
+scripts/setup_env.sh dev,3d,onnx,serve,ros,ray  # 3d: open3d, for the robotics tests; onnx, serve: export and service tests; ros: bags; ray: label --ray
 echo "[tests] .venv/bin/python -m pytest -q $*"
 .venv/bin/python -m pytest -q "$@"

@@ -46,6 +46,8 @@ setup(
         "serve": ["fastapi>=0.100", "uvicorn>=0.23", "python-multipart>=0.0.13"],
         # ROS bags in and out without ROS (sources/rosbag.py, sinks/rosbag.py)
         "ros": ["rosbags>=0.10"],
+        # sceneparse label --ray: labelling collections on a Ray cluster (sceneparse/distributed/ray_label.py)
+        "ray": ["ray[data]>=2.9"],
     },
     entry_points={"console_scripts": ["sceneparse=sceneparse.cli:main"]},
 )

@@ -16,7 +16,8 @@ from sceneparse.cli.options import (
 
 DESCRIPTION = """Label image files and folders (searched recursively; NAME_labels.png and
 NAME_overlay.jpg per image), and videos, stream URLs, camera indices and RGB-D sequence folders
-(overlay.mp4, with temporal smoothing) into an output folder."""
+(overlay.mp4, with temporal smoothing) into an output folder; with --ray, a large collection on
+a Ray cluster."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +55,50 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=None,
                     help="videos and streams: frames per convnet call (default: 8 on a GPU, 1 on the CPU and "
                     "with --realtime)")  # fmt: skip
+    ray = ap.add_argument_group("on a Ray cluster (pip install 'sceneparse[ray]'; docs/SCALING.md)")
+    ray.add_argument("--ray", metavar="ADDRESS",
+                     help="label the collection on a Ray cluster: 'local' starts one on this machine, else the "
+                     "cluster's address (auto, HOST:6379, ray://HOST:10001); what is already labelled in --out "
+                     "is skipped (--overwrite: redo it), unreadable inputs are listed in "
+                     "OUT/label_report.json")  # fmt: skip
+    ray.add_argument("--workers", type=int, default=None,
+                     help="model actors (default: as many as the cluster's CPUs, or GPUs, allow)")  # fmt: skip
+    ray.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each actor reserves (default: 1)")
+    ray.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="GPUs each actor reserves; above 0 the model runs on the actor's GPU (default: 0)",
+    )
+    ray.add_argument("--ray-batch", type=int, default=16, help="images per batch handed to an actor (default: 16)")
+    ray.add_argument("--retries", type=int, default=2,
+                     help="videos: restarts of a dead actor and retries of its video (default: 2)")  # fmt: skip
     return ap
+
+
+def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
+    """``--ray``: the collection on a Ray cluster (sceneparse/distributed/ray_label.py)."""
+    from sceneparse.distributed.ray_label import REPORT_NAME, label_on_ray
+
+    refused = [flag for flag, on in (("--realtime", args.realtime), ("--adapt", args.adapt), ("--topic", args.topic),
+                                     ("--batch", args.batch is not None)) if on]  # fmt: skip
+    if refused:
+        ap.error(f"--ray: {', '.join(refused)} work(s) on this machine only; leave out --ray")
+    if (args.workers is not None and args.workers < 1) or args.ray_batch < 1 or args.retries < 0:
+        ap.error("--workers and --ray-batch must be at least 1, --retries at least 0")
+    report = label_on_ray(
+        args.model, args.inputs, args.out, address=args.ray, workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+        device="cuda" if args.gpus_per_worker else args.device, threads=args.threads, batch_size=args.ray_batch,
+        retries=args.retries, overwrite=args.overwrite, stream=args.stream, temporal=args.temporal, refine=refiners,
+        labels=args.labels, probs=args.probs, alpha=args.alpha, legend=args.legend, sinks=args.sink,
+        depth=args.depth, depth_scale=args.depth_scale, max_frames=args.max_frames, progress=args.progress,
+    )  # fmt: skip
+    failed, listed = report["failed"], Path(args.out) / REPORT_NAME
+    print(f"labelled {report['labelled']} item(s) into {args.out} on {report['workers']} Ray worker(s) in "
+          f"{report['seconds']:.1f} s; {report['skipped']} already done, skipped"
+          + (f"; {len(failed)} could not be read (listed in {listed})" if failed else ""))  # fmt: skip
+    return 1 if failed else 0
 
 
 def main(argv=None) -> int:
@@ -76,6 +120,8 @@ def main(argv=None) -> int:
         ap.error(f"--sink: unknown sink(s) {', '.join(unknown)}; available: {', '.join(list_sinks())}")
     if args.depth and not Path(args.depth).is_dir():
         ap.error(f"--depth: folder not found: {args.depth}")
+    if args.ray:
+        return _main_ray(ap, args, refiners)
     ensure_writable(args.out)  # before the model loads
     parser = load_parser(args)
     hooks = []

@@ -58,6 +58,15 @@ class ImageFiles(Source):
             raise NotFoundError(f"depth folder not found: {depth}")
         self.depth, self.depth_scale = depth, depth_scale
 
+    @classmethod
+    def from_items(cls, items, depth: str | Path | None = None, depth_scale: float = 1000.0) -> ImageFiles:
+        """Images already named: (image path, output name) pairs, as :func:`list_images` gives
+        them for a whole collection (a distributed worker labels a part of it under the names of
+        the whole)."""
+        source = cls([], depth, depth_scale)
+        source.items = [(Path(path), Path(name)) for path, name in items]
+        return source
+
     def __len__(self) -> int:
         return len(self.items)
 

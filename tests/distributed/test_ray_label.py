@@ -1,0 +1,135 @@
+"""Labelling on Ray (sceneparse/distributed/ray_label.py, ``sceneparse label --ray``): one local
+Ray instance for the module (2 CPUs, no dashboard), real Stanford Background photographs and a
+video made of one, against the local command."""
+
+import json
+import os
+import shutil
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from optional import require
+
+from sceneparse import SceneParser
+from sceneparse.cli import main
+from sceneparse.errors import ConfigError
+from sceneparse.labelling import label
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = require("ray", "pip install 'sceneparse[ray]'")
+    require("ray.data", "pip install 'sceneparse[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def collection(real_images, tmp_path_factory):
+    """Three real photographs (one in a sub-folder), a corrupt JPEG, a 6-frame video panning over
+    a real photograph, and a corrupt video."""
+    root = tmp_path_factory.mktemp("collection")
+    photos = root / "photos"
+    shutil.copytree(real_images, photos)
+    (photos / "broken.jpg").write_bytes(b"not a JPEG")
+    img = cv2.imread(str(next(real_images.glob("*.jpg"))))
+    h, w = img.shape[:2]
+    writer = cv2.VideoWriter(str(root / "pan.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (w - 40, h))
+    for i in range(6):
+        writer.write(np.ascontiguousarray(img[:, 4 * i : 4 * i + w - 40]))
+    writer.release()
+    (root / "bad.mp4").write_bytes(b"\x00" * 2048)
+    return [str(photos), str(root / "pan.mp4"), str(root / "bad.mp4")]
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def _mtimes(folder):
+    return {p: os.stat(folder / p).st_mtime_ns for p in _files(folder)}
+
+
+def _frames(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+@pytest.mark.slow
+def test_feature_ray_writes_the_local_commands_files_reports_corrupt_inputs_and_reruns_without_work(
+    ray_cluster, collection, tmp_path
+):
+    on_ray, local = tmp_path / "ray", tmp_path / "local"
+    argv = ["label", *collection, "--out", str(on_ray), "--ray", "local", "--workers", "2", "--threads", "1",
+            "--ray-batch", "2", "--labels", "--no-progress"]  # fmt: skip
+    assert main(argv) == 1  # two inputs could not be read
+
+    parser = SceneParser.from_pretrained("stanford-background")
+    label(parser, collection, local, labels=True, progress=False)
+    # The same files (the report aside) under the same names, the same labels.
+    names = _files(on_ray)
+    assert "label_report.json" in names and ".sceneparse-ray" not in {n.split("/")[0] for n in names}
+    names.remove("label_report.json")
+    assert names == _files(local)
+    assert "pan/overlay.mp4" in names and any(n.startswith("sub/") and n.endswith("_labels.png") for n in names)
+    pngs = [n for n in names if n.endswith(".png")]
+    assert len(pngs) == 3 + 6  # three photographs, six frames of the video
+    for n in pngs:
+        a, b = cv2.imread(str(on_ray / n), cv2.IMREAD_UNCHANGED), cv2.imread(str(local / n), cv2.IMREAD_UNCHANGED)
+        assert a.shape == b.shape and (a == b).mean() > 0.999, n
+    assert _frames(on_ray / "pan" / "overlay.mp4") == _frames(local / "pan" / "overlay.mp4") == 6
+
+    # The corrupt inputs: reported with the reason, skipped; the rest labelled.
+    report = json.loads((on_ray / "label_report.json").read_text())
+    assert report["labelled"] == 4 and report["skipped"] == 0 and report["images"] == 3
+    assert sorted(os.path.basename(k) for k in report["failed"]) == ["bad.mp4", "broken.jpg"]
+    assert "not a readable image" in next(v for k, v in report["failed"].items() if k.endswith("broken.jpg"))
+    assert report["streams"][collection[1]]["frames"] == 6
+
+    # A re-run does nothing twice: what is done is skipped, untouched; only the failed are tried again.
+    from sceneparse.distributed.ray_label import label_on_ray
+
+    before = _mtimes(on_ray)
+    again = label_on_ray("stanford-background", collection, on_ray, workers=2, threads=1, labels=True,
+                         progress=False)  # fmt: skip
+    assert again["labelled"] == 0 and again["skipped"] == 4 and len(again["failed"]) == 2
+    after = _mtimes(on_ray)
+    assert {k: v for k, v in after.items() if k != "label_report.json"} == {
+        k: v for k, v in before.items() if k != "label_report.json"
+    }
+
+    # A worker killed while labelling the video left its staging folder and no overlay.mp4 (it
+    # is moved into place last): the next run labels that video again, and only it.
+    (on_ray / "pan" / "overlay.mp4").unlink()
+    staging = on_ray / ".sceneparse-ray" / "pan-killed"
+    staging.mkdir(parents=True)
+    (staging / "overlay.mp4").write_bytes(b"half a video")
+    broken = os.path.join(collection[0], "broken.jpg")  # still corrupt: tried again, reported again
+    third = label_on_ray("stanford-background", collection[:2], on_ray, workers=1, threads=1, labels=True,
+                         progress=False)  # fmt: skip
+    assert third["labelled"] == 1 and third["skipped"] == 3 and [*third["failed"]] == [broken]
+    assert _frames(on_ray / "pan" / "overlay.mp4") == 6 and not (on_ray / ".sceneparse-ray").exists()
+
+
+def test_exception_without_ray_the_error_names_the_extra(monkeypatch, tmp_path):
+    from sceneparse.distributed import ray_label
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"pip install 'sceneparse\[ray\]'"):
+        ray_label.label_on_ray("stanford-background", [str(tmp_path)], tmp_path / "out")
+
+
+def test_exception_cameras_stay_local(tmp_path):
+    require("ray", "pip install 'sceneparse[ray]'")
+    from sceneparse.distributed.ray_label import label_on_ray
+
+    with pytest.raises(ConfigError, match="cameras and stream URLs are labelled on this machine"):
+        label_on_ray("stanford-background", ["0"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
