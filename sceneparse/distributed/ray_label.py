@@ -92,6 +92,7 @@ class LabelWorker:
         o = self.options
         paths, names = [str(p) for p in batch["path"]], [str(n) for n in batch["name"]]
         source = ImageFiles.from_items(zip(paths, names), depth=o["depth"], depth_scale=o["depth_scale"])
+        start = time.perf_counter()
         try:
             stats = label_images(self.parser, source, self.out, o["probs"], o["refine"], o["alpha"], progress=False,
                                  sinks=o["sinks"], legend=o["legend"])  # fmt: skip
@@ -99,10 +100,12 @@ class LabelWorker:
         except Exception as err:  # a whole batch lost (an output that cannot be written): report its images
             log.error("a batch of %d images failed: %s", len(paths), err)
             failed = {p: f"{type(err).__name__}: {err}" for p in paths}
+        seconds = (time.perf_counter() - start) / max(len(paths), 1)
         return {
             "path": paths,
             "status": ["failed" if p in failed else "done" for p in paths],
             "error": [failed.get(p, "") for p in paths],
+            "seconds": [seconds] * len(paths),  # the batch's time in the loop, shared out
         }
 
     def label_video(self, spec: str, folder: str) -> dict:
@@ -114,6 +117,7 @@ class LabelWorker:
         folder = Path(folder)
         staging = _staging(self.out, folder)
         shutil.rmtree(staging, ignore_errors=True)  # what a killed attempt left
+        start = time.perf_counter()
         try:
             stats = label_stream(self.parser, spec, staging, temporal=o["temporal"], refine=o["refine"],
                                  labels=o["labels"], probs=o["probs"], alpha=o["alpha"], progress=False,
@@ -128,7 +132,8 @@ class LabelWorker:
         _move_into_place(staging, folder)
         keep = ("frames", "fps", "latency_ms_mean", "dropped", "input_error", "codec")
         return {"item": spec, "status": "done", "error": stats["input_error"] or "",
-                "failed_frames": len(stats["failed"]), **{k: stats[k] for k in keep}}  # fmt: skip
+                "seconds": time.perf_counter() - start, "failed_frames": len(stats["failed"]),
+                **{k: stats[k] for k in keep}}  # fmt: skip
 
 
 def _staging(out: Path, folder: Path) -> Path:
@@ -242,8 +247,10 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
 
     Returns:
         ``{"labelled", "skipped", "failed" ({item: reason}), "images", "streams" ({video:
-        statistics}), "workers", "seconds", "startup_seconds"}``, also written to
-        ``out/label_report.json``.
+        statistics}), "workers", "seconds"}`` and the timings ``startup_seconds`` (planning and
+        joining or starting the cluster), ``streams_seconds`` and ``images_seconds`` (each phase,
+        the actors' start included) and ``busy_seconds`` (the actors' time inside the loop);
+        also written to ``out/label_report.json``.
     """
     from tqdm import tqdm
 
@@ -262,7 +269,8 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
     ensure_writable(out)
     todo = len(plan["images"]) + len(plan["streams"])
     report = {"labelled": 0, "skipped": len(plan["skipped"]), "failed": {}, "images": 0, "streams": {},
-              "workers": 0, "seconds": 0.0, "startup_seconds": 0.0}  # fmt: skip
+              "workers": 0, "seconds": 0.0, "startup_seconds": 0.0, "busy_seconds": 0.0,
+              "images_seconds": 0.0, "streams_seconds": 0.0}  # fmt: skip
     if plan["skipped"]:
         log.info("%d item(s) already labelled in %s: skipped", len(plan["skipped"]), out)
     if todo:
@@ -280,9 +288,13 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
         bar = tqdm(total=todo, unit="item", desc="labelling on Ray", disable=not progress, dynamic_ncols=True)
         try:
             if plan["streams"]:
+                t = time.perf_counter()
                 _run_streams(ray, plan["streams"], ctor, resources, workers, retries, report, bar)
+                report["streams_seconds"] = time.perf_counter() - t
             if plan["images"]:
+                t = time.perf_counter()
                 _run_images(ray, plan["images"], ctor, resources, workers, batch_size, report, bar)
+                report["images_seconds"] = time.perf_counter() - t
         finally:
             bar.close()
             staging = out / STAGING_NAME
@@ -309,6 +321,7 @@ def _run_streams(ray, streams, ctor, resources, workers, retries, report, bar) -
         for res in pool.map_unordered(lambda a, item: a.label_video.remote(*item), streams):
             if res["status"] == "done":
                 report["labelled"] += 1
+                report["busy_seconds"] += res["seconds"]
                 report["streams"][res["item"]] = res
                 if res["error"]:
                     log.warning("%s: the input broke off (%s); the frames before were labelled", res["item"],
@@ -333,6 +346,7 @@ def _run_images(ray, images, ctor, resources, workers, batch_size, report, bar) 
     labelled = ds.map_batches(LabelWorker, fn_constructor_kwargs=ctor, batch_size=batch_size, batch_format="numpy",
                               compute=pool, **resources)  # fmt: skip
     for batch in labelled.iter_batches(batch_size=None, batch_format="numpy"):
+        report["busy_seconds"] += float(sum(batch["seconds"]))
         for path, status, error in zip(batch["path"], batch["status"], batch["error"]):
             if status == "done":
                 report["labelled"] += 1
