@@ -143,13 +143,15 @@ def existing_outputs(folder: Path, names=None, probs: bool = False) -> list[Path
 def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=True, refine=(), labels: bool = False,
           probs: bool = False, alpha: float = 0.55, depth=None, depth_scale: float = 1000.0, realtime: bool = False,
           max_frames: int = 0, batch_size: int | None = None, sinks=(), overwrite: bool = False,
-          legend="auto", hooks=(), source_options: dict | None = None, progress: bool = True) -> dict:  # fmt: skip
+          legend="auto", hooks=(), source_options: dict | None = None, progress: bool = True,
+          smooth_at: str = "network") -> dict:  # fmt: skip
     """Label ``inputs`` (image files and folders, videos, URLs, camera indices, sequence
     folders) into ``out``: images with :func:`label_images`, streams with :func:`label_stream`
     (``labels`` and ``probs`` as there; images always get label PNGs). ``sinks``: more
     outputs, registered names or instances. ``hooks``: called with ``(frame, result)`` after each
     frame of a stream (:func:`sceneparse.loop.run`), e.g. an
-    :class:`~sceneparse.robotics.adapt.OnlineAdapter`.
+    :class:`~sceneparse.robotics.adapt.OnlineAdapter`. ``smooth_at``: where a stream's temporal
+    smoothing runs (see :meth:`~sceneparse.pipeline.SceneParser.parse_stream`).
 
     Every output has a name of its own (:func:`stream_folders`, :func:`sceneparse.io.list_images`),
     and outputs already in ``out`` are not overwritten unless ``overwrite``: that, an unknown
@@ -185,7 +187,7 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
             report["streams"][str(spec)] = label_stream(
                 parser, spec, folder, temporal=temporal, refine=refine, labels=labels, probs=probs,
                 realtime=realtime, alpha=alpha, progress=progress, max_frames=max_frames, batch_size=batch_size,
-                sinks=sinks, legend=legend, hooks=hooks, source_options=source_options,
+                sinks=sinks, legend=legend, hooks=hooks, source_options=source_options, smooth_at=smooth_at,
             )  # fmt: skip
         except (ValueError, FileNotFoundError) as err:
             log.error("%s: %s", spec, err)

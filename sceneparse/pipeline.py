@@ -10,10 +10,14 @@ Example:
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import itertools
 import logging
 import math
+import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +29,15 @@ from sceneparse.data.base import DatasetInfo
 from sceneparse.data.depth import fill_depth
 from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_device
 from sceneparse.errors import ConfigError, InputError
-from sceneparse.models.base import model_cfg
+from sceneparse.models.base import SegmentationModel, model_cfg
 from sceneparse.refine import REFINERS, Refiner, build_refiners
 
-__all__ = ["SceneParser", "ParseResult", "list_pretrained", "pretrained_path", "check_refiners", "REFINERS"]
+#: Where a stream's temporal smoothing runs (``parse_stream(smooth_at=...)``): on the network's
+#: output (its stride) or on the frame's full size.
+SMOOTH_AT = ("network", "frame")
+
+__all__ = ["SceneParser", "ParseResult", "SMOOTH_AT", "list_pretrained", "pretrained_path", "check_refiners",
+           "REFINERS"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +125,13 @@ class SceneParser:
     #: for them and their probabilities upsampled back (a 24-megapixel photo with "crf" needed
     #: about 9 GB at full size). Frames up to it are refined at full size; 0: always full size.
     max_refine_pixels: int = 4_000_000
+    #: On the CPU, run the network as a frozen, optimised ``torch.jit`` trace (about a third
+    #: faster here), traced for an input size the second time that size comes (about half a
+    #: second, once per size) and dropped when the weights change (online adaptation). Models
+    #: that are not ``traceable`` (ONNX Runtime) always run as they are. False: never trace.
+    jit: bool = True
+    #: Traces kept (input sizes), the least recently traced dropped first.
+    jit_cache_size: int = 4
 
     def __init__(self, model: torch.nn.Module, info: DatasetInfo, device: str | torch.device = "cpu") -> None:
         self.device = resolve_device(device)
@@ -128,6 +144,11 @@ class SceneParser:
         self._told_working_size = False
         cfg = model_cfg(model)  # what the model declares about itself (models/base.py)
         self.in_channels = cfg.in_channels
+        self.output_stride = cfg.output_stride
+        self._traces: dict = {}  # (coarse, input shape) -> frozen trace
+        self._trace_uses: dict = {}  # (coarse, input shape) -> calls seen
+        self._traced_weights = None  # the weights' version when the traces were made
+        self._trace_lock = threading.Lock()  # network workers: one traces, the others wait
         if cfg.num_classes != info.num_classes:
             raise ConfigError(f"model has {cfg.num_classes} outputs but {info.num_classes} class names")
 
@@ -219,13 +240,82 @@ class SceneParser:
     def _probs(self, rgb: np.ndarray, depth: np.ndarray | None) -> torch.Tensor:
         return self._probs_batch([rgb], [depth])[0]
 
-    def _probs_batch(self, rgbs: list[np.ndarray], depths: list) -> torch.Tensor:
-        """NxCxHxW probabilities of checked frames of one size (depths all None or all arrays)."""
+    def _probs_batch(self, rgbs: list[np.ndarray], depths: list, coarse: bool = False) -> torch.Tensor:
+        """NxCxHxW probabilities of checked frames of one size (depths all None or all arrays);
+        with ``coarse``, at the network's output stride (see :meth:`_coarse_probs`)."""
         x = torch.from_numpy(np.stack(rgbs)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
         if depths[0] is not None:
             x = torch.cat([x, torch.from_numpy(np.stack(depths)).to(self.device)[:, None]], dim=1)
+        net = self._network(x, coarse)
         with torch.inference_mode():
-            return torch.softmax(self.model(x).float(), dim=1)
+            logits = net(x)
+            if coarse:  # the cells that cover the frame (the padding's own are dropped)
+                s = self.output_stride
+                logits = logits[..., : -(-x.shape[2] // s), : -(-x.shape[3] // s)]
+            return torch.softmax(logits.float(), dim=1)
+
+    @property
+    def has_coarse(self) -> bool:
+        """The model gives its logits before the final upsampling (``forward_coarse``)."""
+        method = getattr(type(self.model), "forward_coarse", None)
+        return method is not None and method is not SegmentationModel.forward_coarse
+
+    def _coarse_result(self, probs: np.ndarray, shape: tuple[int, int]) -> ParseResult:
+        """The result at the frame's ``shape`` from CxH'xW' probabilities at the output stride:
+        the probabilities upsampled as ``forward`` upsamples the logits (bilinear, then cropped),
+        and their argmax."""
+        s = self.output_stride
+        c, hc, wc = probs.shape
+        full = np.empty((c, hc * s, wc * s), np.float32)
+        for k in range(c):  # OpenCV's bilinear, a channel at a time: several times torch's speed
+            cv2.resize(probs[k], (wc * s, hc * s), dst=full[k], interpolation=cv2.INTER_LINEAR)
+        full = full[:, : shape[0], : shape[1]]
+        # Where the 3x3 cells around a cell share one winning class, each pixel of the cell (a
+        # convex combination of its 4 nearest cells) has that class too: the argmax over classes,
+        # the costly part, runs only on the pixels near a change of class.
+        coarse = _argmax(probs)
+        kernel = np.ones((3, 3), np.uint8)
+        mixed = cv2.dilate(coarse, kernel) != cv2.erode(coarse, kernel)
+        labels = cv2.resize(coarse, (wc * s, hc * s), interpolation=cv2.INTER_NEAREST)[: shape[0], : shape[1]]
+        mixed = cv2.resize(mixed.astype(np.uint8), (wc * s, hc * s), interpolation=cv2.INTER_NEAREST)
+        mixed = mixed[: shape[0], : shape[1]].astype(bool)
+        if mixed.any():
+            labels[mixed] = _argmax(full[:, mixed])
+        return ParseResult(labels.astype(np.int64), np.ascontiguousarray(full), self.class_names, self.palette)
+
+    def _network(self, x: torch.Tensor, coarse: bool = False):
+        """The callable that runs the network on ``x``: a frozen trace for its size on the CPU
+        (see :attr:`jit`), else the model itself (``forward_coarse`` with ``coarse``)."""
+        model = self.model
+        eager = model.forward_coarse if coarse else model
+        if not (self.jit and self.device.type == "cpu" and getattr(model, "traceable", False)) or model.training:
+            return eager
+        weights = sum(t._version for t in itertools.chain(model.parameters(), model.buffers()))
+        if weights != self._traced_weights:
+            if self._traces:  # the weights change between calls (online adaptation): stay eager
+                log.debug("the model's weights changed after tracing: running it untraced from now on")
+                self._traces.clear()
+                self.jit = False
+                return eager
+            self._traced_weights = weights
+        key = (coarse, tuple(x.shape), x.dtype)
+        with self._trace_lock:
+            net = self._traces.get(key)
+            if net is not None or not self.jit:
+                return net or eager
+            self._trace_uses[key] = uses = self._trace_uses.get(key, 0) + 1
+            if uses < 2:  # a size seen once (a single photo) is not worth half a second of tracing
+                return eager
+            try:
+                net = _trace(model, x, coarse)
+            except Exception as err:  # a model the tracer cannot follow: run it as it is
+                log.warning("tracing %s failed, running it untraced: %s", type(model).__name__, err)
+                self.jit = False
+                return eager
+            if len(self._traces) >= self.jit_cache_size:
+                self._traces.pop(next(iter(self._traces)))
+            self._traces[key] = net
+            return net
 
     def _result(self, rgb: np.ndarray, depth: np.ndarray | None, probs_t: torch.Tensor, refiners) -> ParseResult:
         """The labels of one frame from its convnet probabilities, after ``refiners``."""
@@ -310,7 +400,8 @@ class SceneParser:
         rgb, depth = self._inputs(rgb, depth)
         return self._result(rgb, depth, self._probs(rgb, depth), refiners)
 
-    def parse_stream(self, frames, temporal=True, refine=(), batch_size: int | None = None, **temporal_params):
+    def parse_stream(self, frames, temporal=True, refine=(), batch_size: int | None = None, smooth_at: str = "network",
+                     workers: int | None = None, **temporal_params):  # fmt: skip
         """Label a stream of frames in order, with causal temporal smoothing.
 
         Args:
@@ -326,16 +417,31 @@ class SceneParser:
                 the smoothing stays in frame order). None: 8 on a GPU, 1 on the CPU, where
                 batches do not raise the throughput and only add latency. A batch waits for its
                 frames, so keep 1 for the lowest latency on a live camera.
+            smooth_at: where the temporal smoothing runs: ``"network"`` (default), on the class
+                probabilities at the network's output stride (a quarter of the frame's size for
+                the multiscale models), upsampled to the frame's size once smoothed; or
+                ``"frame"``, on the probabilities upsampled to the frame's size first (several
+                times the work, the labels within a tenth of a point of mean IoU of each other
+                on CamVid: ``docs/BENCHMARKS.md``). Models without ``forward_coarse`` and
+                streams with per-frame ``refine`` are smoothed at the frame's size.
+            workers: frames (runs of ``batch_size``) in the network at once, each in its own thread
+                with PyTorch's threads shared out between them, while the frames before them
+                are smoothed in order. None: 2 on a CPU with 2 threads or more (on 2 cores, two
+                single-threaded network calls side by side leave fewer threads idle than one call
+                on two threads beside the smoothing, decoding and encoding), 1 on a GPU. The
+                labels are the same, in the same order; the probabilities differ by float
+                rounding (about 1e-6: convolutions summed on fewer threads, in another order).
             temporal_params: parameters of the smoother (see :mod:`sceneparse.refine.temporal`).
 
         Yields a :class:`ParseResult` per frame, with ``index`` and ``timestamp`` set. A frame's
         result depends only on it and the frames before it.
         """
-        for _, result in self.parse_frames(frames, temporal, refine, batch_size, **temporal_params):
+        for _, result in self.parse_frames(frames, temporal, refine, batch_size, smooth_at=smooth_at, workers=workers,
+                                           **temporal_params):  # fmt: skip
             yield result
 
     def parse_frames(self, frames, temporal=True, refine=(), batch_size: int | None = None, on_error=None,
-                     **temporal_params):  # fmt: skip
+                     smooth_at: str = "network", workers: int | None = None, **temporal_params):  # fmt: skip
         """The parse step of the frame loop: ``(frame, result)`` per frame, in order.
 
         As :meth:`parse_stream` (same arguments), and: the smoother starts afresh where a
@@ -356,38 +462,83 @@ class SceneParser:
             batch_size = 8 if self.device.type == "cuda" else 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if smooth_at not in SMOOTH_AT:
+            raise ConfigError(f"smooth_at must be one of {', '.join(SMOOTH_AT)}, got {smooth_at!r}")
+        # smoothing at the network's output stride: the probabilities reach the frame's size once
+        coarse = smoother is not None and not refiners and smooth_at == "network" and self.has_coarse
         items = self._checked_frames(frames, on_error)
+        workers = self._network_workers(workers)
+        threads = torch.get_num_threads()
+        pool = concurrent.futures.ThreadPoolExecutor(workers, "sceneparse-network") if workers > 1 else None
+        pending: collections.deque = collections.deque()  # runs in the network, oldest first
+
+        def network(rgbs, depths):  # (probabilities, seconds) of one run of frames
+            t = time.perf_counter()
+            probs = self._probs_batch(rgbs, depths, coarse)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            return probs, time.perf_counter() - t
+
+        def submit(run):
+            # what refiners and smoothers see: the frame, shrunk if it is very large
+            works = [self._working(rgb, depth) if smoother else None for _, rgb, depth in run]
+            if smoother is not None:
+                for work in works:
+                    smoother.prepare(work[0])  # superpixels etc. while the convnet runs
+            args = ([f[1] for f in run], [f[2] for f in run])
+            pending.append((run, works, pool.submit(network, *args) if pool else network(*args)))
+
+        sequence = object()  # the sequence the smoother's memory belongs to
+
+        def finish(run, works, job):  # the results of a run, in frame order
+            nonlocal sequence
+            probs, seconds = job.result() if pool else job
+            share = seconds / len(run)
+            for (frame, rgb, depth), probs_t, work in zip(run, probs, works):
+                t = time.perf_counter()
+                if smoother is None:
+                    result = self._result(rgb, depth, probs_t, refiners)
+                else:  # labels only once, after the smoothing
+                    if frame.sequence != sequence:
+                        smoother.reset()
+                        sequence = frame.sequence
+                    if coarse:
+                        t_smooth = time.perf_counter()
+                        smoothed = smoother.update(work[0], probs_t.cpu().numpy(), work[1])
+                        smoothing = time.perf_counter() - t_smooth
+                        result = self._coarse_result(smoothed, rgb.shape[:2])
+                    else:
+                        smoothed, smoothing = self._refined(work, probs_t, refiners, smoother)
+                        result = self._labelled(smoothed)
+                    result.smoothing_seconds = smoothing
+                result.index, result.timestamp = frame.index, frame.timestamp
+                result.seconds = share + time.perf_counter() - t
+                yield frame, result
+
         try:
-            sequence = object()  # the sequence the smoother's memory belongs to
+            if pool is not None:  # the workers share the threads: one network call each at once
+                torch.set_num_threads(max(1, threads // workers))
             while batch := list(itertools.islice(items, batch_size)):
                 for run in _same_size_runs(batch):  # one convnet call per run of same-sized frames
-                    t_run = time.perf_counter()
-                    # what refiners and smoothers see: the frame, shrunk if it is very large
-                    works = [self._working(rgb, depth) if smoother else None for _, rgb, depth in run]
-                    if smoother is not None:
-                        for work in works:
-                            smoother.prepare(work[0])  # superpixels etc. while the convnet runs
-                    probs = self._probs_batch([f[1] for f in run], [f[2] for f in run])
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize()
-                    share = (time.perf_counter() - t_run) / len(run)
-                    for (frame, rgb, depth), probs_t, work in zip(run, probs, works):
-                        t = time.perf_counter()
-                        if smoother is None:
-                            result = self._result(rgb, depth, probs_t, refiners)
-                        else:  # labels only once, after the smoothing
-                            if frame.sequence != sequence:
-                                smoother.reset()
-                                sequence = frame.sequence
-                            smoothed, seconds = self._refined(work, probs_t, refiners, smoother)
-                            result = self._labelled(smoothed)
-                            result.smoothing_seconds = seconds
-                        result.index, result.timestamp = frame.index, frame.timestamp
-                        result.seconds = share + time.perf_counter() - t
-                        yield frame, result
+                    submit(run)
+                    while len(pending) >= workers:
+                        yield from finish(*pending.popleft())
+            while pending:
+                yield from finish(*pending.popleft())
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)  # none may outlive the stream
+                torch.set_num_threads(threads)
             if smoother is not None:
                 smoother.close()  # join its threads: none may outlive the stream
+
+    def _network_workers(self, workers: int | None) -> int:
+        """Frames in the network at once (see :meth:`parse_stream`'s ``workers``)."""
+        if workers is None:
+            return 2 if self.device.type == "cpu" and torch.get_num_threads() >= 2 else 1
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+        return workers
 
     def _checked_frames(self, frames, on_error):
         """(frame, checked rgb, checked depth or None) of each item of ``frames``."""
@@ -421,6 +572,36 @@ class SceneParser:
         from sceneparse.io import read_image
 
         return self.parse(read_image(path), refine=refine)
+
+
+class _Coarse(torch.nn.Module):
+    """``model.forward_coarse`` as a module's forward (what ``torch.jit.trace`` records)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_coarse(x)
+
+
+def _trace(model: torch.nn.Module, x: torch.Tensor, coarse: bool):
+    """A frozen, inference-optimised ``torch.jit`` trace of ``model`` (its ``forward_coarse``
+    with ``coarse``) for inputs of ``x``'s shape: batch norm folded into the convolutions and
+    oneDNN's fused kernels, the same outputs up to float rounding (about 1e-5)."""
+    target = (_Coarse(model) if coarse else model).eval()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # the tracer warns of every Python branch on a shape: they are constants for one size
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(target, x.clone(), check_trace=False)
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+
+def _argmax(probs: np.ndarray) -> np.ndarray:
+    """Index of the largest of C x ... ``probs`` over its first axis, as uint8 (uint16 above 256
+    classes): what OpenCV's morphology takes."""
+    index = torch.max(torch.from_numpy(np.ascontiguousarray(probs)), dim=0).indices.numpy()
+    return index.astype(np.uint8 if len(probs) <= 256 else np.uint16)
 
 
 def _same_size_runs(items: list) -> list[list]:

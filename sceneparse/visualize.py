@@ -27,6 +27,12 @@ def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() >= len(palette)):
         raise ValueError(f"labels outside [0, {len(palette) - 1}] for a palette of {len(palette)} colours")
+    if labels.ndim == 2 and len(palette) <= 256 and palette.shape[1:] == (3,):
+        # OpenCV's table lookup: several times numpy's fancy indexing on a video frame
+        lut = np.zeros((256, 1, 3), np.uint8)
+        lut[: len(palette), 0] = palette
+        small = labels.astype(np.uint8)
+        return cv2.LUT(cv2.merge([small, small, small]), lut)
     return palette[labels]
 
 
@@ -61,7 +67,7 @@ def overlay(
         raise ValueError(f"image {image.shape[:2]} and labels {labels.shape} differ in size")
     colour = colorize(labels, palette)
     out = cv2.addWeighted(image, 1 - alpha, colour, alpha, 0)
-    lab = labels.astype(np.int32)
+    lab = labels.astype(np.uint8 if len(palette) <= 256 else np.int32)  # smaller: faster to compare
     edges = np.zeros(labels.shape, bool)
     edges[:, 1:] |= lab[:, 1:] != lab[:, :-1]
     edges[1:, :] |= lab[1:, :] != lab[:-1, :]

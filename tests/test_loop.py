@@ -224,3 +224,68 @@ def test_feature_label_max_frames_exits_cleanly_every_time(sevenscenes_path, tmp
         assert proc.returncode == 0, f"run {i}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
         assert (tmp_path / f"out{i}" / "overlay.mp4").is_file()
     assert codes == [0] * 8
+
+
+def test_feature_live_mode_drops_frames_instead_of_queueing(parser, tmp_path, monkeypatch):
+    """``realtime`` on a recorded 25 fps video plays it as a camera would deliver it; a parse
+    step slower than the camera (over 100 ms a frame here) drops frames instead of queueing
+    them, so the latency stays about one frame's parse time and the run ends with the video."""
+    import time
+
+    frames, _ = moving_scene(40, step=1)
+    video = write_clip(tmp_path / "clip.avi", frames, fps=25)
+    monkeypatch.setattr(parser, "jit", False)  # no tracing pause at the second frame
+    parser.parse(frames[0])  # warm: the first call's own start-up is not the loop's
+    parsed_at = []
+
+    def slow(frame, result):
+        parsed_at.append(time.perf_counter())
+        time.sleep(0.1)
+
+    start = time.perf_counter()
+    stats = run(parser, str(video), [ClassShareSink()], realtime=True, hooks=[slow], progress=False)
+    wall = time.perf_counter() - start
+    assert stats["frames"] + stats["dropped"] == 40 and stats["dropped"] >= 15  # 10 a second at most
+    # frames came over the video's 1.6 s (read at once, the first and the last would be parsed)
+    assert stats["frames"] >= 5 and parsed_at[-1] - parsed_at[0] > 1.0
+    assert wall < 4.0  # not 40 x 100 ms of queue
+    assert stats["latency_ms_p95"] < 1000
+
+
+class _Interrupted(Source):
+    """Six frames, then Ctrl-C in the reader (as a camera driver would see it)."""
+
+    kind = "interrupted-test"
+
+    def __iter__(self):
+        frames, _ = moving_scene(6)
+        for i, f in enumerate(frames):
+            yield Frame(f, i, float(i))
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_feature_threads_end_with_the_stream(parser, tmp_path, workers):
+    """The network workers and the smoother's thread end at the end of a stream, on a broken
+    input and on Ctrl-C: none is left running (one left inside OpenCV or PyTorch aborts the
+    interpreter at exit)."""
+    import threading
+
+    from sceneparse.labelling import label_stream
+
+    before = set(threading.enumerate())
+
+    def left() -> list[str]:
+        return [t.name for t in set(threading.enumerate()) - before if t.is_alive() and t.name != "tqdm_monitor"]
+
+    frames, _ = moving_scene(12)
+    assert run(parser, frames, [ClassShareSink()], temporal=True, workers=workers, progress=False)["frames"] == 12
+    assert left() == []
+    data = write_clip(tmp_path / "clip.avi", moving_scene(30, step=2)[0]).read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    stats = label_stream(parser, str(tmp_path / "cut.avi"), tmp_path / "out", workers=workers, progress=False)
+    assert 0 < stats["frames"] < 30 and stats["written"] == stats["frames"]
+    assert left() == []
+    with pytest.raises(KeyboardInterrupt):
+        run(parser, _Interrupted(), [ClassShareSink()], temporal=True, workers=workers, progress=False)
+    assert left() == []

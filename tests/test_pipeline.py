@@ -2,12 +2,14 @@ import re
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from sceneparse import SceneParser, create_model, engine
 from sceneparse.data import STANFORD_REGIONS
+from sceneparse.errors import ConfigError
 from sceneparse.metrics import ConfusionMatrix
 from sceneparse.pipeline import list_pretrained
 
@@ -182,9 +184,87 @@ def test_feature_parse_stream_on_real_video_frames(camvid_path):
     plain = list(parser.parse_stream(images, temporal=False))
     assert [r.index for r in plain] == [0, 1, 2, 3]
     assert np.array_equal(plain[2].labels, parser.parse(images[2]).labels)
-    smooth = list(parser.parse_stream(iter(images), temporal="flow"))
+    smooth = list(parser.parse_stream(iter(images), temporal="flow", smooth_at="frame"))
     assert np.array_equal(smooth[0].labels, plain[0].labels)  # nothing to smooth with yet
     assert all(r.labels.shape == (360, 480) and r.labels.max() < 11 for r in smooth)
+    # smoothed at the network's output stride (the default), upsampled once: the first frame's
+    # labels are those of the probabilities upsampled instead of the logits, nearly the same
+    coarse = list(parser.parse_stream(iter(images), temporal="flow"))
+    assert (coarse[0].labels == plain[0].labels).mean() > 0.99
+    assert all(r.probs.shape == (11, 360, 480) and np.allclose(r.probs.sum(0), 1, atol=1e-4) for r in coarse)
+    assert np.mean([(c.labels == s.labels).mean() for c, s in zip(coarse, smooth)]) > 0.98
+
+
+def _camvid_frames(camvid_path, n, start=0):
+    from sceneparse.data import CamVid
+
+    val = CamVid(camvid_path, "val")
+    return [val[i]["image"] for i in val.sequences()["0016E5"][start : start + n]]
+
+
+def test_feature_traced_network_gives_the_same_labels(camvid_path):
+    """On the CPU the network runs as a frozen torch.jit trace from the second frame of a size:
+    the labels are the eager model's; a change of the weights (online adaptation) goes back to
+    the eager model, whose outputs follow the new weights."""
+    from sceneparse.pipeline import SceneParser
+
+    parser = SceneParser.from_pretrained("camvid")
+    images = _camvid_frames(camvid_path, 3)
+    traced = [parser.parse(im) for im in images]
+    assert len(parser._traces) == 1  # traced at the second call of this size, not the first
+    parser.jit = False
+    eager = [parser.parse(im) for im in images]
+    for t, e in zip(traced, eager):
+        assert np.array_equal(t.labels, e.labels) and np.abs(t.probs - e.probs).max() < 1e-4
+    parser.jit = True
+    streamed = list(parser.parse_stream(images, temporal="flow"))
+    assert any(key[0] for key in parser._traces)  # the stream's own trace: logits at the output stride
+    with torch.no_grad():
+        parser.model.classifier[-1].bias[0] += 100.0  # in place, as an optimiser step
+    changed = parser.parse(images[0])
+    assert (changed.labels == 0).all() and parser.jit is False and not parser._traces
+    assert len(streamed) == 3
+
+
+def test_feature_network_workers_give_the_same_results(camvid_path):
+    """Two (or three) frames in the network at once: the same labels and order as one at a time,
+    the probabilities up to float rounding, and PyTorch's thread count as it was after the stream."""
+    from sceneparse.pipeline import SceneParser
+
+    parser = SceneParser.from_pretrained("camvid")
+    images = _camvid_frames(camvid_path, 6)
+    threads = torch.get_num_threads()
+    for method in ("none", "flow-superpixels"):
+        one = list(parser.parse_stream(images, temporal=method, workers=1))
+        for workers in (2, 3):
+            many = list(parser.parse_stream(images, temporal=method, workers=workers))
+            assert [r.index for r in many] == list(range(6))
+            # one thread per network call instead of two: the same sums in another order
+            assert all(np.array_equal(a.labels, b.labels) and np.abs(a.probs - b.probs).max() < 1e-5
+                       for a, b in zip(one, many))  # fmt: skip
+            assert torch.get_num_threads() == threads
+    with pytest.raises(ConfigError, match="workers"):
+        list(parser.parse_stream(images, workers=0))
+    with pytest.raises(ConfigError, match="smooth_at"):
+        list(parser.parse_stream(images, smooth_at="pixels"))
+
+
+@pytest.mark.parametrize("shape", [(360, 480), (357, 475), (97, 130)])
+def test_feature_coarse_result_is_the_argmax_of_its_upsampled_probabilities(shape):
+    """The labels of a stream smoothed at the output stride come from the argmax over classes
+    run only near class changes: they must equal the full argmax of the upsampled probabilities."""
+    from sceneparse.pipeline import SceneParser
+
+    parser = SceneParser.from_pretrained("camvid")
+    rng = np.random.default_rng(0)
+    hc, wc = -(-shape[0] // 4), -(-shape[1] // 4)
+    logits = cv2.resize(rng.normal(0, 3, (hc // 4 + 1, wc // 4 + 1, 11)).astype(np.float32), (wc, hc))
+    probs = torch.softmax(torch.from_numpy(logits).permute(2, 0, 1), 0).numpy()
+    result = parser._coarse_result(probs, shape)
+    assert result.labels.shape == shape and result.probs.shape == (11, *shape)
+    assert np.array_equal(result.labels, result.probs.argmax(0))
+    up = torch.nn.functional.interpolate(torch.from_numpy(probs)[None], scale_factor=4, mode="bilinear")[0]
+    assert np.abs(up[:, : shape[0], : shape[1]].numpy() - result.probs).max() < 1e-5  # as forward upsamples
 
 
 @pytest.mark.slow

@@ -59,7 +59,8 @@ def main(argv=None) -> int:
     parser = load_parser(args)
     if args.video is not None:
         temporal = args.temporal or DEFAULT_METHOD
-        scores = evaluate_video(parser, args.video, temporal, refiners, args.progress, args.limit)
+        scores = evaluate_video(parser, args.video, temporal, refiners, args.progress, args.limit,
+                                smooth_at=args.smooth_at)  # fmt: skip
         title = f"{args.model} on {args.video}, temporal {temporal}"
         _report(args.out, video_report(scores, title), title, scores)
         return 0
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
             dataset.ids = [dataset.ids[i] for idx in dataset.sequences().values() for i in idx[: args.limit]]
         else:
             dataset.ids = dataset.ids[: args.limit]
-    scores = evaluate(parser, dataset, refiners, args.temporal, args.progress)
+    scores = evaluate(parser, dataset, refiners, args.temporal, args.progress, smooth_at=args.smooth_at)
     name = args.dataset or parser.meta.get("train_config", {}).get("dataset") or parser.info.name
     title = f"{args.model} on {name} {args.split}" + ("" if args.subset == "all" else f", {args.subset} half")
     if temporal:

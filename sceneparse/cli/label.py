@@ -133,7 +133,7 @@ def main(argv=None) -> int:
                    labels=args.labels, probs=args.probs, alpha=args.alpha, depth=args.depth,
                    depth_scale=args.depth_scale, realtime=args.realtime, max_frames=args.max_frames,
                    batch_size=args.batch, sinks=args.sink, overwrite=args.overwrite,
-                   legend=args.legend, hooks=hooks, progress=args.progress,
+                   legend=args.legend, hooks=hooks, progress=args.progress, smooth_at=args.smooth_at,
                    source_options={"topic": args.topic} if args.topic else None)  # fmt: skip
     failed = interrupted = 0
     for spec, st in report["streams"].items():

@@ -37,6 +37,9 @@ def add_temporal_argument(ap: argparse.ArgumentParser, default, help: str) -> No
     ap.add_argument("--temporal", default=default, choices=list_smoothers(),
                     help=f"{help} (default {default or 'none'}; {DEFAULT_METHOD}: the most consistent, flow: the "
                     "fastest, none: per frame)")  # fmt: skip
+    ap.add_argument("--smooth-at", default="network", choices=("network", "frame"),
+                    help="where the temporal smoothing runs: on the network's output resolution, upsampled once "
+                    "smoothed (default, several times less work), or on the frame's full size")  # fmt: skip
 
 
 def apply_threads(threads: int) -> None:

@@ -72,6 +72,11 @@ class SegmentationModel(nn.Module):
 
     num_classes: int
     in_channels: int
+    #: ``forward`` and :meth:`forward_coarse` are plain tensor code that ``torch.jit.trace``
+    #: records faithfully for a given input size: the parse step may then run a frozen,
+    #: optimised trace on the CPU (a model that calls out of PyTorch, such as ONNX Runtime,
+    #: must leave it False).
+    traceable: bool = False
 
     def pretrained_cfg(self) -> PretrainedCfg:
         """The model's metadata as it stands now (fitted statistics included)."""
@@ -84,6 +89,13 @@ class SegmentationModel(nn.Module):
             dataset: samples as dicts with an HxWx3 uint8 ``image`` (and an HxW float
                 ``depth`` in metres for RGB-D), before any training transform.
         """
+
+    def forward_coarse(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits before their final upsampling: Bx K x (H'/s) x (W'/s) for ``x`` padded to
+        H'xW', multiples of ``size_divisor``, with ``s`` the declared ``output_stride``. ``forward``
+        is these upsampled (bilinear) and cropped to the input. A video's temporal smoothing runs
+        at this size (``SceneParser.parse_frames``); models without it are smoothed at full size."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward_coarse")
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear :class:`~sceneparse.errors.InputError` for a batch this model cannot take."""

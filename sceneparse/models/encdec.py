@@ -51,6 +51,8 @@ class EncoderDecoder(SegmentationModel):
         torch.Size([1, 5, 37, 50])
     """
 
+    traceable = True
+
     def __init__(
         self,
         num_classes: int,
@@ -105,10 +107,9 @@ class EncoderDecoder(SegmentationModel):
             checkpoint_args={"mean": mean, "std": std},
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_coarse(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        x, (h, w) = pad_to_multiple(x, self.size_divisor)
-        size = x.shape[-2:]
+        x, _ = pad_to_multiple(x, self.size_divisor)
         x = (x - self.mean) / self.std
         skips = []
         for stage in self.encoder:
@@ -117,7 +118,13 @@ class EncoderDecoder(SegmentationModel):
         for fuse, skip in zip(self.decoder, reversed(skips[:-1])):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = fuse(torch.cat([x, skip], dim=1))
-        logits = F.interpolate(self.classifier(x), size=size, mode="bilinear", align_corners=False)
+        return self.classifier(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        logits = self.forward_coarse(x)
+        size = (logits.shape[-2] * 2, logits.shape[-1] * 2)  # the classifier runs at stride 2
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits[..., :h, :w]
 
 

@@ -77,6 +77,8 @@ class MultiscaleConvNet(SegmentationModel):
     the training set.
     """
 
+    traceable = True
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -155,11 +157,16 @@ class MultiscaleConvNet(SegmentationModel):
             out.append(maps[-1].mean(dim=(-2, -1), keepdim=True).expand(-1, -1, *size))
         return torch.cat(out, dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_coarse(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        x, (h, w) = pad_to_multiple(x, self.size_divisor)
-        logits = self.classifier(self.features(x))
-        logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        x, _ = pad_to_multiple(x, self.size_divisor)
+        return self.classifier(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        logits = self.forward_coarse(x)
+        size = (logits.shape[-2] * self.encoder.stride, logits.shape[-1] * self.encoder.stride)
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits[..., :h, :w]
 
 

@@ -22,6 +22,7 @@ a change of frame size.
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 
 import cv2
 import numpy as np
@@ -56,15 +57,15 @@ def _grey(rgb: np.ndarray, scale: float) -> np.ndarray:
     return g
 
 
-_DIS = {}
+_DIS = threading.local()  # one DIS object per thread: OpenCV's is not safe to share between threads
 
 
 def dense_flow(src: np.ndarray, dst: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """HxWx2 flow (in full-resolution pixels) from grey ``src`` to ``dst`` by DIS, at their size
     ``scale`` times the frame's; ``src + flow`` is where each pixel of ``src`` went."""
-    dis = _DIS.get("fast")
+    dis = getattr(_DIS, "fast", None)
     if dis is None:
-        dis = _DIS["fast"] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        dis = _DIS.fast = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     return dis.calc(src, dst, None) / scale
 
 
@@ -183,6 +184,9 @@ class TemporalSmoother:
     def __init__(self, flow_scale: float = 0.5, cut_threshold: float = 0.5, fb_threshold: float = 2.0) -> None:
         self.motion = MotionTracker(flow_scale, cut_threshold, fb_threshold)
         self.flow_scale = self.motion.flow_scale
+        self._executor = None  # the thread of the work done ahead (prepare)
+        self._ahead: dict = {}  # id(rgb) -> (rgb, future of that frame's work)
+        self._current = None  # (rgb, its work) of the frame being updated
         self.reset()
 
     @property
@@ -192,22 +196,61 @@ class TemporalSmoother:
 
     def reset(self) -> None:
         """Forget the past: the next frame starts a new sequence."""
-        self.motion.reset()
-
-    def _flows_small(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        return self.motion.small(rgb)
+        if self._executor is None:
+            # Frames prepared ahead had their motion measured in stream order already: a
+            # reset there forgets only the smoothed past (the first frame after it ignores
+            # its flow to the frame before).
+            self.motion.reset()
 
     def prepare(self, rgb: np.ndarray) -> None:
         """Start the work that needs only the image of the frame that :meth:`update` will get
-        next (its superpixels), so that it overlaps the convnet: call it before running the
-        convnet on that frame. Optional; smoothers without such work ignore it."""
+        next (its optical flow to the frame prepared before it, its superpixels) in a
+        background thread, so that it overlaps the convnet and the smoothing of earlier
+        frames: call it on every frame of the stream, in order, before its :meth:`update`.
+        Optional: without it, :meth:`update` does that work itself. The results are the same."""
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="smoother-ahead")
+        if len(self._ahead) > 64:  # frames prepared but never updated: forget the oldest
+            self._ahead.pop(next(iter(self._ahead)))
+        self._ahead[id(rgb)] = (rgb, self._executor.submit(self._work_ahead, rgb))
+
+    def _work_ahead(self, rgb: np.ndarray) -> dict:
+        """What :meth:`prepare` computes for a frame: its flow (the motion tracker sees the
+        frames in stream order, in the one background thread)."""
+        return {"flows": self.motion.small(rgb)}
+
+    def _prepared(self, rgb: np.ndarray) -> dict | None:
+        """The work :meth:`prepare` did for this very array (None if it saw none)."""
+        if self._current is not None and self._current[0] is rgb:
+            return self._current[1]
+        ahead = self._ahead.pop(id(rgb), None)
+        if ahead is None or ahead[0] is not rgb:
+            return None
+        self._current = (rgb, ahead[1].result())
+        return self._current[1]
+
+    def _flows_small(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        prepared = self._prepared(rgb)
+        if prepared is not None:
+            return prepared["flows"]
+        if self._executor is not None:  # the motion tracker is the background thread's: queue there
+            return self._executor.submit(self.motion.small, rgb).result()
+        return self.motion.small(rgb)
 
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def close(self) -> None:
-        """End the smoother's background work and join its threads (the frame loop calls it at
-        the end of a stream). Safe to call twice; a later :meth:`prepare` starts them again."""
+        """End the smoother's background work and join its thread (the frame loop calls it at
+        the end of a stream). Safe to call twice; a later :meth:`prepare` starts it again."""
+        # Join the thread: one left running in scikit-image or OpenCV when the interpreter
+        # shuts down can abort the process ("terminate called without an active exception",
+        # exit code 134).
+        executor, self._executor = self._executor, None
+        self._ahead.clear()
+        self._current = None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self):
         return self
@@ -217,44 +260,27 @@ class TemporalSmoother:
 
 
 class _SuperpixelsAhead:
-    """The superpixels of frames given to :meth:`prepare`, computed in a background thread
-    (scikit-image's Felzenszwalb releases the GIL), for smoothers that need them."""
+    """Superpixels of each frame, computed ahead with its flow by :meth:`prepare` (scikit-image's
+    Felzenszwalb releases the GIL), for smoothers that need them."""
 
     def _init_superpixels(self, scale: float, min_size: int, seg_scale: float) -> None:
         self.scale = positive("scale", scale)
         self.min_size = positive("min_size", min_size, integer=True)
         self.seg_scale = positive("seg_scale", seg_scale)
-        self._executor, self._ahead = None, {}
 
-    def prepare(self, rgb: np.ndarray) -> None:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="superpixels")
-        if len(self._ahead) > 64:  # frames prepared but never updated: forget the oldest
-            self._ahead.pop(next(iter(self._ahead)))
-        self._ahead[id(rgb)] = (rgb, self._executor.submit(self._superpixels, rgb))
-
-    def close(self) -> None:
-        # Join the superpixel thread: one left running in scikit-image or OpenCV when the
-        # interpreter shuts down can abort the process ("terminate called without an active
-        # exception", exit code 134).
-        executor, self._executor = self._executor, None
-        self._ahead.clear()
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
-        super().close()
+    def _work_ahead(self, rgb: np.ndarray) -> dict:
+        return {**super()._work_ahead(rgb), "segments": self._superpixels(rgb)}
 
     def _superpixels(self, rgb: np.ndarray) -> np.ndarray:
         return oversegment_at(rgb, self.seg_scale, "felzenszwalb", self.scale, 0.5, self.min_size)
 
     def _segments_of(self, rgb: np.ndarray, needed: bool = True) -> np.ndarray | None:
         """The superpixels of ``rgb``: prepared ones if :meth:`prepare` saw this very array
-        (forgotten, and None returned, if not ``needed``)."""
-        ahead = self._ahead.pop(id(rgb), None)
+        (None if not ``needed``)."""
         if not needed:
             return None
-        if ahead is not None and ahead[0] is rgb:
-            return ahead[1].result()
-        return self._superpixels(rgb)
+        prepared = self._prepared(rgb)
+        return prepared["segments"] if prepared is not None else self._superpixels(rgb)
 
 
 class FlowSmoother(TemporalSmoother):
@@ -312,8 +338,8 @@ class FlowSmoother(TemporalSmoother):
 
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         probs = _own(probs)
-        c, h, w = probs.shape
-        hs, ws = self._small((h, w))
+        c, h, w = probs.shape  # the frame's size, or the network's output stride (coarser)
+        hs, ws = self._small(rgb.shape[:2])
         flows = self._flows_small(rgb)
         now = resize_chw(probs, (hs, ws), "area").transpose(1, 2, 0)  # hs x ws x C
         if flows is None or self._out is None or self._out.shape != now.shape:
@@ -344,7 +370,7 @@ class FlowSmoother(TemporalSmoother):
         if self.stickiness:
             # hysteresis at full size: the previous labels, warped, get a bonus where the flow
             # holds (of stickiness after normalisation: scaled by the unnormalised total here)
-            flow_full = _resize_flow(back, (h, w)) * np.float32(1 / self.fuse_scale)
+            flow_full = _resize_flow(back, (h, w)) * np.float32(1 / self.fuse_scale * (w / rgb.shape[1]))
             prev, _ = warp(self._labels, flow_full, cv2.INTER_NEAREST)
             bonus = torch.from_numpy(cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR))
             bonus.mul_(total).mul_(self.stickiness)
@@ -387,9 +413,9 @@ class SuperpixelSmoother(_SuperpixelsAhead, TemporalSmoother):
 
     def update(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         probs = _own(probs)
-        h, w = rgb.shape[:2]
+        h, w = probs.shape[1:]
         # superpixels, their votes and the matching at seg_scale of the frame (the cost); the
-        # votes are written back at full size
+        # votes are written back at the probabilities' size
         seg = self._segments_of(rgb)
         hs, ws = seg.shape
         n = int(seg.max()) + 1

@@ -3,6 +3,7 @@ at cuts and between sequences, and a smoother written outside the package plugs 
 
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 from synthetic import moving_scene
@@ -90,7 +91,7 @@ def test_feature_smoothers_are_causal(make):
     assert not np.allclose(out_a[4], out_b[4])
 
 
-@pytest.mark.parametrize("method", ["superpixels", "flow-superpixels"])
+@pytest.mark.parametrize("method", ["flow", "superpixels", "flow-superpixels"])
 def test_feature_prepared_superpixels_give_the_same_output(method):
     frames, masks = moving_scene(6)
     probs = [np.stack([~m, m]).astype(np.float32) * 0.4 + 0.3 for m in masks]  # unsure: the vote runs
@@ -213,3 +214,28 @@ def test_feature_smoothers_take_read_only_and_non_contiguous_arrays(name):
         for layout in (read_only, reversed_view, strided):
             for got, expected in zip(run(layout), want):
                 np.testing.assert_allclose(got, expected, atol=1e-6, err_msg=layout.__name__)
+
+
+@pytest.mark.parametrize("method", ["flow", "superpixels", "flow-superpixels"])
+def test_feature_probabilities_at_the_network_stride(method):
+    """Probabilities coarser than the frame (a network's output stride, as ``parse_stream``
+    smooths them by default): the output has their size and labels them as the frame-size
+    smoothing does, shrunk; a reset prepared ahead keeps the flow of the frames after it."""
+    frames, masks = moving_scene(6)
+    fine = [np.stack([~m, m]).astype(np.float32) * 0.5 + 0.25 for m in masks]
+    coarse = [cv2.resize(p.transpose(1, 2, 0), (32, 24), interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+              for p in fine]  # fmt: skip
+    at_frame, at_stride = build_smoother(method), build_smoother(method)
+    agree = []
+    for f, pf, pc in zip(frames, fine, coarse):
+        at_stride.prepare(f)
+        out = at_stride.update(f, np.ascontiguousarray(pc))
+        assert out.shape == (2, 24, 32) and np.allclose(out.sum(0), 1, atol=1e-5)
+        small = cv2.resize(at_frame.update(f, pf).argmax(0).astype(np.uint8), (32, 24), interpolation=cv2.INTER_NEAREST)
+        agree.append((out.argmax(0) == small).mean())
+    assert min(agree) > 0.9
+    at_stride.reset()  # a new sequence, frames prepared ahead: the smoothed past is forgotten
+    at_stride.prepare(frames[0])
+    fresh = build_smoother(method)
+    assert np.array_equal(at_stride.update(frames[0], coarse[0]), fresh.update(frames[0], coarse[0]))
+    at_stride.close()
