@@ -41,8 +41,8 @@ def test_every_model_filters_and_feature_maps(name):
     assert w.ndim == 4 and w.shape[1] == parser.in_channels == len(names)
     rgb, depth = _rgbd()
     views = feature_maps(parser, rgb, depth if parser.in_channels == 4 else None)
-    if parser.meta == {} and parser.model.pretrained_cfg().levels:  # multiscale: one view per pyramid scale
-        levels = parser.model.pretrained_cfg().levels
+    levels = parser.model.pretrained_cfg().levels
+    if levels:  # multiscale: one view per pyramid scale
         assert len(views) == levels
         for i, v in enumerate(views):
             assert v["input"].shape == (48 // 2**i, 64 // 2**i)
