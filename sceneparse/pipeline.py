@@ -431,6 +431,8 @@ class SceneParser:
                 on two threads beside the smoothing, decoding and encoding), 1 on a GPU. The
                 labels are the same, in the same order; the probabilities differ by float
                 rounding (about 1e-6: convolutions summed on fewer threads, in another order).
+                PyTorch's thread count is the process's: while such a stream runs, other
+                PyTorch work in the process gets the workers' share.
             temporal_params: parameters of the smoother (see :mod:`sceneparse.refine.temporal`).
 
         Yields a :class:`ParseResult` per frame, with ``index`` and ``timestamp`` set. A frame's

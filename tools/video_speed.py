@@ -37,7 +37,7 @@ import torch
 
 from sceneparse import SceneParser
 from sceneparse.labelling import label_stream
-from sceneparse.loop import device_name
+from sceneparse.loop import _reuse_freed_memory, device_name
 from sceneparse.refine.temporal import build_smoother
 from sceneparse.sinks.video import open_video_writer
 from sceneparse.visualize import overlay
@@ -99,9 +99,8 @@ def stages(parser, frames, decode_times, methods, resolutions) -> dict:
                 out, t = timed(lambda fp: smoother.update(fp[0], fp[1]), list(zip(frames, probs[at])))
             row[f"smoothing {method} at {at}"] = ms(t)
             if at == "network" and coarse:
-                full, t_up = timed(lambda p: parser._coarse_result(p, frames[0].shape[:2]), out)
+                labels, t_up = timed(lambda p: parser._coarse_result(p, frames[0].shape[:2]).labels, out)
                 row["upsampling + labels"] = ms(t_up)
-                labels = [r.labels for r in full]
     labels = labels or [parser.parse(f).labels for f in frames]
     images, t_overlay = timed(lambda fl: overlay(fl[0], fl[1], parser.palette, parser.class_names), zip(frames, labels))
     row["overlay"] = ms(t_overlay)
@@ -164,6 +163,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
+    _reuse_freed_memory()  # as the frame loop does: the stages alone are timed under the same allocator
     parser = SceneParser.from_pretrained(args.model)
     print(f"device: {device_name(parser.device)}, torch {torch.__version__}, model {args.model}")
     report = {"device": device_name(parser.device), "model": args.model, "videos": {}}

@@ -116,8 +116,9 @@ class Batcher:
             batch[frame.index].future.set_exception(err)
 
         try:
+            # one convnet call per batch, on all of PyTorch's threads (no frame-level workers)
             results = self.parser.parse_frames(frames, temporal=False, refine=self.refine,
-                                               batch_size=len(frames), on_error=on_error)  # fmt: skip
+                                               batch_size=len(frames), on_error=on_error, workers=1)  # fmt: skip
             for frame, result in results:
                 request = batch[frame.index]
                 timing = {"queue_ms": 1000 * (started - request.queued_at), "batch": len(batch),
