@@ -233,11 +233,8 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     # modules, wrapped for DistributedDataParallel when there are several processes.
     net = model
     if ctx.distributed:
-        has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        if has_bn and device.type == "cuda":  # batch statistics over the global batch
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        elif has_bn:
-            log.info("batch norm: statistics over each process's %d images (SyncBatchNorm needs GPUs)", batch_size)
+        # batch statistics over the global batch, not each process's share of it
+        model = ddp.convert_sync_batchnorm(model, ctx)
         ids = [device.index] if device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         log.info("DistributedDataParallel over %d processes (%s), batch %d per process, %d in all",

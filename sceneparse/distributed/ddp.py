@@ -29,6 +29,8 @@ __all__ = [
     "gather_objects",
     "per_rank_batch",
     "sync_buffers",
+    "CpuSyncBatchNorm",
+    "convert_sync_batchnorm",
 ]
 
 log = logging.getLogger(__name__)
@@ -169,3 +171,75 @@ def sync_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
         return
     for buf in module.buffers():
         dist.broadcast(buf.data, src=0)
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """All-reduce (sum) with its gradient: each rank's input feeds every rank's output, so the
+    gradient of an input is the sum of the output's gradients over ranks."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class CpuSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose training statistics are those of the global batch, over every rank, on
+    the CPU (gloo): PyTorch's ``SyncBatchNorm`` runs on GPUs only.
+
+    In training the per-channel mean, then the variance about it, are summed over ranks with
+    differentiable all-reduces, so gradients flow through the shared
+    statistics as in ``SyncBatchNorm``; running statistics are updated from the global ones, alike
+    on every rank. In evaluation, or without a process group, it is plain batch norm. Its
+    parameters and buffers are those of the layer it replaces (the same state-dict keys).
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        channels = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        shape = [1, channels] + [1] * (x.dim() - 2)
+        local = torch.cat([x.sum(dims), x.new_tensor([x.numel() / channels])])
+        total = _SumOverRanks.apply(local)
+        n = total[-1]
+        mean = total[:channels] / n
+        var = _SumOverRanks.apply(((x - mean.view(shape)) ** 2).sum(dims)) / n  # about the global mean: stable
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
+                self.running_var.mul_(1 - momentum).add_(momentum * var.detach() * n / max(float(n) - 1, 1.0))
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def convert_sync_batchnorm(module: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """``module`` with its batch-norm layers synchronised over the ranks: PyTorch's
+    ``SyncBatchNorm`` on GPUs, :class:`CpuSyncBatchNorm` on the CPU (the layers are replaced in
+    place; the returned module is ``module`` unless it is a batch-norm layer itself)."""
+    if ctx.device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(module, CpuSyncBatchNorm):
+        new = CpuSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats)  # fmt: skip
+        new.load_state_dict(module.state_dict())
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child, ctx))
+    return module

@@ -79,6 +79,32 @@ def test_feature_two_gloo_processes_train_one_run_on_disjoint_samples_and_resume
     assert r0[1] != r0[0]  # set_epoch: another order in the second epoch
 
 
+def test_feature_cpu_sync_batchnorm_over_two_gloo_ranks_equals_batchnorm_over_the_whole_batch(tmp_path):
+    worker = Path(__file__).with_name("sync_bn_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", "29613", str(worker), str(tmp_path)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    assert ranks[0]["type"] == "CpuSyncBatchNorm"
+    # The same layer on one process over the whole batch, the same loss (the sum of the ranks' losses).
+    sys.path.insert(0, str(worker.parent))
+    from sync_bn_worker import batch
+
+    bn = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    x = batch().requires_grad_()
+    y = bn(x)
+    sum((part * torch.arange(part.numel()).reshape(part.shape).sin()).sum() for part in (y[:2], y[2:])).backward()
+    assert torch.allclose(torch.cat([r["y"] for r in ranks]), y, atol=1e-5)
+    assert torch.allclose(torch.cat([r["x_grad"] for r in ranks]), x.grad, atol=1e-5)
+    assert torch.allclose(ranks[0]["w_grad"], bn.weight.grad, atol=1e-4)
+    for r in ranks:  # running statistics of the global batch, alike on both ranks
+        assert torch.allclose(r["running_mean"], bn.running_mean, atol=1e-6)
+        assert torch.allclose(r["running_var"], bn.running_var, atol=1e-6)
+
+
 def test_cardinality_shard_sampler_counts_every_index_once():
     shards = [list(ddp.ShardSampler(11, r, 3)) for r in range(3)]
     assert sorted(i for s in shards for i in s) == list(range(11)) and [len(s) for s in shards] == [4, 4, 3]
