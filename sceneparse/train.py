@@ -245,6 +245,8 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     log.info("class frequencies %s; loss weights %s", freqs.round(4).tolist(),
              None if weights is None else weights.round(decimals=3).tolist())  # fmt: skip
     loss_fn = build_loss(None if weights is None else weights.to(device), info.ignore_index, cfg["label_smoothing"])
+    if ctx.distributed:  # the mean over the global batch, as one process would take it
+        loss_fn = ddp.GlobalMeanCrossEntropy(loss_fn.weight, info.ignore_index, cfg["label_smoothing"], ctx.world_size)
 
     optimizer = build_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
     steps_per_epoch = len(train_loader)

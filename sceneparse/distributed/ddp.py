@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 from sceneparse.errors import ConfigError
 
@@ -30,6 +31,7 @@ __all__ = [
     "per_rank_batch",
     "sync_buffers",
     "CpuSyncBatchNorm",
+    "GlobalMeanCrossEntropy",
     "convert_sync_batchnorm",
 ]
 
@@ -226,6 +228,34 @@ class CpuSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y
+
+
+class GlobalMeanCrossEntropy(torch.nn.Module):
+    """Class-weighted cross-entropy averaged over the global batch, for DDP: each process's
+    weighted sum divided by the total weight of all processes' labelled pixels, times the number
+    of processes (DDP averages the gradients over them). PyTorch's own mean divides each
+    process's sum by its own total weight: with class weights (or ignored pixels) the processes'
+    shares are then weighted unlike one process's batch, and the model learns another thing.
+
+    Args:
+        weights, ignore_index, label_smoothing: as ``torch.nn.CrossEntropyLoss``.
+        world_size: the number of processes.
+    """
+
+    def __init__(self, weights: torch.Tensor | None, ignore_index: int, label_smoothing: float,
+                 world_size: int) -> None:  # fmt: skip
+        super().__init__()
+        self.weights, self.ignore_index = weights, ignore_index
+        self.label_smoothing, self.world_size = label_smoothing, world_size
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = F.cross_entropy(logits, target, weight=self.weights, ignore_index=self.ignore_index,
+                                label_smoothing=self.label_smoothing, reduction="sum")  # fmt: skip
+        labelled = target[target != self.ignore_index]
+        weight = self.weights[labelled].sum() if self.weights is not None else labelled.new_tensor(labelled.numel())
+        weight = weight.detach().float().reshape(1)
+        dist.all_reduce(weight)  # the total weight of the global batch
+        return total * self.world_size / weight.clamp_min(1e-12)[0]
 
 
 def convert_sync_batchnorm(module: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:

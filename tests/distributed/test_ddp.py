@@ -122,3 +122,26 @@ def test_smoke_one_process_without_torchrun_is_not_distributed(monkeypatch):
     ctx = ddp.setup("cpu")
     assert not ctx.distributed and ctx.is_main and ctx.device == torch.device("cpu")
     assert ddp.sum_over_ranks(torch.ones(2), ctx).tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_feature_global_mean_loss_is_one_process_mean(tmp_path, weighted):
+    """Over one process the global-batch loss is PyTorch's weighted mean (ignored pixels, class
+    weights and label smoothing included): the same normalisation, taken over all processes."""
+    import torch.distributed as dist
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 6, 7, requires_grad=True)
+    target = torch.randint(0, 5, (2, 6, 7))
+    target[0, :2] = 255
+    weights = torch.rand(5) + 0.5 if weighted else None
+    plain = torch.nn.CrossEntropyLoss(weight=weights, ignore_index=255, label_smoothing=0.1)(logits, target)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ours = ddp.GlobalMeanCrossEntropy(weights, 255, 0.1, world_size=1)(logits, target)
+    finally:
+        dist.destroy_process_group()
+    assert torch.allclose(ours, plain, atol=1e-6)
+    (g1,) = torch.autograd.grad(ours, logits)
+    (g2,) = torch.autograd.grad(plain, logits)
+    assert torch.allclose(g1, g2, atol=1e-7)
