@@ -89,6 +89,10 @@ def test_feature_rgbd_sequence_is_a_stream_without_the_flag(sevenscenes_path, tm
     assert not list(out.glob("*_overlay.jpg"))  # the depth PNGs were not labelled as photos
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["video", "images"])
 def test_exception_ctrl_c_exits_130_with_readable_outputs(tmp_path, kind):
@@ -106,7 +110,10 @@ def test_exception_ctrl_c_exits_130_with_readable_outputs(tmp_path, kind):
     out = tmp_path / "o"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "sceneparse", "label", str(inp), "--out", str(out), "--no-progress", "--threads", "1"]
-    proc = subprocess.Popen([*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # SIGINT as a terminal sends it, also when the tests run in a background job (whose children
+    # inherit SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
+    proc = subprocess.Popen([*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=_default_sigint)  # fmt: skip
     labels = out / "labels" if kind == "video" else out
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(labels.glob("*.png"))) < 3:

@@ -141,8 +141,11 @@ def test_feature_ctrl_c_exits_130_and_names_the_last_checkpoint(tmp_path, stanfo
             "--limit", "4", "--batch-size", "2", "--crop-size", "32", "32", "--epochs", "10000",
             "--out", str(run), "--no-progress", "--threads", "1"]  # fmt: skip
     code = "import sys; from sceneparse.cli import main; sys.exit(main(sys.argv[1:]))"
+    # SIGINT as a terminal sends it, also when the tests run in a background job (whose children
+    # inherit SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while not (run / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
