@@ -12,6 +12,7 @@ is closed: what was written is readable (a video plays).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import queue
 import threading
@@ -250,9 +251,7 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
     }  # fmt: skip
 
 
-_MALLOC_TUNED = False
-
-
+@functools.cache
 def _reuse_freed_memory() -> None:
     """Ask glibc to keep freed memory for the next frame's arrays instead of handing every
     large block back to the system: with its default (blocks of a few MB are mapped afresh
@@ -261,10 +260,6 @@ def _reuse_freed_memory() -> None:
     to 256 MB (``M_TRIM_THRESHOLD``) and reused, so memory stays flat over a stream. Once per
     process, glibc only (elsewhere nothing changes); ``MALLOC_MMAP_THRESHOLD_`` in the
     environment wins."""
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return
-    _MALLOC_TUNED = True
     import ctypes
     import ctypes.util
     import os

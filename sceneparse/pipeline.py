@@ -31,6 +31,7 @@ from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_de
 from sceneparse.errors import ConfigError, InputError
 from sceneparse.models.base import SegmentationModel, model_cfg
 from sceneparse.refine import REFINERS, Refiner, build_refiners
+from sceneparse.refine.base import class_argmax
 
 #: Where a stream's temporal smoothing runs (``parse_stream(smooth_at=...)``): on the network's
 #: output (its stride) or on the frame's full size.
@@ -242,7 +243,7 @@ class SceneParser:
 
     def _probs_batch(self, rgbs: list[np.ndarray], depths: list, coarse: bool = False) -> torch.Tensor:
         """NxCxHxW probabilities of checked frames of one size (depths all None or all arrays);
-        with ``coarse``, at the network's output stride (see :meth:`_coarse_probs`)."""
+        with ``coarse``, at the network's output stride (see :meth:`_coarse_result`)."""
         x = torch.from_numpy(np.stack(rgbs)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
         if depths[0] is not None:
             x = torch.cat([x, torch.from_numpy(np.stack(depths)).to(self.device)[:, None]], dim=1)
@@ -273,14 +274,14 @@ class SceneParser:
         # Where the 3x3 cells around a cell share one winning class, each pixel of the cell (a
         # convex combination of its 4 nearest cells) has that class too: the argmax over classes,
         # the costly part, runs only on the pixels near a change of class.
-        coarse = _argmax(probs)
+        coarse = class_argmax(probs)
         kernel = np.ones((3, 3), np.uint8)
         mixed = cv2.dilate(coarse, kernel) != cv2.erode(coarse, kernel)
         labels = cv2.resize(coarse, (wc * s, hc * s), interpolation=cv2.INTER_NEAREST)[: shape[0], : shape[1]]
         mixed = cv2.resize(mixed.astype(np.uint8), (wc * s, hc * s), interpolation=cv2.INTER_NEAREST)
         mixed = mixed[: shape[0], : shape[1]].astype(bool)
         if mixed.any():
-            labels[mixed] = _argmax(full[:, mixed])
+            labels[mixed] = class_argmax(full[:, mixed])
         return ParseResult(labels.astype(np.int64), np.ascontiguousarray(full), self.class_names, self.palette)
 
     def _network(self, x: torch.Tensor, coarse: bool = False):
@@ -301,8 +302,10 @@ class SceneParser:
         key = (coarse, tuple(x.shape), x.dtype)
         with self._trace_lock:
             net = self._traces.get(key)
-            if net is not None or not self.jit:
-                return net or eager
+            if net is not None:
+                return net
+            if not self.jit:
+                return eager
             self._trace_uses[key] = uses = self._trace_uses.get(key, 0) + 1
             if uses < 2:  # a size seen once (a single photo) is not worth half a second of tracing
                 return eager
@@ -597,13 +600,6 @@ def _trace(model: torch.nn.Module, x: torch.Tensor, coarse: bool):
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(target, x.clone(), check_trace=False)
         return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-
-
-def _argmax(probs: np.ndarray) -> np.ndarray:
-    """Index of the largest of C x ... ``probs`` over its first axis, as uint8 (uint16 above 256
-    classes): what OpenCV's morphology takes."""
-    index = torch.max(torch.from_numpy(np.ascontiguousarray(probs)), dim=0).indices.numpy()
-    return index.astype(np.uint8 if len(probs) <= 256 else np.uint16)
 
 
 def _same_size_runs(items: list) -> list[list]:

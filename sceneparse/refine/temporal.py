@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from sceneparse.errors import ConfigError
-from sceneparse.refine.base import positive, resize_chw
+from sceneparse.refine.base import class_argmax, positive, resize_chw
 from sceneparse.refine.superpixels import oversegment_at, region_mean, superpixel_vote, votes_to_pixels
 
 __all__ = [
@@ -103,11 +103,6 @@ def _own(probs: np.ndarray) -> np.ndarray:
     """``probs`` as C-contiguous, writeable float32, copied only if it is not (a read-only,
     reversed or strided array): torch cannot view negative strides and warns on read-only ones."""
     return np.require(probs, np.float32, ["C", "W"])
-
-
-def _argmax(probs: np.ndarray) -> np.ndarray:
-    # torch.max over the class axis is several times faster than numpy's argmax there
-    return torch.max(torch.from_numpy(probs), dim=0).indices.numpy().astype(np.uint8)
 
 
 class MotionTracker:
@@ -344,7 +339,7 @@ class FlowSmoother(TemporalSmoother):
         now = resize_chw(probs, (hs, ws), "area").transpose(1, 2, 0)  # hs x ws x C
         if flows is None or self._out is None or self._out.shape != now.shape:
             self._out = np.ascontiguousarray(now)
-            self._labels = _argmax(probs) if self.stickiness else None
+            self._labels = class_argmax(probs) if self.stickiness else None
             return probs
         back, reliable = flows
         # the flow and its reliability at the fusion size (flow in fusion-size pixels)
@@ -376,7 +371,7 @@ class FlowSmoother(TemporalSmoother):
             bonus.mul_(total).mul_(self.stickiness)
             out.scatter_add_(0, torch.from_numpy(prev.astype(np.int64))[None], bonus[None])
             total.add_(bonus)
-            self._labels = _argmax(out.numpy())
+            self._labels = class_argmax(out.numpy())
         return out.div_(total).numpy()
 
 
