@@ -20,7 +20,7 @@ import numpy as np
 from sceneparse.errors import ConfigError, InputError, NotFoundError
 
 __all__ = ["Frame", "Source", "SOURCES", "register_source", "open_source", "list_sources", "frame_number",
-           "read_frame_depth"]  # fmt: skip
+           "read_frame_depth", "nearest_pose"]  # fmt: skip
 
 URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
@@ -154,3 +154,14 @@ def read_frame_depth(path: str | Path | None, scale: float, missing: str = "") -
         return read_depth_png(path, scale), {}
     except (ValueError, FileNotFoundError) as err:
         return None, {"depth_error": str(err)}
+
+
+def nearest_pose(trajectory: tuple[np.ndarray, np.ndarray] | None, t: float,
+                 max_difference: float) -> np.ndarray | None:  # fmt: skip
+    """A copy of the pose of ``trajectory`` (timestamps, Nx4x4 camera-to-world) nearest in time to
+    ``t``, if within ``max_difference``; None otherwise or without a trajectory."""
+    if trajectory is None:
+        return None
+    times, poses = trajectory
+    j = int(np.argmin(np.abs(times - t)))
+    return poses[j].copy() if abs(times[j] - t) <= max_difference else None

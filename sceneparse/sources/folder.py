@@ -30,7 +30,7 @@ import numpy as np
 from sceneparse.errors import InputError
 from sceneparse.io import IMAGE_EXTENSIONS as IMAGE_EXTS
 from sceneparse.io import read_image
-from sceneparse.sources.base import Frame, Source, frame_number, read_frame_depth, register_source
+from sceneparse.sources.base import Frame, Source, frame_number, nearest_pose, read_frame_depth, register_source
 
 __all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory"]
 
@@ -150,11 +150,7 @@ class FolderSource(Source):
         own = path.with_name(f"{path.stem}.pose.txt")
         if own.is_file():
             return read_pose_matrix(own)
-        if self.trajectory is None:
-            return None
-        times, poses = self.trajectory
-        j = int(np.argmin(np.abs(times - timestamp)))
-        return poses[j].copy() if abs(times[j] - timestamp) <= self.max_difference else None
+        return nearest_pose(self.trajectory, timestamp, self.max_difference)
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):

@@ -14,7 +14,7 @@ import numpy as np
 
 from sceneparse.errors import InputError
 from sceneparse.io import read_image
-from sceneparse.sources.base import Frame, Source, read_frame_depth, register_source
+from sceneparse.sources.base import Frame, Source, nearest_pose, read_frame_depth, register_source
 
 __all__ = ["TUMSource"]
 
@@ -123,8 +123,4 @@ class TUMSource(Source):
 
     def _pose_at(self, t: float) -> np.ndarray | None:
         """The ground-truth pose nearest in time to ``t``, if within ``max_difference`` s."""
-        if self.poses is None:
-            return None
-        times, poses = self.poses
-        j = int(np.argmin(np.abs(times - t)))
-        return poses[j].copy() if abs(times[j] - t) <= self.max_difference else None
+        return nearest_pose(self.poses, t, self.max_difference)
