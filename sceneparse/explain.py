@@ -52,7 +52,7 @@ GREY = 0.5
 
 
 def _model_kind(model: torch.nn.Module) -> str:
-    """"multiscale" or "encdec": the architectures whose insides these views know how to reach."""
+    """ "multiscale" or "encdec": the architectures whose insides these views know how to reach."""
     from sceneparse.models.encdec import EncoderDecoder
     from sceneparse.models.multiscale import MultiscaleConvNet
 
@@ -381,7 +381,7 @@ def plot_feature_maps(views: list[dict], path: str | Path, channels: int = 6, ti
     fig, axes = plt.subplots(len(views), cols, figsize=(2.3 * cols, 1.9 * len(views) + 0.6), squeeze=False)
     for r, v in enumerate(views):
         picks = chans if chans is not None else _top_channels([v], channels)
-        panels = ([("input Y (LCN)", v["input"], "gray")] if has_input else [])
+        panels = [("input Y (LCN)", v["input"], "gray")] if has_input else []
         panels += [(f"channel {c}", v["maps"][c], "viridis") for c in picks if c < v["maps"].shape[0]]
         for col in range(cols):
             ax = axes[r, col]
