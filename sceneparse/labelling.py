@@ -23,7 +23,8 @@ from sceneparse.loop import run
 from sceneparse.sinks import SINKS, Sink, build_sink
 from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles, Source, open_source
 
-__all__ = ["label", "label_images", "label_stream", "is_stream", "stream_folders", "existing_outputs"]
+__all__ = ["label", "label_images", "label_stream", "is_stream", "stream_folders", "existing_outputs",
+           "image_output_names"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,13 @@ def existing_outputs(folder: Path, names=None, probs: bool = False) -> list[Path
     if names is None:
         found = [folder / "overlay.mp4"] if (folder / "overlay.mp4").exists() else []
         return found + [d for d in (folder / "labels", folder / "probs") if d.is_dir() and any(d.iterdir())]
-    suffixes = ("_labels.png", "_overlay.jpg", *(("_probs.npz",) if probs else ()))
-    return [folder / f"{n}{s}" for n in names for s in suffixes if (folder / f"{n}{s}").exists()]
+    return [folder / f for n in names for f in image_output_names(n, probs) if (folder / f).exists()]
+
+
+def image_output_names(name: str, probs: bool = False) -> list[str]:
+    """The files labelling writes for the image ``name``: its label PNG and overlay (and its
+    probabilities with ``probs``)."""
+    return [f"{name}{s}" for s in ("_labels.png", "_overlay.jpg", *(("_probs.npz",) if probs else ()))]
 
 
 def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=True, refine=(), labels: bool = False,

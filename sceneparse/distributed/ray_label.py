@@ -157,8 +157,9 @@ def _move_into_place(staging: Path, folder: Path, last: str = "overlay.mp4") -> 
 
 
 def _image_done(out: Path, name: str, probs: bool) -> bool:
-    suffixes = ("_labels.png", "_overlay.jpg", *(("_probs.npz",) if probs else ()))
-    return all((out / f"{name}{s}").is_file() for s in suffixes)
+    from sceneparse.labelling import image_output_names
+
+    return all((out / f).is_file() for f in image_output_names(name, probs))
 
 
 def _plan(inputs, out: Path, stream: bool, probs: bool, overwrite: bool) -> dict:
