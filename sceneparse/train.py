@@ -16,6 +16,7 @@ import yaml
 from sceneparse.config import TRAIN_DEFAULTS, check_resume, check_train_config
 from sceneparse.data import build_dataset
 from sceneparse.data.presets import eval_preset, train_preset
+from sceneparse.data.sampling import GlobalBatchSampler, SeededSamples
 from sceneparse.distributed import ddp
 from sceneparse.engine import (
     build_optimizer,
@@ -182,8 +183,9 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     batch_size = ddp.per_rank_batch(cfg["batch_size"], ctx)
-    # Each rank draws its own augmentations; rank 0 draws those of a single-process run. The
-    # weights start alike everywhere: DistributedDataParallel copies rank 0's to the others.
+    # Each rank draws its own dropout masks (the augmentations are the samples' own, below); rank 0
+    # draws those of a one-process run. The weights start alike everywhere: DistributedDataParallel
+    # copies rank 0's to the others.
     seed_everything(cfg["seed"] + ctx.rank)
     device = ctx.device
     progress = cfg["progress"] and ctx.is_main
@@ -204,14 +206,13 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
                 ds.ids = ds.ids[: cfg["limit"]]
     log.info("train: %d images, validation: %d images", len(train_set), len(val_set) if val_set else 0)
 
+    # One order and one augmentation per sample for any number of processes and workers: each
+    # rank loads its slice of every global batch of a one-process run (sceneparse.data.sampling).
     g = torch.Generator().manual_seed(cfg["seed"])
-    sampler = None
-    if ctx.distributed:  # each rank its own part of each epoch's order, the same order on every rank
-        sampler = torch.utils.data.DistributedSampler(train_set, ctx.world_size, ctx.rank, shuffle=True,
-                                                      seed=cfg["seed"], drop_last=True)  # fmt: skip
+    sampler = GlobalBatchSampler(len(train_set), cfg["batch_size"], ctx.rank, ctx.world_size, g)
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
-        generator=g if sampler is None else None, num_workers=cfg["workers"], persistent_workers=cfg["workers"] > 0,
+        SeededSamples(train_set), batch_size=batch_size, sampler=sampler, generator=g,
+        num_workers=cfg["workers"], persistent_workers=cfg["workers"] > 0,
     )  # fmt: skip
     val_loader = None
     if val_set:
@@ -283,8 +284,8 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
             np.random.set_state(ranks[ctx.rank]["numpy"])
         before = ckpt["meta"].get("training", {}).get("world_size", 1)
         if before != ctx.world_size:
-            log.warning("the run trained on %d process(es) and goes on with %d: the same global batch, in "
-                        "another order", before, ctx.world_size)  # fmt: skip
+            log.info("the run trained on %d process(es) and goes on with %d: the same global batches and "
+                     "augmentations, other dropout masks", before, ctx.world_size)  # fmt: skip
         log.info("resumed from %s at epoch %d", cfg["resume"], start_epoch)
 
     # Nothing is written before the options, the data and the model have been checked; rank 0
@@ -301,8 +302,6 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     scores = {}
     t0 = time.perf_counter() - elapsed
     for epoch in range(start_epoch, cfg["epochs"]):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
         stats = train_one_epoch(
             net, train_loader, loss_fn, optimizer, scheduler, device, scaler, amp_dtype, epoch,
             cfg["grad_clip"], progress,

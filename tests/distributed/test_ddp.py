@@ -79,6 +79,31 @@ def test_feature_two_gloo_processes_train_one_run_on_disjoint_samples_and_resume
     assert r0[1] != r0[0]  # set_epoch: another order in the second epoch
 
 
+@pytest.mark.slow
+def test_feature_two_processes_train_on_the_global_batches_of_one_and_reach_its_weights(tmp_path, stanford_path):
+    """The same global batches, augmented alike (sceneparse.data.sampling), the synchronised batch
+    norm and the global-mean loss: without dropout two processes end where one does, up to the
+    float rounding of the sums."""
+    args = ["--model", "msconvnet", "--model-args", '{"width": 8, "hidden": 8, "dropout": 0}', "--data-root",
+            str(stanford_path), "--limit", "16", "--batch-size", "4", "--crop-size", "48", "64", "--epochs", "2",
+            "--color-jitter", "0.2", "--device", "cpu", "--threads", "1", "--no-progress"]  # fmt: skip
+    spy_one, spy_two = tmp_path / "spy1", tmp_path / "spy2"
+    spy_one.mkdir(), spy_two.mkdir()
+    env = {**os.environ, "DDP_SPY_DIR": str(spy_one), "RANK": "0", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(SPY), *args, "--out", str(tmp_path / "one")], capture_output=True,
+                          text=True, env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    _torchrun([*args, "--out", str(tmp_path / "two")], spy_two, 29614)
+    one, r0, r1 = _seen(spy_one, 0), _seen(spy_two, 0), _seen(spy_two, 1)
+    assert len(one) == len(r0) == len(r1) == 2 and one[0] != one[1]
+    for epoch in range(2):  # rank 0 the first half of each global batch of 4, rank 1 the second
+        assert one[epoch] == [n for k in range(0, 8, 2) for n in (*r0[epoch][k : k + 2], *r1[epoch][k : k + 2])]
+    a, b = (load_checkpoint(tmp_path / run / "final.pt")["state_dict"] for run in ("one", "two"))
+    for key, value in a.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, b[key], rtol=1e-3, atol=1e-4), key
+
+
 def test_feature_cpu_sync_batchnorm_over_two_gloo_ranks_equals_batchnorm_over_the_whole_batch(tmp_path):
     worker = Path(__file__).with_name("sync_bn_worker.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
