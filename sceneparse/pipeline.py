@@ -42,6 +42,9 @@ __all__ = ["SceneParser", "ParseResult", "SMOOTH_AT", "list_pretrained", "pretra
 
 log = logging.getLogger(__name__)
 
+#: Input sizes whose calls are counted before tracing (a size is traced at its second call).
+_SIZES_COUNTED = 256
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: Depth beyond this many metres is taken for a unit mistake (millimetres given as metres).
@@ -306,8 +309,11 @@ class SceneParser:
                 return net
             if not self.jit:
                 return eager
-            self._trace_uses[key] = uses = self._trace_uses.get(key, 0) + 1
+            uses = self._trace_uses.pop(key, 0) + 1
             if uses < 2:  # a size seen once (a single photo) is not worth half a second of tracing
+                self._trace_uses[key] = uses
+                if len(self._trace_uses) > _SIZES_COUNTED:  # photos of many sizes: forget the oldest
+                    self._trace_uses.pop(next(iter(self._trace_uses)))
                 return eager
             try:
                 net = _trace(model, x, coarse)

@@ -226,6 +226,22 @@ def test_feature_traced_network_gives_the_same_labels(camvid_path):
     assert len(streamed) == 3
 
 
+def test_cardinality_sizes_seen_once_are_counted_within_a_bound(monkeypatch):
+    """Photos of ever new sizes: the counts of sizes not yet traced stay bounded, and a size seen
+    again is still traced."""
+    import sceneparse.pipeline
+    from sceneparse.pipeline import SceneParser
+
+    monkeypatch.setattr(sceneparse.pipeline, "_SIZES_COUNTED", 3)
+    parser = SceneParser.from_pretrained("stanford-background")
+    rng = np.random.default_rng(0)
+    for width in range(40, 48):
+        parser.parse(rng.integers(0, 255, (32, width, 3), np.uint8))
+    assert len(parser._trace_uses) == 3 and not parser._traces
+    parser.parse(rng.integers(0, 255, (32, 47, 3), np.uint8))  # the newest size, seen again
+    assert len(parser._traces) == 1 and len(parser._trace_uses) == 2
+
+
 def test_feature_network_workers_give_the_same_results(camvid_path):
     """Two (or three) frames in the network at once: the same labels and order as one at a time,
     the probabilities up to float rounding, and PyTorch's thread count as it was after the stream."""
