@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from sceneparse.errors import InputError, NotFoundError
-from sceneparse.sources.base import Frame, Source, register_source
+from sceneparse.sources.base import Frame, Source, nearest_pose, register_source
 
 __all__ = ["RosbagSource", "require_rosbags", "decode_image", "BAG_SUFFIXES", "is_bag"]
 
@@ -299,14 +299,10 @@ class RosbagSource(Source):
         return pose_topic, (np.asarray(stamps, np.int64)[order], np.asarray(poses)[order])
 
     def _pose_at(self, stamp: int) -> np.ndarray | None:
-        """The pose nearest in time, within ``max_difference``."""
+        """The pose nearest in time, within ``max_difference`` (stamps in nanoseconds)."""
         if self.poses is None or not len(self.poses[0]):
             return None
-        stamps, poses = self.poses
-        j = int(np.clip(np.searchsorted(stamps, stamp), 1, len(stamps) - 1)) if len(stamps) > 1 else 0
-        if len(stamps) > 1 and abs(stamps[j - 1] - stamp) < abs(stamps[j] - stamp):
-            j -= 1
-        return poses[j] if abs(int(stamps[j]) - stamp) <= self.max_difference * 1e9 else None
+        return nearest_pose(self.poses, stamp, self.max_difference * 1e9)
 
     def _first_intrinsics(self) -> np.ndarray | None:
         """The first camera_info's matrix, for images stored before it (same stamp, other order)."""
