@@ -15,6 +15,7 @@ import numpy as np
 from sceneparse.errors import InputError
 from sceneparse.io import read_image
 from sceneparse.sources.base import Frame, Source, nearest_pose, read_frame_depth, register_source
+from sceneparse.sources.folder import read_trajectory
 
 __all__ = ["TUMSource"]
 
@@ -34,30 +35,9 @@ def _read_tum_list(path: Path) -> list[tuple[float, str]]:
 
 
 def _read_poses(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(timestamps, Nx4x4 camera-to-world) of a TUM ``groundtruth.txt``; None if there is none."""
-    if not path.is_file():
-        return None
-    from scipy.spatial.transform import Rotation
-
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            values = [float(v) for v in line.split()]
-        except ValueError:
-            values = []
-        if len(values) != 8:
-            raise InputError(f"{path}:{lineno}: expected 'TIMESTAMP TX TY TZ QX QY QZ QW', got {line!r}")
-        rows.append(values)
-    if not rows:
-        return None
-    data = np.asarray(rows)
-    poses = np.tile(np.eye(4), (len(data), 1, 1))
-    poses[:, :3, :3] = Rotation.from_quat(data[:, 4:8]).as_matrix()  # scipy's order: x, y, z, w as TUM's
-    poses[:, :3, 3] = data[:, 1:4]
-    return data[:, 0], poses
+    """(timestamps, Nx4x4 camera-to-world) of a TUM ``groundtruth.txt``; None if there is none
+    (TUM's test sequences come without)."""
+    return read_trajectory(path) if path.is_file() else None
 
 
 @register_source
