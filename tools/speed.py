@@ -9,6 +9,12 @@ probabilities of a 320x240 image (refiners only, the convnet apart), and the tem
 on ``--repeats`` consecutive CamVid frames (480x360) after a first that starts the memory: the
 median of ``update``, OpenCV limited to ``--threads`` too; then ``parse_stream`` over the same
 frames with each method, end to end, and what the smoothing adds to per-frame parsing.
+
+``--part peers`` times ``parse()`` of one 320x240 Stanford image with the default model
+(``stanford-background``), the paper's network (``stanford-background-paper``) and LR-ASPP
+MobileNetV3-Large (``lraspp_mobilenetv3``, untrained: its speed does not depend on its
+weights) in interleaved rounds, so that the machine's load falls alike on each; the issue 16
+speed rule is the default model at least 5x faster than the paper's and faster than LR-ASPP.
 """
 
 from __future__ import annotations
@@ -43,13 +49,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--refine-config", default="configs/refine.yaml")
-    ap.add_argument("--part", choices=("all", "models", "refiners", "temporal"), default="all")
+    ap.add_argument("--part", choices=("all", "models", "refiners", "temporal", "peers"), default="all")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     print(f"device: {device_name(torch.device(args.device))}, torch {torch.__version__}\n")
     if args.part in ("all", "models"):
         time_models(args)
+    if args.part in ("all", "peers"):
+        time_peers(args)
     if args.part in ("all", "refiners"):
         time_refiners(args)
     if args.part in ("all", "temporal"):
@@ -63,6 +71,39 @@ def time_models(args) -> None:
         image = heldout_dataset(parser)[0]["image"]
         ms = median_ms(lambda parser=parser, image=image: parser.parse(image), args.repeats)
         print(f"| `{name}` | {image.shape[1]}x{image.shape[0]} | {ms:.1f} |", flush=True)
+
+
+def time_peers(args) -> None:
+    from sceneparse import create_model
+
+    ours = SceneParser.from_pretrained("stanford-background", device=args.device)
+    image = heldout_dataset(ours)[0]["image"]
+    lraspp = create_model("lraspp_mobilenetv3", num_classes=ours.info.num_classes)
+    parsers = {
+        "`stanford-background` (msconvnet)": ours,
+        "`stanford-background-paper` (the paper's network)": SceneParser.from_pretrained(
+            "stanford-background-paper", device=args.device
+        ),
+        "LR-ASPP MobileNetV3-Large (`lraspp_mobilenetv3`)": SceneParser(lraspp, ours.info, args.device),
+    }
+    times: dict = {name: [] for name in parsers}
+    for parser in parsers.values():  # warm-up: the traces are made at the second call
+        for _ in range(3):
+            parser.parse(image)
+    for _ in range(args.repeats):  # interleaved: each round times every network once
+        for name, parser in parsers.items():
+            t = time.perf_counter()
+            parser.parse(image)
+            times[name].append(time.perf_counter() - t)
+    ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
+    first = next(iter(ms.values()))
+    print(
+        f"\n| parse(), {image.shape[1]}x{image.shape[0]}, interleaved rounds | parameters | ms | "
+        "time / default's |\n|---|---:|---:|---:|"
+    )
+    for name, parser in parsers.items():
+        params = sum(p.numel() for p in parser.model.parameters())
+        print(f"| {name} | {params / 1e6:.2f} M | {ms[name]:.1f} | {ms[name] / first:.2f} |", flush=True)
 
 
 def time_refiners(args) -> None:

@@ -2,6 +2,7 @@
 
 from sceneparse.models.base import PretrainedCfg, SegmentationModel, model_cfg  # noqa: F401
 from sceneparse.models.encdec import EncoderDecoder, encdec  # noqa: F401  (registers the factory)
+from sceneparse.models.lraspp import LRASPP, lraspp_mobilenetv3  # noqa: F401  (registers the factory)
 from sceneparse.models.multiscale import (  # noqa: F401  (registers the factories)
     ModernEncoder,
     MultiscaleConvNet,
