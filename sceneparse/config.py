@@ -36,6 +36,7 @@ TRAIN_DEFAULTS: dict = {
     "depth_fill": None,
     "fold": 0,
     "num_folds": 5,
+    "tuning": False,
     "limit": 0,
     "epochs": 60,
     "batch_size": 8,
@@ -47,6 +48,7 @@ TRAIN_DEFAULTS: dict = {
     "warmup_epochs": 1,
     "grad_clip": 5.0,
     "balance_power": 0.5,
+    "class_weight_scale": {},
     "label_smoothing": 0.0,
     "crop_size": [240, 320],
     "scale_range": [0.75, 1.5],
@@ -77,6 +79,8 @@ TRAIN_HELP = {
     "depth_fill": "RGB-D datasets: fill missing depth readings with none, nearest or inpaint",
     "fold": "cross-validation fold held out for validation (0 to num_folds - 1)",
     "num_folds": "number of cross-validation folds; 1 trains on every image, without validation",
+    "tuning": "time-split datasets (indoor-geometry): train and validate within the training part only (its first "
+    "frames train, its last ones validate, after a guard gap), to choose a recipe without the validation frames",
     "limit": "use only the first N training and validation images (0: all); for smoke tests",
     "epochs": "passes over the training images (at least 1)",
     "batch_size": "training images per optimisation step",
@@ -88,6 +92,8 @@ TRAIN_HELP = {
     "warmup_epochs": "epochs of linear learning-rate warm-up",
     "grad_clip": "clip the gradient norm to this value (0: no clipping)",
     "balance_power": "class balancing: weights (median freq / freq) ** power; 0 = natural, 1 = balanced",
+    "class_weight_scale": "factors on the loss weights of named classes, as JSON, e.g. '{\"other\": 0.5}' "
+    "(after balance_power)",
     "label_smoothing": "label smoothing of the cross-entropy loss, in [0, 1)",
     "crop_size": "training crop as HEIGHT WIDTH in pixels, each at least 32",
     "scale_range": "random scaling of training images as MIN MAX",
@@ -115,7 +121,7 @@ TRAIN_HELP = {
 #: Options that a resumed run cannot change: they fix its model, its data, its optimiser state
 #: (which carries the learning rate, momentum and weight decay) or its schedule.
 FIXED_ON_RESUME = (
-    "model", "model_args", "dataset", "target", "depth_fill", "fold", "num_folds", "limit", "crop_size",
+    "model", "model_args", "dataset", "target", "depth_fill", "fold", "num_folds", "tuning", "limit", "crop_size",
     "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "seed",
     "datasets", "init_from", "freeze",
 )  # fmt: skip
@@ -239,7 +245,16 @@ def check_train_config(cfg: dict) -> dict:
     device = out["device"]
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
         raise _bad("device", device, "auto, cpu, cuda, cuda:N or mps")
-    for key in ("amp", "progress"):
+    scale = out["class_weight_scale"]
+    if scale is None:
+        scale = {}
+    if not isinstance(scale, dict) or not all(
+        isinstance(k, str) and not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0
+        for k, v in scale.items()
+    ):
+        raise _bad("class_weight_scale", scale, "a mapping of class name to a factor >= 0")
+    out["class_weight_scale"] = {k: float(v) for k, v in scale.items()}
+    for key in ("amp", "progress", "tuning"):
         if not isinstance(out[key], bool):
             raise _bad(key, out[key], "true or false")
     _check_transfer(out)

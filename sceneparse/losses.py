@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["class_frequencies", "balanced_class_weights", "build_loss"]
+__all__ = ["class_frequencies", "balanced_class_weights", "scaled_class_weights", "build_loss"]
 
 
 def class_frequencies(dataset, num_classes: int, ignore_index: int = 255) -> np.ndarray:
@@ -38,6 +38,30 @@ def balanced_class_weights(freqs, power: float = 1.0, max_weight: float = 10.0) 
     present = f > 0
     w[present] = np.minimum((np.median(f[present]) / f[present]) ** power, max_weight)
     return torch.tensor(w, dtype=torch.float32)
+
+
+def scaled_class_weights(weights: torch.Tensor | None, class_names, scale: dict) -> torch.Tensor:
+    """``weights`` (None: all 1) with the weight of each class named in ``scale`` multiplied by its factor.
+
+    Example:
+        >>> scaled_class_weights(torch.tensor([1.0, 2.0]), ("a", "b"), {"b": 0.5}).tolist()
+        [1.0, 1.0]
+
+    Raises:
+        ConfigError: a name that is not one of ``class_names``.
+    """
+    from sceneparse.errors import ConfigError
+
+    names = list(class_names)
+    unknown = sorted(set(scale) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"option class_weight_scale: unknown class(es) {', '.join(unknown)}; known: {', '.join(names)}"
+        )
+    w = torch.ones(len(names)) if weights is None else weights.clone().float()
+    for name, factor in scale.items():
+        w[names.index(name)] *= float(factor)
+    return w
 
 
 def build_loss(weights: torch.Tensor | None = None, ignore_index: int = 255, label_smoothing: float = 0.0):

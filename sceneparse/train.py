@@ -32,7 +32,7 @@ from sceneparse.engine import (
     write_json,
 )
 from sceneparse.errors import ConfigError, InputError
-from sceneparse.losses import balanced_class_weights, build_loss, class_frequencies
+from sceneparse.losses import balanced_class_weights, build_loss, class_frequencies, scaled_class_weights
 from sceneparse.models.base import model_cfg
 from sceneparse.registry import create_model
 
@@ -243,6 +243,8 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
 
     freqs = class_frequencies(raw_train, info.num_classes, info.ignore_index)
     weights = balanced_class_weights(freqs, cfg["balance_power"]) if cfg["balance_power"] else None
+    if cfg["class_weight_scale"]:
+        weights = scaled_class_weights(weights, info.class_names, cfg["class_weight_scale"])
     log.info("class frequencies %s; loss weights %s", freqs.round(4).tolist(),
              None if weights is None else weights.round(decimals=3).tolist())  # fmt: skip
     loss_fn = build_loss(None if weights is None else weights.to(device), info.ignore_index, cfg["label_smoothing"])

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sceneparse.losses import balanced_class_weights, build_loss
+from sceneparse.errors import ConfigError
+from sceneparse.losses import balanced_class_weights, build_loss, scaled_class_weights
 
 
 def test_feature_balanced_weights():
@@ -16,6 +17,15 @@ def test_feature_balanced_weights():
     sqrt = balanced_class_weights(f, power=0.5)
     assert sqrt[3].item() == pytest.approx((med / 0.05) ** 0.5)
     assert balanced_class_weights([0.999, 0.001], power=1.0, max_weight=10)[1] == 10
+
+
+def test_feature_scaled_class_weights():
+    w = torch.tensor([1.0, 2.0, 0.5])
+    assert scaled_class_weights(w, ("floor", "wall", "other"), {"other": 0.5, "wall": 2}).tolist() == [1, 4, 0.25]
+    assert w.tolist() == [1, 2, 0.5]  # not changed in place
+    assert scaled_class_weights(None, ("a", "b"), {"b": 0.0}).tolist() == [1, 0]
+    with pytest.raises(ConfigError, match="unknown class.*walls.*known: a, b"):
+        scaled_class_weights(w[:2], ("a", "b"), {"walls": 0.5})
 
 
 def test_feature_loss_ignores_void():

@@ -6,7 +6,9 @@ vertical and other, computed from its depth by :mod:`sceneparse.robotics.geometr
 fitted once over the whole sequence where it has poses). Pixels without depth are ignored.
 
 The split is by time, never by random frames (neighbouring frames are near copies): the first
-``1 - val_fraction`` of the frames train, the rest validate. The labels are computed once per
+``1 - val_fraction`` of the frames train, the rest validate. ``tuning=True`` (training option
+``tuning``) splits the training part alone the same way, with a guard gap, to choose a recipe
+without the validation frames. The labels are computed once per
 sequence and process (kept in memory) and cached in a file under the user's cache folder
 (``$SCENEPARSE_CACHE``, else ``$XDG_CACHE_HOME/sceneparse``, else ``~/.cache/sceneparse``),
 never beside the data. Computing them needs open3d (``pip install sceneparse[3d]``).
@@ -29,7 +31,7 @@ from sceneparse.data.download import Archive
 from sceneparse.data.registry import DatasetSource, DatasetSpec, RemoteFile, register_dataset
 from sceneparse.errors import ConfigError, InputError
 
-__all__ = ["INDOOR_GEOMETRY", "SPEC", "IndoorGeometry", "time_split", "cache_folder"]
+__all__ = ["INDOOR_GEOMETRY", "SPEC", "IndoorGeometry", "time_split", "cache_folder", "TUNING_GAP"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ INDOOR_GEOMETRY = DatasetInfo(
 SPLITS = ("train", "val", "all")
 #: Share of the sequence, at its end, that validates.
 VAL_FRACTION = 0.25
+#: Frames left out between the tuning split's training and validation frames.
+TUNING_GAP = 5
 #: The default sequence, under the data root.
 DEFAULT_SEQUENCE = "rgbd-sequence-7scenes"
 #: Version of the label recipe: a change of it (or of the parameters) recomputes cached labels.
@@ -60,17 +64,35 @@ CITATION = (
 )
 
 
-def time_split(n: int, split: str, val_fraction: float = VAL_FRACTION) -> range:
+def time_split(
+    n: int, split: str, val_fraction: float = VAL_FRACTION, tuning: bool = False, gap: int = TUNING_GAP
+) -> range:
     """Indices of ``split`` among ``n`` frames in time order: the last ``val_fraction`` validate.
+
+    With ``tuning``, the split is made again inside the training part alone, so that a recipe
+    can be chosen without the validation frames: the training part's last ``val_fraction``
+    validate ("val"), its first frames train ("train") up to ``gap`` frames before them (a guard
+    gap: neighbouring frames are near copies), and "all" is the whole training part.
 
     >>> time_split(200, "train"), time_split(200, "val"), time_split(200, "all")
     (range(0, 150), range(150, 200), range(0, 200))
+    >>> time_split(200, "train", tuning=True), time_split(200, "val", tuning=True)
+    (range(0, 107), range(112, 150))
     """
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction must lie between 0 and 1, got {val_fraction}")
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if gap < 0:
+        raise ConfigError(f"gap must be at least 0, got {gap}")
     first_val = n - max(1, int(round(n * val_fraction))) if n > 1 else n
+    if tuning:
+        if first_val < 2:
+            raise ConfigError(f"{n} frames leave {first_val} training frame(s): too few to split for tuning")
+        part = time_split(first_val, "val", val_fraction)
+        if part.start - gap < 1:
+            raise ConfigError(f"{n} frames: a guard gap of {gap} leaves no tuning frames to train on")
+        return {"train": range(0, part.start - gap), "val": part, "all": range(0, first_val)}[split]
     return {"train": range(0, first_val), "val": range(first_val, n), "all": range(0, n)}[split]
 
 
@@ -180,6 +202,9 @@ class IndoorGeometry(SegmentationDataset):
         depth_fill: "none" (missing readings stay 0), "nearest" or "inpaint"; the labels are
             always those of the raw readings.
         val_fraction: share of the frames, at the end, that validate.
+        tuning: split the training part alone (:func:`time_split`): its last ``val_fraction``
+            validate, its first frames up to a guard gap of :data:`TUNING_GAP` frames train;
+            the validation part is never read.
         stride: pixel step of the label computation (:class:`GeometryConfig`).
         cache: keep computed labels in a file under :func:`cache_folder`.
         transform: callable on the sample dict.
@@ -194,6 +219,7 @@ class IndoorGeometry(SegmentationDataset):
         modality: str = "rgb",
         depth_fill: str = "none",
         val_fraction: float = VAL_FRACTION,
+        tuning: bool = False,
         stride: int = 2,
         cache: bool = True,
         transform=None,
@@ -206,10 +232,11 @@ class IndoorGeometry(SegmentationDataset):
         if not root.is_dir():
             raise dataset_not_found(NAME, TITLE, root, "an RGB-D sequence folder")
         self.root, self.split, self.modality, self.depth_fill = root, split, modality, depth_fill
+        self.tuning = bool(tuning)
         self.transform = transform
         self._seq = _load_sequence(root, int(stride), cache)
         self._index = {name: i for i, name in enumerate(self._seq.names)}
-        self.ids = [self._seq.names[i] for i in time_split(len(self._seq.names), split, val_fraction)]
+        self.ids = [self._seq.names[i] for i in time_split(len(self._seq.names), split, val_fraction, self.tuning)]
 
     def sequences(self) -> dict[str, list[int]]:
         """{sequence: indices of its samples in frame order} (one sequence)."""

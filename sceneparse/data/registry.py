@@ -29,7 +29,7 @@ __all__ = [
 
 #: Options that the training and evaluation commands pass to every dataset; a dataset whose
 #: reader has no such notion (CamVid has official splits, so no folds) does not receive them.
-SHARED_OPTIONS = ("fold", "num_folds", "target", "modality", "depth_fill")
+SHARED_OPTIONS = ("fold", "num_folds", "target", "modality", "depth_fill", "tuning")
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def dataset_args_for_model(
         raise ConfigError(f"num_folds must be at least 2 to hold a fold out, got {num_folds} (split 'all' has all)")
     if fold is None:
         fold = (cfg.get("fold") if own else None) or 0
-    return name, {
+    out = {
         "root": root,
         "fold": fold,
         "num_folds": num_folds,
@@ -225,6 +225,9 @@ def dataset_args_for_model(
         "depth_fill": cfg.get("depth_fill"),
         "modality": "rgbd" if in_channels == 4 else "rgb",
     }
+    if own and cfg.get("tuning"):  # time-split datasets: the training part alone (indoor-geometry)
+        out["tuning"] = True
+    return name, out
 
 
 def dataset_for_model(

@@ -35,6 +35,22 @@ def test_cardinality_split_by_time_never_by_frame():
         time_split(10, "test")
 
 
+def test_cardinality_tuning_split_stays_inside_the_training_part():
+    train, val = time_split(200, "train", tuning=True), time_split(200, "val", tuning=True)
+    assert (train, val, time_split(200, "all", tuning=True)) == (range(0, 107), range(112, 150), range(0, 150))
+    for n in (24, 60, 200):
+        for gap in (0, 1, 5):
+            train, val = time_split(n, "train", tuning=True, gap=gap), time_split(n, "val", tuning=True, gap=gap)
+            assert train.stop + gap == val.start and val.stop == time_split(n, "val").start  # never a val frame
+            assert len(val) == round(len(time_split(n, "train")) * 0.25)
+    with pytest.raises(ConfigError, match="guard gap of 5 leaves no tuning frames"):
+        time_split(8, "train", tuning=True)
+    with pytest.raises(ConfigError, match="too few"):
+        time_split(2, "train", tuning=True)
+    with pytest.raises(ConfigError, match="gap"):
+        time_split(200, "train", tuning=True, gap=-1)
+
+
 def test_feature_dataset_from_a_sequence(sequence, tmp_path):
     train = build_dataset("indoor-geometry", root=sequence, split="train")
     val = build_dataset("indoor-geometry", root=sequence, split="val", modality="rgbd", depth_fill="nearest")
@@ -66,6 +82,40 @@ def test_exception_bad_arguments(sequence, tmp_path):
         build_dataset("indoor-geometry", root=sequence, split="test")
     with pytest.raises(NotFoundError, match="sceneparse data download indoor-geometry"):
         IndoorGeometry(tmp_path / "nowhere")
+
+
+def test_feature_tuning_split_through_training_and_evaluation(tmp_path, monkeypatch):
+    """Option tuning trains and validates within the training part; a model trained so finds the
+    same frames again (dataset_for_model), and class_weight_scale changes the loss weights."""
+    import sceneparse.train
+    from sceneparse.losses import balanced_class_weights, build_loss, class_frequencies
+
+    seen = []
+    monkeypatch.setattr(sceneparse.train, "build_loss", lambda w, *a: seen.append(w) or build_loss(w, *a))
+    monkeypatch.setenv("SCENEPARSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(geometry_data, "_SEQUENCES", {})
+    root = write_sequence(tmp_path / "seq", n=24)  # 18 train (tuning: 0-8 train, 14-17 validate), 6 validate
+    tuning = build_dataset("indoor-geometry", root=root, split="val", tuning=True)
+    assert tuning.ids == [f"frame-{2 * i:06d}" for i in range(14, 18)]
+    assert build_dataset("indoor-geometry", root=root, split="train", tuning=True).ids[-1] == "frame-000016"
+    cfg = {
+        **TRAIN_DEFAULTS, "model_args": {"width": 8, "hidden": 16}, "dataset": "indoor-geometry", "tuning": True,
+        "class_weight_scale": {"other": 0.5}, "data_root": str(root), "batch_size": 4, "crop_size": [64, 96],
+        "epochs": 1, "threads": 1, "device": "cpu", "progress": False, "out": str(tmp_path / "run"),
+    }  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        run = sceneparse.train.run_training(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    ckpt = torch.load(run / "final.pt", map_location="cpu", weights_only=False)
+    train_config = ckpt["meta"]["train_config"]
+    assert train_config["tuning"] is True and train_config["class_weight_scale"] == {"other": 0.5}
+    assert dataset_for_model(train_config, "val", root=root).ids == tuning.ids
+    assert dataset_for_model({**train_config, "tuning": False}, "val", root=root).ids[0] == "frame-000036"
+    train = build_dataset("indoor-geometry", root=root, split="train", tuning=True)
+    unscaled = balanced_class_weights(class_frequencies(train, 4), 0.5)
+    assert torch.allclose(seen[0], unscaled * torch.tensor([1, 1, 1, 0.5]))
 
 
 @pytest.mark.parametrize("model", ["msconvnet", "msconvnet_rgbd"])
