@@ -365,7 +365,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sequence", default="../shared/data/rgbd-sequence-7scenes")
     ap.add_argument("--frames", default=":", help="START:END of the sequence's frames to use (default: all)")
-    ap.add_argument("--model", default="indoor-geometry")
+    ap.add_argument("--model", default="indoor-geometry-rgbd")
     ap.add_argument("--voxel", type=float, default=0.02)
     ap.add_argument("--depth-max", type=float, default=4.0)
     ap.add_argument("--hold-out", type=int, default=4, help="every N-th frame is left out of the map (0: none)")

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("sequence", help="an RGB-D sequence with poses: a 7-Scenes or TUM folder, a frame folder with "
                     "depth and poses (see sceneparse.sources.folder), a bag")  # fmt: skip
     ap.add_argument("--out", required=True, help="output folder")
-    add_runtime_arguments(ap, model_default="indoor-geometry")
+    add_runtime_arguments(ap, model_default="indoor-geometry-rgbd")
     ap.add_argument("--voxel", type=float, default=0.02, help="voxel size in metres (default: %(default)s)")
     ap.add_argument("--depth-max", type=float, default=4.0, help="readings beyond this are not fused (m)")
     ap.add_argument("--map-device", default="auto",

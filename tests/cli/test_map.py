@@ -26,7 +26,7 @@ def test_feature_map_command_writes_every_output(tmp_path):
     for name in OUTPUTS:
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["frames"] == 6 and summary["frames_parsed"] == 6 and summary["model"] == "indoor-geometry"
+    assert summary["frames"] == 6 and summary["frames_parsed"] == 6 and summary["model"] == "indoor-geometry-rgbd"
     assert summary["voxels"] > 0 and summary["points"] > 100 and summary["end_to_end_fps"] > 0
     assert summary["timings"]["map_update_fps"] > 0
     assert yaml.safe_load((out / "grid.yaml").read_text())["resolution"] == pytest.approx(0.08)
