@@ -5,15 +5,49 @@ Potts compatibility: a smoothness kernel on position (``gaussian_*``), an appear
 position and colour (``bilateral_*``), and for RGB-D input a kernel on position and depth
 (``depth_*``) so that labels do not bleed across depth edges. Mean-field inference by
 pydensecrf2 (the maintained build of pydensecrf).
+
+Instead of one Potts weight per kernel, the smoothness and appearance kernels can take CxC
+label compatibility matrices learnt by gradient through mean-field inference (Zheng et al., "CRF
+as RNN", ICCV 2015) after the convnet: ``tools/learn_crf.py`` writes them as JSON for
+``DenseCRF(compat=path)``. On Stanford Background they did not beat the tuned Potts weights
+(docs/BENCHMARKS.md), so Potts stays the default.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 
 from sceneparse.refine.base import Refiner, check_probs, positive, register_refiner
 
-__all__ = ["DenseCRF"]
+__all__ = ["DenseCRF", "COMPAT_FORMAT", "load_compat"]
+
+#: ``format`` of a learnt label-compatibility file (see tools/learn_crf.py).
+COMPAT_FORMAT = "sceneparse-crf-compat-v1"
+#: The kernel widths a compatibility file was learnt with, which it applies to only.
+_KERNEL_KEYS = ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb")
+
+
+def load_compat(path) -> dict:
+    """A learnt compatibility file: ``class_names``, the kernel widths it was learnt with
+    (``gaussian_sxy``, ``bilateral_sxy``, ``bilateral_srgb``) and the CxC matrices
+    ``gaussian_compat`` and ``bilateral_compat`` (pairwise energy ``compat[a, b]`` between labels
+    a and b; a Potts weight w is the matrix w (1 - I))."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CRF compatibility file not found: {path}")
+    data = json.loads(path.read_text())
+    if data.get("format") != COMPAT_FORMAT:
+        raise ValueError(f"{path}: not a sceneparse CRF compatibility file (format {COMPAT_FORMAT})")
+    c = len(data["class_names"])
+    for key in ("gaussian_compat", "bilateral_compat"):
+        m = np.asarray(data[key], np.float32)
+        if m.shape != (c, c) or not np.isfinite(m).all():
+            raise ValueError(f"{path}: {key} must be a finite {c}x{c} matrix, got shape {m.shape}")
+        data[key] = np.ascontiguousarray((m + m.T) / 2)  # pydensecrf symmetrises it too
+    return data
 
 
 def _densecrf():
@@ -41,6 +75,10 @@ class DenseCRF(Refiner):
             colour levels) and weight.
         depth_sxy, depth_sd, depth_compat: depth kernel widths (pixels, metres) and weight;
             used only when depth is given (0 weight turns it off).
+        compat: label compatibilities of the smoothness and appearance kernels: "potts" (the
+            weights above) or the path of a file from ``tools/learn_crf.py``, whose matrices
+            replace ``gaussian_compat`` and ``bilateral_compat`` (the kernel widths must be
+            those it was learnt with).
 
     The defaults were tuned on the tuning half of the Stanford Background model's held-out fold
     (``tools/tune_refiners.py``; docs/BENCHMARKS.md): a wide, colour-sharp appearance kernel.
@@ -50,7 +88,8 @@ class DenseCRF(Refiner):
 
     def __init__(self, iterations: int = 5, gaussian_sxy: float = 3.0, gaussian_compat: float = 3.0,
                  bilateral_sxy: float = 90.0, bilateral_srgb: float = 5.0, bilateral_compat: float = 5.0,
-                 depth_sxy: float = 30.0, depth_sd: float = 0.1, depth_compat: float = 5.0) -> None:  # fmt: skip
+                 depth_sxy: float = 30.0, depth_sd: float = 0.1, depth_compat: float = 5.0,
+                 compat: str = "potts") -> None:  # fmt: skip
         self.iterations = positive("iterations", iterations, integer=True)
         self.gaussian_sxy = positive("gaussian_sxy", gaussian_sxy)
         self.gaussian_compat = positive("gaussian_compat", gaussian_compat, zero=True)
@@ -60,6 +99,15 @@ class DenseCRF(Refiner):
         self.depth_sxy = positive("depth_sxy", depth_sxy)
         self.depth_sd = positive("depth_sd", depth_sd)
         self.depth_compat = positive("depth_compat", depth_compat, zero=True)
+        self.compat = str(compat)
+        self._learnt: dict | None = None
+        if self.compat != "potts":
+            learnt = load_compat(self.compat)
+            widths = {k: float(learnt[k]) for k in _KERNEL_KEYS}
+            if widths != {k: getattr(self, k) for k in _KERNEL_KEYS}:
+                raise ValueError(f"{self.compat} was learnt for the kernel widths {widths}, not this CRF's "
+                                 f"{ {k: getattr(self, k) for k in _KERNEL_KEYS} }")  # fmt: skip
+            self._learnt = learnt
 
     def __call__(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         dcrf = _densecrf()
@@ -68,11 +116,16 @@ class DenseCRF(Refiner):
         crf = dcrf.DenseCRF2D(w, h, c)
         unary = -np.log(np.clip(probs, 1e-8, 1.0)).reshape(c, -1)
         crf.setUnaryEnergy(_own(unary, np.float32))
-        if self.gaussian_compat:
-            crf.addPairwiseGaussian(sxy=self.gaussian_sxy, compat=self.gaussian_compat)
-        if self.bilateral_compat:
+        gaussian, bilateral = self.gaussian_compat, self.bilateral_compat
+        if self._learnt is not None:
+            gaussian, bilateral = self._learnt["gaussian_compat"], self._learnt["bilateral_compat"]
+            if len(gaussian) != c:
+                raise ValueError(f"the learnt CRF compatibilities are for {len(gaussian)} classes, the scores have {c}")
+        if np.any(gaussian):
+            crf.addPairwiseGaussian(sxy=self.gaussian_sxy, compat=gaussian)
+        if np.any(bilateral):
             crf.addPairwiseBilateral(sxy=self.bilateral_sxy, srgb=self.bilateral_srgb,
-                                     rgbim=_own(rgb, np.uint8), compat=self.bilateral_compat)  # fmt: skip
+                                     rgbim=_own(rgb, np.uint8), compat=bilateral)  # fmt: skip
         if depth is not None and self.depth_compat:
             ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
             feats = np.stack([xs / self.depth_sxy, ys / self.depth_sxy, np.asarray(depth, np.float32) / self.depth_sd])

@@ -207,3 +207,46 @@ def test_feature_parse_with_crf_takes_a_read_only_image(real_images):
     parser = SceneParser.from_pretrained("stanford-background")
     result = parser.parse(rgb, refine=("superpixels", "tree", "crf"))
     assert np.array_equal(result.labels, parser.parse(rgb.copy(), refine=("superpixels", "tree", "crf")).labels)
+
+
+def _compat_file(path, c, gaussian, bilateral, **widths):
+    import json
+
+    from sceneparse.refine.crf import COMPAT_FORMAT
+
+    record = {"format": COMPAT_FORMAT, "class_names": [str(k) for k in range(c)], "gaussian_sxy": 3.0,
+              "bilateral_sxy": 90.0, "bilateral_srgb": 5.0, "gaussian_compat": np.asarray(gaussian).tolist(),
+              "bilateral_compat": np.asarray(bilateral).tolist()} | widths  # fmt: skip
+    path.write_text(json.dumps(record))
+    return str(path)
+
+
+def test_feature_crf_takes_learnt_compatibility_matrices(real, tmp_path):
+    _, frames = real
+    rgb, probs = frames[0]
+    off = 1 - np.eye(len(probs))
+    potts = _compat_file(tmp_path / "potts.json", len(probs), 3 * off, 5 * off)
+    # a Potts weight w is the matrix w (1 - I): the same marginals as the scalar weights
+    assert np.allclose(DenseCRF(compat=potts)(rgb, probs), DenseCRF()(rgb, probs), atol=1e-5)
+    rgb2, noisy = _noisy_two_regions()
+    zero = _compat_file(tmp_path / "zero.json", 3, np.zeros((3, 3)), np.zeros((3, 3)))
+    assert (DenseCRF(compat=zero)(rgb2, noisy).argmax(0) == noisy.argmax(0)).all()  # no pairwise term: as given
+    three = _compat_file(tmp_path / "p3.json", 3, 3 * (1 - np.eye(3)), 5 * (1 - np.eye(3)))
+    labels = DenseCRF(iterations=10, compat=three)(rgb2, noisy).argmax(0)
+    assert len(np.unique(labels[:, 5:35])) == 1  # with the matrices, the region takes one label
+
+
+def test_exception_bad_crf_compatibility_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="compatibility file"):
+        DenseCRF(compat=str(tmp_path / "missing.json"))
+    (tmp_path / "other.json").write_text('{"format": "something"}')
+    with pytest.raises(ValueError, match="not a sceneparse CRF compatibility file"):
+        DenseCRF(compat=str(tmp_path / "other.json"))
+    with pytest.raises(ValueError, match="3x3 matrix"):
+        DenseCRF(compat=_compat_file(tmp_path / "shape.json", 3, np.zeros((2, 2)), np.zeros((3, 3))))
+    wide = _compat_file(tmp_path / "wide.json", 3, np.zeros((3, 3)), np.zeros((3, 3)), bilateral_sxy=60.0)
+    with pytest.raises(ValueError, match="learnt for the kernel widths"):
+        DenseCRF(compat=wide)
+    assert DenseCRF(bilateral_sxy=60.0, compat=wide).compat == wide
+    with pytest.raises(ValueError, match="for 3 classes"):
+        DenseCRF(bilateral_sxy=60.0, compat=wide)(np.zeros((8, 8, 3), np.uint8), np.full((2, 8, 8), 0.5, np.float32))
