@@ -52,17 +52,21 @@ GREY = 0.5
 
 
 def _model_kind(model: torch.nn.Module) -> str:
-    """ "multiscale" or "encdec": the architectures whose insides these views know how to reach."""
+    """ "multiscale", "encdec" or "lraspp": the architectures whose insides these views know how
+    to reach."""
     from sceneparse.models.encdec import EncoderDecoder
+    from sceneparse.models.lraspp import LRASPP
     from sceneparse.models.multiscale import MultiscaleConvNet
 
     if isinstance(model, MultiscaleConvNet):
         return "multiscale"
     if isinstance(model, EncoderDecoder):
         return "encdec"
+    if isinstance(model, LRASPP):
+        return "lraspp"
     raise InputError(
-        f"explain knows the insides of MultiscaleConvNet and EncoderDecoder models, not {type(model).__name__} "
-        "(an ONNX model has no weights to show: give the .pt checkpoint)"
+        f"explain knows the insides of MultiscaleConvNet, EncoderDecoder and LRASPP models, not "
+        f"{type(model).__name__} (an ONNX model has no weights to show: give the .pt checkpoint)"
     )
 
 
@@ -109,7 +113,8 @@ def feature_maps(parser, rgb: np.ndarray, depth: np.ndarray | None = None) -> li
     A multiscale model: one entry per pyramid scale, finest first, with the scale's network
     input (``input``: its locally normalised Y, HsxWs) and the shared encoder's output there
     (``maps``: CxH'xW', stride 4 of the scale). The encoder-decoder: one entry per encoder
-    stage (stride 2, 4, 8, ...), ``input`` None.
+    stage (stride 2, 4, 8, ...), ``input`` None; LR-ASPP: its backbone's low-level (stride 8)
+    and high-level (stride 16) features.
 
     Returns:
         dicts with ``name`` (e.g. "scale 1 (1/2)"), ``input`` and ``maps`` (float32 arrays).
@@ -128,11 +133,14 @@ def feature_maps(parser, rgb: np.ndarray, depth: np.ndarray | None = None) -> li
             maps = model.encoder(scale)[0].float().cpu().numpy()
             out.append({"name": f"scale {i} (1/{2**i})", "input": scale[0, 0].float().cpu().numpy(), "maps": maps})
     else:
+        if kind == "encdec":
+            stages = [(f"stage {i} (stride {2 ** (i + 1)})", stage) for i, stage in enumerate(model.encoder)]
+        else:  # LR-ASPP: the backbone up to its low-level features, then the rest of it
+            stages = [("low-level features (stride 8)", model.low), ("high-level features (stride 16)", model.high)]
         z = (x - model.mean) / model.std
-        for i, stage in enumerate(model.encoder):
+        for name, stage in stages:
             z = stage(z)
-            maps = z[0].float().cpu().numpy()
-            out.append({"name": f"stage {i} (stride {2 ** (i + 1)})", "input": None, "maps": maps})
+            out.append({"name": name, "input": None, "maps": z[0].float().cpu().numpy()})
     return out
 
 

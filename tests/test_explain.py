@@ -47,6 +47,8 @@ def test_every_model_filters_and_feature_maps(name):
         for i, v in enumerate(views):
             assert v["input"].shape == (48 // 2**i, 64 // 2**i)
             assert v["maps"].shape[1:] == (48 // 2**i // 4, 64 // 2**i // 4)
+    elif name == "lraspp_mobilenetv3":  # the backbone's low-level and high-level features
+        assert [v["maps"].shape for v in views] == [(40, 6, 8), (960, 3, 4)]
     else:  # the encoder-decoder: one view per encoder stage, halving each time
         assert [v["maps"].shape[1] for v in views] == [48 // 2 ** (i + 1) for i in range(len(views))]
 
