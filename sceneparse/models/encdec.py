@@ -15,22 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from sceneparse.errors import ConfigError
-from sceneparse.models.base import PretrainedCfg, SegmentationModel, input_convention
 from sceneparse.models.layers import ConvBNReLU
-from sceneparse.models.pyramid import pad_to_multiple
+from sceneparse.models.single_scale import DEPTH_MEAN, DEPTH_STD, RGB_MEAN, RGB_STD, SingleScaleModel
 from sceneparse.registry import register_model
 
 __all__ = ["EncoderDecoder", "encdec", "RGB_MEAN", "RGB_STD", "DEPTH_MEAN", "DEPTH_STD"]
 
-#: ImageNet statistics of RGB in [0, 1], the usual fixed normalisation of convnets.
-RGB_MEAN = (0.485, 0.456, 0.406)
-RGB_STD = (0.229, 0.224, 0.225)
-#: Depth in metres of indoor scenes (NYU v2 reaches about 10 m; most readings lie within 1-4 m).
-DEPTH_MEAN = 2.5
-DEPTH_STD = 1.5
 
-
-class EncoderDecoder(SegmentationModel):
+class EncoderDecoder(SingleScaleModel):
     """Single-scale encoder-decoder with skip connections.
 
     Args:
@@ -51,7 +43,7 @@ class EncoderDecoder(SegmentationModel):
         torch.Size([1, 5, 37, 50])
     """
 
-    traceable = True
+    output_stride = 2  # the classifier runs at stride 2
 
     def __init__(
         self,
@@ -63,21 +55,10 @@ class EncoderDecoder(SegmentationModel):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
-        super().__init__()
-        if num_classes < 1:
-            raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
-        input_convention(in_channels)  # checks in_channels
+        super().__init__(num_classes, in_channels, mean, std)
         if len(widths) < 1:
             raise ConfigError("widths needs at least one encoder stage")
-        mean = tuple(mean) if mean is not None else RGB_MEAN + (DEPTH_MEAN,) * (in_channels - 3)
-        std = tuple(std) if std is not None else RGB_STD + (DEPTH_STD,) * (in_channels - 3)
-        if len(mean) != in_channels or len(std) != in_channels or min(std) <= 0:
-            raise ConfigError(f"mean and std need {in_channels} values (std > 0), got {mean} and {std}")
-        self.num_classes = num_classes
-        self.in_channels = in_channels
         self.size_divisor = 2 ** len(widths)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         stages, c = [], in_channels
         for w in widths:
             stages.append(nn.Sequential(ConvBNReLU(c, w, stride=2), ConvBNReLU(w, w)))
@@ -90,27 +71,8 @@ class EncoderDecoder(SegmentationModel):
         self.decoder = nn.ModuleList(fuse)
         self.classifier = nn.Sequential(nn.Dropout2d(dropout), nn.Conv2d(c, num_classes, 1))
 
-    def pretrained_cfg(self) -> PretrainedCfg:
-        mean, std = self.mean.flatten().tolist(), self.std.flatten().tolist()
-        return PretrainedCfg(
-            num_classes=self.num_classes,
-            in_channels=self.in_channels,
-            input=input_convention(self.in_channels),
-            normalization={
-                "input": "(x - mean) / std per channel",
-                "mean": mean,
-                "std": std,
-            },
-            levels=None,
-            output_stride=2,
-            size_divisor=self.size_divisor,
-            checkpoint_args={"mean": mean, "std": std},
-        )
-
     def forward_coarse(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        x, _ = pad_to_multiple(x, self.size_divisor)
-        x = (x - self.mean) / self.std
+        x = self.normalized(x)
         skips = []
         for stage in self.encoder:
             x = stage(x)
@@ -119,13 +81,6 @@ class EncoderDecoder(SegmentationModel):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = fuse(torch.cat([x, skip], dim=1))
         return self.classifier(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        logits = self.forward_coarse(x)
-        size = (logits.shape[-2] * 2, logits.shape[-1] * 2)  # the classifier runs at stride 2
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return logits[..., :h, :w]
 
 
 @register_model

@@ -22,10 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sceneparse.errors import ConfigError
-from sceneparse.models.base import PretrainedCfg, SegmentationModel, input_convention
-from sceneparse.models.encdec import DEPTH_MEAN, DEPTH_STD, RGB_MEAN, RGB_STD
-from sceneparse.models.pyramid import pad_to_multiple
+from sceneparse.models.single_scale import SingleScaleModel
 from sceneparse.registry import register_model
 
 __all__ = ["LRASPP", "lraspp_mobilenetv3"]
@@ -98,7 +95,7 @@ class _InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
-class LRASPP(SegmentationModel):
+class LRASPP(SingleScaleModel):
     """LR-ASPP with a MobileNetV3-Large backbone, trained from scratch.
 
     Args:
@@ -114,22 +111,12 @@ class LRASPP(SegmentationModel):
         torch.Size([1, 5, 37, 50])
     """
 
-    traceable = True
+    output_stride = 8  # the head's output
     size_divisor = 16
 
     def __init__(self, num_classes: int, in_channels: int = 3, inter_channels: int = 128,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:  # fmt: skip
-        super().__init__()
-        if num_classes < 1:
-            raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
-        input_convention(in_channels)  # checks in_channels
-        mean = tuple(mean) if mean is not None else RGB_MEAN + (DEPTH_MEAN,) * (in_channels - 3)
-        std = tuple(std) if std is not None else RGB_STD + (DEPTH_STD,) * (in_channels - 3)
-        if len(mean) != in_channels or len(std) != in_channels or min(std) <= 0:
-            raise ConfigError(f"mean and std need {in_channels} values (std > 0), got {mean} and {std}")
-        self.num_classes, self.in_channels = num_classes, in_channels
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        super().__init__(num_classes, in_channels, mean, std)
         blocks, c = [_conv_bn(in_channels, 16, 3, stride=2, act=nn.Hardswish)], 16
         for i, (kernel, expanded, cout, se, hswish, stride) in enumerate(_LARGE):
             dilated = i >= _DILATED_FROM
@@ -146,34 +133,12 @@ class LRASPP(SegmentationModel):
         self.low_classifier = nn.Conv2d(low_channels, num_classes, 1)
         self.high_classifier = nn.Conv2d(inter_channels, num_classes, 1)
 
-    def pretrained_cfg(self) -> PretrainedCfg:
-        mean, std = self.mean.flatten().tolist(), self.std.flatten().tolist()
-        return PretrainedCfg(
-            num_classes=self.num_classes,
-            in_channels=self.in_channels,
-            input=input_convention(self.in_channels),
-            normalization={"input": "(x - mean) / std per channel", "mean": mean, "std": std},
-            levels=None,
-            output_stride=8,
-            size_divisor=self.size_divisor,
-            checkpoint_args={"mean": mean, "std": std},
-        )
-
     def forward_coarse(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        x, _ = pad_to_multiple(x, self.size_divisor)
-        low = self.low((x - self.mean) / self.std)
+        low = self.low(self.normalized(x))
         high = self.high(low)
         gate = torch.sigmoid(self.scale(F.adaptive_avg_pool2d(high, 1)))
         high = F.interpolate(self.cbr(high) * gate, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return self.low_classifier(low) + self.high_classifier(high)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        logits = self.forward_coarse(x)
-        size = (logits.shape[-2] * 8, logits.shape[-1] * 8)  # the head's output is at stride 8
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return logits[..., :h, :w]
 
 
 @register_model
