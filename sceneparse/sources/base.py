@@ -158,10 +158,14 @@ def read_frame_depth(path: str | Path | None, scale: float, missing: str = "") -
 
 def nearest_pose(trajectory: tuple[np.ndarray, np.ndarray] | None, t: float,
                  max_difference: float) -> np.ndarray | None:  # fmt: skip
-    """A copy of the pose of ``trajectory`` (timestamps, Nx4x4 camera-to-world) nearest in time to
-    ``t``, if within ``max_difference``; None otherwise or without a trajectory."""
-    if trajectory is None:
+    """A copy of the pose of ``trajectory`` (timestamps in ascending order, Nx4x4 camera-to-world)
+    nearest in time to ``t`` (the earlier of two as near), if within ``max_difference``; None
+    otherwise, or without a trajectory or with an empty one. A binary search: a bag's odometry
+    may hold hundreds of thousands of poses, looked up once a frame."""
+    if trajectory is None or not len(trajectory[0]):
         return None
     times, poses = trajectory
-    j = int(np.argmin(np.abs(times - t)))
+    j = int(np.searchsorted(times, t))
+    if j == len(times) or (j > 0 and t - times[j - 1] <= times[j] - t):
+        j -= 1
     return poses[j].copy() if abs(times[j] - t) <= max_difference else None

@@ -300,8 +300,6 @@ class RosbagSource(Source):
 
     def _pose_at(self, stamp: int) -> np.ndarray | None:
         """The pose nearest in time, within ``max_difference`` (stamps in nanoseconds)."""
-        if self.poses is None or not len(self.poses[0]):
-            return None
         return nearest_pose(self.poses, stamp, self.max_difference * 1e9)
 
     def _first_intrinsics(self) -> np.ndarray | None:

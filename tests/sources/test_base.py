@@ -48,3 +48,19 @@ def test_exception_open_source_names_the_problem(tmp_path):
         open_source(tmp_path / "nothing-here")
     with pytest.raises(ValueError, match="unknown source kind 'nope'; known: "):
         open_source(tmp_path, kind="nope")
+
+
+def test_feature_nearest_pose_takes_the_nearer_neighbour_within_the_tolerance():
+    from sceneparse.sources.base import nearest_pose
+
+    times = np.array([0.0, 1.0, 2.0, 4.0])
+    poses = np.stack([np.eye(4) * (i + 1) for i in range(4)])
+    pick = [nearest_pose((times, poses), t, 0.6) for t in (-0.5, 0.4, 1.5, 2.5, 3.0, 3.5, 4.5, 5.0)]
+    # before the first, nearer the first, a tie (the earlier), nearer 2.0, beyond the tolerance of
+    # both neighbours, nearer 4.0, after the last, too far after it
+    assert [None if p is None else int(p[0, 0]) for p in pick] == [1, 1, 2, 3, None, 4, 4, None]
+    assert nearest_pose(None, 1.0, 1.0) is None and nearest_pose((times[:0], poses[:0]), 1.0, 1.0) is None
+    stamps = np.array([10**18, 10**18 + 5 * 10**7], np.int64)  # a bag's nanoseconds
+    assert int(nearest_pose((stamps, poses[:2]), 10**18 + 3 * 10**7, 3e7)[0, 0]) == 2
+    nearest_pose((times, poses), 1.0, 0.1)[0, 0] = 99
+    assert poses[1, 0, 0] == 2  # a copy
