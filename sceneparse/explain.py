@@ -137,7 +137,7 @@ def feature_maps(parser, rgb: np.ndarray, depth: np.ndarray | None = None) -> li
             stages = [(f"stage {i} (stride {2 ** (i + 1)})", stage) for i, stage in enumerate(model.encoder)]
         else:  # LR-ASPP: the backbone up to its low-level features, then the rest of it
             stages = [("low-level features (stride 8)", model.low), ("high-level features (stride 16)", model.high)]
-        z = (x - model.mean) / model.std
+        z = model.normalized(x)  # the single-scale models' own input normalisation
         for name, stage in stages:
             z = stage(z)
             out.append({"name": name, "input": None, "maps": z[0].float().cpu().numpy()})
