@@ -50,6 +50,9 @@ TRAIN_DEFAULTS: dict = {
     "balance_power": 0.5,
     "class_weight_scale": {},
     "label_smoothing": 0.0,
+    "distill_from": None,
+    "distill_weight": 1.0,
+    "distill_temperature": 1.0,
     "crop_size": [240, 320],
     "scale_range": [0.75, 1.5],
     "color_jitter": 0.2,
@@ -95,6 +98,12 @@ TRAIN_HELP = {
     "class_weight_scale": "factors on the loss weights of named classes, as JSON, e.g. '{\"other\": 0.5}' "
     "(after balance_power)",
     "label_smoothing": "label smoothing of the cross-entropy loss, in [0, 1)",
+    "distill_from": "knowledge distillation: a trained model (checkpoint path or shipped name, e.g. "
+    "indoor-geometry-rgbd) of the same classes whose soft predictions the model also learns, on every pixel (an "
+    "RGB-D teacher may teach an RGB model: the batches then carry depth for it); none: labels only",
+    "distill_weight": "with distill_from: lambda, the weight of the distillation term "
+    "lambda * T^2 * KL(teacher || model) beside the cross-entropy",
+    "distill_temperature": "with distill_from: temperature T that softens both predictions (> 0)",
     "crop_size": "training crop as HEIGHT WIDTH in pixels, each at least 32",
     "scale_range": "random scaling of training images as MIN MAX",
     "color_jitter": "strength of random brightness, contrast and saturation changes (0: none)",
@@ -123,7 +132,7 @@ TRAIN_HELP = {
 FIXED_ON_RESUME = (
     "model", "model_args", "dataset", "target", "depth_fill", "fold", "num_folds", "tuning", "limit", "crop_size",
     "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "seed",
-    "datasets", "init_from", "freeze",
+    "datasets", "init_from", "freeze", "distill_from",
 )  # fmt: skip
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -143,6 +152,8 @@ _FLOATS = {
     "label_smoothing": (0.0, False, 1.0),
     "color_jitter": (0.0, False, None),
     "time_limit_minutes": (0.0, False, None),
+    "distill_weight": (0.0, False, None),
+    "distill_temperature": (0.0, True, None),
 }
 _PATHS = ("out", "data_root", "resume", "init_from")  # "out" may not be None
 FREEZE = ("none", "encoder")
@@ -258,6 +269,10 @@ def check_train_config(cfg: dict) -> dict:
         if not isinstance(out[key], bool):
             raise _bad(key, out[key], "true or false")
     _check_transfer(out)
+    teacher = out["distill_from"]
+    if teacher is not None and (not isinstance(teacher, (str, Path)) or not str(teacher)):
+        raise _bad("distill_from", teacher, "a checkpoint path, a shipped model's name or none")
+    out["distill_from"] = None if teacher is None else str(teacher)
     for key in _PATHS:
         value = out[key]
         if value is None and key != "out":

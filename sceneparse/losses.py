@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["class_frequencies", "balanced_class_weights", "scaled_class_weights", "build_loss"]
+__all__ = [
+    "class_frequencies",
+    "balanced_class_weights",
+    "scaled_class_weights",
+    "build_loss",
+    "distillation_loss",
+    "DistillationLoss",
+]
 
 
 def class_frequencies(dataset, num_classes: int, ignore_index: int = 255) -> np.ndarray:
@@ -67,3 +75,55 @@ def scaled_class_weights(weights: torch.Tensor | None, class_names, scale: dict)
 def build_loss(weights: torch.Tensor | None = None, ignore_index: int = 255, label_smoothing: float = 0.0):
     """Pixel-wise cross-entropy with ignore index and optional class weights."""
     return nn.CrossEntropyLoss(weight=weights, ignore_index=ignore_index, label_smoothing=label_smoothing)
+
+
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al. 2015): ``T**2 * KL(softmax(teacher / T) || softmax(student / T))``
+    over the class dimension (1), averaged over every pixel, labelled or not.
+
+    The teacher's logits are taken as fixed (detached): the gradient flows to the student alone.
+    ``T**2`` keeps the gradient's scale independent of the temperature.
+
+    Example:
+        >>> x = torch.randn(2, 4, 3, 3)
+        >>> distillation_loss(x, x, temperature=2.0).item()
+        0.0
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ in shape")  # fmt: skip
+    t = float(temperature)
+    log_student = F.log_softmax(student_logits / t, dim=1)
+    log_teacher = F.log_softmax(teacher_logits.detach() / t, dim=1)
+    kl = F.kl_div(log_student, log_teacher, reduction="none", log_target=True).sum(1)
+    return kl.mean() * t * t
+
+
+class DistillationLoss(nn.Module):
+    """``loss(student, labels) + weight * distillation_loss(student, teacher, temperature)``.
+
+    Its input is the student's and the teacher's logits stacked along the channels (what
+    :class:`sceneparse.distill.TeacherStudent` returns), so that a training loop that calls
+    ``loss_fn(net(x), labels)`` trains with it unchanged.
+
+    Args:
+        loss: the supervised loss on the labels, e.g. :func:`build_loss`'s cross-entropy.
+        num_classes: classes of the student (and of the teacher).
+        weight: lambda, the factor on the distillation term.
+        temperature: T of the softened distributions.
+    """
+
+    def __init__(self, loss: nn.Module, num_classes: int, weight: float = 1.0, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.loss, self.num_classes = loss, num_classes
+        self.weight, self.temperature = float(weight), float(temperature)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        c = self.num_classes
+        if logits.shape[1] != 2 * c:
+            raise ValueError(f"expected the student's and the teacher's logits stacked ({2 * c} channels), "
+                             f"got {logits.shape[1]}")  # fmt: skip
+        student, teacher = logits[:, :c], logits[:, c:]
+        return self.loss(student, target) + self.weight * distillation_loss(student, teacher, self.temperature)

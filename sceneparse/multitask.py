@@ -213,6 +213,8 @@ def run_multitask_training(cfg: dict) -> Path:
         raise ConfigError("option class_weight_scale: runs with datasets, init_from or freeze do not take it")
     if cfg["tuning"]:
         raise ConfigError("option tuning: runs with datasets, init_from or freeze do not take it")
+    if cfg["distill_from"]:
+        raise ConfigError("option distill_from: runs with datasets, init_from or freeze do not take it")
     out = Path(cfg["out"])
     if any(out.glob("final*.pt")) or (out / "last.pt").exists():
         raise ConfigError(f"option out: {out} already holds a run; choose another --out")

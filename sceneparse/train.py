@@ -17,6 +17,7 @@ from sceneparse.config import TRAIN_DEFAULTS, check_resume, check_train_config
 from sceneparse.data import build_dataset
 from sceneparse.data.presets import eval_preset, train_preset
 from sceneparse.data.sampling import GlobalBatchSampler, SeededSamples
+from sceneparse.distill import TeacherStudent
 from sceneparse.distributed import ddp
 from sceneparse.engine import (
     build_optimizer,
@@ -32,7 +33,13 @@ from sceneparse.engine import (
     write_json,
 )
 from sceneparse.errors import ConfigError, InputError
-from sceneparse.losses import balanced_class_weights, build_loss, class_frequencies, scaled_class_weights
+from sceneparse.losses import (
+    DistillationLoss,
+    balanced_class_weights,
+    build_loss,
+    class_frequencies,
+    scaled_class_weights,
+)
 from sceneparse.models.base import model_cfg
 from sceneparse.registry import create_model
 
@@ -98,6 +105,20 @@ def _dataset_kwargs(cfg: dict) -> dict:
     return dataset_args_for_model(cfg, in_channels=_model_in_channels(cfg), root=cfg["data_root"])[1]
 
 
+def _distillation_teacher(cfg: dict, kw: dict, info, device) -> tuple[torch.nn.Module, dict]:
+    """The frozen teacher of option ``distill_from`` and the dataset options of the training
+    batches: with depth when the teacher takes it and the student does not (filled as option
+    ``depth_fill`` says, else as the teacher was trained)."""
+    from sceneparse.distill import load_teacher
+
+    teacher, teacher_config = load_teacher(cfg["distill_from"], info.class_names, device)
+    if model_cfg(teacher).in_channels == 4 and kw["modality"] != "rgbd":
+        fill = cfg["depth_fill"] or teacher_config.get("depth_fill")
+        kw = {**kw, "modality": "rgbd", "depth_fill": fill}
+        log.info("the teacher takes depth: training batches carry it (depth_fill %s), the model sees RGB", fill)
+    return teacher, kw
+
+
 def run_training(cfg: dict) -> Path:
     """Train as ``cfg`` (see :data:`sceneparse.config.TRAIN_DEFAULTS`) says; returns the run folder.
 
@@ -118,6 +139,8 @@ def run_training(cfg: dict) -> Path:
         from sceneparse.multitask import run_multitask_training
 
         return run_multitask_training(cfg)
+    if cfg["distill_from"] and ddp.launched():
+        raise ConfigError("option distill_from trains in one process: start it without torchrun")
     out = Path(cfg["out"])
     ckpt = None
     if cfg["resume"]:
@@ -194,10 +217,13 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     split = "all" if cfg["num_folds"] <= 1 else "train"
     raw_train = build_dataset(cfg["dataset"], split=split, **kw)
     info = raw_train.info
+    teacher, train_kw = None, kw
+    if cfg["distill_from"]:
+        teacher, train_kw = _distillation_teacher(cfg, kw, info, device)
     train_set = build_dataset(
         cfg["dataset"], split=split,
         transform=train_preset(tuple(cfg["crop_size"]), tuple(cfg["scale_range"]), color_jitter=cfg["color_jitter"]),
-        **kw,
+        **train_kw,
     )  # fmt: skip
     val_set = None if split == "all" else build_dataset(cfg["dataset"], split="val", transform=eval_preset(), **kw)
     if cfg["limit"]:
@@ -233,6 +259,8 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     # `model` is the registered model (checkpoints, validation); `net` what trains: the same
     # modules, wrapped for DistributedDataParallel when there are several processes.
     net = model
+    if teacher is not None:  # the training net returns the student's and the teacher's logits
+        net = TeacherStudent(model, teacher, model_cfg(model).in_channels, model_cfg(teacher).in_channels)
     if ctx.distributed:
         # batch statistics over the global batch, not each process's share of it
         model = ddp.convert_sync_batchnorm(model, ctx)
@@ -250,6 +278,10 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     loss_fn = build_loss(None if weights is None else weights.to(device), info.ignore_index, cfg["label_smoothing"])
     if ctx.distributed:  # the mean over the global batch, as one process would take it
         loss_fn = ddp.GlobalMeanCrossEntropy(loss_fn.weight, info.ignore_index, cfg["label_smoothing"], ctx.world_size)
+    if teacher is not None:
+        loss_fn = DistillationLoss(loss_fn, info.num_classes, cfg["distill_weight"], cfg["distill_temperature"])
+        log.info("distillation from %s: weight %g, temperature %g", cfg["distill_from"], cfg["distill_weight"],
+                 cfg["distill_temperature"])  # fmt: skip
 
     optimizer = build_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
     steps_per_epoch = len(train_loader)

@@ -1,0 +1,93 @@
+"""Knowledge distillation in training: a frozen teacher's soft predictions beside the labels.
+
+The teacher may see more than the student (an RGB-D teacher for an RGB student): the training
+batches then carry the depth, the student gets the RGB channels, the teacher all it takes. Its
+soft predictions cover every pixel, those the labels leave out too (labels from depth have none
+where the sensor read nothing), and :class:`sceneparse.losses.DistillationLoss` learns from both.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sceneparse.errors import ConfigError
+
+__all__ = ["load_teacher", "TeacherStudent"]
+
+log = logging.getLogger(__name__)
+
+
+def load_teacher(spec: str, class_names, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """The frozen teacher (eval mode, no gradients, on ``device``) named by ``spec`` and its
+    checkpoint's training options.
+
+    Args:
+        spec: a checkpoint path, or the name of a model shipped in the package.
+        class_names: the classes the student learns; the teacher must predict the same, in the same order.
+
+    Raises:
+        ConfigError: an unknown name, or a teacher of another class set.
+        NotFoundError, InputError: a missing or unreadable checkpoint.
+    """
+    from sceneparse.engine import load_checkpoint, model_from_checkpoint
+    from sceneparse.models.base import model_cfg
+
+    path = Path(spec)
+    if not path.is_file() and path.suffix != ".pt" and "/" not in spec:
+        from sceneparse.pipeline import pretrained_path
+
+        path = pretrained_path(spec)  # an unknown name lists the shipped ones
+    ckpt = load_checkpoint(path)
+    model, info = model_from_checkpoint(ckpt)
+    if tuple(info.class_names) != tuple(class_names):
+        raise ConfigError(
+            f"option distill_from: the teacher {spec} predicts {', '.join(info.class_names)} but the student learns "
+            f"{', '.join(class_names)}: distillation needs the same classes in the same order"
+        )
+    model.requires_grad_(False)
+    log.info("distillation teacher %s: model %s, %d input channels", path, ckpt["model"], model_cfg(model).in_channels)
+    return model.to(device).eval(), ckpt["meta"].get("train_config") or {}
+
+
+class TeacherStudent(nn.Module):
+    """The student and a frozen teacher on one input: returns their logits stacked along the
+    channels (student first), the teacher's computed without gradients.
+
+    The input holds RGB and, when either network takes it, depth as a fourth channel; each
+    network gets its own first ``in_channels`` channels. The teacher stays in eval mode (no
+    dropout, fixed batch-norm statistics) whatever ``train()`` says.
+
+    Example:
+        >>> net = TeacherStudent(nn.Conv2d(3, 2, 1), nn.Conv2d(4, 2, 1), student_channels=3, teacher_channels=4)
+        >>> net(torch.zeros(1, 4, 5, 5)).shape
+        torch.Size([1, 4, 5, 5])
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, student_channels: int, teacher_channels: int) -> None:
+        super().__init__()
+        self.student, self.teacher = student, teacher
+        self.student_channels, self.teacher_channels = student_channels, teacher_channels
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+
+    @property
+    def in_channels(self) -> int:
+        return max(self.student_channels, self.teacher_channels)
+
+    def train(self, mode: bool = True) -> TeacherStudent:
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] < self.in_channels:
+            raise ConfigError(f"the teacher and student take {self.in_channels} input channels, the batch has "
+                              f"{x.shape[1]}: give the batches depth")  # fmt: skip
+        student = self.student(x[:, : self.student_channels])
+        with torch.no_grad():
+            teacher = self.teacher(x[:, : self.teacher_channels])
+        return torch.cat([student, teacher.to(student.dtype)], dim=1)
