@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--refine-config", default="configs/refine.yaml")
+    ap.add_argument("--also", nargs="*", default=[], metavar="MODEL",
+                    help="--part peers: more models (names or checkpoints) timed in the same rounds")
     ap.add_argument("--part", choices=("all", "models", "refiners", "temporal", "peers"), default="all")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -86,6 +88,8 @@ def time_peers(args) -> None:
         ),
         "LR-ASPP MobileNetV3-Large (`lraspp_mobilenetv3`)": SceneParser(lraspp, ours.info, args.device),
     }
+    for model in args.also:
+        parsers[f"`{model}`"] = SceneParser.from_pretrained(model, device=args.device)
     times: dict = {name: [] for name in parsers}
     for parser in parsers.values():  # warm-up: the traces are made at the second call
         for _ in range(3):

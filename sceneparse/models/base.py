@@ -97,6 +97,12 @@ class SegmentationModel(nn.Module):
         at this size (``SceneParser.parse_frames``); models without it are smoothed at full size."""
         raise NotImplementedError(f"{type(self).__name__} has no forward_coarse")
 
+    def output_bias(self) -> nn.Parameter:
+        """The bias of the last layer, added unchanged to every pixel's logits (the final
+        upsampling keeps constants): where a per-class logit shift is folded in
+        (:mod:`sceneparse.prior`)."""
+        raise ConfigError(f"{type(self).__name__} declares no output_bias()")
+
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear :class:`~sceneparse.errors.InputError` for a batch this model cannot take."""
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:

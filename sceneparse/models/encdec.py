@@ -71,6 +71,9 @@ class EncoderDecoder(SingleScaleModel):
         self.decoder = nn.ModuleList(fuse)
         self.classifier = nn.Sequential(nn.Dropout2d(dropout), nn.Conv2d(c, num_classes, 1))
 
+    def output_bias(self) -> nn.Parameter:
+        return self.classifier[-1].bias
+
     def forward_coarse(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalized(x)
         skips = []

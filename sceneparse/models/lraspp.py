@@ -133,6 +133,9 @@ class LRASPP(SingleScaleModel):
         self.low_classifier = nn.Conv2d(low_channels, num_classes, 1)
         self.high_classifier = nn.Conv2d(inter_channels, num_classes, 1)
 
+    def output_bias(self) -> nn.Parameter:
+        return self.low_classifier.bias
+
     def forward_coarse(self, x: torch.Tensor) -> torch.Tensor:
         low = self.low(self.normalized(x))
         high = self.high(low)

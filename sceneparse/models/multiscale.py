@@ -157,6 +157,9 @@ class MultiscaleConvNet(SegmentationModel):
             out.append(maps[-1].mean(dim=(-2, -1), keepdim=True).expand(-1, -1, *size))
         return torch.cat(out, dim=1)
 
+    def output_bias(self) -> nn.Parameter:
+        return self.classifier[-1].bias
+
     def forward_coarse(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         x, _ = pad_to_multiple(x, self.size_divisor)
