@@ -30,7 +30,7 @@ def table(title: str, rows: list[dict], chosen: float | None = None) -> str:
     for r in rows:
         mark = " **chosen**" if chosen is not None and r["gamma"] == chosen else ""
         out.append(
-            f"| {r['gamma']:+.2f}{mark} | {r['pixel']:.1f} | {r['class']:.1f} | {r['miou']:.1f} | {r['boundary']:.1f} |"
+            f"| {r['gamma']:+.3g}{mark} | {r['pixel']:.1f} | {r['class']:.1f} | {r['miou']:.1f} | {r['boundary']:.1f} |"
         )
     return "\n".join(out)
 
