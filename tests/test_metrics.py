@@ -112,3 +112,19 @@ def test_feature_compensated_change_follows_the_motion():
     assert a["compensated_change"] < 0.2 * a["change_rate"]
     assert b["compensated_change"] > 0.9
     assert np.isnan(TemporalConsistency().scores()["compensated_change"])  # not asked for
+
+
+def test_edge_confusion_input_types_agree():
+    # uint8 labels with void 255, int64 predictions, torch or NumPy: the same counts as a
+    # direct tally (predictions out of range count as the nearest class, as before)
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 6, (40, 50)).astype(np.uint8)
+    label[:5] = 255
+    pred = rng.integers(-1, 7, (40, 50))
+    ref = np.zeros((6, 6), np.int64)
+    keep = label != 255
+    np.add.at(ref, (label[keep], np.clip(pred[keep], 0, 5)), 1)
+    for p, t in ((pred, label), (torch.from_numpy(pred), torch.from_numpy(label)), (pred.astype(np.int32), label)):
+        cm = ConfusionMatrix(6)
+        cm.update(p, t)
+        assert (cm.matrix == ref).all()
