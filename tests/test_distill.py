@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from training import run_keeping_threads
 
 from sceneparse.config import TRAIN_DEFAULTS, check_train_config
 from sceneparse.distill import TeacherStudent, load_teacher
@@ -135,11 +136,7 @@ def test_feature_short_run_rgb_student_rgbd_teacher_on_real_frames(sevenscenes_p
         "epochs": 1, "threads": 1, "device": "cpu", "progress": False, "out": str(tmp_path / "run"),
         "distill_from": "indoor-geometry-rgbd", "distill_weight": 0.5, "distill_temperature": 2.0,
     }  # fmt: skip
-    threads = torch.get_num_threads()
-    try:
-        run = sceneparse.train.run_training(cfg)
-    finally:
-        torch.set_num_threads(threads)
+    run = run_keeping_threads(cfg)
     assert seen["depth"] and isinstance(seen["net"], TeacherStudent) and not seen["teacher_training"]
     assert (seen["net"].student_channels, seen["net"].teacher_channels) == (3, 4)
     assert isinstance(seen["loss"], DistillationLoss) and (seen["loss"].weight, seen["loss"].temperature) == (0.5, 2)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from optional import require
+from training import run_keeping_threads
 
 require("open3d", "pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
 
@@ -103,11 +104,7 @@ def test_feature_tuning_split_through_training_and_evaluation(tmp_path, monkeypa
         "class_weight_scale": {"other": 0.5}, "data_root": str(root), "batch_size": 4, "crop_size": [64, 96],
         "epochs": 1, "threads": 1, "device": "cpu", "progress": False, "out": str(tmp_path / "run"),
     }  # fmt: skip
-    threads = torch.get_num_threads()
-    try:
-        run = sceneparse.train.run_training(cfg)
-    finally:
-        torch.set_num_threads(threads)
+    run = run_keeping_threads(cfg)
     ckpt = torch.load(run / "final.pt", map_location="cpu", weights_only=False)
     train_config = ckpt["meta"]["train_config"]
     assert train_config["tuning"] is True and train_config["class_weight_scale"] == {"other": 0.5}
@@ -122,18 +119,13 @@ def test_feature_tuning_split_through_training_and_evaluation(tmp_path, monkeypa
 def test_feature_short_training_run_and_evaluation(sequence, tmp_path, model):
     from sceneparse import SceneParser
     from sceneparse.evaluate import evaluate_parser
-    from sceneparse.train import run_training
 
     cfg = {
         **TRAIN_DEFAULTS, "model": model, "model_args": {"width": 8, "hidden": 16}, "dataset": "indoor-geometry",
         "data_root": str(sequence), "depth_fill": "nearest", "batch_size": 2, "crop_size": [64, 96], "epochs": 2,
         "threads": 1, "device": "cpu", "progress": False, "out": str(tmp_path / "run"),
     }  # fmt: skip
-    threads = torch.get_num_threads()
-    try:
-        run = run_training(cfg)
-    finally:
-        torch.set_num_threads(threads)
+    run = run_keeping_threads(cfg)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1] and all(np.isfinite(r["train_loss"]) for r in rows)
     parser = SceneParser.from_checkpoint(run / "final.pt")
