@@ -49,8 +49,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--refine-config", default="configs/refine.yaml")
-    ap.add_argument("--also", nargs="*", default=[], metavar="MODEL",
-                    help="--part peers: more models (names or checkpoints) timed in the same rounds")
+    ap.add_argument(
+        "--also",
+        nargs="*",
+        default=[],
+        metavar="MODEL",
+        help="--part peers: more models (names or checkpoints) timed in the same rounds",
+    )
     ap.add_argument("--part", choices=("all", "models", "refiners", "temporal", "peers"), default="all")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
