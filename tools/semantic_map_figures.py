@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from sceneparse import SceneParser
+from sceneparse.robotics.adapt import classifier_steps
 from sceneparse.robotics.geometry import backproject
 from sceneparse.robotics.mapping import SemanticMap
 from sceneparse.sources import open_source
@@ -135,7 +136,6 @@ class MapTeacher:
 
     def __call__(self, frame) -> None:
         import cv2
-        import torch.nn.functional as F
 
         from sceneparse.models.pyramid import pad_to_multiple
 
@@ -162,16 +162,7 @@ class MapTeacher:
         target[:vh, :vw] = cell_labels
         if (target != 255).sum() < 10:
             return
-        target_t = torch.from_numpy(target).to(device)[None]
-        model.classifier.eval()
-        for _ in range(self.steps):
-            with torch.enable_grad():
-                loss = F.cross_entropy(model.classifier(feats), target_t, ignore_index=255)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-            self.optimizer.step()
-            self.taken += 1
-        model.eval()
+        self.taken += classifier_steps(model, feats, target, self.optimizer, self.steps)
         self.frames += 1
         self.seconds.append(time.perf_counter() - t0)
 
@@ -288,26 +279,17 @@ def surface_only_fuse(self, depth, intrinsics, pose, probs, incidence_weight=Fal
     """SemanticMap._fuse_classes updating only the voxel each reading falls in (not also the one
     before and behind it along the ray); with ``incidence_weight``, each reading's
     log-probabilities times the |cos| of its ray's angle to the surface."""
-    probs = np.asarray(probs, np.float32)
-    rows, cols, rays = self._pixel_rays(depth.shape, intrinsics)
-    d = depth[rows, cols]
-    ok = (d > 0) & (d <= self.depth_max)
-    rows, cols, rays, d = rows[ok], cols[ok], rays[ok], d[ok]
-    if not len(d):
+    readings = self._readings(depth, intrinsics, probs)
+    if readings is None:
         return
-    logp = np.log(np.clip(probs[:, rows, cols], self.min_prob, 1.0)).T
+    rows, cols, rays, d, logp = readings
     if incidence_weight:
         logp *= incidence(depth, intrinsics, self.semantic_stride)[
             rows // self.semantic_stride, cols // self.semantic_stride, None
         ]
     points = (rays * d[:, None]) @ pose[:3, :3].T.astype(np.float32) + pose[:3, 3]
     flat, found = self._voxel_index(np.rint(points / self.voxel_size).astype(np.int64))
-    flat, values = flat[found], logp[found]
-    uniq, inverse = np.unique(flat, return_inverse=True)
-    counts = np.bincount(inverse, minlength=len(uniq)).astype(np.float32)
-    mean = np.stack([np.bincount(inverse, values[:, c], len(uniq)) for c in range(self.num_classes)], 1)
-    self._add("logprob", uniq, (mean / counts[:, None]).astype(np.float32))
-    self._add("observations", uniq, np.ones((len(uniq), 1), np.float32))
+    self._add_readings(flat[found], logp[found])
 
 
 def nearest_query(self, points):

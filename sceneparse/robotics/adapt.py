@@ -24,9 +24,31 @@ import torch.nn.functional as F
 from sceneparse.errors import ConfigError
 from sceneparse.refine.base import positive
 
-__all__ = ["OnlineAdapter"]
+__all__ = ["OnlineAdapter", "classifier_steps"]
 
 log = logging.getLogger(__name__)
+
+
+def classifier_steps(model, feats: torch.Tensor, target: np.ndarray, optimizer, max_steps: int, stop=None) -> int:
+    """Up to ``max_steps`` steps of ``optimizer`` on the cross-entropy of ``model.classifier`` on
+    the fixed features ``feats`` against ``target`` (HxW class ids at the features' size, 255
+    ignored); batch norm keeps its statistics and dropout is off. ``stop()``, asked before every
+    step after the first, ends the loop early. Returns the steps taken; the model is left in
+    eval mode."""
+    target_t = torch.from_numpy(target).to(feats.device)[None]
+    model.classifier.eval()
+    taken = 0
+    for step in range(max_steps):
+        if step and stop is not None and stop():
+            break
+        with torch.enable_grad():
+            loss = F.cross_entropy(model.classifier(feats), target_t, ignore_index=255)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        optimizer.step()
+        taken += 1
+    model.eval()
+    return taken
 
 
 class OnlineAdapter:
@@ -131,18 +153,8 @@ class OnlineAdapter:
         target = np.full((fh, fw), 255, np.int64)
         vh, vw = round(hs * fh / x.shape[-2]), round(ws * fw / x.shape[-1])
         target[:vh, :vw] = cv2.resize(labels, (vw, vh), interpolation=cv2.INTER_NEAREST)
-        target_t = torch.from_numpy(target).to(device)[None]
-        model.classifier.eval()  # batch norm keeps its statistics; dropout off
-        for step in range(self.max_steps):
-            if step and 1000 * (time.perf_counter() - t0) > self.budget_ms:
-                break
-            with torch.enable_grad():
-                loss = F.cross_entropy(model.classifier(feats), target_t, ignore_index=255)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-            self.optimizer.step()
-            self.steps += 1
-        model.eval()
+        over_budget = lambda: 1000 * (time.perf_counter() - t0) > self.budget_ms  # noqa: E731
+        self.steps += classifier_steps(model, feats, target, self.optimizer, self.max_steps, over_budget)
 
     def summary(self) -> dict:
         """Frames learnt from, steps taken, and the milliseconds per frame (median and 95th

@@ -201,7 +201,10 @@ class SemanticMap:
             self._rays = {key: (rows, cols, rays)}
         return self._rays[key]
 
-    def _fuse_classes(self, depth, intrinsics, pose, probs) -> None:
+    def _readings(self, depth, intrinsics, probs):
+        """The sampled pixels with a depth reading in range: their rows, columns, camera rays,
+        depths and class log-probabilities (NxC, from ``probs`` resized to the depth's size);
+        None where no pixel has one."""
         probs = np.asarray(probs, np.float32)
         if probs.ndim != 3 or probs.shape[0] != self.num_classes:
             raise InputError(f"probs must be CxHxW with C = {self.num_classes} classes, got shape {probs.shape}")
@@ -214,17 +217,27 @@ class SemanticMap:
         ok = (d > 0) & (d <= self.depth_max)
         rows, cols, rays, d = rows[ok], cols[ok], rays[ok], d[ok]
         if not len(d):
+            return None
+        return rows, cols, rays, d, np.log(np.clip(probs[:, rows, cols], self.min_prob, 1.0)).T
+
+    def _fuse_classes(self, depth, intrinsics, pose, probs) -> None:
+        readings = self._readings(depth, intrinsics, probs)
+        if readings is None:
             return
-        logp = np.log(np.clip(probs[:, rows, cols], self.min_prob, 1.0)).T  # NxC
+        _, _, rays, d, logp = readings
         # the voxel of the reading, and one before and one behind it along the ray
         step = self.voxel_size / np.linalg.norm(rays, axis=1)
         depths = np.concatenate([d - step, d, d + step])
         points = (np.tile(rays, (3, 1)) * depths[:, None]) @ pose[:3, :3].T.astype(np.float32) + pose[:3, 3]
         flat, found = self._voxel_index(np.rint(points / self.voxel_size).astype(np.int64))
-        flat, values = flat[found], np.tile(logp, (3, 1))[found]
+        self._add_readings(flat[found], np.tile(logp, (3, 1))[found])
+
+    def _add_readings(self, flat: np.ndarray, logp: np.ndarray) -> None:
+        """One Bayesian update per voxel of the map: the mean of the log-probabilities of the
+        readings ``logp`` (NxC) that fall in it (voxel indices ``flat``), one observation each."""
         uniq, inverse = np.unique(flat, return_inverse=True)
         counts = np.bincount(inverse, minlength=len(uniq)).astype(np.float32)
-        mean = np.stack([np.bincount(inverse, values[:, c], len(uniq)) for c in range(self.num_classes)], 1)
+        mean = np.stack([np.bincount(inverse, logp[:, c], len(uniq)) for c in range(self.num_classes)], 1)
         self._add("logprob", uniq, (mean / counts[:, None]).astype(np.float32))
         self._add("observations", uniq, np.ones((len(uniq), 1), np.float32))
 
