@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from training import run_keeping_threads
 
 import sceneparse
 from sceneparse import SceneParser
@@ -25,11 +26,7 @@ def _cfg(tmp_path, stanford_path, **kw) -> dict:
 
 @pytest.mark.slow
 def test_feature_single_scale_model_trains_saves_loads_and_parses(tmp_path, stanford_path, stanford_val):
-    threads = torch.get_num_threads()
-    try:
-        run = run_training(_cfg(tmp_path, stanford_path, model="encdec", model_args={"widths": [8, 16, 32, 32]}))
-    finally:
-        torch.set_num_threads(threads)
+    run = run_keeping_threads(_cfg(tmp_path, stanford_path, model="encdec", model_args={"widths": [8, 16, 32, 32]}))
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0] and np.isfinite(rows[0]["train_loss"])
     ckpt = load_checkpoint(run / "final.pt")
