@@ -209,12 +209,9 @@ def run_multitask_training(cfg: dict) -> Path:
     cfg = check_train_config(cfg)
     if cfg["resume"]:
         raise ConfigError("option resume: runs with datasets, init_from or freeze cannot be resumed; start anew")
-    if cfg["class_weight_scale"]:
-        raise ConfigError("option class_weight_scale: runs with datasets, init_from or freeze do not take it")
-    if cfg["tuning"]:
-        raise ConfigError("option tuning: runs with datasets, init_from or freeze do not take it")
-    if cfg["distill_from"]:
-        raise ConfigError("option distill_from: runs with datasets, init_from or freeze do not take it")
+    for key in ("class_weight_scale", "tuning", "distill_from"):
+        if cfg[key]:
+            raise ConfigError(f"option {key}: runs with datasets, init_from or freeze do not take it")
     out = Path(cfg["out"])
     if any(out.glob("final*.pt")) or (out / "last.pt").exists():
         raise ConfigError(f"option out: {out} already holds a run; choose another --out")
