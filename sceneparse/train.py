@@ -17,7 +17,7 @@ from sceneparse.config import TRAIN_DEFAULTS, check_resume, check_train_config
 from sceneparse.data import build_dataset
 from sceneparse.data.presets import eval_preset, train_preset
 from sceneparse.data.sampling import GlobalBatchSampler, SeededSamples
-from sceneparse.distill import TeacherStudent
+from sceneparse.distill import TeacherStudent, load_teacher
 from sceneparse.distributed import ddp
 from sceneparse.engine import (
     build_optimizer,
@@ -109,8 +109,6 @@ def _distillation_teacher(cfg: dict, kw: dict, info, device) -> tuple[torch.nn.M
     """The frozen teacher of option ``distill_from`` and the dataset options of the training
     batches: with depth when the teacher takes it and the student does not (filled as option
     ``depth_fill`` says, else as the teacher was trained)."""
-    from sceneparse.distill import load_teacher
-
     teacher, teacher_config = load_teacher(cfg["distill_from"], info.class_names, device)
     if model_cfg(teacher).in_channels == 4 and kw["modality"] != "rgbd":
         fill = cfg["depth_fill"] or teacher_config.get("depth_fill")
