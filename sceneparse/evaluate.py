@@ -58,6 +58,7 @@ def evaluate(parser, dataset, refine=(), temporal=None, progress: bool = True, b
         raise KeyboardInterrupt  # scores of part of a split would pass for the whole
     scores = stats["outputs"]["metrics"]
     scores["refine"] = [repr(r) for r in check_refiners(refine)]
+    scores["tta"] = str(parser.tta) if getattr(parser, "tta", None) else None
     if sequences:
         scores.update(temporal=method_name(temporal), temporal_params=temporal_params)
     return scores
@@ -196,6 +197,8 @@ def markdown_report(scores: dict, title: str) -> str:
         f"| {scores['device']} |",
         "",
     ]
+    if scores.get("tta"):
+        lines += [f"Test-time augmentation: {scores['tta']}.", ""]
     if "temporal" in scores:
         lines += [
             "| temporal | flicker | raw change rate | smoother ms / frame | sequences |",

@@ -32,6 +32,7 @@ from sceneparse.errors import ConfigError, InputError
 from sceneparse.models.base import SegmentationModel, model_cfg
 from sceneparse.refine import REFINERS, Refiner, build_refiners
 from sceneparse.refine.base import class_argmax
+from sceneparse.tta import TestTimeAugmentation
 
 #: Where a stream's temporal smoothing runs (``parse_stream(smooth_at=...)``): on the network's
 #: output (its stride) or on the frame's full size.
@@ -122,6 +123,9 @@ class SceneParser:
         max_refine_pixels: refiners and smoothers see frames shrunk to at most this many
             pixels (4 MP; the probabilities are upsampled back), so that any photo fits in
             memory; 0 refines at full size.
+        tta: test-time augmentation (:class:`sceneparse.tta.TestTimeAugmentation`): None
+            (default) or the copies of each frame whose class probabilities are averaged,
+            set from a string such as ``"flip,0.75,1.25,1.5"``.
     """
 
     depth_fill: str = "nearest"
@@ -134,8 +138,9 @@ class SceneParser:
     #: second, once per size) and dropped when the weights change (online adaptation). Models
     #: that are not ``traceable`` (ONNX Runtime) always run as they are. False: never trace.
     jit: bool = True
-    #: Traces kept (input sizes), the least recently traced dropped first.
+    #: Traces kept (input sizes), the least recently traced dropped first; per test-time scale.
     jit_cache_size: int = 4
+    _tta: TestTimeAugmentation | None = None
 
     def __init__(self, model: torch.nn.Module, info: DatasetInfo, device: str | torch.device = "cpu") -> None:
         self.device = resolve_device(device)
@@ -184,6 +189,14 @@ class SceneParser:
         parser.meta = model.metadata.get("meta") or {}
         parser.name = model.metadata.get("model_name")
         return parser
+
+    @property
+    def tta(self) -> TestTimeAugmentation | None:
+        return self._tta
+
+    @tta.setter
+    def tta(self, spec) -> None:
+        self._tta = TestTimeAugmentation.parse(spec)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -246,10 +259,13 @@ class SceneParser:
 
     def _probs_batch(self, rgbs: list[np.ndarray], depths: list, coarse: bool = False) -> torch.Tensor:
         """NxCxHxW probabilities of checked frames of one size (depths all None or all arrays);
-        with ``coarse``, at the network's output stride (see :meth:`_coarse_result`)."""
+        with ``coarse``, at the network's output stride (see :meth:`_coarse_result`); with
+        :attr:`tta`, the mean over its copies of the frames (never coarse)."""
         x = torch.from_numpy(np.stack(rgbs)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
         if depths[0] is not None:
             x = torch.cat([x, torch.from_numpy(np.stack(depths)).to(self.device)[:, None]], dim=1)
+        if self._tta is not None:
+            return self._tta.probs(self._logits, x)
         net = self._network(x, coarse)
         with torch.inference_mode():
             logits = net(x)
@@ -257,6 +273,11 @@ class SceneParser:
                 s = self.output_stride
                 logits = logits[..., : -(-x.shape[2] // s), : -(-x.shape[3] // s)]
             return torch.softmax(logits.float(), dim=1)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        net = self._network(x)  # outside inference mode: it may trace
+        with torch.inference_mode():
+            return net(x)
 
     @property
     def has_coarse(self) -> bool:
@@ -321,7 +342,7 @@ class SceneParser:
                 log.warning("tracing %s failed, running it untraced: %s", type(model).__name__, err)
                 self.jit = False
                 return eager
-            if len(self._traces) >= self.jit_cache_size:
+            if len(self._traces) >= self.jit_cache_size * (len(self._tta.scales) if self._tta else 1):
                 self._traces.pop(next(iter(self._traces)))
             self._traces[key] = net
             return net
@@ -476,7 +497,7 @@ class SceneParser:
         if smooth_at not in SMOOTH_AT:
             raise ConfigError(f"smooth_at must be one of {', '.join(SMOOTH_AT)}, got {smooth_at!r}")
         # smoothing at the network's output stride: the probabilities reach the frame's size once
-        coarse = smoother is not None and not refiners and smooth_at == "network" and self.has_coarse
+        coarse = smoother is not None and not refiners and smooth_at == "network" and self.has_coarse and not self.tta
         items = self._checked_frames(frames, on_error)
         workers = self._network_workers(workers)
         threads = torch.get_num_threads()

@@ -1,7 +1,8 @@
 """Thin script: a model's figures on its validation split with and without test-time horizontal
-flip (the mean of the class probabilities of the frame and of its mirror image, mirrored back).
+flip (the mean of the class probabilities of the frame and of its mirror image, mirrored back),
+or another test-time augmentation (``--tta``, :class:`sceneparse.tta.TestTimeAugmentation`).
 
-    python tools/evaluate_flip.py runs/X/final.pt [--split val] [--threads 1]
+    python tools/evaluate_flip.py runs/X/final.pt [--split val] [--threads 1] [--tta flip,0.75,1.25]
 
 Prints, for both, the per-class IoU, the pixel accuracy over the pixels labelled with the classes
 of ``--fsv`` (default floor, support, vertical: issue 13's figure), the pixel accuracy and the
@@ -21,18 +22,18 @@ from sceneparse.data import dataset_for_model
 from sceneparse.data.presets import eval_preset
 from sceneparse.engine import evaluate, load_checkpoint, model_from_checkpoint
 from sceneparse.models.base import model_cfg
+from sceneparse.tta import TestTimeAugmentation
 
 
-class FlipAverage(nn.Module):
-    """Log of the mean class probabilities of ``model`` on the input and on its mirror image."""
+class Augmented(nn.Module):
+    """Log of the mean class probabilities of ``model`` over the copies of ``tta``."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, tta: TestTimeAugmentation) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.tta = model, tta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.model(x).softmax(1) + self.model(x.flip(-1)).flip(-1).softmax(1)
-        return (p / 2).log()
+        return self.tta.probs(self.model, x).log()
 
 
 def figures(matrix: np.ndarray, class_names, fsv) -> dict:
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="val")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tta", default="flip", help="the augmentation compared with none (default: %(default)s)")
     ap.add_argument("--fsv", nargs="+", default=["floor", "support", "vertical"])
     args = ap.parse_args(argv)
     if args.threads:
@@ -64,7 +66,8 @@ def main(argv=None) -> int:
     loader = torch.utils.data.DataLoader(val, batch_size=1)
     names = list(info.class_names)
     result = {"model": args.model, "split": args.split, "frames": len(val)}
-    for name, net in (("plain", model), ("flip", FlipAverage(model))):
+    tta = TestTimeAugmentation.parse(args.tta)
+    for name, net in (("plain", model), (str(tta), Augmented(model, tta))):
         cm, _ = evaluate(net, loader, info.num_classes, torch.device("cpu"), info.ignore_index, progress=False)
         result[name] = figures(cm.matrix, names, args.fsv)
     print(json.dumps(result, indent=1))

@@ -198,33 +198,6 @@ class DepthTeacher(MapTeacher):
         return geometry_labels(frame.depth, frame.intrinsics, frame.pose, self.ground, GeometryConfig(stride=4))[rr, cc]
 
 
-def tta_probs(parser, frame, probs, variants) -> np.ndarray:
-    """The mean of ``probs`` (the frame's own) and the probabilities of each variant of the
-    frame: ``flip`` (mirrored left-right, mirrored back) or a scale (resized, resized back)."""
-    import cv2
-
-    h, w = frame.image.shape[:2]
-    total = probs.astype(np.float32).copy()
-
-    def run(img, depth):
-        r = parser.parse(img, depth=depth) if parser.in_channels == 4 else parser.parse(img)
-        return r.probs.astype(np.float32)
-
-    for v in variants:
-        if v == "flip":
-            p = run(np.ascontiguousarray(frame.image[:, ::-1]), np.ascontiguousarray(frame.depth[:, ::-1]))[:, :, ::-1]
-        else:
-            s = float(v)
-            size = (round(w * s), round(h * s))
-            img = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-            depth = cv2.resize(frame.depth.astype(np.float32), size, interpolation=cv2.INTER_NEAREST)
-            p = run(img, depth)
-            p = cv2.resize(np.ascontiguousarray(p.transpose(1, 2, 0)), (w, h), interpolation=cv2.INTER_LINEAR)
-            p = p.reshape(h, w, -1).transpose(2, 0, 1)
-        total += p
-    return total / (1 + len(variants))
-
-
 def trilinear_query(self, points):
     """SemanticMap.query with the 8 corners' log-probabilities weighted by their trilinear
     weights (renormalised over the corners with class observations)."""
@@ -358,8 +331,8 @@ def main(argv=None) -> dict:
                     "depth = sceneparse.robotics.adapt's OnlineAdapter (labels from depth; RGB models); "
                     "depth-steps = a fixed number of steps towards the labels from depth (RGB and RGB-D); "
                     "map = towards the map's labels at each fused frame (the map built as frames come)")  # fmt: skip
-    ap.add_argument("--tta", default="", help="test-time augmentation: the per-frame probabilities averaged over "
-                    "the frame and comma-separated variants: flip, or a scale such as 0.75")  # fmt: skip
+    ap.add_argument("--tta", default=None, help="test-time augmentation (SceneParser.tta): the per-frame "
+                    "probabilities averaged over the frame and copies: flip, or a scale such as 0.75")  # fmt: skip
     ap.add_argument("--query", choices=("corners", "trilinear", "nearest"), default="corners",
                     help="the map's class at a point: corners = SemanticMap.query (the 8 voxels around it, "
                     "summed); trilinear = weighted by trilinear weights; nearest = the voxel it falls in")  # fmt: skip
@@ -392,6 +365,7 @@ def main(argv=None) -> dict:
     frames = [f for f in open_source(args.sequence) if f.depth is not None and f.pose is not None]
     frames = frames[int(start or 0) : int(end) if end else None]
     parser = SceneParser.from_pretrained(args.model)
+    parser.tta = args.tta
     held = [i for i in range(len(frames)) if args.hold_out and i % args.hold_out == args.hold_out - 1]
     adapter = live_map = None
     if args.adapt == "depth":
@@ -407,12 +381,8 @@ def main(argv=None) -> dict:
                              max_depth=args.depth_max)  # fmt: skip
     t0 = time.perf_counter()
     probs, labels = [], []
-    variants = [v.strip() for v in args.tta.split(",") if v.strip()]
     for i, f in enumerate(frames):
         r = parser.parse(f.image, depth=f.depth) if parser.in_channels == 4 else parser.parse(f.image)
-        if variants:
-            r.probs = tta_probs(parser, f, r.probs, variants)
-            r.labels = r.probs.argmax(0).astype(np.uint8)
         probs.append(r.probs.astype(np.float16))
         labels.append(r.labels.astype(np.uint8))
         if live_map is not None and i not in held:  # fused as it comes; learns from the map after

@@ -92,7 +92,8 @@ def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
         device="cuda" if args.gpus_per_worker else args.device, threads=args.threads, batch_size=args.ray_batch,
         retries=args.retries, overwrite=args.overwrite, stream=args.stream, temporal=args.temporal, refine=refiners,
         labels=args.labels, probs=args.probs, alpha=args.alpha, legend=args.legend, sinks=args.sink,
-        depth=args.depth, depth_scale=args.depth_scale, max_frames=args.max_frames, progress=args.progress,
+        depth=args.depth, depth_scale=args.depth_scale, max_frames=args.max_frames, tta=args.tta,
+        progress=args.progress,
     )  # fmt: skip
     failed, listed = report["failed"], Path(args.out) / REPORT_NAME
     print(f"labelled {report['labelled']} item(s) into {args.out} on {report['workers']} Ray worker(s) in "

@@ -7,6 +7,7 @@ import argparse
 __all__ = [
     "add_runtime_arguments",
     "add_refine_arguments",
+    "add_tta_argument",
     "add_temporal_argument",
     "apply_threads",
     "refiners_from",
@@ -20,7 +21,15 @@ def add_runtime_arguments(ap: argparse.ArgumentParser, model_default: str = "sta
     )
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads of PyTorch and OpenCV (0: their defaults)")
+    add_tta_argument(ap)
     ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def add_tta_argument(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--tta", default=None, metavar="SPEC",
+                    help="test-time augmentation: the class probabilities averaged over copies of each frame, "
+                    "'flip' (mirrored) and scale factors, e.g. flip,0.75,1.25,1.5 (one network call per copy; "
+                    "default: none)")  # fmt: skip
 
 
 def add_refine_arguments(ap: argparse.ArgumentParser) -> None:
@@ -62,4 +71,6 @@ def load_parser(args):
     from sceneparse.pipeline import SceneParser
 
     apply_threads(args.threads)
-    return SceneParser.from_pretrained(args.model, device=args.device)
+    parser = SceneParser.from_pretrained(args.model, device=args.device)
+    parser.tta = args.tta
+    return parser

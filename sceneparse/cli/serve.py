@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from sceneparse.cli.options import add_refine_arguments, apply_threads, refiners_from
+from sceneparse.cli.options import add_refine_arguments, add_tta_argument, apply_threads, refiners_from
 
 DESCRIPTION = """Serve a model over HTTP: POST /v1/parse (multipart field 'image') returns the
 label PNG (?format=overlay, probs or json for the others), POST /v1/jobs labels a video,
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--queue-size", type=int, default=64,
                     help="requests that may wait; more are answered 503 (default: %(default)s)")  # fmt: skip
     add_refine_arguments(ap)
+    add_tta_argument(ap)
     ap.add_argument("--temporal", default="flow", choices=list_smoothers(),
                     help="video jobs' temporal smoothing (default: %(default)s)")  # fmt: skip
     ap.add_argument("--max-video-frames", type=int, default=3000, help="frames of a video job at most (0: all)")
@@ -70,6 +71,7 @@ def main(argv=None) -> int:
     uvicorn = require("uvicorn", "serve")
     apply_threads(args.threads)
     parser = load_model(args.model, args.device, args.threads)
+    parser.tta = args.tta
     app = create_app(parser, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
                      max_upload_mb=args.max_upload_mb, max_video_mb=args.max_video_mb, max_pixels=args.max_pixels,
                      token=args.token, refine=refiners_from(args), temporal=args.temporal,

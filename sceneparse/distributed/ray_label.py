@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from sceneparse.errors import ConfigError
+from sceneparse.tta import TestTimeAugmentation
 
 __all__ = ["label_on_ray", "import_ray", "REPORT_NAME", "STAGING_NAME"]
 
@@ -80,6 +81,7 @@ class LabelWorker:
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.parser = SceneParser.from_pretrained(model, device=device)
+        self.parser.tta = options.get("tta")
         self.out = Path(out)
         self.options = options
 
@@ -225,7 +227,7 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
                  batch_size: int = 16, retries: int = 2, overwrite: bool = False, stream: bool = False,
                  temporal=True, refine=(), labels: bool = False, probs: bool = False, alpha: float = 0.55,
                  legend="auto", sinks=(), depth=None, depth_scale: float = 1000.0, max_frames: int = 0,
-                 progress: bool = True) -> dict:  # fmt: skip
+                 tta=None, progress: bool = True) -> dict:  # fmt: skip
     """Label ``inputs`` (image files and folders, video files, sequence folders) into ``out`` on a
     Ray cluster: the files and folders of :func:`sceneparse.labelling.label`, written by model
     actors (see the module).
@@ -244,6 +246,7 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
             actors of images and retries their batches by itself).
         overwrite: label everything again (default: skip what is done).
         stream ... max_frames: as in :func:`sceneparse.labelling.label`; ``sinks`` by name.
+        tta: test-time augmentation of every actor's parser (see :attr:`SceneParser.tta`).
         progress: a progress bar over the whole collection (images and videos).
 
     Returns:
@@ -277,7 +280,8 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
     if todo:
         options = {"temporal": temporal, "refine": tuple(refine), "labels": labels, "probs": probs, "alpha": alpha,
                    "legend": legend, "sinks": list(sinks), "depth": None if depth is None else str(depth),
-                   "depth_scale": depth_scale, "max_frames": max_frames}  # fmt: skip
+                   "depth_scale": depth_scale, "max_frames": max_frames,
+                   "tta": None if tta is None else str(TestTimeAugmentation.parse(tta))}  # fmt: skip
         started, workers = _start(ray, address, workers, cpus_per_worker, gpus_per_worker)
         report["workers"] = workers
         report["startup_seconds"] = time.perf_counter() - t0
