@@ -83,22 +83,26 @@ class TestTimeAugmentation:
 
     def probs(self, network, x: torch.Tensor, rgb_channels: int = 3) -> torch.Tensor:
         """NxCxHxW mean class probabilities of ``network(copy)`` (a callable: NxC_inxhxw input to
-        logits) over the copies of ``x`` (NxC_inxHxW: RGB, then depth). RGB is resized bilinearly
-        (antialiased when shrunk); other channels (depth) take the nearest value, so that no
-        reading is blended with a hole or a far wall."""
-        h, w = x.shape[-2:]
+        logits) over the copies of ``x`` (NxC_inxHxW: RGB, then depth): see :meth:`copies_probs`."""
         total = None
+        for _, _, p in self.copies_probs(network, x, rgb_channels):
+            total = p if total is None else total.add_(p)
+        return total.div_(self.copies)
+
+    def copies_probs(self, network, x: torch.Tensor, rgb_channels: int = 3):
+        """(scale, mirrored, NxCxHxW class probabilities brought back to ``x``'s pixels) of each
+        copy, in turn. RGB is resized bilinearly (antialiased when shrunk); other channels (depth)
+        take the nearest value, so that no reading is blended with a hole or a far wall."""
+        h, w = x.shape[-2:]
         for scale in self.scales:
             xs = x if scale == 1 else _resized(x, (max(8, round(h * scale)), max(8, round(w * scale))), rgb_channels)
             for mirrored in (False, True) if self.flip else (False,):
-                xi = xs.flip(-1) if mirrored else xs
-                p = torch.softmax(network(xi).float(), dim=1)
+                p = torch.softmax(network(xs.flip(-1) if mirrored else xs).float(), dim=1)
                 if mirrored:
                     p = p.flip(-1)
                 if scale != 1:
                     p = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
-                total = p if total is None else total.add_(p)
-        return total.div_(self.copies)
+                yield scale, mirrored, p
 
 
 def _resized(x: torch.Tensor, size: tuple[int, int], rgb_channels: int) -> torch.Tensor:

@@ -24,11 +24,13 @@ def main() -> None:
     ap.add_argument("--refine-config", default="configs/refine.yaml")
     ap.add_argument("--subset", choices=("tune", "report", "all"), default="report")
     ap.add_argument("--combinations", default=json.dumps(COMBINATIONS), help="JSON list of refiner lists")
+    ap.add_argument("--tta", default=None, help="test-time augmentation of the convnet (SceneParser.tta)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="also write the rows as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model)
+    parser.tta = args.tta
     ds = heldout_dataset(parser, args.subset)
     config = load_refine_config(args.refine_config)
     cached = cached_predictions(parser, ds)

@@ -56,6 +56,8 @@ def main() -> None:
         metavar="MODEL",
         help="--part peers: more models (names or checkpoints) timed in the same rounds",
     )
+    ap.add_argument("--tta", nargs="*", default=[], metavar="SPEC",
+                    help="--part models: also time parse() with these test-time augmentations (--tta)")  # fmt: skip
     ap.add_argument("--part", choices=("all", "models", "refiners", "temporal", "peers"), default="all")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -72,12 +74,17 @@ def main() -> None:
 
 
 def time_models(args) -> None:
-    print("| model | frame | parse() ms |\n|---|---|---:|")
+    extra = "".join(f" --tta {t} ms |" for t in args.tta)
+    print(f"| model | frame | parse() ms |{extra}\n|---|---|---:|" + "---:|" * len(args.tta))
     for name in list_pretrained():
         parser = SceneParser.from_pretrained(name, device=args.device)
         image = heldout_dataset(parser)[0]["image"]
-        ms = median_ms(lambda parser=parser, image=image: parser.parse(image), args.repeats)
-        print(f"| `{name}` | {image.shape[1]}x{image.shape[0]} | {ms:.1f} |", flush=True)
+        cells = []
+        for tta in [None, *args.tta]:
+            parser.tta = tta
+            cells.append(median_ms(lambda parser=parser, image=image: parser.parse(image), args.repeats))
+        print(f"| `{name}` | {image.shape[1]}x{image.shape[0]} | " + " | ".join(f"{ms:.1f}" for ms in cells) + " |",
+              flush=True)  # fmt: skip
 
 
 def time_peers(args) -> None:

@@ -31,10 +31,12 @@ def main() -> None:
     ap.add_argument("--after", nargs="*", default=[], help="refiners applied after: names or JSON specs")
     ap.add_argument("--subset", choices=("tune", "report"), default="tune")
     ap.add_argument("--limit", type=int, default=0, help="at most this many images")
+    ap.add_argument("--tta", default=None, help="test-time augmentation of the convnet (SceneParser.tta)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model)
+    parser.tta = args.tta
     ds = heldout_dataset(parser, args.subset)
     if args.limit:
         ds.ids = ds.ids[: args.limit]
