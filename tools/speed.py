@@ -58,6 +58,7 @@ def main() -> None:
     )
     ap.add_argument("--tta", nargs="*", default=[], metavar="SPEC",
                     help="--part models: also time parse() with these test-time augmentations (--tta)")  # fmt: skip
+    ap.add_argument("--models", nargs="*", default=None, metavar="NAME", help="--part models: only these")
     ap.add_argument("--part", choices=("all", "models", "refiners", "temporal", "peers"), default="all")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -76,13 +77,14 @@ def main() -> None:
 def time_models(args) -> None:
     extra = "".join(f" --tta {t} ms |" for t in args.tta)
     print(f"| model | frame | parse() ms |{extra}\n|---|---|---:|" + "---:|" * len(args.tta))
-    for name in list_pretrained():
+    for name in args.models or list_pretrained():
         parser = SceneParser.from_pretrained(name, device=args.device)
-        image = heldout_dataset(parser)[0]["image"]
+        sample = heldout_dataset(parser)[0]
+        image, depth = sample["image"], sample.get("depth")  # RGB-D models: the frame's depth too
         cells = []
         for tta in [None, *args.tta]:
             parser.tta = tta
-            cells.append(median_ms(lambda parser=parser, image=image: parser.parse(image), args.repeats))
+            cells.append(median_ms(lambda p=parser, i=image, d=depth: p.parse(i, d), args.repeats))
         print(f"| `{name}` | {image.shape[1]}x{image.shape[0]} | " + " | ".join(f"{ms:.1f}" for ms in cells) + " |",
               flush=True)  # fmt: skip
 
