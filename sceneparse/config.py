@@ -82,8 +82,9 @@ TRAIN_HELP = {
     "depth_fill": "RGB-D datasets: fill missing depth readings with none, nearest or inpaint",
     "fold": "cross-validation fold held out for validation (0 to num_folds - 1)",
     "num_folds": "number of cross-validation folds; 1 trains on every image, without validation",
-    "tuning": "time-split datasets (indoor-geometry): train and validate within the training part only (its first "
-    "frames train, its last ones validate, after a guard gap), to choose a recipe without the validation frames",
+    "tuning": "time-split datasets (indoor-geometry): train and validate within the training part only (true: its "
+    "first frames train, its last ones validate, after a guard gap; 'A:B': the block from fraction A to B of it "
+    "validates, the frames around it train), to choose a recipe without the validation frames",
     "limit": "use only the first N training and validation images (0: all); for smoke tests",
     "epochs": "passes over the training images (at least 1)",
     "batch_size": "training images per optimisation step",
@@ -191,6 +192,9 @@ def _pair(key: str, value, what: str) -> list:
     return list(value)
 
 
+_TUNING_BLOCK = "a block 'A:B' of fractions of the training part, 0 <= A < B <= 1"
+
+
 def check_train_config(cfg: dict) -> dict:
     """The training options ``cfg`` checked, completed and normalised: every option of
     :data:`TRAIN_DEFAULTS` present (missing ones from the dataset's defaults), paths as strings,
@@ -266,8 +270,15 @@ def check_train_config(cfg: dict) -> dict:
         raise _bad("class_weight_scale", scale, "a mapping of class name to a factor >= 0")
     out["class_weight_scale"] = {k: float(v) for k, v in scale.items()}
     for key in ("amp", "progress", "tuning"):
-        if not isinstance(out[key], bool):
-            raise _bad(key, out[key], "true or false")
+        if not isinstance(out[key], bool) and not (key == "tuning" and isinstance(out[key], str)):
+            raise _bad(key, out[key], "true or false" + (f" or {_TUNING_BLOCK}" if key == "tuning" else ""))
+    if isinstance(out["tuning"], str):
+        from sceneparse.data.geometry import tuning_block
+
+        try:
+            tuning_block(out["tuning"])  # a malformed block fails before any work
+        except ConfigError:
+            raise _bad("tuning", out["tuning"], f"true, false or {_TUNING_BLOCK}") from None
     _check_transfer(out)
     teacher = out["distill_from"]
     if teacher is not None and (not isinstance(teacher, (str, Path)) or not str(teacher)):

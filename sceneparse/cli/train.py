@@ -26,8 +26,10 @@ _METAVARS = {"model_args": "JSON", "crop_size": ("HEIGHT", "WIDTH"), "scale_rang
 
 def _show_default(action: argparse.Action) -> str:
     value = action.default
-    if isinstance(value, bool):
+    if isinstance(value, bool) and len(action.option_strings) > 1:
         return action.option_strings[0 if value else -1]  # --amp / --no-amp
+    if isinstance(value, bool):
+        return str(value).lower()
     if value is None:
         return "none"
     if isinstance(value, (list, tuple)):
@@ -57,7 +59,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         kw = {"dest": key, "help": TRAIN_HELP[key]}
         if key in _METAVARS:
             kw["metavar"] = _METAVARS[key]
-        if isinstance(default, bool):
+        if key == "tuning":  # --tuning (true), --tuning A:B (a block), --no-tuning
+            parser.add_argument(flag, nargs="?", const=True, metavar="A:B", **kw)
+            parser.add_argument("--no-tuning", dest=key, action="store_false", help=argparse.SUPPRESS)
+        elif isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(default, list):
             parser.add_argument(flag, nargs=len(default), type=type(default[0]), **kw)

@@ -8,7 +8,8 @@ fitted once over the whole sequence where it has poses). Pixels without depth ar
 The split is by time, never by random frames (neighbouring frames are near copies): the first
 ``1 - val_fraction`` of the frames train, the rest validate. ``tuning=True`` (training option
 ``tuning``) splits the training part alone the same way, with a guard gap, to choose a recipe
-without the validation frames. The labels are computed once per
+without the validation frames; ``tuning="A:B"`` validates on a block inside the training part
+instead (:func:`time_split`). The labels are computed once per
 sequence and process (kept in memory) and cached in a file under the user's cache folder
 (``$SCENEPARSE_CACHE``, else ``$XDG_CACHE_HOME/sceneparse``, else ``~/.cache/sceneparse``),
 never beside the data. Computing them needs open3d (``pip install sceneparse[3d]``).
@@ -20,6 +21,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from sceneparse.data.download import Archive
 from sceneparse.data.registry import DatasetSource, DatasetSpec, RemoteFile, register_dataset
 from sceneparse.errors import ConfigError, InputError
 
-__all__ = ["INDOOR_GEOMETRY", "SPEC", "IndoorGeometry", "time_split", "cache_folder", "TUNING_GAP"]
+__all__ = ["INDOOR_GEOMETRY", "SPEC", "IndoorGeometry", "time_split", "tuning_block", "cache_folder", "TUNING_GAP"]
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +67,26 @@ CITATION = (
 
 
 def time_split(
-    n: int, split: str, val_fraction: float = VAL_FRACTION, tuning: bool = False, gap: int = TUNING_GAP
-) -> range:
+    n: int, split: str, val_fraction: float = VAL_FRACTION, tuning: bool | str = False, gap: int = TUNING_GAP
+) -> Sequence[int]:
     """Indices of ``split`` among ``n`` frames in time order: the last ``val_fraction`` validate.
 
     With ``tuning``, the split is made again inside the training part alone, so that a recipe
-    can be chosen without the validation frames: the training part's last ``val_fraction``
-    validate ("val"), its first frames train ("train") up to ``gap`` frames before them (a guard
-    gap: neighbouring frames are near copies), and "all" is the whole training part.
+    can be chosen without the validation frames. ``True``: the training part's last
+    ``val_fraction`` validate ("val"), its first frames train ("train") up to ``gap`` frames
+    before them (a guard gap: neighbouring frames are near copies). A string ``"A:B"``
+    (fractions of the training part, 0 <= A < B <= 1): the block of frames from A to B validates
+    and the frames before and after it train, a guard gap away on each side; for a tuning
+    block that looks like the validation part (the last quarter of the 7-Scenes sequence sees
+    the floor in thin strips, which its training part's last frames do not). "all" is the whole
+    training part.
 
     >>> time_split(200, "train"), time_split(200, "val"), time_split(200, "all")
     (range(0, 150), range(150, 200), range(0, 200))
     >>> time_split(200, "train", tuning=True), time_split(200, "val", tuning=True)
     (range(0, 107), range(112, 150))
+    >>> time_split(200, "val", tuning="0.6:0.75"), len(time_split(200, "train", tuning="0.6:0.75"))
+    (range(90, 112), 118)
     """
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction must lie between 0 and 1, got {val_fraction}")
@@ -86,14 +95,34 @@ def time_split(
     if gap < 0:
         raise ConfigError(f"gap must be at least 0, got {gap}")
     first_val = n - max(1, int(round(n * val_fraction))) if n > 1 else n
-    if tuning:
-        if first_val < 2:
-            raise ConfigError(f"{n} frames leave {first_val} training frame(s): too few to split for tuning")
+    if tuning is False or tuning is None:
+        return {"train": range(0, first_val), "val": range(first_val, n), "all": range(0, n)}[split]
+    if first_val < 2:
+        raise ConfigError(f"{n} frames leave {first_val} training frame(s): too few to split for tuning")
+    if tuning is True:
         part = time_split(first_val, "val", val_fraction)
         if part.start - gap < 1:
             raise ConfigError(f"{n} frames: a guard gap of {gap} leaves no tuning frames to train on")
         return {"train": range(0, part.start - gap), "val": part, "all": range(0, first_val)}[split]
-    return {"train": range(0, first_val), "val": range(first_val, n), "all": range(0, n)}[split]
+    a, b = tuning_block(tuning)
+    part = range(int(round(first_val * a)), int(round(first_val * b)))
+    train = [i for i in range(first_val) if i < part.start - gap or i >= part.stop + gap]
+    if not part or not train:
+        raise ConfigError(f"{n} frames: the tuning block {tuning!r} with a guard gap of {gap} leaves "
+                          f"{len(part)} frame(s) to validate and {len(train)} to train on")  # fmt: skip
+    return {"train": train, "val": part, "all": range(0, first_val)}[split]
+
+
+def tuning_block(tuning) -> tuple[float, float]:
+    """(A, B) of a tuning block ``"A:B"`` (fractions of the training part, 0 <= A < B <= 1)."""
+    try:
+        a, b = (float(x) for x in str(tuning).split(":"))
+    except ValueError:
+        raise ConfigError(f"tuning must be true, false or a block 'A:B' of fractions such as '0.6:0.75', "
+                          f"got {tuning!r}") from None  # fmt: skip
+    if not 0 <= a < b <= 1:
+        raise ConfigError(f"tuning block {tuning!r}: need 0 <= A < B <= 1")
+    return a, b
 
 
 def cache_folder() -> Path:
@@ -202,9 +231,10 @@ class IndoorGeometry(SegmentationDataset):
         depth_fill: "none" (missing readings stay 0), "nearest" or "inpaint"; the labels are
             always those of the raw readings.
         val_fraction: share of the frames, at the end, that validate.
-        tuning: split the training part alone (:func:`time_split`): its last ``val_fraction``
-            validate, its first frames up to a guard gap of :data:`TUNING_GAP` frames train;
-            the validation part is never read.
+        tuning: split the training part alone (:func:`time_split`): True, its last
+            ``val_fraction`` validate, its first frames up to a guard gap of :data:`TUNING_GAP`
+            frames train; "A:B", that block of it validates, the frames around it train; the
+            validation part is never read.
         stride: pixel step of the label computation (:class:`GeometryConfig`).
         cache: keep computed labels in a file under :func:`cache_folder`.
         transform: callable on the sample dict.
@@ -219,7 +249,7 @@ class IndoorGeometry(SegmentationDataset):
         modality: str = "rgb",
         depth_fill: str = "none",
         val_fraction: float = VAL_FRACTION,
-        tuning: bool = False,
+        tuning: bool | str = False,
         stride: int = 2,
         cache: bool = True,
         transform=None,
@@ -232,7 +262,7 @@ class IndoorGeometry(SegmentationDataset):
         if not root.is_dir():
             raise dataset_not_found(NAME, TITLE, root, "an RGB-D sequence folder")
         self.root, self.split, self.modality, self.depth_fill = root, split, modality, depth_fill
-        self.tuning = bool(tuning)
+        self.tuning = tuning if isinstance(tuning, str) else bool(tuning)
         self.transform = transform
         self._seq = _load_sequence(root, int(stride), cache)
         self._index = {name: i for i, name in enumerate(self._seq.names)}

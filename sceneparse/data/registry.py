@@ -226,7 +226,7 @@ def dataset_args_for_model(
         "modality": "rgbd" if in_channels == 4 else "rgb",
     }
     if own and cfg.get("tuning"):  # time-split datasets: the training part alone (indoor-geometry)
-        out["tuning"] = True
+        out["tuning"] = cfg["tuning"]  # True, or a block "A:B" of it
     return name, out
 
 

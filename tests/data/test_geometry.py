@@ -52,6 +52,20 @@ def test_cardinality_tuning_split_stays_inside_the_training_part():
         time_split(200, "train", tuning=True, gap=-1)
 
 
+def test_cardinality_tuning_block_inside_the_training_part():
+    """A block "A:B" of the training part validates; the frames around it train, a guard gap away."""
+    for n, block, gap in ((200, "0.6:0.75", 5), (200, "0:0.25", 5), (200, "0.8:1", 0), (40, "0.4:0.6", 2)):
+        train, val, part = (time_split(n, s, tuning=block, gap=gap) for s in ("train", "val", "all"))
+        assert part == time_split(n, "train") and set(train) | set(val) <= set(part)  # never a val frame
+        assert min(abs(t - v) for t in train for v in val) == gap + 1  # the nearest frames: a gap apart
+        assert len(train) + len(val) + sum(1 for i in part if 0 < min(abs(i - v) for v in val) <= gap) == len(part)
+    assert time_split(200, "val", tuning="0.6:0.75") == range(90, 112)  # frames 180-222: floor in strips
+    with pytest.raises(ConfigError, match="leaves 0 frame"):
+        time_split(200, "val", tuning="0.5:0.501")
+    with pytest.raises(ConfigError, match="0 <= A < B <= 1"):
+        time_split(200, "val", tuning="0.75:0.6")
+
+
 def test_feature_dataset_from_a_sequence(sequence, tmp_path):
     train = build_dataset("indoor-geometry", root=sequence, split="train")
     val = build_dataset("indoor-geometry", root=sequence, split="val", modality="rgbd", depth_fill="nearest")
