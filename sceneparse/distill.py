@@ -9,7 +9,6 @@ where the sensor read nothing), and :class:`sceneparse.losses.DistillationLoss` 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -35,12 +34,9 @@ def load_teacher(spec: str, class_names, device: torch.device | str = "cpu") -> 
     """
     from sceneparse.engine import load_checkpoint, model_from_checkpoint
     from sceneparse.models.base import model_cfg
+    from sceneparse.pipeline import resolve_model
 
-    path = Path(spec)
-    if not path.is_file() and path.suffix != ".pt" and "/" not in spec:
-        from sceneparse.pipeline import pretrained_path
-
-        path = pretrained_path(spec)  # an unknown name lists the shipped ones
+    path = resolve_model(spec)[0]  # an unknown name lists the shipped ones
     ckpt = load_checkpoint(path)
     model, info = model_from_checkpoint(ckpt)
     if tuple(info.class_names) != tuple(class_names):

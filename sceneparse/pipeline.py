@@ -38,8 +38,8 @@ from sceneparse.tta import TestTimeAugmentation
 #: output (its stride) or on the frame's full size.
 SMOOTH_AT = ("network", "frame")
 
-__all__ = ["SceneParser", "ParseResult", "SMOOTH_AT", "list_pretrained", "pretrained_path", "check_refiners",
-           "REFINERS"]  # fmt: skip
+__all__ = ["SceneParser", "ParseResult", "SMOOTH_AT", "list_pretrained", "pretrained_path", "resolve_model",
+           "check_refiners", "REFINERS"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,17 @@ def pretrained_path(name: str) -> Path:
         known = ", ".join(list_pretrained()) or "none"
         raise ConfigError(f"unknown pretrained model {name!r}; shipped models: {known} (or give a .pt path)")
     return path
+
+
+def resolve_model(spec: str | Path) -> tuple[Path, str | None]:
+    """(checkpoint path, shipped name or None) of ``spec``, a shipped model's name or a checkpoint
+    path: an existing file, or anything that looks like a path (a ``.pt`` suffix or a folder
+    separator), is a path; else a shipped name (an unknown one lists the shipped models). The
+    one rule of every option that takes either (``--model``, ``distill_from``, ...)."""
+    path = Path(spec)
+    if path.is_file() or path.suffix == ".pt" or len(path.parts) > 1:
+        return path, None
+    return pretrained_path(str(spec)), str(spec)
 
 
 @dataclass
@@ -164,9 +175,9 @@ class SceneParser:
     @classmethod
     def from_pretrained(cls, name: str = "stanford-background", device: str | torch.device = "cpu") -> SceneParser:
         """A shipped model by name (see :func:`list_pretrained`) or a checkpoint path."""
-        shipped = not str(name).endswith(".pt")
-        parser = cls.from_checkpoint(pretrained_path(name) if shipped else Path(name), device)
-        parser.name = name if shipped else None
+        path, parser_name = resolve_model(name)
+        parser = cls.from_checkpoint(path, device)
+        parser.name = parser_name
         return parser
 
     @classmethod

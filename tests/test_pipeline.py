@@ -329,3 +329,25 @@ def test_feature_refiners_and_smoothers_run_at_a_bounded_size(camvid_path, caplo
     assert small.probs.shape == full.probs.shape and np.allclose(small.probs.sum(0), 1, atol=1e-4)
     assert (small.labels == full.labels).mean() > 0.9  # the same scene, coarser class boundaries
     assert all(r.labels.shape == rgb.shape[:2] for r in streamed)
+
+
+def test_feature_one_rule_for_a_name_or_a_checkpoint(tmp_path):
+    """``resolve_model``: what --model, distill_from and the tools take, in one rule."""
+    from sceneparse.distill import load_teacher
+    from sceneparse.errors import NotFoundError
+    from sceneparse.pipeline import WEIGHTS_DIR, resolve_model
+
+    assert resolve_model("camvid") == (WEIGHTS_DIR / "camvid.pt", "camvid")
+    assert resolve_model("runs/x/final.pt") == (Path("runs/x/final.pt"), None)
+    assert resolve_model("runs/x/weights.ckpt") == (Path("runs/x/weights.ckpt"), None)  # a folder: a path
+    copy = tmp_path / "camvid"  # an existing file is a path, whatever its name
+    copy.write_bytes((WEIGHTS_DIR / "camvid.pt").read_bytes())
+    assert resolve_model(copy) == (copy, None)
+    assert SceneParser.from_pretrained(str(copy)).name is None and SceneParser.from_pretrained("camvid").name == "camvid"
+    with pytest.raises(ConfigError, match="unknown pretrained model 'camvidd'; shipped models: .*camvid"):
+        resolve_model("camvidd")
+    for spec in ("nowhere/final.ckpt", str(tmp_path / "missing.pt")):  # a missing path is not taken for a name
+        with pytest.raises(NotFoundError):
+            SceneParser.from_pretrained(spec)
+        with pytest.raises(NotFoundError):
+            load_teacher(spec, ("sky",))

@@ -21,7 +21,7 @@ import torch
 from sceneparse.data import dataset_for_model
 from sceneparse.evaluate import cached_predictions, heldout_dataset
 from sceneparse.losses import class_frequencies
-from sceneparse.pipeline import SceneParser, pretrained_path
+from sceneparse.pipeline import SceneParser, resolve_model
 from sceneparse.prior import CRITERIA, adjust_checkpoint, choose_gamma, regime_table
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    src = args.model if args.model.endswith(".pt") else pretrained_path(args.model)
+    src = resolve_model(args.model)[0]
     parser = SceneParser.from_checkpoint(src)
     start, stop, step = (float(x) for x in args.gammas.split(":"))
     gammas = np.round(np.arange(start, stop + step / 2, step), 4)
