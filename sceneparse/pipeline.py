@@ -207,7 +207,8 @@ class SceneParser:
 
     @tta.setter
     def tta(self, spec) -> None:
-        self._tta = TestTimeAugmentation.parse(spec)
+        tta = TestTimeAugmentation.parse(spec)
+        self._tta = None if tta is not None and tta.copies == 1 else tta  # the frame alone: the plain path
 
     @property
     def class_names(self) -> tuple[str, ...]:

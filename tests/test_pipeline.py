@@ -343,7 +343,8 @@ def test_feature_one_rule_for_a_name_or_a_checkpoint(tmp_path):
     copy = tmp_path / "camvid"  # an existing file is a path, whatever its name
     copy.write_bytes((WEIGHTS_DIR / "camvid.pt").read_bytes())
     assert resolve_model(copy) == (copy, None)
-    assert SceneParser.from_pretrained(str(copy)).name is None and SceneParser.from_pretrained("camvid").name == "camvid"
+    assert SceneParser.from_pretrained(str(copy)).name is None
+    assert SceneParser.from_pretrained("camvid").name == "camvid"
     with pytest.raises(ConfigError, match="unknown pretrained model 'camvidd'; shipped models: .*camvid"):
         resolve_model("camvidd")
     for spec in ("nowhere/final.ckpt", str(tmp_path / "missing.pt")):  # a missing path is not taken for a name

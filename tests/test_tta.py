@@ -87,6 +87,8 @@ def test_feature_parser_option_on_a_real_image(stanford_val):
     assert len(stream) == 2 and stream[0].probs.shape == plain.probs.shape  # never the coarse path
     parser.tta = None
     assert np.allclose(parser.parse(image).probs, plain.probs, atol=1e-5)
+    parser.tta = "1"  # the frame alone is no augmentation
+    assert parser.tta is None
     with pytest.raises(ConfigError, match="neither"):
         parser.tta = "mirror"
 
