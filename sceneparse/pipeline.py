@@ -273,9 +273,7 @@ class SceneParser:
         """NxCxHxW probabilities of checked frames of one size (depths all None or all arrays);
         with ``coarse``, at the network's output stride (see :meth:`_coarse_result`); with
         :attr:`tta`, the mean over its copies of the frames (never coarse)."""
-        x = torch.from_numpy(np.stack(rgbs)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
-        if depths[0] is not None:
-            x = torch.cat([x, torch.from_numpy(np.stack(depths)).to(self.device)[:, None]], dim=1)
+        x = self._input_tensor(rgbs, depths)
         if self._tta is not None:
             return self._tta.probs(self._logits, x)
         net = self._network(x, coarse)
@@ -285,6 +283,13 @@ class SceneParser:
                 s = self.output_stride
                 logits = logits[..., : -(-x.shape[2] // s), : -(-x.shape[3] // s)]
             return torch.softmax(logits.float(), dim=1)
+
+    def _input_tensor(self, rgbs: list[np.ndarray], depths: list) -> torch.Tensor:
+        """The network's NxC_inxHxW input on the device: RGB in [0, 1], then depth in metres."""
+        x = torch.from_numpy(np.stack(rgbs)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
+        if depths[0] is not None:
+            x = torch.cat([x, torch.from_numpy(np.stack(depths)).to(self.device)[:, None]], dim=1)
+        return x
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         net = self._network(x)  # outside inference mode: it may trace

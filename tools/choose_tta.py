@@ -31,15 +31,9 @@ CANDIDATES = ["flip", "0.75,1.25", "flip,0.75,1.25", "flip,0.75,1.25,1.5", "flip
 
 
 def scores(cm: ConfusionMatrix) -> dict:
-    m = cm.matrix.astype(np.float64)
-    present = m.sum(1) > 0
-    iou = np.diag(m) / np.maximum(m.sum(0) + m.sum(1) - np.diag(m), 1)
-    recall = np.diag(m)[present] / m.sum(1)[present]
-    return {
-        "pixel": 100 * np.trace(m) / max(m.sum(), 1),
-        "class": 100 * recall.mean(),
-        "miou": 100 * iou[present].mean(),
-    }
+    """Pixel and class accuracy and mean IoU in percent (the means over the classes present)."""
+    s = cm.scores()
+    return {"pixel": 100 * s["pixel_accuracy"], "class": 100 * s["mean_class_accuracy"], "miou": 100 * s["mean_iou"]}
 
 
 def main(argv=None) -> int:
@@ -63,9 +57,7 @@ def main(argv=None) -> int:
     for i in range(len(ds)):
         sample = ds[i]
         rgb, depth = parser._inputs(sample["image"], sample.get("depth"))
-        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)
-        if depth is not None:
-            x = torch.cat([x, torch.from_numpy(depth)[None, None]], 1)
+        x = parser._input_tensor([rgb], [depth])
         copies = {(s, m): p[0] for s, m, p in every.copies_probs(parser._logits, x)}
         label = torch.from_numpy(np.asarray(sample["label"]).astype(np.int64))
         for name, tta in candidates.items():
