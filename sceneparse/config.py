@@ -269,14 +269,14 @@ def check_train_config(cfg: dict) -> dict:
     ):
         raise _bad("class_weight_scale", scale, "a mapping of class name to a factor >= 0")
     out["class_weight_scale"] = {k: float(v) for k, v in scale.items()}
-    for key in ("amp", "progress", "tuning"):
-        if not isinstance(out[key], bool) and not (key == "tuning" and isinstance(out[key], str)):
-            raise _bad(key, out[key], "true or false" + (f" or {_TUNING_BLOCK}" if key == "tuning" else ""))
-    if isinstance(out["tuning"], str):
+    for key in ("amp", "progress"):
+        if not isinstance(out[key], bool):
+            raise _bad(key, out[key], "true or false")
+    if not isinstance(out["tuning"], bool):  # a block "A:B": a malformed one fails before any work
         from sceneparse.data.geometry import tuning_block
 
         try:
-            tuning_block(out["tuning"])  # a malformed block fails before any work
+            tuning_block(out["tuning"])
         except ConfigError:
             raise _bad("tuning", out["tuning"], f"true, false or {_TUNING_BLOCK}") from None
     _check_transfer(out)

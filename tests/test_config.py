@@ -66,7 +66,7 @@ BAD = [
     ("class_weight_scale", [0.5], "a mapping of class name to a factor >= 0"),
     ("tuning", "yes", "true, false or a block 'A:B' of fractions of the training part, 0 <= A < B <= 1"),
     ("tuning", "0.8:0.2", "a block 'A:B' of fractions"),
-    ("tuning", 3, "true or false or a block 'A:B'"),
+    ("tuning", 3, "true, false or a block 'A:B' of fractions of the training part, 0 <= A < B <= 1"),
     ("distill_from", "", "a checkpoint path, a shipped model's name or none"),
     ("distill_from", 3, "a checkpoint path, a shipped model's name or none"),
     ("distill_weight", -1, "number >= 0"),

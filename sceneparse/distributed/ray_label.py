@@ -278,10 +278,11 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
     if plan["skipped"]:
         log.info("%d item(s) already labelled in %s: skipped", len(plan["skipped"]), out)
     if todo:
+        tta = TestTimeAugmentation.parse(tta)  # a bad spec fails here, not in every actor
         options = {"temporal": temporal, "refine": tuple(refine), "labels": labels, "probs": probs, "alpha": alpha,
                    "legend": legend, "sinks": list(sinks), "depth": None if depth is None else str(depth),
                    "depth_scale": depth_scale, "max_frames": max_frames,
-                   "tta": None if tta is None else str(TestTimeAugmentation.parse(tta))}  # fmt: skip
+                   "tta": str(tta) if tta else None}  # fmt: skip
         started, workers = _start(ray, address, workers, cpus_per_worker, gpus_per_worker)
         report["workers"] = workers
         report["startup_seconds"] = time.perf_counter() - t0
