@@ -23,7 +23,7 @@ import torch
 
 from sceneparse.errors import ConfigError, InputError
 
-__all__ = ["CRITERIA", "prior_bias", "PriorShift", "regime_table", "choose_gamma", "adjust_checkpoint"]
+__all__ = ["CRITERIA", "prior_bias", "PriorShift", "regime_table", "choose_gamma", "rank_key", "adjust_checkpoint"]
 
 #: How :func:`choose_gamma` ranks the rows of a :func:`regime_table`.
 CRITERIA = ("miou", "pixel+class", "targets")
@@ -72,15 +72,22 @@ def choose_gamma(rows: list[dict], criterion: str = "miou", targets: tuple[float
         raise ConfigError(f"unknown criterion {criterion!r}; use one of {', '.join(CRITERIA)}")
     if not rows:
         raise ConfigError("no gamma to choose from")
+    return max(sorted(rows, key=lambda r: abs(r["gamma"])), key=rank_key(criterion, targets))
+
+
+def rank_key(criterion: str, targets: tuple[float, float] | None = None):
+    """The score by which ``criterion`` ranks a row of figures (``pixel``, ``class``, ``miou``,
+    percent), the higher the better: "miou"; "pixel"; "pixel+class" their mean; "targets"
+    min(pixel / targets[0], class / targets[1]) (the row nearest to reaching both)."""
     if criterion == "targets":
         if not targets or min(targets) <= 0:
             raise ConfigError("criterion 'targets' needs two positive targets: pixel and class accuracy")
-        key = lambda r: min(r["pixel"] / targets[0], r["class"] / targets[1])  # noqa: E731
-    elif criterion == "pixel+class":
-        key = lambda r: (r["pixel"] + r["class"]) / 2  # noqa: E731
-    else:
-        key = lambda r: r["miou"]  # noqa: E731
-    return max(sorted(rows, key=lambda r: abs(r["gamma"])), key=key)
+        return lambda r: min(r["pixel"] / targets[0], r["class"] / targets[1])
+    keys = {"miou": lambda r: r["miou"], "pixel": lambda r: r["pixel"],
+            "pixel+class": lambda r: (r["pixel"] + r["class"]) / 2}  # fmt: skip
+    if criterion not in keys:
+        raise ConfigError(f"unknown criterion {criterion!r}; use one of {', '.join([*keys, 'targets'])}")
+    return keys[criterion]
 
 
 def adjust_checkpoint(src: str | Path, dst: str | Path, frequencies, gamma: float, note: dict | None = None) -> Path:

@@ -74,9 +74,14 @@ class TestTimeAugmentation:
         return cls(tuple(scales), flip="flip" in items)
 
     @property
+    def views(self) -> list[tuple[float, bool]]:
+        """(scale, mirrored) of each copy, in the order :meth:`copies_probs` gives them."""
+        return [(s, m) for s in self.scales for m in ((False, True) if self.flip else (False,))]
+
+    @property
     def copies(self) -> int:
         """Network calls per frame."""
-        return len(self.scales) * (2 if self.flip else 1)
+        return len(self.views)
 
     def __str__(self) -> str:
         return ",".join((["flip"] if self.flip else []) + [f"{s:g}" for s in self.scales])

@@ -13,7 +13,7 @@ from sceneparse.engine import load_checkpoint, model_from_checkpoint
 from sceneparse.errors import ConfigError, InputError
 from sceneparse.evaluate import cached_predictions
 from sceneparse.pipeline import SceneParser, pretrained_path
-from sceneparse.prior import PriorShift, adjust_checkpoint, choose_gamma, prior_bias, regime_table
+from sceneparse.prior import PriorShift, adjust_checkpoint, choose_gamma, prior_bias, rank_key, regime_table
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -67,6 +67,12 @@ def test_feature_regime_table_and_choice():
         choose_gamma(rows, "best")
     with pytest.raises(ConfigError, match="targets"):
         choose_gamma(rows, "targets")
+    # the same ranking for any rows of figures (tools/choose_tta.py)
+    figures = [{"pixel": 80.0, "class": 40.0, "miou": 30.0}, {"pixel": 79.0, "class": 47.0, "miou": 29.0}]
+    assert max(figures, key=rank_key("pixel")) is figures[0]
+    assert max(figures, key=rank_key("targets", (78.5, 46.0))) is figures[1]
+    with pytest.raises(ConfigError, match="unknown criterion 'best'"):
+        rank_key("best")
 
 
 def test_feature_prior_shift_is_softmax_of_shifted_logits():

@@ -54,6 +54,9 @@ def test_feature_probabilities_are_the_mean_over_the_copies():
         back_mirrored = torch.nn.functional.interpolate(mirrored_half, size=(30, 40), mode="bilinear")
         assert torch.allclose(both, (plain + mirrored + back + back_mirrored) / 4, atol=1e-5)
         assert torch.allclose(both.sum(1), torch.ones(2, 30, 40), atol=1e-5)
+        tta = TestTimeAugmentation.parse("flip,0.5")
+        assert [(s, m) for s, m, _ in tta.copies_probs(net, x)] == tta.views == [
+            (0.5, False), (0.5, True), (1.0, False), (1.0, True)]  # fmt: skip
 
 
 def test_feature_depth_is_resized_to_the_nearest_reading():

@@ -8,8 +8,8 @@ Each copy (scale, mirrored) of each image goes through the network once; every c
 probabilities are the mean over its copies (as ``SceneParser.tta`` computes them), scored from
 one confusion matrix each. Prints pixel and class accuracy, mean IoU and network calls per
 image for each candidate (``none`` included) and the one the criterion picks: ``pixel``,
-``miou``, or ``targets`` (the largest min(pixel / target, class / target), as
-``tools/adjust_prior.py``).
+``miou``, or ``targets`` (the largest min(pixel / target, class / target)), ranked as
+``tools/adjust_prior.py`` ranks gammas (:func:`sceneparse.prior.rank_key`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch
 from sceneparse.evaluate import heldout_dataset
 from sceneparse.metrics import ConfusionMatrix
 from sceneparse.pipeline import SceneParser
+from sceneparse.prior import rank_key
 from sceneparse.tta import TestTimeAugmentation
 
 CANDIDATES = ["flip", "0.75,1.25", "flip,0.75,1.25", "flip,0.75,1.25,1.5", "flip,0.5,0.75,1.25,1.5",
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--subset", choices=("tune", "report", "all"), default="tune")
     ap.add_argument("--candidates", nargs="+", default=CANDIDATES, help="--tta specs compared with none")
     ap.add_argument("--criterion", choices=("pixel", "miou", "targets"), default="pixel")
-    ap.add_argument("--targets", nargs=2, type=float, default=(0.0, 0.0), metavar=("PIXEL", "CLASS"))
+    ap.add_argument("--targets", nargs=2, type=float, metavar=("PIXEL", "CLASS"), help="criterion targets")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
@@ -61,18 +62,11 @@ def main(argv=None) -> int:
         copies = {(s, m): p[0] for s, m, p in every.copies_probs(parser._logits, x)}
         label = torch.from_numpy(np.asarray(sample["label"]).astype(np.int64))
         for name, tta in candidates.items():
-            keys = [(s, m) for s in tta.scales for m in ((False, True) if tta.flip else (False,))]
-            cms[name].update(torch.max(sum(copies[k] for k in keys), dim=0).indices, label)
+            cms[name].update(torch.max(sum(copies[v] for v in tta.views), dim=0).indices, label)
         if i % 25 == 0:
             print(f"{i + 1}/{len(ds)} images, {time.perf_counter() - start:.0f} s", flush=True)
     rows = [{"tta": name, "calls": tta.copies, **scores(cms[name])} for name, tta in candidates.items()]
-    tp, tc = args.targets
-    key = {
-        "pixel": lambda r: r["pixel"],
-        "miou": lambda r: r["miou"],
-        "targets": lambda r: min(r["pixel"] / max(tp, 1e-9), r["class"] / max(tc, 1e-9)),
-    }[args.criterion]
-    best = max(rows, key=key)
+    best = max(rows, key=rank_key(args.criterion, args.targets))
     print(f"\n{args.model}, {len(ds)} images ({args.subset} half of the held-out split), {args.threads} threads\n")
     print("| test-time augmentation | network calls | pixel | class | mIoU |\n|---|---:|---:|---:|---:|")
     for r in rows:
