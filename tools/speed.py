@@ -20,6 +20,7 @@ speed rule is the default model at least 5x faster than the paper's and faster t
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -55,6 +56,13 @@ def main() -> None:
         default=[],
         metavar="MODEL",
         help="--part peers: more models (names or checkpoints) timed in the same rounds",
+    )
+    ap.add_argument(
+        "--arch",
+        nargs="*",
+        default=[],
+        metavar="JSON",
+        help="--part peers: untrained msconvnet variants (model_args as JSON) timed in the same rounds",
     )
     ap.add_argument("--tta", nargs="*", default=[], metavar="SPEC",
                     help="--part models: also time parse() with these test-time augmentations (--tta)")  # fmt: skip
@@ -104,6 +112,9 @@ def time_peers(args) -> None:
     }
     for model in args.also:
         parsers[f"`{model}`"] = SceneParser.from_pretrained(model, device=args.device)
+    for arch in args.arch:  # speed does not depend on the weights
+        model = create_model("msconvnet", num_classes=ours.info.num_classes, **json.loads(arch))
+        parsers[f"msconvnet `{arch}`"] = SceneParser(model, ours.info, args.device)
     times: dict = {name: [] for name in parsers}
     for parser in parsers.values():  # warm-up: the traces are made at the second call
         for _ in range(3):

@@ -189,12 +189,18 @@ def msconvnet(
     width: int = 48,
     hidden: int = 96,
     dropout: float = 0.1,
+    dilations: tuple[int, ...] = (1, 2, 4),
     **kwargs,
 ) -> MultiscaleConvNet:
     """Our default: the same multiscale design with a batch-normalised ReLU encoder of cheap
-    3x3 (dilated, residual) convolutions, image-level context and a 2-layer classifier."""
+    3x3 (dilated, residual) convolutions, image-level context and a 2-layer classifier.
+
+    ``dilations`` gives one residual block per entry: its length is the encoder's depth, and
+    with the dilations it sets the receptive field."""
+    if not dilations or any(int(d) < 1 for d in dilations):
+        raise ConfigError(f"dilations must be a non-empty list of integers >= 1, got {dilations!r}")
     return MultiscaleConvNet(
-        ModernEncoder(in_channels, width),
+        ModernEncoder(in_channels, width, tuple(int(d) for d in dilations)),
         num_classes,
         levels,
         in_channels,
