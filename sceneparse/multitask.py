@@ -150,9 +150,10 @@ def frozen_parameters(model: nn.Module) -> list[str]:
 
 
 def head_datasets(cfg: dict) -> dict[str, dict]:
-    """Per dataset of the run, the options its data is read with: the configuration's own
-    fold, folds, target, crop and scale range for ``cfg["dataset"]``, each other dataset's
-    defaults (its own folds, fold 0, default target, crop size and scale range)."""
+    """Per dataset of the run, the options its data is read and weighted with: the
+    configuration's own fold, folds, target, crop, scale range, tuning split and class-weight
+    scales for ``cfg["dataset"]``, each other dataset's defaults (its own folds, fold 0, default
+    target, crop size and scale range; no tuning split, no scales)."""
     from sceneparse.config import train_defaults
 
     names = cfg["datasets"] or [cfg["dataset"]]
@@ -160,9 +161,10 @@ def head_datasets(cfg: dict) -> dict[str, dict]:
     for name in names:
         own = train_defaults(name)
         opts = {k: own.get(k) for k in ("target", "num_folds", "crop_size", "scale_range")}
-        opts["fold"] = 0
+        opts.update(fold=0, tuning=False, class_weight_scale={})
         if name == cfg["dataset"]:
-            opts.update({k: cfg[k] for k in ("target", "fold", "num_folds", "crop_size", "scale_range")})
+            keys = ("target", "fold", "num_folds", "crop_size", "scale_range", "tuning", "class_weight_scale")
+            opts.update({k: cfg[k] for k in keys})
         out[name] = opts
     return out
 
@@ -204,14 +206,13 @@ def run_multitask_training(cfg: dict) -> Path:
         seed_everything,
         write_json,
     )
-    from sceneparse.losses import balanced_class_weights, build_loss, class_frequencies
+    from sceneparse.losses import balanced_class_weights, build_loss, class_frequencies, scaled_class_weights
 
     cfg = check_train_config(cfg)
     if cfg["resume"]:
         raise ConfigError("option resume: runs with datasets, init_from or freeze cannot be resumed; start anew")
-    for key in ("class_weight_scale", "tuning", "distill_from"):
-        if cfg[key]:
-            raise ConfigError(f"option {key}: runs with datasets, init_from or freeze do not take it")
+    if cfg["distill_from"]:
+        raise ConfigError("option distill_from: runs with datasets, init_from or freeze do not take it")
     out = Path(cfg["out"])
     if any(out.glob("final*.pt")) or (out / "last.pt").exists():
         raise ConfigError(f"option out: {out} already holds a run; choose another --out")
@@ -257,6 +258,8 @@ def run_multitask_training(cfg: dict) -> Path:
     for name, info in infos.items():
         freqs = class_frequencies(raw[name], info.num_classes, info.ignore_index)
         w = balanced_class_weights(freqs, cfg["balance_power"]) if cfg["balance_power"] else None
+        if heads[name]["class_weight_scale"]:
+            w = scaled_class_weights(w, info.class_names, heads[name]["class_weight_scale"])
         losses[name] = build_loss(None if w is None else w.to(device), info.ignore_index, cfg["label_smoothing"])
 
     g = torch.Generator().manual_seed(cfg["seed"])

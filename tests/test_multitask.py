@@ -15,7 +15,9 @@ from sceneparse.multitask import (
     build_multihead,
     freeze_encoder,
     frozen_parameters,
+    head_datasets,
     init_encoder,
+    run_multitask_training,
 )
 from sceneparse.pipeline import SceneParser
 
@@ -122,6 +124,19 @@ def test_config_options():
         check_train_config({"datasets": ["siftflow", "siftflow"]})
     with pytest.raises(ConfigError, match="option freeze: expected one of none, encoder"):
         check_train_config({"freeze": "everything"})
+
+
+def test_tuning_split_and_class_weight_scales_go_to_the_run_dataset_only():
+    """A transfer run (``--init-from``) of a time-split set takes the tuning block and the class
+    weight scales; in a run of several sets, the other sets' heads get neither."""
+    cfg = check_train_config({"dataset": "indoor-geometry", "datasets": ["indoor-geometry", "stanford-background"],
+                              "tuning": "0.6:0.75", "class_weight_scale": {"other": 0.5}})  # fmt: skip
+    heads = head_datasets(cfg)
+    assert heads["indoor-geometry"]["tuning"] == "0.6:0.75"
+    assert heads["indoor-geometry"]["class_weight_scale"] == {"other": 0.5}
+    assert heads["stanford-background"]["tuning"] is False and heads["stanford-background"]["class_weight_scale"] == {}
+    with pytest.raises(ConfigError, match="option distill_from"):
+        run_multitask_training({**cfg, "distill_from": "teacher.pt"})
 
 
 @pytest.mark.slow
