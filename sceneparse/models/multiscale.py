@@ -197,10 +197,11 @@ def msconvnet(
 
     ``dilations`` gives one residual block per entry: its length is the encoder's depth, and
     with the dilations it sets the receptive field."""
-    if not dilations or any(int(d) < 1 for d in dilations):
+    ok = isinstance(dilations, (list, tuple)) and dilations
+    if not ok or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dilations):
         raise ConfigError(f"dilations must be a non-empty list of integers >= 1, got {dilations!r}")
     return MultiscaleConvNet(
-        ModernEncoder(in_channels, width, tuple(int(d) for d in dilations)),
+        ModernEncoder(in_channels, width, tuple(dilations)),
         num_classes,
         levels,
         in_channels,

@@ -46,6 +46,23 @@ def test_exception_bad_arguments():
         create_model("msconvnet", num_classes=0)
     with pytest.raises(ConfigError, match="levels"):
         create_model("msconvnet", levels=0)
+    for bad in ([], [1, 0], [1, "2"], [1.5], 4):
+        with pytest.raises(ConfigError, match="dilations must be a non-empty list"):
+            create_model("msconvnet", dilations=bad)
+
+
+def test_feature_dilations_set_depth_and_receptive_field():
+    """One residual block per dilation, each with that dilation; the default is (1, 2, 4), and a
+    checkpoint of a deeper encoder rebuilds with its blocks."""
+    blocks = lambda m: [b.conv.dilation[0] for b in list(m.encoder)[2:]]  # noqa: E731
+    assert blocks(create_model("msconvnet")) == [1, 2, 4]
+    deep = create_model("msconvnet", num_classes=3, width=16, hidden=8, dilations=[1, 2, 4, 1, 2, 4]).eval()
+    assert blocks(deep) == [1, 2, 4, 1, 2, 4]
+    extra = sum(p.numel() for b in list(deep.encoder)[5:] for p in b.parameters())
+    assert extra == 3 * (16 * 16 * 9 + 2 * 16)  # three more 3x3 convolutions and their batch norms
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert deep(x).shape == (1, 3, 64, 64)
 
 
 def test_feature_fit_input_statistics_sets_uv_normalisation(stanford_val):
