@@ -11,6 +11,7 @@ __all__ = [
     "class_frequencies",
     "balanced_class_weights",
     "scaled_class_weights",
+    "loss_class_weights",
     "build_loss",
     "distillation_loss",
     "DistillationLoss",
@@ -70,6 +71,23 @@ def scaled_class_weights(weights: torch.Tensor | None, class_names, scale: dict)
     for name, factor in scale.items():
         w[names.index(name)] *= float(factor)
     return w
+
+
+def loss_class_weights(freqs, class_names, balance_power: float, scale: dict | None = None) -> torch.Tensor | None:
+    """The loss weights of a training run: :func:`balanced_class_weights` at ``balance_power``
+    (0: none, natural frequencies), then the classes named in ``scale`` scaled by
+    :func:`scaled_class_weights`; None when neither applies.
+
+    Example:
+        >>> loss_class_weights([0.5, 0.25, 0.25], ("a", "b", "c"), 1.0, {"a": 2}).tolist()
+        [1.0, 1.0, 1.0]
+        >>> loss_class_weights([0.5, 0.5], ("a", "b"), 0.0) is None
+        True
+    """
+    weights = balanced_class_weights(freqs, balance_power) if balance_power else None
+    if scale:
+        weights = scaled_class_weights(weights, class_names, scale)
+    return weights
 
 
 def build_loss(weights: torch.Tensor | None = None, ignore_index: int = 255, label_smoothing: float = 0.0):

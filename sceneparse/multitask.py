@@ -206,7 +206,7 @@ def run_multitask_training(cfg: dict) -> Path:
         seed_everything,
         write_json,
     )
-    from sceneparse.losses import balanced_class_weights, build_loss, class_frequencies, scaled_class_weights
+    from sceneparse.losses import build_loss, class_frequencies, loss_class_weights
 
     cfg = check_train_config(cfg)
     if cfg["resume"]:
@@ -257,9 +257,7 @@ def run_multitask_training(cfg: dict) -> Path:
     losses = {}
     for name, info in infos.items():
         freqs = class_frequencies(raw[name], info.num_classes, info.ignore_index)
-        w = balanced_class_weights(freqs, cfg["balance_power"]) if cfg["balance_power"] else None
-        if heads[name]["class_weight_scale"]:
-            w = scaled_class_weights(w, info.class_names, heads[name]["class_weight_scale"])
+        w = loss_class_weights(freqs, info.class_names, cfg["balance_power"], heads[name]["class_weight_scale"])
         losses[name] = build_loss(None if w is None else w.to(device), info.ignore_index, cfg["label_smoothing"])
 
     g = torch.Generator().manual_seed(cfg["seed"])

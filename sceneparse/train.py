@@ -35,10 +35,9 @@ from sceneparse.engine import (
 from sceneparse.errors import ConfigError, InputError
 from sceneparse.losses import (
     DistillationLoss,
-    balanced_class_weights,
     build_loss,
     class_frequencies,
-    scaled_class_weights,
+    loss_class_weights,
 )
 from sceneparse.models.base import model_cfg
 from sceneparse.registry import create_model
@@ -268,9 +267,7 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
                  ctx.world_size, ctx.backend, batch_size, cfg["batch_size"])  # fmt: skip
 
     freqs = class_frequencies(raw_train, info.num_classes, info.ignore_index)
-    weights = balanced_class_weights(freqs, cfg["balance_power"]) if cfg["balance_power"] else None
-    if cfg["class_weight_scale"]:
-        weights = scaled_class_weights(weights, info.class_names, cfg["class_weight_scale"])
+    weights = loss_class_weights(freqs, info.class_names, cfg["balance_power"], cfg["class_weight_scale"])
     log.info("class frequencies %s; loss weights %s", freqs.round(4).tolist(),
              None if weights is None else weights.round(decimals=3).tolist())  # fmt: skip
     loss_fn = build_loss(None if weights is None else weights.to(device), info.ignore_index, cfg["label_smoothing"])
