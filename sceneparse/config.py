@@ -53,6 +53,7 @@ TRAIN_DEFAULTS: dict = {
     "distill_from": None,
     "distill_weight": 1.0,
     "distill_temperature": 1.0,
+    "distill_tta": None,
     "crop_size": [240, 320],
     "scale_range": [0.75, 1.5],
     "color_jitter": 0.2,
@@ -105,6 +106,8 @@ TRAIN_HELP = {
     "distill_weight": "with distill_from: lambda, the weight of the distillation term "
     "lambda * T^2 * KL(teacher || model) beside the cross-entropy",
     "distill_temperature": "with distill_from: temperature T that softens both predictions (> 0)",
+    "distill_tta": "with distill_from: the teacher's predictions averaged over test-time copies, as --tta takes "
+    "them (e.g. flip,0.75,1.25); none: the teacher on the crop alone",
     "crop_size": "training crop as HEIGHT WIDTH in pixels, each at least 32",
     "scale_range": "random scaling of training images as MIN MAX",
     "color_jitter": "strength of random brightness, contrast and saturation changes (0: none)",
@@ -284,6 +287,17 @@ def check_train_config(cfg: dict) -> dict:
     if teacher is not None and (not isinstance(teacher, (str, Path)) or not str(teacher)):
         raise _bad("distill_from", teacher, "a checkpoint path, a shipped model's name or none")
     out["distill_from"] = None if teacher is None else str(teacher)
+    if out["distill_tta"] is not None:
+        from sceneparse.tta import TestTimeAugmentation
+
+        if teacher is None:
+            raise _bad("distill_tta", out["distill_tta"], "none without distill_from")
+        try:
+            tta = TestTimeAugmentation.parse(out["distill_tta"])
+        except ConfigError as err:
+            expected = f"none or test-time copies such as flip,0.75,1.25 ({err})"
+            raise _bad("distill_tta", out["distill_tta"], expected) from None
+        out["distill_tta"] = None if tta is None else str(tta)
     for key in _PATHS:
         value = out[key]
         if value is None and key != "out":

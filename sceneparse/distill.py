@@ -4,6 +4,9 @@ The teacher may see more than the student (an RGB-D teacher for an RGB student):
 batches then carry the depth, the student gets the RGB channels, the teacher all it takes. Its
 soft predictions cover every pixel, those the labels leave out too (labels from depth have none
 where the sensor read nothing), and :class:`sceneparse.losses.DistillationLoss` learns from both.
+The teacher may also see test-time copies of each crop (:class:`AugmentedTeacher`, option
+``distill_tta``): the student then learns the augmented teacher's better predictions at the cost
+of one teacher call per copy.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from torch import nn
 
 from sceneparse.errors import ConfigError
 
-__all__ = ["load_teacher", "TeacherStudent"]
+__all__ = ["load_teacher", "TeacherStudent", "AugmentedTeacher"]
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +90,23 @@ class TeacherStudent(nn.Module):
         with torch.no_grad():
             teacher = self.teacher(x[:, : self.teacher_channels])
         return torch.cat([student, teacher.to(student.dtype)], dim=1)
+
+
+class AugmentedTeacher(nn.Module):
+    """A teacher whose predictions are its class probabilities averaged over the test-time copies
+    of ``tta`` (:class:`sceneparse.tta.TestTimeAugmentation`), returned as log-probabilities: the
+    logits of that mean, which the distillation loss softens as any other.
+
+    Example:
+        >>> from sceneparse.tta import TestTimeAugmentation
+        >>> net = AugmentedTeacher(nn.Conv2d(3, 2, 1), TestTimeAugmentation((0.5,), flip=True))
+        >>> net(torch.zeros(1, 3, 8, 8)).exp().sum(1).allclose(torch.ones(1, 8, 8))
+        True
+    """
+
+    def __init__(self, teacher: nn.Module, tta, rgb_channels: int = 3) -> None:
+        super().__init__()
+        self.teacher, self.tta, self.rgb_channels = teacher, tta, rgb_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tta.probs(self.teacher, x, self.rgb_channels).clamp_min_(1e-8).log_()

@@ -182,6 +182,22 @@ def _batch_input(batch: dict, device) -> torch.Tensor:
     return x
 
 
+def _teacher(cfg: dict, class_names, device) -> nn.Module:
+    """The frozen teacher of option ``distill_from`` for the run's own dataset (RGB, as these
+    runs are), its predictions averaged over ``distill_tta``'s copies when that is set."""
+    from sceneparse.distill import AugmentedTeacher, load_teacher
+    from sceneparse.models.base import model_cfg
+    from sceneparse.tta import TestTimeAugmentation
+
+    teacher = load_teacher(cfg["distill_from"], class_names, device)[0]
+    if model_cfg(teacher).in_channels != 3:
+        raise ConfigError(f"option distill_from: {cfg['distill_from']} takes depth; runs with datasets, init_from or "
+                          "freeze train on RGB and take RGB teachers only")  # fmt: skip
+    log.info("distillation from %s: weight %g, temperature %g, test-time copies %s", cfg["distill_from"],
+             cfg["distill_weight"], cfg["distill_temperature"], cfg["distill_tta"] or "none")  # fmt: skip
+    return AugmentedTeacher(teacher, TestTimeAugmentation.parse(cfg["distill_tta"])) if cfg["distill_tta"] else teacher
+
+
 def run_multitask_training(cfg: dict) -> Path:
     """Train as ``cfg`` says, with one head per dataset of ``cfg["datasets"]`` (or the single
     ``cfg["dataset"]``), optionally from ``cfg["init_from"]``'s encoder, optionally frozen.
@@ -206,13 +222,11 @@ def run_multitask_training(cfg: dict) -> Path:
         seed_everything,
         write_json,
     )
-    from sceneparse.losses import build_loss, class_frequencies, loss_class_weights
+    from sceneparse.losses import build_loss, class_frequencies, distillation_loss, loss_class_weights
 
     cfg = check_train_config(cfg)
     if cfg["resume"]:
         raise ConfigError("option resume: runs with datasets, init_from or freeze cannot be resumed; start anew")
-    if cfg["distill_from"]:
-        raise ConfigError("option distill_from: runs with datasets, init_from or freeze do not take it")
     out = Path(cfg["out"])
     if any(out.glob("final*.pt")) or (out / "last.pt").exists():
         raise ConfigError(f"option out: {out} already holds a run; choose another --out")
@@ -254,6 +268,8 @@ def run_multitask_training(cfg: dict) -> Path:
         log.info("frozen: %d encoder parameters (only the classifiers learn)", len(freeze_encoder(model)))
     model = model.to(device)
 
+    teacher = _teacher(cfg, infos[cfg["dataset"]].class_names, device) if cfg["distill_from"] else None
+
     losses = {}
     for name, info in infos.items():
         freqs = class_frequencies(raw[name], info.num_classes, info.ignore_index)
@@ -290,7 +306,12 @@ def run_multitask_training(cfg: dict) -> Path:
         for name in bar:
             batch = next(iters[name])
             x, y = _batch_input(batch, device), batch["label"].to(device)
-            loss = losses[name](model(x, name).float(), y)
+            logits = model(x, name).float()
+            loss = losses[name](logits, y)
+            if teacher is not None and name == cfg["dataset"]:  # the teacher knows the run's own classes
+                with torch.no_grad():
+                    soft = teacher(x).float()
+                loss = loss + cfg["distill_weight"] * distillation_loss(logits, soft, cfg["distill_temperature"])
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch} ({name}); lower the lr")
             optimizer.zero_grad(set_to_none=True)

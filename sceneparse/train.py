@@ -17,7 +17,7 @@ from sceneparse.config import TRAIN_DEFAULTS, check_resume, check_train_config
 from sceneparse.data import build_dataset
 from sceneparse.data.presets import eval_preset, train_preset
 from sceneparse.data.sampling import GlobalBatchSampler, SeededSamples
-from sceneparse.distill import TeacherStudent, load_teacher
+from sceneparse.distill import AugmentedTeacher, TeacherStudent, load_teacher
 from sceneparse.distributed import ddp
 from sceneparse.engine import (
     build_optimizer,
@@ -41,6 +41,7 @@ from sceneparse.losses import (
 )
 from sceneparse.models.base import model_cfg
 from sceneparse.registry import create_model
+from sceneparse.tta import TestTimeAugmentation
 
 __all__ = ["run_training", "recorded_train_config"]
 
@@ -257,7 +258,11 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     # modules, wrapped for DistributedDataParallel when there are several processes.
     net = model
     if teacher is not None:  # the training net returns the student's and the teacher's logits
-        net = TeacherStudent(model, teacher, model_cfg(model).in_channels, model_cfg(teacher).in_channels)
+        teacher_channels = model_cfg(teacher).in_channels
+        if cfg["distill_tta"]:
+            teacher = AugmentedTeacher(teacher, TestTimeAugmentation.parse(cfg["distill_tta"]))
+            log.info("the teacher's predictions averaged over test-time copies %s", cfg["distill_tta"])
+        net = TeacherStudent(model, teacher, model_cfg(model).in_channels, teacher_channels)
     if ctx.distributed:
         # batch statistics over the global batch, not each process's share of it
         model = ddp.convert_sync_batchnorm(model, ctx)

@@ -72,6 +72,7 @@ BAD = [
     ("distill_weight", -1, "number >= 0"),
     ("distill_temperature", 0, "number > 0"),
     ("distill_temperature", "hot", "number > 0"),
+    ("distill_tta", "flip", "none without distill_from"),
     ("label_smoothing", 1.0, "number >= 0 and < 1"),
     ("label_smoothing", -0.1, "number >= 0 and < 1"),
     ("crop_size", 240, "two integers HEIGHT WIDTH, each at least 32"),

@@ -90,7 +90,15 @@ def test_exception_bad_options():
     with pytest.raises(ConfigError, match="distill_from"):
         check_train_config({**base, "distill_from": ""})
     cfg = check_train_config({**base, "distill_from": "indoor-geometry-rgbd", "distill_weight": "5e-1"})
-    assert cfg["distill_weight"] == 0.5 and cfg["distill_temperature"] == 1.0
+    assert cfg["distill_weight"] == 0.5 and cfg["distill_temperature"] == 1.0 and cfg["distill_tta"] is None
+    with pytest.raises(ConfigError, match="option distill_tta: expected none without distill_from"):
+        check_train_config({**base, "distill_tta": "flip"})
+    with pytest.raises(ConfigError, match="option distill_tta: .*'mirror' is neither 'flip' nor a scale"):
+        check_train_config({**base, "distill_from": "indoor-geometry-rgbd", "distill_tta": "mirror"})
+    cfg = check_train_config({**base, "distill_from": "indoor-geometry-rgbd", "distill_tta": "1.25, FLIP,0.75"})
+    assert cfg["distill_tta"] == "flip,0.75,1,1.25"
+    cfg = check_train_config({**base, "distill_from": "indoor-geometry-rgbd", "distill_tta": "none"})
+    assert cfg["distill_tta"] is None
 
 
 def test_exception_teacher_of_another_class_set_or_unknown(tmp_path):
@@ -102,13 +110,39 @@ def test_exception_teacher_of_another_class_set_or_unknown(tmp_path):
         load_teacher(str(tmp_path / "missing.pt"), ("floor",))
 
 
-def test_exception_multitask_runs_refuse_distillation(tmp_path):
-    from sceneparse.train import run_training
+def test_exception_transfer_runs_take_rgb_teachers_of_their_classes():
+    """Runs with datasets, init_from or freeze (sceneparse.multitask) train RGB models: a teacher
+    that takes depth or knows other classes is refused before any training."""
+    from sceneparse.multitask import _teacher
 
-    cfg = {**TRAIN_DEFAULTS, "datasets": ["stanford-background", "siftflow"], "distill_from": "default",
-           "out": str(tmp_path / "run")}  # fmt: skip
-    with pytest.raises(ConfigError, match="distill_from: runs with datasets"):
-        run_training(cfg)
+    cfg = {**TRAIN_DEFAULTS, "distill_from": "indoor-geometry-rgbd"}
+    with pytest.raises(ConfigError, match="indoor-geometry-rgbd takes depth"):
+        _teacher(cfg, ("floor", "support", "vertical", "other"), "cpu")
+    with pytest.raises(ConfigError, match="predicts floor, support"):
+        _teacher(cfg, ("sky", "tree"), "cpu")
+
+
+def test_feature_augmented_teacher_averages_its_copies():
+    """The teacher's soft predictions with ``distill_tta``: log of the mean probabilities over the
+    copies. A per-pixel teacher (1x1 convolution) predicts the same for a mirrored copy, so flips
+    change nothing; a teacher that looks left differs from its mirror, and the mean lies between."""
+    from sceneparse.distill import AugmentedTeacher
+    from sceneparse.tta import TestTimeAugmentation
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 8, 12)
+    pointwise = nn.Conv2d(3, 4, 1)
+    flip = TestTimeAugmentation(flip=True)
+    out = AugmentedTeacher(pointwise, flip)(x)
+    assert torch.allclose(out, F.log_softmax(pointwise(x), 1), atol=1e-5)
+    lopsided = nn.Conv2d(3, 4, (1, 3), padding=(0, 1))
+    with torch.no_grad():
+        lopsided.weight[..., 2] = 0  # sees the pixel and its left neighbour only
+    out = AugmentedTeacher(lopsided, flip)(x).exp()
+    plain = F.softmax(lopsided(x), 1)
+    mirrored = F.softmax(lopsided(x.flip(-1)), 1).flip(-1)
+    assert torch.allclose(out, (plain + mirrored) / 2, atol=1e-5) and not torch.allclose(out, plain, atol=1e-3)
+    assert torch.allclose(out.sum(1), torch.ones(2, 8, 12), atol=1e-5)
 
 
 def test_feature_short_run_rgb_student_rgbd_teacher_on_real_frames(sevenscenes_path, tmp_path, monkeypatch):

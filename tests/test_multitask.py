@@ -17,7 +17,6 @@ from sceneparse.multitask import (
     frozen_parameters,
     head_datasets,
     init_encoder,
-    run_multitask_training,
 )
 from sceneparse.pipeline import SceneParser
 
@@ -135,8 +134,6 @@ def test_tuning_split_and_class_weight_scales_go_to_the_run_dataset_only():
     assert heads["indoor-geometry"]["tuning"] == "0.6:0.75"
     assert heads["indoor-geometry"]["class_weight_scale"] == {"other": 0.5}
     assert heads["stanford-background"]["tuning"] is False and heads["stanford-background"]["class_weight_scale"] == {}
-    with pytest.raises(ConfigError, match="option distill_from"):
-        run_multitask_training({**cfg, "distill_from": "teacher.pt"})
 
 
 @pytest.mark.slow
@@ -179,3 +176,31 @@ def test_frozen_transfer_run_keeps_the_encoder(stanford_path, tmp_path):
     assert not torch.equal(state["encoder.0.0.weight"], shared["encoder.0.0.weight"])
     assert torch.equal(state["pyramid.uv_mean"], shared["pyramid.uv_mean"])  # the normalisation it was trained with
     assert main([*common, "--out", str(tmp_path / "tuned"), "--resume", str(src)]) == 1  # not resumable
+
+
+@pytest.mark.slow
+def test_transfer_run_learns_from_an_augmented_teacher(stanford_path, tmp_path, monkeypatch):
+    """``--init-from X --distill-from M --distill-tta flip,0.75`` on real images: every step adds the
+    distillation term with the teacher's probabilities averaged over its copies (log-probabilities:
+    they sum to 1), at the temperature asked; the run's config records the copies."""
+    import sceneparse.losses
+
+    calls = []
+    original = sceneparse.losses.distillation_loss
+
+    def spy(student, teacher, temperature):
+        calls.append((student.shape, teacher.exp().sum(1), temperature))
+        return original(student, teacher, temperature)
+
+    monkeypatch.setattr(sceneparse.losses, "distillation_loss", spy)
+    src = _checkpoint(tmp_path / "src.pt", num_classes=8)
+    assert main(["train", "--limit", "8", "--batch-size", "4", "--epochs", "1", "--model-args", json.dumps(ARGS),
+                 "--crop-size", "96", "128", "--threads", "2", "--no-progress", "--init-from", str(src),
+                 "--distill-from", "stanford-background", "--distill-tta", "flip,0.75", "--distill-temperature", "2",
+                 "--out", str(tmp_path / "run")]) == 0  # fmt: skip
+    assert len(calls) == 2  # 8 images in batches of 4
+    for shape, total, temperature in calls:
+        assert shape == (4, 8, 96, 128) and temperature == 2.0
+        assert torch.allclose(total, torch.ones_like(total), atol=1e-4)
+    cfg = load_checkpoint(tmp_path / "run" / "final.pt")["meta"]["train_config"]
+    assert cfg["distill_from"] == "stanford-background" and cfg["distill_tta"] == "flip,0.75,1"
