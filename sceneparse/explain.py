@@ -121,7 +121,7 @@ def feature_maps(parser, rgb: np.ndarray, depth: np.ndarray | None = None) -> li
     """
     model = parser.model
     kind = _model_kind(model)
-    rgb, depth = parser._inputs(rgb, depth)  # the parser's own input checks
+    rgb, depth = parser.check_inputs(rgb, depth)  # the parser's own input checks
     device = next(model.parameters()).device
     x = _as_batch(rgb, depth).to(device)
     from sceneparse.models.pyramid import pad_to_multiple
@@ -225,7 +225,7 @@ def occlusion_sensitivity(
     if region not in ("class", "image"):
         raise ConfigError(f"region must be 'class' or 'image', got {region!r}")
     model = parser.model
-    rgb, depth = parser._inputs(rgb, depth)  # the parser's own input checks
+    rgb, depth = parser.check_inputs(rgb, depth)  # the parser's own input checks
     device = next(model.parameters()).device
     x = _as_batch(rgb, depth).to(device)
     h, w = rgb.shape[:2]
@@ -504,7 +504,7 @@ def explain(
     """
     out = Path(out)
     _model_kind(parser.model)  # a clear error before any work
-    rgb, depth = parser._inputs(rgb, depth)
+    rgb, depth = parser.check_inputs(rgb, depth)
     paths = {"filters": plot_filters(parser.model, out / "filters.png")}
     views = feature_maps(parser, rgb, depth)
     name = parser.name or type(parser.model).__name__

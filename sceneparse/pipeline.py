@@ -262,9 +262,17 @@ class SceneParser:
 
     # ------------------------------------------------------------------ parsing
 
-    def _inputs(self, rgb, depth) -> tuple[np.ndarray, np.ndarray | None]:
+    def check_inputs(self, rgb, depth=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``rgb`` (HxWx3 uint8) and ``depth`` (HxW metres or None) as :meth:`parse` takes them,
+        checked against this model (a clear :class:`~sceneparse.errors.InputError` otherwise)."""
         rgb = self._check_rgb(rgb)
         return rgb, self._check_depth(depth, rgb.shape[:2])
+
+    def network_input(self, rgb, depth=None) -> torch.Tensor:
+        """The network's 1xC_inxHxW input for one frame, after :meth:`check_inputs`: RGB in [0, 1],
+        then depth in metres, on :attr:`device`; what :meth:`logits` takes."""
+        rgb, depth = self.check_inputs(rgb, depth)
+        return self._input_tensor([rgb], [depth])
 
     def _probs(self, rgb: np.ndarray, depth: np.ndarray | None) -> torch.Tensor:
         return self._probs_batch([rgb], [depth])[0]
@@ -275,7 +283,7 @@ class SceneParser:
         :attr:`tta`, the mean over its copies of the frames (never coarse)."""
         x = self._input_tensor(rgbs, depths)
         if self._tta is not None:
-            return self._tta.probs(self._logits, x)
+            return self._tta.probs(self.logits, x)
         net = self._network(x, coarse)
         with torch.inference_mode():
             logits = net(x)
@@ -291,7 +299,9 @@ class SceneParser:
             x = torch.cat([x, torch.from_numpy(np.stack(depths)).to(self.device)[:, None]], dim=1)
         return x
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """NxCxHxW class scores of the network (no test-time augmentation) for an input as
+        :meth:`network_input` gives it."""
         net = self._network(x)  # outside inference mode: it may trace
         with torch.inference_mode():
             return net(x)
@@ -432,7 +442,7 @@ class SceneParser:
 
     def predict_probs(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         """CxHxW float32 class probabilities of the raw convnet (no refinement)."""
-        return self._probs(*self._inputs(rgb, depth)).cpu().numpy()
+        return self._probs(*self.check_inputs(rgb, depth)).cpu().numpy()
 
     def parse(self, rgb: np.ndarray, depth: np.ndarray | None = None, refine=()) -> ParseResult:
         """Label every pixel of ``rgb`` (HxWx3 uint8, RGB order).
@@ -444,7 +454,7 @@ class SceneParser:
                 ``{"name": ..., **params}`` mappings or refiner instances.
         """
         refiners = self._bind(refine)
-        rgb, depth = self._inputs(rgb, depth)
+        rgb, depth = self.check_inputs(rgb, depth)
         return self._result(rgb, depth, self._probs(rgb, depth), refiners)
 
     def parse_stream(self, frames, temporal=True, refine=(), batch_size: int | None = None, smooth_at: str = "network",
@@ -608,7 +618,7 @@ class SceneParser:
                     log.warning("%s (the RGB model parses the frame without it; further frames without their "
                                 "depth are counted, not logged)", lost)  # fmt: skip
                     warned = True
-                rgb, depth = self._inputs(item.image, depth)
+                rgb, depth = self.check_inputs(item.image, depth)
             except ValueError as err:
                 if on_error is None:
                     raise

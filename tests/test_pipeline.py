@@ -76,6 +76,22 @@ def test_feature_shipped_model_labels_real_images(parser, stanford_val):
     assert scores["mean_class_accuracy"] > 0.70
 
 
+def test_feature_network_input_and_logits_are_what_parse_uses(parser, stanford_val):
+    """The public steps under parse(): the checked input tensor and the network's scores, whose
+    softmax is predict_probs() and whose arg-max is parse()'s labels; bad input is refused there too."""
+    img = stanford_val[0]["image"]
+    x = parser.network_input(img)
+    assert x.shape == (1, 3, *img.shape[:2]) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    logits = parser.logits(x)
+    assert logits.shape == (1, parser.num_classes, *img.shape[:2])
+    probs = torch.softmax(logits[0], 0).numpy()
+    assert np.allclose(probs, parser.predict_probs(img), atol=1e-5)
+    assert np.array_equal(probs.argmax(0), parser.parse(img).labels)
+    assert parser.check_inputs(img)[1] is None
+    with pytest.raises(ValueError, match="HxWx3"):
+        parser.network_input(img[..., 0])
+
+
 def test_feature_overlay_and_colorize(parser, stanford_val):
     img = stanford_val[0]["image"]
     result = parser.parse(img)

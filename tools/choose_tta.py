@@ -57,9 +57,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     for i in range(len(ds)):
         sample = ds[i]
-        rgb, depth = parser._inputs(sample["image"], sample.get("depth"))
-        x = parser._input_tensor([rgb], [depth])
-        copies = {(s, m): p[0] for s, m, p in every.copies_probs(parser._logits, x)}
+        x = parser.network_input(sample["image"], sample.get("depth"))
+        copies = {(s, m): p[0] for s, m, p in every.copies_probs(parser.logits, x)}
         label = torch.from_numpy(np.asarray(sample["label"]).astype(np.int64))
         for name, tta in candidates.items():
             cms[name].update(torch.max(sum(copies[v] for v in tta.views), dim=0).indices, label)
