@@ -17,19 +17,23 @@ import torch
 from torch import nn
 
 from sceneparse.errors import ConfigError
+from sceneparse.tta import TestTimeAugmentation
 
 __all__ = ["load_teacher", "TeacherStudent", "AugmentedTeacher"]
 
 log = logging.getLogger(__name__)
 
 
-def load_teacher(spec: str, class_names, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+def load_teacher(spec: str, class_names, device: torch.device | str = "cpu", tta=None) -> tuple[nn.Module, dict]:
     """The frozen teacher (eval mode, no gradients, on ``device``) named by ``spec`` and its
     checkpoint's training options.
 
     Args:
         spec: a checkpoint path, or the name of a model shipped in the package.
         class_names: the classes the student learns; the teacher must predict the same, in the same order.
+        tta: test-time copies (option ``distill_tta``: a spec such as "flip,0.75,1.25", or a
+            :class:`~sceneparse.tta.TestTimeAugmentation`) whose mean predictions the teacher
+            gives (:class:`AugmentedTeacher`); None: the teacher's own.
 
     Raises:
         ConfigError: an unknown name, or a teacher of another class set.
@@ -47,9 +51,13 @@ def load_teacher(spec: str, class_names, device: torch.device | str = "cpu") -> 
             f"option distill_from: the teacher {spec} predicts {', '.join(info.class_names)} but the student learns "
             f"{', '.join(class_names)}: distillation needs the same classes in the same order"
         )
-    model.requires_grad_(False)
-    log.info("distillation teacher %s: model %s, %d input channels", path, ckpt["model"], model_cfg(model).in_channels)
-    return model.to(device).eval(), ckpt["meta"].get("train_config") or {}
+    tta = TestTimeAugmentation.parse(tta)
+    if tta is not None:
+        model = AugmentedTeacher(model, tta)
+    model = model.requires_grad_(False).to(device).eval()
+    log.info("distillation teacher %s: model %s, %d input channels, test-time copies %s", path, ckpt["model"],
+             model_cfg(model).in_channels, tta or "none")  # fmt: skip
+    return model, ckpt["meta"].get("train_config") or {}
 
 
 class TeacherStudent(nn.Module):
@@ -95,7 +103,8 @@ class TeacherStudent(nn.Module):
 class AugmentedTeacher(nn.Module):
     """A teacher whose predictions are its class probabilities averaged over the test-time copies
     of ``tta`` (:class:`sceneparse.tta.TestTimeAugmentation`), returned as log-probabilities: the
-    logits of that mean, which the distillation loss softens as any other.
+    logits of that mean, which the distillation loss softens as any other. It declares the
+    teacher's metadata (:meth:`pretrained_cfg`): its input channels, classes and the rest.
 
     Example:
         >>> from sceneparse.tta import TestTimeAugmentation
@@ -107,6 +116,9 @@ class AugmentedTeacher(nn.Module):
     def __init__(self, teacher: nn.Module, tta, rgb_channels: int = 3) -> None:
         super().__init__()
         self.teacher, self.tta, self.rgb_channels = teacher, tta, rgb_channels
+
+    def pretrained_cfg(self):
+        return self.teacher.pretrained_cfg()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tta.probs(self.teacher, x, self.rgb_channels).clamp_min_(1e-8).log_()

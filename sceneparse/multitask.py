@@ -185,17 +185,16 @@ def _batch_input(batch: dict, device) -> torch.Tensor:
 def _teacher(cfg: dict, class_names, device) -> nn.Module:
     """The frozen teacher of option ``distill_from`` for the run's own dataset (RGB, as these
     runs are), its predictions averaged over ``distill_tta``'s copies when that is set."""
-    from sceneparse.distill import AugmentedTeacher, load_teacher
+    from sceneparse.distill import load_teacher
     from sceneparse.models.base import model_cfg
-    from sceneparse.tta import TestTimeAugmentation
 
-    teacher = load_teacher(cfg["distill_from"], class_names, device)[0]
+    teacher = load_teacher(cfg["distill_from"], class_names, device, cfg["distill_tta"])[0]
     if model_cfg(teacher).in_channels != 3:
         raise ConfigError(f"option distill_from: {cfg['distill_from']} takes depth; runs with datasets, init_from or "
                           "freeze train on RGB and take RGB teachers only")  # fmt: skip
-    log.info("distillation from %s: weight %g, temperature %g, test-time copies %s", cfg["distill_from"],
-             cfg["distill_weight"], cfg["distill_temperature"], cfg["distill_tta"] or "none")  # fmt: skip
-    return AugmentedTeacher(teacher, TestTimeAugmentation.parse(cfg["distill_tta"])) if cfg["distill_tta"] else teacher
+    log.info("distillation from %s: weight %g, temperature %g", cfg["distill_from"], cfg["distill_weight"],
+             cfg["distill_temperature"])  # fmt: skip
+    return teacher
 
 
 def run_multitask_training(cfg: dict) -> Path:

@@ -17,7 +17,7 @@ from sceneparse.config import TRAIN_DEFAULTS, check_resume, check_train_config
 from sceneparse.data import build_dataset
 from sceneparse.data.presets import eval_preset, train_preset
 from sceneparse.data.sampling import GlobalBatchSampler, SeededSamples
-from sceneparse.distill import AugmentedTeacher, TeacherStudent, load_teacher
+from sceneparse.distill import TeacherStudent, load_teacher
 from sceneparse.distributed import ddp
 from sceneparse.engine import (
     build_optimizer,
@@ -41,7 +41,6 @@ from sceneparse.losses import (
 )
 from sceneparse.models.base import model_cfg
 from sceneparse.registry import create_model
-from sceneparse.tta import TestTimeAugmentation
 
 __all__ = ["run_training", "recorded_train_config"]
 
@@ -109,7 +108,7 @@ def _distillation_teacher(cfg: dict, kw: dict, info, device) -> tuple[torch.nn.M
     """The frozen teacher of option ``distill_from`` and the dataset options of the training
     batches: with depth when the teacher takes it and the student does not (filled as option
     ``depth_fill`` says, else as the teacher was trained)."""
-    teacher, teacher_config = load_teacher(cfg["distill_from"], info.class_names, device)
+    teacher, teacher_config = load_teacher(cfg["distill_from"], info.class_names, device, cfg["distill_tta"])
     if model_cfg(teacher).in_channels == 4 and kw["modality"] != "rgbd":
         fill = cfg["depth_fill"] or teacher_config.get("depth_fill")
         kw = {**kw, "modality": "rgbd", "depth_fill": fill}
@@ -258,11 +257,7 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     # modules, wrapped for DistributedDataParallel when there are several processes.
     net = model
     if teacher is not None:  # the training net returns the student's and the teacher's logits
-        teacher_channels = model_cfg(teacher).in_channels
-        if cfg["distill_tta"]:
-            teacher = AugmentedTeacher(teacher, TestTimeAugmentation.parse(cfg["distill_tta"]))
-            log.info("the teacher's predictions averaged over test-time copies %s", cfg["distill_tta"])
-        net = TeacherStudent(model, teacher, model_cfg(model).in_channels, teacher_channels)
+        net = TeacherStudent(model, teacher, model_cfg(model).in_channels, model_cfg(teacher).in_channels)
     if ctx.distributed:
         # batch statistics over the global batch, not each process's share of it
         model = ddp.convert_sync_batchnorm(model, ctx)

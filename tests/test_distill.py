@@ -145,6 +145,21 @@ def test_feature_augmented_teacher_averages_its_copies():
     assert torch.allclose(out.sum(1), torch.ones(2, 8, 12), atol=1e-5)
 
 
+def test_feature_load_teacher_with_test_time_copies():
+    """``load_teacher(..., tta=...)`` gives the augmented teacher, frozen, which declares the
+    teacher's own metadata (an RGB-D teacher still asks for depth); ``tta=None`` the plain one."""
+    from sceneparse.distill import AugmentedTeacher
+    from sceneparse.models.base import model_cfg
+
+    classes = ("floor", "support", "vertical", "other")
+    plain = load_teacher("indoor-geometry-rgbd", classes)[0]
+    teacher = load_teacher("indoor-geometry-rgbd", classes, tta="flip,0.75")[0]
+    assert isinstance(teacher, AugmentedTeacher) and not isinstance(plain, AugmentedTeacher)
+    assert str(teacher.tta) == "flip,0.75,1" and not teacher.training
+    assert model_cfg(teacher) == model_cfg(plain) and model_cfg(teacher).in_channels == 4
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
 def test_feature_short_run_rgb_student_rgbd_teacher_on_real_frames(sevenscenes_path, tmp_path, monkeypatch):
     """An RGB model learns from the shipped RGB-D model: the training batches carry depth for the
     teacher, the student and its checkpoint stay RGB, and the teacher is not changed."""
