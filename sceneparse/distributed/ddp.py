@@ -9,6 +9,7 @@ is one process, and nothing here changes what training does.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from dataclasses import dataclass
@@ -108,8 +109,15 @@ def setup(device: str = "auto") -> DistContext:
 
 
 def teardown(ctx: DistContext) -> None:
-    """Leave the process group if :func:`setup` created it (a group of the caller's stays)."""
+    """Leave the process group if :func:`setup` created it (a group of the caller's stays).
+
+    The ``DistributedDataParallel`` wrapper of a finished run lives on in reference cycles, its
+    reducer holding the group: collected first, or it dies during the interpreter's shutdown,
+    where gloo's threads can abort the process (SIGABRT, "terminate called without an active
+    exception") after a run that wrote everything.
+    """
     if ctx.joined_here and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -142,6 +142,37 @@ def test_exception_global_batch_must_divide_among_processes():
         ddp.per_rank_batch(8, ctx)
 
 
+def test_feature_teardown_frees_the_finished_runs_ddp_wrapper_before_leaving_the_group(tmp_path):
+    """A DDP wrapper outlives the function that made it (reference cycles) and holds the group
+    through its reducer; teardown collects it while the interpreter is whole (left to the
+    interpreter's shutdown, gloo aborted a finished run now and then)."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    ctx = ddp.DistContext(rank=0, world_size=2, backend="gloo", joined_here=True)
+
+    def one_step():
+        net = torch.nn.parallel.DistributedDataParallel(torch.nn.Conv2d(3, 4, 3))
+        net(torch.randn(2, 3, 8, 8)).sum().backward()
+        return weakref.ref(net)
+
+    was = gc.isenabled()
+    gc.disable()  # only teardown may collect
+    try:
+        wrapper = one_step()
+        assert wrapper() is not None  # still alive after its function returned
+        ddp.teardown(ctx)
+    finally:
+        if was:
+            gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    assert wrapper() is None and not dist.is_initialized()
+
+
 def test_smoke_one_process_without_torchrun_is_not_distributed(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     ctx = ddp.setup("cpu")
