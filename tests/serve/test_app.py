@@ -169,7 +169,7 @@ def test_feature_full_queue_answers_503_at_once(parser, photos):
         second = batcher.submit(rgb)  # fills the queue
         t = time.perf_counter()
         response = c.post("/v1/parse", files={"image": (name, data)})
-        assert time.perf_counter() - t < 2
+        assert time.perf_counter() - t < 10  # at once: the held parse would take 30 s
         _error(response, 503, "busy")
         assert response.headers["Retry-After"] == "1"
         held.go.set()
