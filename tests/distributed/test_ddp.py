@@ -158,7 +158,7 @@ def test_feature_teardown_frees_the_finished_runs_ddp_wrapper_before_leaving_the
         net = torch.nn.parallel.DistributedDataParallel(torch.nn.Conv2d(3, 4, 3))
         net(torch.randn(2, 3, 8, 8)).sum().backward()
         held = {"net": net}
-        held["self"] = held  # a cycle, as DDP's own hooks make one in a fresh process (not in every one)
+        held["self"] = held  # a cycle of its own: in a fresh process one of DDP.__init__'s frames keeps it, not always
         return weakref.ref(net)
 
     was = gc.isenabled()
