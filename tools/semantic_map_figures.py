@@ -265,6 +265,22 @@ def surface_only_fuse(self, depth, intrinsics, pose, probs, incidence_weight=Fal
     self._add_readings(flat[found], logp[found])
 
 
+def pooled_readings(self, depth, intrinsics, probs, pool="log"):
+    """SemanticMap._readings with what each reading adds to its voxels changed: ``linear`` its
+    probabilities (a linear opinion pool: the map's class is the arg-max of their sum), ``vote``
+    a one-hot of its arg-max (the class most readings chose)."""
+    readings = _READINGS(self, depth, intrinsics, probs)
+    if readings is None or pool == "log":
+        return readings
+    *rest, logp = readings
+    if pool == "linear":
+        return (*rest, np.exp(logp))
+    return (*rest, np.eye(logp.shape[1], dtype=np.float32)[logp.argmax(1)])
+
+
+_READINGS = SemanticMap._readings
+
+
 def nearest_query(self, points):
     """The class of the voxel each point falls in (rounded, as the class update rounds a
     reading), where it has class observations; elsewhere :func:`trilinear_query`."""
@@ -346,6 +362,9 @@ def main(argv=None) -> dict:
         action="store_true",
         help="with --surface-only: each reading's log-probabilities times |cos| of its incidence angle",
     )
+    ap.add_argument("--pool", choices=("log", "linear", "vote"), default="log",
+                    help="what a reading adds to its voxels: log = its log-probabilities (the package's "
+                    "Bayesian update); linear = its probabilities; vote = a one-hot of its arg-max")  # fmt: skip
     ap.add_argument("--adapt-steps", type=int, default=3, help="--adapt map, depth-steps: SGD steps per fused frame")
     ap.add_argument("--adapt-lr", type=float, default=0.01, help="--adapt map, depth-steps: learning rate")
     ap.add_argument("--adapt-min-conf", type=float, default=0.0,
@@ -356,6 +375,8 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     if args.surface_only or args.incidence_weight:  # variants of the map tried (not the package's)
         SemanticMap._fuse_classes = functools.partialmethod(surface_only_fuse, incidence_weight=args.incidence_weight)
+    if args.pool != "log":
+        SemanticMap._readings = functools.partialmethod(pooled_readings, pool=args.pool)
     if args.query != "corners":
         SemanticMap.query = {"trilinear": trilinear_query, "nearest": nearest_query}[args.query]
     import cv2
