@@ -265,20 +265,20 @@ def surface_only_fuse(self, depth, intrinsics, pose, probs, incidence_weight=Fal
     self._add_readings(flat[found], logp[found])
 
 
-def pooled_readings(self, depth, intrinsics, probs, pool="log"):
+_READINGS = SemanticMap._readings  # the package's, before --pool replaces it
+
+
+def pooled_readings(self, depth, intrinsics, probs, pool):
     """SemanticMap._readings with what each reading adds to its voxels changed: ``linear`` its
     probabilities (a linear opinion pool: the map's class is the arg-max of their sum), ``vote``
     a one-hot of its arg-max (the class most readings chose)."""
     readings = _READINGS(self, depth, intrinsics, probs)
-    if readings is None or pool == "log":
-        return readings
+    if readings is None:
+        return None
     *rest, logp = readings
     if pool == "linear":
         return (*rest, np.exp(logp))
     return (*rest, np.eye(logp.shape[1], dtype=np.float32)[logp.argmax(1)])
-
-
-_READINGS = SemanticMap._readings
 
 
 def nearest_query(self, points):
