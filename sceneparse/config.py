@@ -69,6 +69,7 @@ TRAIN_DEFAULTS: dict = {
     "progress": True,
     "datasets": None,
     "init_from": None,
+    "init_head": False,
     "freeze": None,
 }
 
@@ -127,6 +128,9 @@ TRAIN_HELP = {
     "num_folds, target, crop_size and scale_range apply to --dataset, the others use their own defaults",
     "init_from": "checkpoint whose input normalisation and encoder start this run (transfer); the classifier starts "
     "afresh",
+    "init_head": "with init_from: start the classifier of init_from's dataset from that checkpoint's classifier too "
+    "(the same classes, the same architecture), so the whole model continues from it: a warm restart; the runs of "
+    "one checkpoint then share their start and their weights can be averaged (tools/average_weights.py)",
     "freeze": "encoder: keep the encoder (and the input normalisation) fixed, batch-norm statistics included, so that "
     "only the classifier learns; none: train everything",
 }
@@ -136,7 +140,7 @@ TRAIN_HELP = {
 FIXED_ON_RESUME = (
     "model", "model_args", "dataset", "target", "depth_fill", "fold", "num_folds", "tuning", "limit", "crop_size",
     "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "seed",
-    "datasets", "init_from", "freeze", "distill_from",
+    "datasets", "init_from", "init_head", "freeze", "distill_from",
 )  # fmt: skip
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -272,7 +276,7 @@ def check_train_config(cfg: dict) -> dict:
     ):
         raise _bad("class_weight_scale", scale, "a mapping of class name to a factor >= 0")
     out["class_weight_scale"] = {k: float(v) for k, v in scale.items()}
-    for key in ("amp", "progress"):
+    for key in ("amp", "progress", "init_head"):
         if not isinstance(out[key], bool):
             raise _bad(key, out[key], "true or false")
     if not isinstance(out["tuning"], bool):  # a block "A:B": a malformed one fails before any work
@@ -330,6 +334,8 @@ def _check_transfer(out: dict) -> None:
     if freeze is not None and freeze not in FREEZE:
         raise _bad("freeze", freeze, f"one of {', '.join(FREEZE)}")
     out["freeze"] = None if freeze == "none" else freeze
+    if out["init_head"] and not out["init_from"]:
+        raise ConfigError("option init_head: takes init_from, the checkpoint whose classifier it starts from")
 
 
 def resume_changes(recorded: dict, cfg: dict) -> dict[str, tuple]:

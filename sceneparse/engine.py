@@ -29,6 +29,7 @@ __all__ = [
     "load_checkpoint",
     "model_from_checkpoint",
     "export_checkpoint",
+    "average_checkpoints",
     "train_one_epoch",
     "evaluate",
     "build_optimizer",
@@ -195,6 +196,47 @@ def export_checkpoint(src: str | Path, dst: str | Path, half: bool = True) -> Pa
         keep["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in keep["state_dict"].items()}
     keep["meta"] = dict(keep["meta"], exported_from=str(src), stored_as="float16" if half else "float32")
     return atomic_write(dst, lambda p: torch.save(keep, p))
+
+
+def average_checkpoints(srcs, dst: str | Path, weights=None) -> Path:
+    """Write the (weighted) mean of the weights of checkpoints ``srcs`` to ``dst``: a "model
+    soup" (Wortsman et al. 2022). It is a model only where the runs share their start, e.g.
+    runs of ``init_from`` with ``init_head`` from one checkpoint. Batch-norm running statistics
+    are averaged like the weights; integer tensors come from the first. The result has no
+    training state and no metrics of its own (``meta["averaged_from"]`` names its sources).
+
+    Raises:
+        InputError: fewer than two checkpoints, or checkpoints of other models, arguments,
+            classes or tensors than the first's; weights that do not match them.
+    """
+    srcs = [Path(s) for s in srcs]
+    if len(srcs) < 2:
+        raise InputError(f"averaging takes at least two checkpoints, got {len(srcs)}")
+    weights = [1.0] * len(srcs) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(srcs) or any(not w >= 0 for w in weights) or not sum(weights) > 0:
+        raise InputError(f"weights {weights}: one non-negative weight per checkpoint ({len(srcs)}), not all zero")
+    ckpts = [load_checkpoint(p) for p in srcs]
+    first = ckpts[0]
+
+    def identity(c: dict) -> tuple:
+        shapes = {k: tuple(v.shape) for k, v in c["state_dict"].items()}
+        return c["model"], c["model_args"], c["meta"].get("class_names"), shapes
+
+    for path, c in zip(srcs[1:], ckpts[1:]):
+        if identity(c) != identity(first):
+            raise InputError(f"{path}: not the same model as {srcs[0]} (model, arguments, classes or tensors differ)")
+    total = sum(weights)
+    state = {}
+    for k, v in first["state_dict"].items():
+        if v.is_floating_point():
+            state[k] = sum(w / total * c["state_dict"][k].float() for w, c in zip(weights, ckpts))
+        else:
+            state[k] = v.clone()
+    meta = {k: v for k, v in first["meta"].items() if k not in ("metrics", "exported_from", "stored_as")}
+    meta["averaged_from"] = [{"path": str(p), "weight": w / total} for p, w in zip(srcs, weights)]
+    out = {"format": CHECKPOINT_FORMAT, "model": first["model"], "model_args": first["model_args"], "state_dict": state,
+           "meta": meta}  # fmt: skip
+    return atomic_write(dst, lambda p: torch.save(out, p))
 
 
 # ---------------------------------------------------------------------------- optimisation

@@ -31,6 +31,7 @@ __all__ = [
     "MultiHeadModel",
     "build_multihead",
     "init_encoder",
+    "init_classifier",
     "freeze_encoder",
     "frozen_parameters",
     "head_datasets",
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 #: The parts of a model that its heads share, that ``init_from`` copies and ``freeze`` fixes:
 #: the input pyramid with its normalisation (buffers) and the encoder.
 SHARED_PARTS = ("pyramid", "encoder")
+_SHARED_PREFIXES = tuple(f"{p}." for p in SHARED_PARTS)
 
 
 class MultiHeadModel(nn.Module):
@@ -112,9 +114,8 @@ def init_encoder(model: nn.Module, path: str | Path) -> list[str]:
 
     target = model.shared if isinstance(model, MultiHeadModel) else model
     ckpt = load_checkpoint(path)
-    prefixes = tuple(f"{p}." for p in SHARED_PARTS)
-    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(prefixes)}
-    own = {k: v for k, v in target.state_dict().items() if k.startswith(prefixes)}
+    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(_SHARED_PREFIXES)}
+    own = {k: v for k, v in target.state_dict().items() if k.startswith(_SHARED_PREFIXES)}
     if not state:
         raise InputError(f"{path}: holds no {' or '.join(SHARED_PARTS)} weights (model {ckpt['model']!r})")
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
@@ -125,6 +126,29 @@ def init_encoder(model: nn.Module, path: str | Path) -> list[str]:
             f"model: missing {missing[:3]}, unexpected {extra[:3]}, other shapes {bad[:3]}"
         )
     target.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
+    return sorted(state)
+
+
+def init_classifier(model: nn.Module, path: str | Path, class_names) -> list[str]:
+    """Copy the classifier of checkpoint ``path`` into ``model`` (one head), whose classes
+    ``class_names`` must be the checkpoint's, in the same order. Returns the copied tensors' names.
+
+    Raises:
+        InputError: a checkpoint of other classes, or whose classifier does not fit.
+    """
+    from sceneparse.engine import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    theirs = list(ckpt.get("meta", {}).get("class_names") or [])
+    if theirs != list(class_names):
+        raise InputError(f"{path}: its classes {theirs} are not this head's {list(class_names)}; without init_head "
+                         "the classifier starts afresh")  # fmt: skip
+    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(_SHARED_PREFIXES)}
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(_SHARED_PREFIXES)}
+    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+        raise InputError(f"{path}: its classifier ({sorted(state)[:3]} ...) does not fit this model's "
+                         f"({sorted(own)[:3]} ...)")  # fmt: skip
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
     return sorted(state)
 
 
@@ -261,6 +285,9 @@ def run_multitask_training(cfg: dict) -> Path:
     if cfg["init_from"]:
         copied = init_encoder(model, cfg["init_from"])
         log.info("encoder and input normalisation from %s (%d tensors)", cfg["init_from"], len(copied))
+        if cfg["init_head"]:
+            copied = init_classifier(model.heads[cfg["dataset"]], cfg["init_from"], infos[cfg["dataset"]].class_names)
+            log.info("%s's classifier from %s too (%d tensors)", cfg["dataset"], cfg["init_from"], len(copied))
     else:  # one normalisation for the shared pyramid, from all the training sets
         model.shared.fit_input_statistics(torch.utils.data.ConcatDataset(list(raw.values())))
     if cfg["freeze"] == "encoder":

@@ -95,6 +95,7 @@ BAD = [
     ("datasets", ["siftflow", "siftflow"], "a list of distinct dataset names"),
     ("datasets", 5, "a list of distinct dataset names"),
     ("init_from", 5, "a path or none"),
+    ("init_head", "yes", "true or false"),
     ("freeze", "all", "one of none, encoder"),
 ]
 

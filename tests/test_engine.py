@@ -113,3 +113,49 @@ def test_exception_load_checkpoint(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a sceneparse checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def _soup_source(path, seed: int, num_classes: int = 3, width: int = 16):
+    from sceneparse.data.base import DatasetInfo
+    from sceneparse.engine import save_checkpoint
+    from sceneparse.registry import create_model
+
+    torch.manual_seed(seed)
+    args = {"num_classes": num_classes, "width": width, "hidden": 16}
+    model = create_model("msconvnet", **args)
+    info = DatasetInfo("x", tuple(f"c{i}" for i in range(num_classes)), ((0, 0, 0),) * num_classes)
+    save_checkpoint(path, model, "msconvnet", args, info, metrics={"pixel_accuracy": 0.5})
+    return path
+
+
+def test_average_checkpoints_is_the_weighted_mean(tmp_path):
+    from sceneparse.engine import average_checkpoints
+    from sceneparse.pipeline import SceneParser
+
+    a, b = _soup_source(tmp_path / "a.pt", 1), _soup_source(tmp_path / "b.pt", 2)
+    out = average_checkpoints([a, b], tmp_path / "soup.pt", weights=[3, 1])
+    soup, sa, sb = (load_checkpoint(p) for p in (out, a, b))
+    for k, v in soup["state_dict"].items():
+        if v.is_floating_point():
+            assert torch.allclose(v, 0.75 * sa["state_dict"][k] + 0.25 * sb["state_dict"][k]), k
+        else:
+            assert torch.equal(v, sa["state_dict"][k]), k
+    assert [s["weight"] for s in soup["meta"]["averaged_from"]] == [0.75, 0.25]
+    assert "metrics" not in soup["meta"]  # the sources' scores are not the mean's
+    rgb = torch.randint(0, 255, (40, 56, 3), dtype=torch.uint8).numpy()
+    assert SceneParser.from_checkpoint(out).parse(rgb).labels.shape == (40, 56)  # it loads and labels
+
+
+def test_average_checkpoints_refuses_other_models(tmp_path):
+    from sceneparse.engine import average_checkpoints
+
+    a = _soup_source(tmp_path / "a.pt", 1)
+    with pytest.raises(InputError, match="not the same model"):
+        average_checkpoints([a, _soup_source(tmp_path / "w.pt", 2, width=8)], tmp_path / "x.pt")
+    with pytest.raises(InputError, match="not the same model"):
+        average_checkpoints([a, _soup_source(tmp_path / "c.pt", 2, num_classes=4)], tmp_path / "x.pt")
+    with pytest.raises(InputError, match="at least two"):
+        average_checkpoints([a], tmp_path / "x.pt")
+    with pytest.raises(InputError, match="one non-negative weight per checkpoint"):
+        average_checkpoints([a, a], tmp_path / "x.pt", weights=[1])
+    assert not (tmp_path / "x.pt").exists()

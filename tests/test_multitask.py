@@ -16,6 +16,7 @@ from sceneparse.multitask import (
     freeze_encoder,
     frozen_parameters,
     head_datasets,
+    init_classifier,
     init_encoder,
 )
 from sceneparse.pipeline import SceneParser
@@ -81,6 +82,33 @@ def test_init_encoder_of_another_architecture_fails(tmp_path):
     _checkpoint(tmp_path / "wide.pt", width=32)
     with pytest.raises(InputError, match="does not fit this model"):
         init_encoder(build_multihead("msconvnet", {"a": 3}, ARGS), tmp_path / "wide.pt")
+
+
+def test_init_classifier_continues_the_whole_model(tmp_path):
+    """Feature: encoder and classifier copied, the head computes the checkpoint's logits exactly."""
+    path = _checkpoint(tmp_path / "src.pt", num_classes=3)
+    model = build_multihead("msconvnet", {"a": 3}, ARGS)
+    init_encoder(model, path)
+    copied = init_classifier(model.heads["a"], path, ("c0", "c1", "c2"))
+    assert copied and all(k.startswith("classifier.") for k in copied)
+    ref = SceneParser.from_checkpoint(path, device="cpu").model.eval()
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x, "a"), ref(x), atol=1e-6)
+
+
+def test_init_classifier_of_other_classes_fails(tmp_path):
+    path = _checkpoint(tmp_path / "src.pt", num_classes=3)
+    with pytest.raises(InputError, match="are not this head's"):
+        init_classifier(build_multihead("msconvnet", {"a": 3}, ARGS).heads["a"], path, ("c0", "c2", "c1"))
+    with pytest.raises(InputError, match="does not fit"):  # the same names, another classifier
+        init_classifier(build_multihead("msconvnet", {"a": 3}, {"width": 16, "hidden": 8}).heads["a"], path,
+                        ("c0", "c1", "c2"))  # fmt: skip
+
+
+def test_init_head_needs_init_from():
+    with pytest.raises(ConfigError, match="option init_head: takes init_from"):
+        check_train_config({"init_head": True})
 
 
 def test_freeze_freezes_exactly_the_encoder_and_the_classifier_learns(tmp_path):
