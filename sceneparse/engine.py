@@ -222,8 +222,9 @@ def average_checkpoints(srcs, dst: str | Path, weights=None) -> Path:
         shapes = {k: tuple(v.shape) for k, v in c["state_dict"].items()}
         return c["model"], c["model_args"], c["meta"].get("class_names"), shapes
 
+    expected = identity(first)
     for path, c in zip(srcs[1:], ckpts[1:]):
-        if identity(c) != identity(first):
+        if identity(c) != expected:
             raise InputError(f"{path}: not the same model as {srcs[0]} (model, arguments, classes or tensors differ)")
     total = sum(weights)
     state = {}

@@ -114,19 +114,9 @@ def init_encoder(model: nn.Module, path: str | Path) -> list[str]:
 
     target = model.shared if isinstance(model, MultiHeadModel) else model
     ckpt = load_checkpoint(path)
-    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(_SHARED_PREFIXES)}
-    own = {k: v for k, v in target.state_dict().items() if k.startswith(_SHARED_PREFIXES)}
-    if not state:
+    if not any(k.startswith(_SHARED_PREFIXES) for k in ckpt["state_dict"]):
         raise InputError(f"{path}: holds no {' or '.join(SHARED_PARTS)} weights (model {ckpt['model']!r})")
-    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    bad = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or extra or bad:
-        raise InputError(
-            f"{path}: its encoder (model {ckpt['model']!r}, arguments {ckpt['model_args']}) does not fit this "
-            f"model: missing {missing[:3]}, unexpected {extra[:3]}, other shapes {bad[:3]}"
-        )
-    target.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
-    return sorted(state)
+    return _copy_part(target, ckpt, path, "encoder", shared=True)
 
 
 def init_classifier(model: nn.Module, path: str | Path, class_names) -> list[str]:
@@ -143,12 +133,26 @@ def init_classifier(model: nn.Module, path: str | Path, class_names) -> list[str
     if theirs != list(class_names):
         raise InputError(f"{path}: its classes {theirs} are not this head's {list(class_names)}; without init_head "
                          "the classifier starts afresh")  # fmt: skip
-    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(_SHARED_PREFIXES)}
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith(_SHARED_PREFIXES)}
-    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-        raise InputError(f"{path}: its classifier ({sorted(state)[:3]} ...) does not fit this model's "
-                         f"({sorted(own)[:3]} ...)")  # fmt: skip
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
+    return _copy_part(model, ckpt, path, "classifier", shared=False)
+
+
+def _copy_part(target: nn.Module, ckpt: dict, path, what: str, shared: bool) -> list[str]:
+    """Load the tensors of checkpoint ``ckpt`` that belong to the shared parts (``shared``) or
+    to the rest (the classifier) into ``target``, after checking that they fit it exactly.
+    Returns their names."""
+
+    def part(state: dict) -> dict:
+        return {k: v for k, v in state.items() if k.startswith(_SHARED_PREFIXES) == shared}
+
+    state, own = part(ckpt["state_dict"]), part(target.state_dict())
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    bad = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or extra or bad:
+        raise InputError(
+            f"{path}: its {what} (model {ckpt['model']!r}, arguments {ckpt['model_args']}) does not fit this "
+            f"model: missing {missing[:3]}, unexpected {extra[:3]}, other shapes {bad[:3]}"
+        )
+    target.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
     return sorted(state)
 
 

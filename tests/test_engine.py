@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from training import msconvnet_checkpoint
 
 from sceneparse.engine import build_scheduler, load_checkpoint, load_scheduler_state, replay_scheduler
 from sceneparse.errors import ConfigError, InputError, NotFoundError
@@ -116,16 +117,7 @@ def test_exception_load_checkpoint(tmp_path):
 
 
 def _soup_source(path, seed: int, num_classes: int = 3, width: int = 16):
-    from sceneparse.data.base import DatasetInfo
-    from sceneparse.engine import save_checkpoint
-    from sceneparse.registry import create_model
-
-    torch.manual_seed(seed)
-    args = {"num_classes": num_classes, "width": width, "hidden": 16}
-    model = create_model("msconvnet", **args)
-    info = DatasetInfo("x", tuple(f"c{i}" for i in range(num_classes)), ((0, 0, 0),) * num_classes)
-    save_checkpoint(path, model, "msconvnet", args, info, metrics={"pixel_accuracy": 0.5})
-    return path
+    return msconvnet_checkpoint(path, num_classes, seed, metrics={"pixel_accuracy": 0.5}, width=width, hidden=16)
 
 
 def test_average_checkpoints_is_the_weighted_mean(tmp_path):

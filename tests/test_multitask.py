@@ -5,10 +5,11 @@ import json
 
 import pytest
 import torch
+from training import msconvnet_checkpoint
 
 from sceneparse.cli import main
 from sceneparse.config import check_train_config
-from sceneparse.engine import build_optimizer, load_checkpoint, save_checkpoint
+from sceneparse.engine import build_optimizer, load_checkpoint
 from sceneparse.errors import ConfigError, InputError
 from sceneparse.multitask import (
     SHARED_PARTS,
@@ -30,20 +31,7 @@ def _shared(state: dict) -> dict:
 
 
 def _checkpoint(path, num_classes=5, seed=1, **args):
-    """An ordinary msconvnet checkpoint with a trained-looking (non-default) encoder and U/V statistics."""
-    from sceneparse.data.base import DatasetInfo
-    from sceneparse.registry import create_model
-
-    torch.manual_seed(seed)
-    model = create_model("msconvnet", num_classes=num_classes, **{**ARGS, **args})
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):  # running statistics unlike a fresh model's
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-    model.set_normalization([0.01, -0.02], [0.05, 0.06])
-    info = DatasetInfo("x", tuple(f"c{i}" for i in range(num_classes)), ((0, 0, 0),) * num_classes)
-    save_checkpoint(path, model, "msconvnet", {"num_classes": num_classes, **ARGS, **args}, info)
-    return path
+    return msconvnet_checkpoint(path, num_classes, seed, **{**ARGS, **args})
 
 
 def test_heads_share_one_encoder():
