@@ -30,7 +30,7 @@ from sceneparse.data.depth import fill_depth
 from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_device
 from sceneparse.errors import ConfigError, InputError
 from sceneparse.models.base import SegmentationModel, model_cfg
-from sceneparse.refine import REFINERS, Refiner, build_refiners
+from sceneparse.refine import REFINERS, Refiner, bind_refiners, build_refiners
 from sceneparse.refine.base import class_argmax
 from sceneparse.tta import TestTimeAugmentation
 
@@ -434,11 +434,7 @@ class SceneParser:
         return ParseResult(labels, probs, self.class_names, self.palette)
 
     def _bind(self, refine) -> list:
-        refiners = check_refiners(refine)
-        for refiner in refiners:
-            if hasattr(refiner, "bind"):
-                refiner.bind(self)  # refiners with per-model parts (the tree's region classifier)
-        return refiners
+        return tuple(bind_refiners(check_refiners(refine), self))  # refiners with per-model parts
 
     def predict_probs(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         """CxHxW float32 class probabilities of the raw convnet (no refinement)."""

@@ -13,9 +13,12 @@ import torch
 
 from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
-from sceneparse.refine import build_refiners, load_refine_config
+from sceneparse.refine import bind_refiners, build_refiners, load_refine_config
+from sceneparse.refine.tree import REFINER_WEIGHTS
 
 COMBINATIONS = [[], ["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["tree", "crf"]]
+#: Added to the default combinations where the model has a boundary-offset head shipped.
+WITH_OFFSETS = [["offsets"], ["superpixels", "crf", "offsets"]]
 
 
 def main() -> None:
@@ -23,7 +26,8 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--refine-config", default="configs/refine.yaml")
     ap.add_argument("--subset", choices=("tune", "report", "all"), default="report")
-    ap.add_argument("--combinations", default=json.dumps(COMBINATIONS), help="JSON list of refiner lists")
+    ap.add_argument("--combinations", default=None,
+                    help="JSON list of refiner lists (default: every refiner alone and the usual chains)")  # fmt: skip
     ap.add_argument("--tta", default=None, help="test-time augmentation of the convnet (SceneParser.tta)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="also write the rows as JSON here")
@@ -38,8 +42,12 @@ def main() -> None:
     print(f"{args.model}, {len(ds)} images ({args.subset} half of the held-out split), {args.threads} threads\n")
     print("| refiners | pixel | class | mIoU | boundary (4 px) | ms / image (refiners) |")
     print("|---|---:|---:|---:|---:|---:|")
-    for combo in json.loads(args.combinations):
-        r = score_refiners(cached, parser.num_classes, _bound(combo, config, parser), parser.info.ignore_index)
+    combinations = json.loads(args.combinations) if args.combinations else COMBINATIONS
+    if not args.combinations and (REFINER_WEIGHTS / f"{parser.name}-offsets.pt").is_file():
+        combinations = combinations + WITH_OFFSETS
+    for combo in combinations:
+        refiners = bind_refiners(build_refiners(combo, config), parser)
+        r = score_refiners(cached, parser.num_classes, refiners, parser.info.ignore_index)
         rows.append({"refiners": combo, **r})
         name = " + ".join(combo) or "raw convnet"
         cells = " | ".join(f"{r[k]:.1f}" for k in ("pixel", "class", "miou", "boundary"))
@@ -47,14 +55,6 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=2)
-
-
-def _bound(combo, config, parser):
-    refiners = build_refiners(combo, config)
-    for r in refiners:
-        if hasattr(r, "bind"):
-            r.bind(parser)
-    return refiners
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import torch
 from sceneparse import SceneParser
 from sceneparse.evaluate import device_name, heldout_dataset
 from sceneparse.pipeline import list_pretrained
-from sceneparse.refine import build_refiners, load_refine_config
+from sceneparse.refine import bind_refiners, build_refiners, load_refine_config
 
 
 def median_ms(fn, repeats: int, warmup: int = 3) -> float:
@@ -141,11 +141,9 @@ def time_refiners(args) -> None:
     probs = parser.predict_probs(image)
     config = load_refine_config(args.refine_config)
     print("\n| refiner (Stanford model, 320x240) | ms |\n|---|---:|")
-    for names in (["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"]):
-        refiners = build_refiners(names, config)
-        for r in refiners:
-            if hasattr(r, "bind"):
-                r.bind(parser)
+    for names in (["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["offsets"],
+                  ["superpixels", "crf", "offsets"]):  # fmt: skip
+        refiners = bind_refiners(build_refiners(names, config), parser)
 
         def run(refiners=refiners):
             p = probs

@@ -7,23 +7,28 @@
 from sceneparse.refine.base import (
     REFINERS,
     Refiner,
+    bind_refiners,
     build_refiner,
     build_refiners,
     load_refine_config,
     register_refiner,
 )
 from sceneparse.refine.crf import DenseCRF
+from sceneparse.refine.offsets import BoundaryOffsets, train_offset_head
 from sceneparse.refine.superpixels import SuperpixelVoting, oversegment, region_mean
 from sceneparse.refine.tree import PurityTree, build_tree, optimal_cover, train_region_classifier
 
 __all__ = [
     "REFINERS",
     "Refiner",
+    "bind_refiners",
     "build_refiner",
     "build_refiners",
     "load_refine_config",
     "register_refiner",
     "DenseCRF",
+    "BoundaryOffsets",
+    "train_offset_head",
     "SuperpixelVoting",
     "PurityTree",
     "build_tree",

@@ -12,6 +12,7 @@ __all__ = [
     "register_refiner",
     "build_refiner",
     "build_refiners",
+    "bind_refiners",
     "load_refine_config",
     "resize_chw",
     "class_argmax",
@@ -44,6 +45,17 @@ class Refiner:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+
+
+def bind_refiners(refiners, parser) -> list:
+    """``refiners`` with their per-model parts bound to ``parser`` (the tree's region
+    classifier, the boundary-offset head): what :meth:`SceneParser.parse` does before using
+    them, for code that calls refiners itself."""
+    refiners = list(refiners)
+    for refiner in refiners:
+        if hasattr(refiner, "bind"):
+            refiner.bind(parser)
+    return refiners
 
 
 def build_refiner(spec) -> Refiner:
