@@ -433,7 +433,7 @@ class SceneParser:
         labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
         return ParseResult(labels, probs, self.class_names, self.palette)
 
-    def _bind(self, refine) -> list:
+    def _bind(self, refine) -> tuple:
         return tuple(bind_refiners(check_refiners(refine), self))  # refiners with per-model parts
 
     def predict_probs(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:

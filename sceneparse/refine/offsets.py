@@ -145,6 +145,7 @@ class BoundaryOffsets(Refiner):
         self.head = str(head)
         self._net: OffsetHead | None = None
         self._fingerprint: str | None = None
+        self._model_name: str | None = None  # the model the head was trained for
         self._parser = None
         if self.head != "auto":
             self._load(Path(self.head))
