@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from sceneparse.refine import BoundaryOffsets, build_refiner, build_refiners, load_refine_config, train_offset_head
+from sceneparse.refine import (
+    BoundaryOffsets,
+    bind_refiners,
+    build_refiner,
+    build_refiners,
+    load_refine_config,
+    train_offset_head,
+)
 from sceneparse.refine.offsets import UNIT, model_fingerprint, offset_targets
 
 
@@ -74,6 +81,27 @@ def test_feature_shipped_head_on_real_images(parser, stanford_val):
     assert fixed > 1.2 * broken, (fixed, broken)
     result = parser.parse(stanford_val[0]["image"], refine=["superpixels", "crf", "offsets"])
     assert result.labels.shape == stanford_val[0]["image"].shape[:2]
+
+
+def test_feature_shipped_camvid_head_on_real_frames(camvid_path):
+    """The CamVid head, alone on the raw convnet, on frames of the held-out drive."""
+    from sceneparse.evaluate import heldout_dataset
+    from sceneparse.metrics import boundary_band
+    from sceneparse.pipeline import SceneParser
+
+    camvid = SceneParser.from_pretrained("camvid")
+    val = heldout_dataset(camvid)
+    offsets = bind_refiners([build_refiner("offsets")], camvid)[0]
+    fixed = broken = 0
+    for i in (0, 30, 60, 90):
+        s = val[i]
+        label = np.asarray(s["label"]).astype(np.int64)
+        probs = camvid.predict_probs(s["image"])
+        before, after = probs.argmax(0), offsets(s["image"], probs).argmax(0)
+        band = boundary_band(label, 4, camvid.info.ignore_index)
+        fixed += ((after == label) & (before != label) & band).sum()
+        broken += ((after != label) & (before == label) & band).sum()
+    assert fixed > 1.2 * broken, (fixed, broken)
 
 
 def test_feature_head_trains_on_real_labels_and_binds_to_its_model(parser, stanford_val, tmp_path):
