@@ -163,7 +163,7 @@ class BoundaryOffsets(Refiner):
     def bind(self, parser) -> None:
         """Read ``parser``'s model's features; with ``head="auto"``, load its shipped head."""
         _check_model(parser)
-        if self._net is None:
+        if self.head == "auto" and (self._net is None or self._model_name != parser.name):
             path = REFINER_WEIGHTS / f"{parser.name}-offsets.pt"
             if not (parser.name and path.is_file()):
                 raise ValueError(f"no boundary-offset head is shipped for model {parser.name or 'from a file'}: "

@@ -83,15 +83,19 @@ def test_feature_shipped_head_on_real_images(parser, stanford_val):
     assert result.labels.shape == stanford_val[0]["image"].shape[:2]
 
 
-def test_feature_shipped_camvid_head_on_real_frames(camvid_path):
-    """The CamVid head, alone on the raw convnet, on frames of the held-out drive."""
+def test_feature_shipped_camvid_head_on_real_frames(parser, camvid_path):
+    """The CamVid head, alone on the raw convnet, on frames of the held-out drive; a refiner
+    bound to the Stanford model first takes CamVid's head when bound to the CamVid model."""
     from sceneparse.evaluate import heldout_dataset
     from sceneparse.metrics import boundary_band
     from sceneparse.pipeline import SceneParser
 
     camvid = SceneParser.from_pretrained("camvid")
     val = heldout_dataset(camvid)
-    offsets = bind_refiners([build_refiner("offsets")], camvid)[0]
+    offsets = bind_refiners([build_refiner("offsets")], parser)[0]
+    stanford_head = offsets._net
+    offsets.bind(camvid)
+    assert offsets._net is not stanford_head and offsets._model_name == "camvid"
     fixed = broken = 0
     for i in (0, 30, 60, 90):
         s = val[i]
