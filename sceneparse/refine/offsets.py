@@ -15,6 +15,8 @@ model's weights is in its file); :func:`train_offset_head` trains one for any mu
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -120,6 +122,18 @@ def _for_inference(head: OffsetHead) -> OffsetHead:
     return head.to(memory_format=torch.channels_last)
 
 
+@functools.lru_cache(maxsize=8)
+def _read_head(path: str, mtime_ns: int) -> tuple[OffsetHead, str, str | None]:
+    """The head in ``path`` ready for inference on the CPU, its model's fingerprint and name;
+    read once per file version (a parse() with refiner names builds its refiners every call)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a sceneparse boundary-offset head")
+    net = OffsetHead(**ckpt["head"])
+    net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+    return _for_inference(net), ckpt["fingerprint"], ckpt.get("model")
+
+
 def _model_features(parser, rgb: np.ndarray, depth: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The image as the head takes it (1x3xHxW in [0, 1]) and the model's frozen features."""
     from sceneparse.models.pyramid import pad_to_multiple
@@ -169,12 +183,7 @@ class BoundaryOffsets(Refiner):
     def _load(self, path: Path) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"boundary-offset head not found: {path}")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a sceneparse boundary-offset head")
-        net = OffsetHead(**ckpt["head"])
-        net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
-        self._net, self._fingerprint, self._model_name = _for_inference(net), ckpt["fingerprint"], ckpt.get("model")
+        self._net, self._fingerprint, self._model_name = _read_head(str(path.resolve()), path.stat().st_mtime_ns)
 
     def bind(self, parser) -> None:
         """Read ``parser``'s model's features; with ``head="auto"``, load its shipped head."""
@@ -188,7 +197,8 @@ class BoundaryOffsets(Refiner):
         if model_fingerprint(parser.model) != self._fingerprint:
             raise ValueError(f"the boundary-offset head was trained on the features of another model "
                              f"({self._model_name}); train one for this model with tools/train_offsets.py")  # fmt: skip
-        self._net.to(parser.device)
+        if next(self._net.parameters()).device != parser.device:  # the cached head stays on the CPU
+            self._net = copy.deepcopy(self._net).to(parser.device)
         self._parser = parser
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
