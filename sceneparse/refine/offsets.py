@@ -15,7 +15,6 @@ model's weights is in its file); :func:`train_offset_head` trains one for any mu
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import logging
@@ -31,7 +30,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from sceneparse.refine.base import Refiner, check_probs, positive, register_refiner
 from sceneparse.refine.tree import REFINER_WEIGHTS
 
-__all__ = ["BoundaryOffsets", "OffsetHead", "offset_targets", "model_fingerprint", "train_offset_head"]
+__all__ = ["BoundaryOffsets", "OffsetHead", "offset_targets", "model_fingerprint", "shipped_head", "train_offset_head"]
 
 log = logging.getLogger(__name__)
 
@@ -122,16 +121,23 @@ def _for_inference(head: OffsetHead) -> OffsetHead:
     return head.to(memory_format=torch.channels_last)
 
 
+def shipped_head(model_name: str | None) -> Path | None:
+    """The boundary-offset head shipped for the shipped model ``model_name``, if there is one."""
+    path = REFINER_WEIGHTS / f"{model_name}-offsets.pt"
+    return path if model_name and path.is_file() else None
+
+
 @functools.lru_cache(maxsize=8)
-def _read_head(path: str, mtime_ns: int) -> tuple[OffsetHead, str, str | None]:
-    """The head in ``path`` ready for inference on the CPU, its model's fingerprint and name;
-    read once per file version (a parse() with refiner names builds its refiners every call)."""
+def _read_head(path: str, mtime_ns: int, device: str) -> tuple[OffsetHead, str, str | None]:
+    """The head in ``path`` ready for inference on ``device``, its model's fingerprint and name;
+    read once per file version and device (a parse() with refiner names builds its refiners
+    every call)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a sceneparse boundary-offset head")
     net = OffsetHead(**ckpt["head"])
     net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
-    return _for_inference(net), ckpt["fingerprint"], ckpt.get("model")
+    return _for_inference(net).to(device), ckpt["fingerprint"], ckpt.get("model")
 
 
 def _model_features(parser, rgb: np.ndarray, depth: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,29 +182,32 @@ class BoundaryOffsets(Refiner):
         self._net: OffsetHead | None = None
         self._fingerprint: str | None = None
         self._model_name: str | None = None  # the model the head was trained for
+        self._path: Path | None = None  # the head's file
         self._parser = None
         if self.head != "auto":
             self._load(Path(self.head))
 
-    def _load(self, path: Path) -> None:
+    def _load(self, path: Path, device: str | torch.device = "cpu") -> None:
         if not path.is_file():
             raise FileNotFoundError(f"boundary-offset head not found: {path}")
-        self._net, self._fingerprint, self._model_name = _read_head(str(path.resolve()), path.stat().st_mtime_ns)
+        self._path = path
+        self._net, self._fingerprint, self._model_name = _read_head(
+            str(path.resolve()), path.stat().st_mtime_ns, str(torch.device(device))
+        )
 
     def bind(self, parser) -> None:
         """Read ``parser``'s model's features; with ``head="auto"``, load its shipped head."""
         _check_model(parser)
+        path = self._path
         if self.head == "auto" and (self._net is None or self._model_name != parser.name):
-            path = REFINER_WEIGHTS / f"{parser.name}-offsets.pt"
-            if not (parser.name and path.is_file()):
+            path = shipped_head(parser.name)
+            if path is None:
                 raise ValueError(f"no boundary-offset head is shipped for model {parser.name or 'from a file'}: "
                                  "train one with tools/train_offsets.py and pass head=PATH")  # fmt: skip
-            self._load(path)
+        self._load(path, parser.device)  # the cached head for the parser's device
         if model_fingerprint(parser.model) != self._fingerprint:
             raise ValueError(f"the boundary-offset head was trained on the features of another model "
                              f"({self._model_name}); train one for this model with tools/train_offsets.py")  # fmt: skip
-        if next(self._net.parameters()).device != parser.device:  # the cached head stays on the CPU
-            self._net = copy.deepcopy(self._net).to(parser.device)
         self._parser = parser
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
