@@ -14,7 +14,7 @@ import torch
 from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import bind_refiners, build_refiners, load_refine_config
-from sceneparse.refine.tree import REFINER_WEIGHTS
+from sceneparse.refine.offsets import shipped_head
 
 COMBINATIONS = [[], ["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["tree", "crf"]]
 #: Added to the default combinations where the model has a boundary-offset head shipped.
@@ -43,7 +43,7 @@ def main() -> None:
     print("| refiners | pixel | class | mIoU | boundary (4 px) | ms / image (refiners) |")
     print("|---|---:|---:|---:|---:|---:|")
     combinations = json.loads(args.combinations) if args.combinations else COMBINATIONS
-    if not args.combinations and (REFINER_WEIGHTS / f"{parser.name}-offsets.pt").is_file():
+    if not args.combinations and shipped_head(parser.name):
         combinations = combinations + WITH_OFFSETS
     for combo in combinations:
         refiners = bind_refiners(build_refiners(combo, config), parser)
