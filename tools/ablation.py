@@ -42,9 +42,10 @@ def main() -> None:
     print(f"{args.model}, {len(ds)} images ({args.subset} half of the held-out split), {args.threads} threads\n")
     print("| refiners | pixel | class | mIoU | boundary (4 px) | ms / image (refiners) |")
     print("|---|---:|---:|---:|---:|---:|")
-    combinations = json.loads(args.combinations) if args.combinations else COMBINATIONS
-    if not args.combinations and shipped_head(parser.name):
-        combinations = combinations + WITH_OFFSETS
+    if args.combinations:
+        combinations = json.loads(args.combinations)
+    else:
+        combinations = COMBINATIONS + (WITH_OFFSETS if shipped_head(parser.name) else [])
     for combo in combinations:
         refiners = bind_refiners(build_refiners(combo, config), parser)
         r = score_refiners(cached, parser.num_classes, refiners, parser.info.ignore_index)
