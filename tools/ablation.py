@@ -18,7 +18,7 @@ from sceneparse.refine.offsets import shipped_head
 
 COMBINATIONS = [[], ["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["tree", "crf"]]
 #: Added to the default combinations where the model has a boundary-offset head shipped.
-WITH_OFFSETS = [["offsets"], ["superpixels", "crf", "offsets"]]
+WITH_OFFSETS = [["offsets"], ["crf", "offsets"], ["superpixels", "crf", "offsets"]]
 
 
 def main() -> None:
