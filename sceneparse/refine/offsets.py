@@ -16,7 +16,6 @@ model's weights is in its file); :func:`train_offset_head` trains one for any mu
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from sceneparse.refine.base import Refiner, check_probs, positive, register_refiner
-from sceneparse.refine.tree import REFINER_WEIGHTS
+from sceneparse.refine.tree import REFINER_WEIGHTS, model_fingerprint
 
 __all__ = ["BoundaryOffsets", "OffsetHead", "offset_targets", "model_fingerprint", "shipped_head", "train_offset_head"]
 
@@ -90,20 +89,6 @@ def offset_targets(label: np.ndarray, ignore_index: int = 255, band: float = 4, 
     bins = np.round(np.arctan2(dy, dx) / (2 * np.pi / DIRECTIONS)).astype(np.int64) % DIRECTIONS
     defined = labelled & (dist <= direction_band) & (np.hypot(dx, dy) > 1e-3)
     return boundary, np.where(defined, bins, ignore_index).astype(np.uint8)
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """A hash of the weights that the model's features depend on (all but the classifier), at
-    float16 precision, so that a checkpoint and its float16 export share it."""
-    sha = hashlib.sha1()
-    for key, value in sorted(model.state_dict().items()):
-        if key.startswith("classifier."):
-            continue
-        value = value.detach().cpu()
-        value = value.half() if value.is_floating_point() else value
-        sha.update(key.encode())
-        sha.update(value.contiguous().numpy().tobytes())
-    return sha.hexdigest()[:16]
 
 
 def _for_inference(head: OffsetHead) -> OffsetHead:

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import logging
 from pathlib import Path
@@ -191,6 +192,21 @@ def node_features(tree: SegmentationTree, rgb: np.ndarray, probs: np.ndarray) ->
     return np.concatenate([pm, pstd, lm, lstd, np.log(area / (h * w)), cy, cx], 1).astype(np.float32)
 
 
+def model_fingerprint(model: nn.Module, classifier: bool = False) -> str:
+    """A hash of the weights that the model's features depend on (all but the classifier; with
+    ``classifier``, all of them: what its probabilities depend on), at float16 precision, so that
+    a checkpoint and its float16 export share it."""
+    sha = hashlib.sha1()
+    for key, value in sorted(model.state_dict().items()):
+        if key.startswith("classifier.") and not classifier:
+            continue
+        value = value.detach().cpu()
+        value = value.half() if value.is_floating_point() else value
+        sha.update(key.encode())
+        sha.update(value.contiguous().numpy().tobytes())
+    return sha.hexdigest()[:16]
+
+
 class RegionClassifier(nn.Module):
     """The 2-layer network of Farabet et al.: node features -> class distribution (logits).
 
@@ -242,6 +258,7 @@ class PurityTree(Refiner):
         self.classifier = str(classifier)
         self._net: RegionClassifier | None = None
         self._net_names: tuple[str, ...] | None = None
+        self._fingerprint: str | None = None
         if self.classifier not in ("auto", "none"):
             self._load(Path(self.classifier))
 
@@ -254,6 +271,7 @@ class PurityTree(Refiner):
         net = RegionClassifier(len(ckpt["class_names"]), ckpt["hidden"])
         net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
         self._net, self._net_names = net.eval(), tuple(ckpt["class_names"])
+        self._fingerprint = ckpt.get("fingerprint")  # of the model whose probabilities trained it
 
     def bind(self, parser) -> None:
         """Pick the shipped classifier of ``parser``'s model when ``classifier="auto"``."""
@@ -265,6 +283,11 @@ class PurityTree(Refiner):
             self._load(path)
         if self._net_names is not None and self._net_names != tuple(parser.class_names):
             raise ValueError(f"region classifier classes {self._net_names} differ from the model's")
+        model = getattr(parser, "model", None)
+        if self._fingerprint and isinstance(model, nn.Module) and model_fingerprint(model, True) != self._fingerprint:
+            # It still works (same classes), only less well: the model's probabilities changed.
+            log.warning("the region classifier %s was trained on another model's probabilities; train one for this "
+                        "model with tools/train_region_classifier.py", path)  # fmt: skip
 
     def distributions(self, tree: SegmentationTree, rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:
         feats = node_features(tree, rgb, probs)
@@ -365,6 +388,7 @@ def train_region_classifier(
         "state_dict": {k: v.half() for k, v in net.state_dict().items()},
         "samples": len(x),
         "balance_power": balance_power,
+        "fingerprint": model_fingerprint(parser.model, True) if isinstance(parser.model, nn.Module) else None,
         "loss": history,
     }
     atomic_write(out, lambda p: torch.save(state, p))

@@ -150,6 +150,35 @@ def test_feature_tree_binds_the_shipped_region_classifier(real, tmp_path):
     assert bare._net is None
 
 
+def test_feature_region_classifier_is_tied_to_the_model_it_learnt_from(real, stanford_val, tmp_path, caplog):
+    import copy
+
+    import torch
+
+    from sceneparse.pipeline import SceneParser
+    from sceneparse.refine import train_region_classifier
+    from sceneparse.refine.tree import REFINER_WEIGHTS, model_fingerprint
+
+    parser, _ = real
+    shipped = torch.load(REFINER_WEIGHTS / "stanford-background-tree.pt", weights_only=True)
+    assert shipped["fingerprint"] == model_fingerprint(parser.model, classifier=True)
+    two = copy.copy(stanford_val)
+    two.ids = two.ids[:2]
+    out = tmp_path / "tree.pt"
+    train_region_classifier(parser, two, out, epochs=1, progress=False)
+    assert torch.load(out, weights_only=True)["fingerprint"] == shipped["fingerprint"]
+    other = SceneParser.from_pretrained("stanford-background")
+    with torch.no_grad():  # the same network with another classifier: other probabilities
+        other.model.classifier[-1].bias.add_(1.0)
+    assert model_fingerprint(other.model) == model_fingerprint(parser.model)  # the features are the same
+    with caplog.at_level("WARNING", logger="sceneparse.refine.tree"):
+        PurityTree().bind(parser)
+        assert not caplog.records
+        tree = PurityTree()
+        tree.bind(other)
+    assert tree._net is not None and "another model's probabilities" in caplog.text
+
+
 def test_feature_half_size_superpixels_cover_the_image(real):
     _, frames = real
     rgb = frames[0][0]
