@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "Refiner",
@@ -16,6 +21,7 @@ __all__ = [
     "load_refine_config",
     "resize_chw",
     "class_argmax",
+    "model_fingerprint",
 ]
 
 #: Refiner classes by name (``superpixels``, ``tree``, ``crf``, ...).
@@ -45,6 +51,21 @@ class Refiner:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+
+
+def model_fingerprint(model: nn.Module, classifier: bool = False) -> str:
+    """A hash of the weights that the model's features depend on (all but the classifier; with
+    ``classifier``, all of them: what its probabilities depend on), at float16 precision, so that
+    a checkpoint and its float16 export share it."""
+    sha = hashlib.sha1()
+    for key, value in sorted(model.state_dict().items()):
+        if key.startswith("classifier.") and not classifier:
+            continue
+        value = value.detach().cpu()
+        value = value.half() if value.is_floating_point() else value
+        sha.update(key.encode())
+        sha.update(value.contiguous().numpy().tobytes())
+    return sha.hexdigest()[:16]
 
 
 def bind_refiners(refiners, parser) -> list:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import logging
 from pathlib import Path
@@ -28,7 +27,7 @@ import skimage.segmentation
 import torch
 from torch import nn
 
-from sceneparse.refine.base import Refiner, check_probs, positive, register_refiner
+from sceneparse.refine.base import Refiner, check_probs, model_fingerprint, positive, register_refiner
 
 __all__ = ["SegmentationTree", "build_tree", "optimal_cover", "RegionClassifier", "PurityTree",
            "node_features", "train_region_classifier"]  # fmt: skip
@@ -190,21 +189,6 @@ def node_features(tree: SegmentationTree, rgb: np.ndarray, probs: np.ndarray) ->
     pstd = np.sqrt(np.maximum(pv - pm * pm, 0))
     lstd = np.sqrt(np.maximum(lv - lm * lm, 0))
     return np.concatenate([pm, pstd, lm, lstd, np.log(area / (h * w)), cy, cx], 1).astype(np.float32)
-
-
-def model_fingerprint(model: nn.Module, classifier: bool = False) -> str:
-    """A hash of the weights that the model's features depend on (all but the classifier; with
-    ``classifier``, all of them: what its probabilities depend on), at float16 precision, so that
-    a checkpoint and its float16 export share it."""
-    sha = hashlib.sha1()
-    for key, value in sorted(model.state_dict().items()):
-        if key.startswith("classifier.") and not classifier:
-            continue
-        value = value.detach().cpu()
-        value = value.half() if value.is_floating_point() else value
-        sha.update(key.encode())
-        sha.update(value.contiguous().numpy().tobytes())
-    return sha.hexdigest()[:16]
 
 
 class RegionClassifier(nn.Module):

@@ -157,7 +157,8 @@ def test_feature_region_classifier_is_tied_to_the_model_it_learnt_from(real, sta
 
     from sceneparse.pipeline import SceneParser
     from sceneparse.refine import train_region_classifier
-    from sceneparse.refine.tree import REFINER_WEIGHTS, model_fingerprint
+    from sceneparse.refine.base import model_fingerprint
+    from sceneparse.refine.tree import REFINER_WEIGHTS
 
     parser, _ = real
     shipped = torch.load(REFINER_WEIGHTS / "stanford-background-tree.pt", weights_only=True)
