@@ -33,6 +33,8 @@ __all__ = ["SegmentationTree", "build_tree", "optimal_cover", "RegionClassifier"
            "node_features", "train_region_classifier"]  # fmt: skip
 
 log = logging.getLogger(__name__)
+#: (classifier path, model fingerprint) pairs already warned about as not belonging together.
+_STALE_WARNED: set[tuple[str, str]] = set()
 
 REFINER_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "refiners"
 
@@ -268,10 +270,14 @@ class PurityTree(Refiner):
         if self._net_names is not None and self._net_names != tuple(parser.class_names):
             raise ValueError(f"region classifier classes {self._net_names} differ from the model's")
         model = getattr(parser, "model", None)
-        if self._fingerprint and isinstance(model, nn.Module) and model_fingerprint(model, True) != self._fingerprint:
-            # It still works (same classes), only less well: the model's probabilities changed.
-            log.warning("the region classifier %s was trained on another model's probabilities; train one for this "
-                        "model with tools/train_region_classifier.py", path)  # fmt: skip
+        if self._fingerprint and isinstance(model, nn.Module):
+            stale = (str(path), model_fingerprint(model, True))
+            # It still works (same classes), only less well: the model's probabilities changed. Said
+            # once per classifier and model, not at every frame (refiners named in parse() bind anew).
+            if stale[1] != self._fingerprint and stale not in _STALE_WARNED:
+                _STALE_WARNED.add(stale)
+                log.warning("the region classifier %s was trained on another model's probabilities; train one for "
+                            "this model with tools/train_region_classifier.py", path)  # fmt: skip
 
     def distributions(self, tree: SegmentationTree, rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:
         feats = node_features(tree, rgb, probs)

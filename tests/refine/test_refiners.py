@@ -177,7 +177,9 @@ def test_feature_region_classifier_is_tied_to_the_model_it_learnt_from(real, sta
         assert not caplog.records
         tree = PurityTree()
         tree.bind(other)
+        PurityTree().bind(other)  # as parse(refine=["tree"]) does at every frame: said once
     assert tree._net is not None and "another model's probabilities" in caplog.text
+    assert caplog.text.count("another model's probabilities") == 1
 
 
 def test_feature_half_size_superpixels_cover_the_image(real):
