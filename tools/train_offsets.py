@@ -23,6 +23,8 @@ if __name__ == "__main__":
     ap.add_argument("--max-images", type=int, default=0, help="only the first N images (0: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=32, help="the head's channels after reducing the model's features")
+    ap.add_argument("--fused", type=int, default=24, help="the head's channels after fusing them with the image's")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -31,5 +33,6 @@ if __name__ == "__main__":
     dataset = heldout_dataset(parser, "all", args.split, args.data_root)
     if args.max_images:
         dataset.ids = dataset.ids[: args.max_images]
-    report = train_offset_head(parser, dataset, args.out, epochs=args.epochs, seed=args.seed)
+    report = train_offset_head(parser, dataset, args.out, epochs=args.epochs, seed=args.seed,
+                               width=args.width, fused=args.fused)
     print(f"wrote {args.out}: {report['images']} images (with mirror images), final loss {report['loss'][-1]:.4f}")

@@ -223,7 +223,7 @@ class BoundaryOffsets(Refiner):
 
 def train_offset_head(parser, dataset, out: str | Path, epochs: int = 8, lr: float = 3e-3, weight_decay: float = 1e-4,
                       accumulate: int = 4, boundary_weight: float = 3.0, flip: bool = True, seed: int = 0,
-                      progress: bool = True) -> dict:  # fmt: skip
+                      width: int = 32, fused: int = 24, progress: bool = True) -> dict:  # fmt: skip
     """Train the :class:`BoundaryOffsets` head of ``parser``'s model on ``dataset``'s label maps.
 
     The model stays frozen: its features of every image (and of its mirror image, with
@@ -231,7 +231,8 @@ def train_offset_head(parser, dataset, out: str | Path, epochs: int = 8, lr: flo
     for the 192 features of the default network, with the image and targets). Loss per image: the boundary's binary
     cross-entropy (boundary pixels weighted ``boundary_weight``) plus the direction's
     cross-entropy near boundaries (:func:`offset_targets`); AdamW with a one-cycle schedule,
-    the gradient summed over ``accumulate`` images. Writes ``out`` and returns the training log.
+    the gradient summed over ``accumulate`` images. ``width`` and ``fused`` are the head's
+    channels (:class:`OffsetHead`). Writes ``out`` and returns the training log.
     """
     from tqdm import tqdm
 
@@ -256,7 +257,7 @@ def train_offset_head(parser, dataset, out: str | Path, epochs: int = 8, lr: flo
             samples.append((torch.from_numpy(r), features.half().cpu(), torch.from_numpy(boundary),
                             torch.from_numpy(direction)))  # fmt: skip
     torch.manual_seed(seed)
-    net = OffsetHead(samples[0][1].shape[1], stride=parser.output_stride)
+    net = OffsetHead(samples[0][1].shape[1], width=width, fused=fused, stride=parser.output_stride)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(samples) // accumulate + 1)
     rng = np.random.default_rng(seed)
