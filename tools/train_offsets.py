@@ -33,6 +33,7 @@ if __name__ == "__main__":
     dataset = heldout_dataset(parser, "all", args.split, args.data_root)
     if args.max_images:
         dataset.ids = dataset.ids[: args.max_images]
-    report = train_offset_head(parser, dataset, args.out, epochs=args.epochs, seed=args.seed,
-                               width=args.width, fused=args.fused)
+    report = train_offset_head(
+        parser, dataset, args.out, epochs=args.epochs, seed=args.seed, width=args.width, fused=args.fused
+    )
     print(f"wrote {args.out}: {report['images']} images (with mirror images), final loss {report['loss'][-1]:.4f}")

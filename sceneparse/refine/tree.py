@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 from pathlib import Path
@@ -212,6 +213,19 @@ class RegionClassifier(nn.Module):
         return torch.log(x[:, : self.num_classes].clamp_min(1e-6)) + self.net(x)
 
 
+@functools.lru_cache(maxsize=8)
+def _read_classifier(path: str, mtime_ns: int) -> tuple[RegionClassifier, tuple[str, ...], str | None]:
+    """The region classifier in ``path`` (in eval mode), its class names and the fingerprint of
+    the model whose probabilities trained it; read once per file version (a parse() with refiner
+    names builds its refiners every call)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "sceneparse-region-classifier-v1":
+        raise ValueError(f"{path}: not a sceneparse region classifier")
+    net = RegionClassifier(len(ckpt["class_names"]), ckpt["hidden"])
+    net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+    return net.eval(), tuple(ckpt["class_names"]), ckpt.get("fingerprint")
+
+
 def _entropy(d: np.ndarray) -> np.ndarray:
     return -(d * np.log(np.clip(d, 1e-12, 1))).sum(1)
 
@@ -251,13 +265,7 @@ class PurityTree(Refiner):
     def _load(self, path: Path) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"region classifier not found: {path}")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if ckpt.get("format") != "sceneparse-region-classifier-v1":
-            raise ValueError(f"{path}: not a sceneparse region classifier")
-        net = RegionClassifier(len(ckpt["class_names"]), ckpt["hidden"])
-        net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
-        self._net, self._net_names = net.eval(), tuple(ckpt["class_names"])
-        self._fingerprint = ckpt.get("fingerprint")  # of the model whose probabilities trained it
+        self._net, self._net_names, self._fingerprint = _read_classifier(str(path.resolve()), path.stat().st_mtime_ns)
 
     def bind(self, parser) -> None:
         """Pick the shipped classifier of ``parser``'s model when ``classifier="auto"``."""

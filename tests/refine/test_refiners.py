@@ -152,6 +152,7 @@ def test_feature_tree_binds_the_shipped_region_classifier(real, tmp_path):
 
 def test_feature_region_classifier_is_tied_to_the_model_it_learnt_from(real, stanford_val, tmp_path, caplog):
     import copy
+    import os
 
     import torch
 
@@ -180,6 +181,17 @@ def test_feature_region_classifier_is_tied_to_the_model_it_learnt_from(real, sta
         PurityTree().bind(other)  # as parse(refine=["tree"]) does at every frame: said once
     assert tree._net is not None and "another model's probabilities" in caplog.text
     assert caplog.text.count("another model's probabilities") == 1
+    from sceneparse.refine.tree import _read_classifier
+
+    reads = _read_classifier.cache_info().misses
+    PurityTree().bind(parser)
+    assert _read_classifier.cache_info().misses == reads  # the file is read once, not at every bind
+    PurityTree(classifier=str(out))
+    PurityTree(classifier=str(out))
+    assert _read_classifier.cache_info().misses == reads + 1
+    os.utime(out, ns=(out.stat().st_atime_ns, out.stat().st_mtime_ns + 10**9))  # as if rewritten: read again
+    PurityTree(classifier=str(out))
+    assert _read_classifier.cache_info().misses == reads + 2
 
 
 def test_feature_half_size_superpixels_cover_the_image(real):
