@@ -8,6 +8,7 @@ boundaries, and milliseconds per image of the refiners (the convnet's own time i
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -20,11 +21,13 @@ COMBINATIONS = [[], ["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], 
 #: Added to the default combinations where the model has a boundary-offset head shipped.
 WITH_OFFSETS = [["offsets"], ["crf", "offsets"], ["superpixels", "crf", "offsets"]]
 
+REFINE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "refine.yaml"
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
-    ap.add_argument("--refine-config", default="configs/refine.yaml")
+    ap.add_argument("--refine-config", default=str(REFINE_CONFIG), help="refiner parameters (default: %(default)s)")
     ap.add_argument("--subset", choices=("tune", "report", "all"), default="report")
     ap.add_argument("--combinations", default=None,
                     help="JSON list of refiner lists (default: every refiner alone and the usual chains)")  # fmt: skip

@@ -22,6 +22,7 @@ python tools/learn_crf.py --model stanford-background --fit train --factor 8 --t
 import argparse
 import json
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +32,8 @@ from sceneparse.evaluate import cached_predictions, heldout_dataset
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import load_refine_config
 from sceneparse.refine.crf import COMPAT_FORMAT, DenseCRF
+
+REFINE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "refine.yaml"
 
 
 def normalised_kernel(features: torch.Tensor) -> torch.Tensor:
@@ -69,7 +72,7 @@ def mean_field(appearance, smoothness, unary, bilateral_compat, gaussian_compat,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
-    ap.add_argument("--refine-config", default="configs/refine.yaml")
+    ap.add_argument("--refine-config", default=str(REFINE_CONFIG), help="refiner parameters (default: %(default)s)")
     ap.add_argument("--fit", choices=("tune", "train"), default="train", help="images to fit on (see above)")
     ap.add_argument("--factor", type=int, default=8, help="images shrunk by this for training")
     ap.add_argument("--epochs", type=int, default=4)

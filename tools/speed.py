@@ -23,6 +23,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import cv2
 import torch
@@ -31,6 +32,8 @@ from sceneparse import SceneParser
 from sceneparse.evaluate import device_name, heldout_dataset
 from sceneparse.pipeline import list_pretrained
 from sceneparse.refine import bind_refiners, build_refiners, load_refine_config
+
+REFINE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "refine.yaml"
 
 
 def median_ms(fn, repeats: int, warmup: int = 3) -> float:
@@ -49,7 +52,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--refine-config", default="configs/refine.yaml")
+    ap.add_argument("--refine-config", default=str(REFINE_CONFIG), help="refiner parameters (default: %(default)s)")
     ap.add_argument(
         "--also",
         nargs="*",
