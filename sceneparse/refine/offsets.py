@@ -151,6 +151,8 @@ class BoundaryOffsets(Refiner):
     Args:
         distance: how far (pixels) towards the region's interior a boundary pixel looks.
         threshold: the head's boundary probability above which a pixel moves.
+        flip: average the head's boundary probability and direction over the image and its
+            mirror image (the head runs twice: about twice the time).
         head: the trained head (see :func:`train_offset_head`): a path, or "auto", the one
             shipped for the parser's model. The refiner must be bound to the parser whose
             model's features the head reads: ``parser.parse(rgb, refine=["offsets"])`` does it.
@@ -158,8 +160,11 @@ class BoundaryOffsets(Refiner):
 
     name = "offsets"
 
-    def __init__(self, distance: float = 3.0, threshold: float = 0.3, head: str = "auto") -> None:
+    def __init__(self, distance: float = 3.0, threshold: float = 0.3, flip: bool = True, head: str = "auto") -> None:
         self.distance = positive("distance", distance)
+        if not isinstance(flip, bool):
+            raise ValueError(f"flip must be true or false, got {flip!r}")
+        self.flip = flip
         self.threshold = positive("threshold", threshold, zero=True)
         if self.threshold >= 1:
             raise ValueError(f"threshold must be in [0, 1), got {threshold}")
@@ -200,6 +205,15 @@ class BoundaryOffsets(Refiner):
         if self._parser is None:
             raise RuntimeError("boundary offsets read the model's features: bind the refiner to the parser "
                                "(parser.parse(rgb, refine=['offsets']) does it)")  # fmt: skip
+        boundary, direction = self._predict(rgb, depth)
+        if self.flip:  # the mirror image's answer, mirrored back (its direction's x negated)
+            mirror = (np.ascontiguousarray(a[:, ::-1]) if a is not None else None for a in (rgb, depth))
+            b, d = self._predict(*mirror)
+            boundary, direction = (boundary + b[:, ::-1]) / 2, direction + d[:, ::-1] * np.float32([1, -1])
+            direction /= np.linalg.norm(direction, axis=2, keepdims=True) + 1e-6
+        return boundary, direction
+
+    def _predict(self, rgb: np.ndarray, depth: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         image, features = _model_features(self._parser, rgb, depth)
         image, features = (t.contiguous(memory_format=torch.channels_last) for t in (image, features))
         with torch.inference_mode():

@@ -52,6 +52,25 @@ def test_feature_boundary_pixels_take_the_interior_probabilities():
     assert np.array_equal(out[:, :, :27], probs[:, :, :27]) and np.array_equal(out[:, :, 33:], probs[:, :, 33:])
 
 
+def test_feature_flip_averages_the_mirror_images_answer(parser, stanford_val):
+    """With ``flip`` the head's answer is the mean of the image's and its mirror image's, the
+    mirror's mirrored back: so it is itself mirror-symmetric, which the single pass is not."""
+    rgb = stanford_val[0]["image"]
+    one, both = (bind_refiners([BoundaryOffsets(flip=f)], parser)[0] for f in (False, True))
+    b1, d1 = one.predict(rgb)
+    bm, dm = one.predict(np.ascontiguousarray(rgb[:, ::-1]))
+    b2, d2 = both.predict(rgb)
+    assert np.allclose(b2, (b1 + bm[:, ::-1]) / 2, atol=1e-6)
+    expected = d1 + dm[:, ::-1] * np.float32([1, -1])
+    expected /= np.linalg.norm(expected, axis=2, keepdims=True) + 1e-6
+    assert np.allclose(d2, expected, atol=1e-5)
+    b2m, d2m = both.predict(np.ascontiguousarray(rgb[:, ::-1]))
+    assert np.allclose(b2m[:, ::-1], b2, atol=1e-5) and np.allclose(d2m[:, ::-1] * np.float32([1, -1]), d2, atol=1e-4)
+    assert not np.allclose(bm[:, ::-1], b1, atol=1e-3)  # the single pass is not symmetric
+    with pytest.raises(ValueError, match="flip must be true or false"):
+        BoundaryOffsets(flip="yes")
+
+
 def test_feature_shipped_head_on_real_images(parser, stanford_val):
     """After superpixels + CRF, on held-out images: only pixels on the head's boundary change,
     the result stays a distribution, and the boundary band gets more right than wrong."""
@@ -59,7 +78,7 @@ def test_feature_shipped_head_on_real_images(parser, stanford_val):
 
     refiners = build_refiners(["superpixels", "crf", "offsets"], load_refine_config("configs/refine.yaml"))
     offsets = refiners[-1]
-    assert (offsets.distance, offsets.threshold) == (3.0, 0.3)
+    assert (offsets.distance, offsets.threshold, offsets.flip) == (3.0, 0.3, True)
     offsets.bind(parser)
     fixed = broken = 0
     for i in range(0, 40, 4):
