@@ -8,7 +8,6 @@ boundaries, and milliseconds per image of the refiners (the convnet's own time i
 
 import argparse
 import json
-from pathlib import Path
 
 import torch
 
@@ -21,13 +20,11 @@ COMBINATIONS = [[], ["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], 
 #: Added to the default combinations where the model has a boundary-offset head shipped.
 WITH_OFFSETS = [["offsets"], ["crf", "offsets"], ["superpixels", "crf", "offsets"]]
 
-REFINE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "refine.yaml"
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
-    ap.add_argument("--refine-config", default=str(REFINE_CONFIG), help="refiner parameters (default: %(default)s)")
+    ap.add_argument("--refine-config", help="refiner parameters (default: the refiners' own, as configs/refine.yaml)")
     ap.add_argument("--subset", choices=("tune", "report", "all"), default="report")
     ap.add_argument("--combinations", default=None,
                     help="JSON list of refiner lists (default: every refiner alone and the usual chains)")  # fmt: skip
@@ -39,7 +36,7 @@ def main() -> None:
     parser = SceneParser.from_pretrained(args.model)
     parser.tta = args.tta
     ds = heldout_dataset(parser, args.subset)
-    config = load_refine_config(args.refine_config)
+    config = load_refine_config(args.refine_config) if args.refine_config else None
     cached = cached_predictions(parser, ds)
     rows = []
     print(f"{args.model}, {len(ds)} images ({args.subset} half of the held-out split), {args.threads} threads\n")

@@ -22,7 +22,6 @@ python tools/learn_crf.py --model stanford-background --fit train --factor 8 --t
 import argparse
 import json
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,8 +31,6 @@ from sceneparse.evaluate import cached_predictions, heldout_dataset
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import load_refine_config
 from sceneparse.refine.crf import COMPAT_FORMAT, DenseCRF
-
-REFINE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "refine.yaml"
 
 
 def normalised_kernel(features: torch.Tensor) -> torch.Tensor:
@@ -72,7 +69,7 @@ def mean_field(appearance, smoothness, unary, bilateral_compat, gaussian_compat,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
-    ap.add_argument("--refine-config", default=str(REFINE_CONFIG), help="refiner parameters (default: %(default)s)")
+    ap.add_argument("--refine-config", help="refiner parameters (default: the refiners' own, as configs/refine.yaml)")
     ap.add_argument("--fit", choices=("tune", "train"), default="train", help="images to fit on (see above)")
     ap.add_argument("--factor", type=int, default=8, help="images shrunk by this for training")
     ap.add_argument("--epochs", type=int, default=4)
@@ -86,7 +83,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     parser = SceneParser.from_pretrained(args.model)
-    params = {k: v for k, v in load_refine_config(args.refine_config).get("crf", {}).items() if k != "compat"}
+    config = load_refine_config(args.refine_config) if args.refine_config else {}
+    params = {k: v for k, v in config.get("crf", {}).items() if k != "compat"}
     crf = DenseCRF(**params, compat="potts")
     t0 = time.time()
 

@@ -23,7 +23,6 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 import cv2
 import torch
@@ -32,8 +31,6 @@ from sceneparse import SceneParser
 from sceneparse.evaluate import device_name, heldout_dataset
 from sceneparse.pipeline import list_pretrained
 from sceneparse.refine import bind_refiners, build_refiners, load_refine_config
-
-REFINE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "refine.yaml"
 
 
 def median_ms(fn, repeats: int, warmup: int = 3) -> float:
@@ -52,7 +49,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--refine-config", default=str(REFINE_CONFIG), help="refiner parameters (default: %(default)s)")
+    ap.add_argument("--refine-config", help="refiner parameters (default: the refiners' own, as configs/refine.yaml)")
     ap.add_argument(
         "--also",
         nargs="*",
@@ -142,7 +139,7 @@ def time_refiners(args) -> None:
     parser = SceneParser.from_pretrained("stanford-background", device=args.device)
     image = heldout_dataset(parser)[0]["image"]
     probs = parser.predict_probs(image)
-    config = load_refine_config(args.refine_config)
+    config = load_refine_config(args.refine_config) if args.refine_config else None
     print("\n| refiner (Stanford model, 320x240) | ms |\n|---|---:|")
     for names in (["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["offsets"],
                   ["superpixels", "crf", "offsets"]):  # fmt: skip
