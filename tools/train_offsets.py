@@ -25,6 +25,9 @@ if __name__ == "__main__":
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--width", type=int, default=32, help="the head's channels after reducing the model's features")
     ap.add_argument("--fused", type=int, default=24, help="the head's channels after fusing them with the image's")
+    ap.add_argument("--image-layers", type=int, default=1, help="the head's 3x3 convolutions on the image itself")
+    ap.add_argument("--dilations", type=int, nargs="+", default=[2],
+                    help="dilation of each full-resolution convolution after the fusion")  # fmt: skip
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -34,6 +37,7 @@ if __name__ == "__main__":
     if args.max_images:
         dataset.ids = dataset.ids[: args.max_images]
     report = train_offset_head(
-        parser, dataset, args.out, epochs=args.epochs, seed=args.seed, width=args.width, fused=args.fused
-    )
+        parser, dataset, args.out, epochs=args.epochs, seed=args.seed, width=args.width, fused=args.fused,
+        image_layers=args.image_layers, dilations=tuple(args.dilations),
+    )  # fmt: skip
     print(f"wrote {args.out}: {report['images']} images (with mirror images), final loss {report['loss'][-1]:.4f}")

@@ -42,11 +42,19 @@ UNIT = np.stack([np.sin(_ANGLES), np.cos(_ANGLES)], 1).astype(np.float32)
 
 class OffsetHead(nn.Module):
     """Boundary logit and 8 direction logits per pixel, at the image's size, from the model's
-    features (at its output stride) and the image itself."""
+    features (at its output stride) and the image itself.
 
-    def __init__(self, in_features: int, width: int = 32, fused: int = 24, stride: int = 4) -> None:
+    ``image_layers`` 3x3 convolutions (16 channels) read the image at full resolution; after the
+    fusion, one 3x3 convolution per entry of ``dilations`` widens the full-resolution view.
+    """
+
+    def __init__(self, in_features: int, width: int = 32, fused: int = 24, stride: int = 4, image_layers: int = 1,
+                 dilations: tuple[int, ...] = (2,)) -> None:  # fmt: skip
         super().__init__()
         self.in_features, self.width, self.fused, self.stride = in_features, width, fused, stride
+        self.image_layers, self.dilations = int(image_layers), tuple(int(d) for d in dilations)
+        if self.image_layers < 1 or any(d < 1 for d in self.dilations):
+            raise ValueError(f"image_layers and dilations must be >= 1, got {image_layers} and {dilations}")
 
         def block(cin, cout, k=3, dilation=1):
             pad = dilation * (k // 2)
@@ -54,9 +62,9 @@ class OffsetHead(nn.Module):
             return [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
         self.reduce = nn.Sequential(*block(in_features, width, 1), *block(width, width))
-        self.image = nn.Sequential(*block(3, 16))
-        self.fuse = nn.Sequential(*block(width + 16, fused), *block(fused, fused, dilation=2),
-                                  nn.Conv2d(fused, 1 + DIRECTIONS, 1))  # fmt: skip
+        self.image = nn.Sequential(*block(3, 16), *(m for _ in range(self.image_layers - 1) for m in block(16, 16)))
+        widen = (m for d in self.dilations for m in block(fused, fused, dilation=d))
+        self.fuse = nn.Sequential(*block(width + 16, fused), *widen, nn.Conv2d(fused, 1 + DIRECTIONS, 1))
 
     def forward(self, rgb: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """``rgb`` Nx3xHxW in [0, 1], ``features`` NxFx(H/stride)x(W/stride) (rounded up)."""
@@ -237,7 +245,8 @@ class BoundaryOffsets(Refiner):
 
 def train_offset_head(parser, dataset, out: str | Path, epochs: int = 8, lr: float = 3e-3, weight_decay: float = 1e-4,
                       accumulate: int = 4, boundary_weight: float = 3.0, flip: bool = True, seed: int = 0,
-                      width: int = 32, fused: int = 24, progress: bool = True) -> dict:  # fmt: skip
+                      width: int = 32, fused: int = 24, image_layers: int = 1, dilations: tuple[int, ...] = (2,),
+                      progress: bool = True) -> dict:  # fmt: skip
     """Train the :class:`BoundaryOffsets` head of ``parser``'s model on ``dataset``'s label maps.
 
     The model stays frozen: its features of every image (and of its mirror image, with
@@ -246,7 +255,7 @@ def train_offset_head(parser, dataset, out: str | Path, epochs: int = 8, lr: flo
     cross-entropy (boundary pixels weighted ``boundary_weight``) plus the direction's
     cross-entropy near boundaries (:func:`offset_targets`); AdamW with a one-cycle schedule,
     the gradient summed over ``accumulate`` images. ``width`` and ``fused`` are the head's
-    channels (:class:`OffsetHead`). Writes ``out`` and returns the training log.
+    channels, ``image_layers`` and ``dilations`` its full-resolution layers (:class:`OffsetHead`). Writes ``out`` and returns the training log.
     """
     from tqdm import tqdm
 
@@ -271,7 +280,8 @@ def train_offset_head(parser, dataset, out: str | Path, epochs: int = 8, lr: flo
             samples.append((torch.from_numpy(r), features.half().cpu(), torch.from_numpy(boundary),
                             torch.from_numpy(direction)))  # fmt: skip
     torch.manual_seed(seed)
-    net = OffsetHead(samples[0][1].shape[1], width=width, fused=fused, stride=parser.output_stride)
+    net = OffsetHead(samples[0][1].shape[1], width=width, fused=fused, stride=parser.output_stride,
+                     image_layers=image_layers, dilations=dilations)  # fmt: skip
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(samples) // accumulate + 1)
     rng = np.random.default_rng(seed)
@@ -304,7 +314,8 @@ def train_offset_head(parser, dataset, out: str | Path, epochs: int = 8, lr: flo
         "format": FORMAT,
         "model": parser.name or parser.meta.get("train_config", {}).get("name"),
         "fingerprint": model_fingerprint(parser.model),
-        "head": {"in_features": net.in_features, "width": net.width, "fused": net.fused, "stride": net.stride},
+        "head": {"in_features": net.in_features, "width": net.width, "fused": net.fused, "stride": net.stride,
+                 "image_layers": net.image_layers, "dilations": list(net.dilations)},  # fmt: skip
         "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()},
         "images": len(samples),
         "train": recipe,

@@ -12,7 +12,7 @@ from sceneparse.refine import (
     load_refine_config,
     train_offset_head,
 )
-from sceneparse.refine.offsets import UNIT, model_fingerprint, offset_targets
+from sceneparse.refine.offsets import UNIT, OffsetHead, model_fingerprint, offset_targets
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +132,16 @@ def test_feature_head_trains_on_real_labels_and_binds_to_its_model(parser, stanf
     two = copy.copy(stanford_val)
     two.ids = two.ids[:2]
     out = tmp_path / "head.pt"
-    log = train_offset_head(parser, two, out, epochs=2, progress=False)
+    # a deeper full-resolution path than the default's, so the file must carry the head's shape
+    log = train_offset_head(parser, two, out, epochs=2, image_layers=2, dilations=(2, 4), progress=False)
     assert log["images"] == 4 and len(log["loss"]) == 2 and np.isfinite(log["loss"]).all()
     after = parser.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # the model stays frozen
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["fingerprint"] == model_fingerprint(parser.model) and ckpt["model"] == "stanford-background"
+    assert ckpt["head"]["image_layers"] == 2 and ckpt["head"]["dilations"] == [2, 4]
     refiner = BoundaryOffsets(head=str(out))
+    assert refiner._net.image_layers == 2 and refiner._net.dilations == (2, 4)
     rgb = stanford_val[0]["image"]
     result = parser.parse(rgb, refine=[refiner])
     assert result.labels.shape == rgb.shape[:2]
@@ -165,3 +168,5 @@ def test_exception_offsets_without_a_matching_head(parser, tmp_path):
     for bad in ({"distance": 0}, {"threshold": 1.0}, {"threshold": -0.1}):
         with pytest.raises(ValueError):
             BoundaryOffsets(**bad)
+    with pytest.raises(ValueError, match="image_layers and dilations must be >= 1"):
+        OffsetHead(192, image_layers=0)
