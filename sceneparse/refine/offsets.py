@@ -251,11 +251,12 @@ def train_offset_head(parser, dataset, out: str | Path, epochs: int = 8, lr: flo
 
     The model stays frozen: its features of every image (and of its mirror image, with
     ``flip``) are computed once and kept in memory as float16 (about 2 MB per 320x240 image
-    for the 192 features of the default network, with the image and targets). Loss per image: the boundary's binary
-    cross-entropy (boundary pixels weighted ``boundary_weight``) plus the direction's
-    cross-entropy near boundaries (:func:`offset_targets`); AdamW with a one-cycle schedule,
-    the gradient summed over ``accumulate`` images. ``width`` and ``fused`` are the head's
-    channels, ``image_layers`` and ``dilations`` its full-resolution layers (:class:`OffsetHead`). Writes ``out`` and returns the training log.
+    for the 192 features of the default network, with the image and targets). Loss per image:
+    the boundary's binary cross-entropy (boundary pixels weighted ``boundary_weight``) plus the
+    direction's cross-entropy near boundaries (:func:`offset_targets`); AdamW with a one-cycle
+    schedule, the gradient summed over ``accumulate`` images. ``width`` and ``fused`` are the
+    head's channels, ``image_layers`` and ``dilations`` its full-resolution layers
+    (:class:`OffsetHead`). Writes ``out`` and returns the training log.
     """
     from tqdm import tqdm
 
@@ -310,12 +311,13 @@ def train_offset_head(parser, dataset, out: str | Path, epochs: int = 8, lr: flo
         log.info("offset head epoch %d: loss %.4f", epoch, history[-1])
     recipe = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, accumulate=accumulate,
                   boundary_weight=boundary_weight, flip=flip, seed=seed)  # fmt: skip
+    shape = dict(in_features=net.in_features, width=net.width, fused=net.fused, stride=net.stride,
+                 image_layers=net.image_layers, dilations=list(net.dilations))  # fmt: skip
     state = {
         "format": FORMAT,
         "model": parser.name or parser.meta.get("train_config", {}).get("name"),
         "fingerprint": model_fingerprint(parser.model),
-        "head": {"in_features": net.in_features, "width": net.width, "fused": net.fused, "stride": net.stride,
-                 "image_layers": net.image_layers, "dilations": list(net.dilations)},  # fmt: skip
+        "head": shape,
         "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()},
         "images": len(samples),
         "train": recipe,
