@@ -36,7 +36,7 @@ def main() -> None:
     parser = SceneParser.from_pretrained(args.model)
     parser.tta = args.tta
     ds = heldout_dataset(parser, args.subset)
-    config = load_refine_config(args.refine_config) if args.refine_config else None
+    config = load_refine_config(args.refine_config)
     cached = cached_predictions(parser, ds)
     rows = []
     print(f"{args.model}, {len(ds)} images ({args.subset} half of the held-out split), {args.threads} threads\n")

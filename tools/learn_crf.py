@@ -83,7 +83,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     parser = SceneParser.from_pretrained(args.model)
-    config = load_refine_config(args.refine_config) if args.refine_config else {}
+    config = load_refine_config(args.refine_config)
     params = {k: v for k, v in config.get("crf", {}).items() if k != "compat"}
     crf = DenseCRF(**params, compat="potts")
     t0 = time.time()

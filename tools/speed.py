@@ -139,7 +139,7 @@ def time_refiners(args) -> None:
     parser = SceneParser.from_pretrained("stanford-background", device=args.device)
     image = heldout_dataset(parser)[0]["image"]
     probs = parser.predict_probs(image)
-    config = load_refine_config(args.refine_config) if args.refine_config else None
+    config = load_refine_config(args.refine_config)
     print("\n| refiner (Stanford model, 320x240) | ms |\n|---|---:|")
     for names in (["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["offsets"],
                   ["superpixels", "crf", "offsets"]):  # fmt: skip

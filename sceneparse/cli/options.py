@@ -64,7 +64,7 @@ def apply_threads(threads: int) -> None:
 def refiners_from(args) -> tuple:
     from sceneparse.refine import build_refiners, load_refine_config
 
-    return build_refiners(args.refine, load_refine_config(args.refine_config) if args.refine_config else None)
+    return build_refiners(args.refine, load_refine_config(args.refine_config))
 
 
 def load_parser(args):

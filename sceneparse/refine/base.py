@@ -119,9 +119,12 @@ def build_refiners(refine, config: dict | None = None) -> tuple[Refiner, ...]:
 
 
 def load_refine_config(path) -> dict:
-    """``{name: params}`` from a YAML file with a ``refiners:`` mapping (see configs/refine.yaml)."""
+    """``{name: params}`` from a YAML file with a ``refiners:`` mapping (see configs/refine.yaml);
+    no path (None or ""): ``{}``, every refiner with its own defaults."""
     from sceneparse.config import read_yaml_mapping
 
+    if not path:
+        return {}
     data = read_yaml_mapping(path, "refiner config")
     table = data.get("refiners", data)
     if not isinstance(table, dict) or not all(isinstance(v, dict) or v is None for v in table.values()):

@@ -137,6 +137,9 @@ def test_exception_bad_refiner_parameters(tmp_path):
     good = tmp_path / "g.yaml"
     good.write_text("refiners:\n  crf: {iterations: 2}\n")
     assert build_refiners(["crf"], load_refine_config(good))[0].iterations == 2
+    # no file: every refiner with its own defaults (the CLI's and the tools' convention)
+    assert load_refine_config(None) == {} and load_refine_config("") == {}
+    assert build_refiners(["crf"], load_refine_config(None))[0].iterations == build_refiner("crf").iterations
 
 
 def test_feature_tree_binds_the_shipped_region_classifier(real, tmp_path):
