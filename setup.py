@@ -21,7 +21,7 @@ setup(
     # checkout to sys.path (a .pth file) instead of setuptools' import finder, which printed a
     # warning box ("Editable installation... folders with the same name") on every setup.
     package_dir={"": "."},
-    package_data={"sceneparse": ["weights/*.pt", "weights/refiners/*.pt", "serve/static/*"]},
+    package_data={"sceneparse": ["weights/*.pt", "weights/refiners/*.pt", "weights/refiners/*.yaml", "serve/static/*"]},
     install_requires=[
         "torch>=2.1,<3",  # CI and the scripts pin 2.13.0 (the CPU build)
         "numpy>=1.23",

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from sceneparse.loop import device_name, run
-from sceneparse.pipeline import check_refiners
 from sceneparse.refine.temporal import method_name
 from sceneparse.sinks import MetricsSink, StreamInfo
 from sceneparse.sources import DatasetFrames, Frame
@@ -57,7 +56,7 @@ def evaluate(parser, dataset, refine=(), temporal=None, progress: bool = True, b
     if stats["interrupted"]:
         raise KeyboardInterrupt  # scores of part of a split would pass for the whole
     scores = stats["outputs"]["metrics"]
-    scores["refine"] = [repr(r) for r in check_refiners(refine)]
+    scores["refine"] = [repr(r) for r in parser.refiners(refine)]
     scores["tta"] = str(parser.tta) if getattr(parser, "tta", None) else None
     if sequences:
         scores.update(temporal=method_name(temporal), temporal_params=temporal_params)
@@ -103,7 +102,7 @@ def evaluate_video(parser, source, temporal=True, refine=(), progress: bool = Tr
         "seconds_per_image": m["seconds_per_image"],
         "smoother_ms_per_frame": m["smoother_ms_per_frame"] if method_name(temporal) != "none" else 0.0,
         "device": m["device"],
-        "refine": [repr(r) for r in check_refiners(refine)],
+        "refine": [repr(r) for r in parser.refiners(refine)],
     }
 
 

@@ -30,7 +30,14 @@ from sceneparse.data.depth import fill_depth
 from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_device
 from sceneparse.errors import ConfigError, InputError
 from sceneparse.models.base import SegmentationModel, model_cfg
-from sceneparse.refine import REFINERS, Refiner, bind_refiners, build_refiners
+from sceneparse.refine import (
+    REFINERS,
+    Refiner,
+    bind_refiners,
+    build_refiners,
+    merge_refine_configs,
+    shipped_refine_config,
+)
 from sceneparse.refine.base import class_argmax
 from sceneparse.tta import TestTimeAugmentation
 
@@ -433,8 +440,17 @@ class SceneParser:
         labels = torch.max(torch.from_numpy(probs), dim=0).indices.numpy()
         return ParseResult(labels, probs, self.class_names, self.palette)
 
-    def _bind(self, refine) -> tuple:
-        return tuple(bind_refiners(check_refiners(refine), self))  # refiners with per-model parts
+    def refiners(self, refine, config: dict | None = None) -> tuple[Refiner, ...]:
+        """``refine`` (names, mappings, (name, params) pairs or instances; see :meth:`parse`) as
+        refiners bound to this model (its shipped region classifier, boundary-offset head, ...).
+
+        A refiner given by name or with parameters takes, under its own parameters and those of
+        ``config`` (a :func:`~sceneparse.refine.load_refine_config` table), the parameters chosen
+        for this shipped model (:func:`~sceneparse.refine.shipped_refine_config`), then its
+        defaults; an instance is used as it is.
+        """
+        table = merge_refine_configs(shipped_refine_config(self.name), config)
+        return tuple(bind_refiners(build_refiners(refine, table), self))
 
     def predict_probs(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         """CxHxW float32 class probabilities of the raw convnet (no refinement)."""
@@ -449,7 +465,7 @@ class SceneParser:
             refine: refiners applied in order after the convnet: names (see :data:`REFINERS`),
                 ``{"name": ..., **params}`` mappings or refiner instances.
         """
-        refiners = self._bind(refine)
+        refiners = self.refiners(refine)
         rgb, depth = self.check_inputs(rgb, depth)
         return self._result(rgb, depth, self._probs(rgb, depth), refiners)
 
@@ -512,7 +528,7 @@ class SceneParser:
         from sceneparse.refine.temporal import build_smoother
 
         smoother = build_smoother(temporal, **temporal_params)
-        refiners = self._bind(refine)
+        refiners = self.refiners(refine)
         if batch_size is None:
             batch_size = 8 if self.device.type == "cuda" else 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -13,7 +13,7 @@ import torch
 
 from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
-from sceneparse.refine import bind_refiners, build_refiners, load_refine_config
+from sceneparse.refine import load_refine_config
 from sceneparse.refine.offsets import shipped_head
 
 COMBINATIONS = [[], ["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["tree", "crf"]]
@@ -24,7 +24,7 @@ WITH_OFFSETS = [["offsets"], ["crf", "offsets"], ["superpixels", "crf", "offsets
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
-    ap.add_argument("--refine-config", help="refiner parameters (default: the refiners' own, as configs/refine.yaml)")
+    ap.add_argument("--refine-config", help="refiner parameters (default: the model's, else the refiners' own)")
     ap.add_argument("--subset", choices=("tune", "report", "all"), default="report")
     ap.add_argument("--combinations", default=None,
                     help="JSON list of refiner lists (default: every refiner alone and the usual chains)")  # fmt: skip
@@ -47,7 +47,7 @@ def main() -> None:
     else:
         combinations = COMBINATIONS + (WITH_OFFSETS if shipped_head(parser.name) else [])
     for combo in combinations:
-        refiners = bind_refiners(build_refiners(combo, config), parser)
+        refiners = parser.refiners(combo, config)
         r = score_refiners(cached, parser.num_classes, refiners, parser.info.ignore_index)
         rows.append({"refiners": combo, **r})
         name = " + ".join(combo) or "raw convnet"

@@ -4,7 +4,8 @@ The CRF as layers after the convnet (Zheng et al., "CRF as RNN", ICCV 2015): mea
 iterations unrolled in torch, the convnet's probabilities as unaries, and the CxC compatibility
 matrices of the smoothness and appearance kernels as the parameters, trained with the
 cross-entropy of the labels. The kernel widths and the Potts weights that start the matrices
-are those of configs/refine.yaml (``crf``). Training runs on images shrunk by ``--factor``
+are the model's CRF parameters (``crf`` of its ``weights/refiners/MODEL-refine.yaml``,
+else of configs/refine.yaml). Training runs on images shrunk by ``--factor``
 (exact dense kernels, symmetrically normalised as pydensecrf normalises its own, so that the
 weights carry over to full size); inference stays pydensecrf's at full size.
 
@@ -69,7 +70,7 @@ def mean_field(appearance, smoothness, unary, bilateral_compat, gaussian_compat,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
-    ap.add_argument("--refine-config", help="refiner parameters (default: the refiners' own, as configs/refine.yaml)")
+    ap.add_argument("--refine-config", help="refiner parameters (default: the model's, else the refiners' own)")
     ap.add_argument("--fit", choices=("tune", "train"), default="train", help="images to fit on (see above)")
     ap.add_argument("--factor", type=int, default=8, help="images shrunk by this for training")
     ap.add_argument("--epochs", type=int, default=4)
@@ -84,8 +85,7 @@ def main() -> None:
     torch.manual_seed(0)
     parser = SceneParser.from_pretrained(args.model)
     config = load_refine_config(args.refine_config)
-    params = {k: v for k, v in config.get("crf", {}).items() if k != "compat"}
-    crf = DenseCRF(**params, compat="potts")
+    (crf,) = parser.refiners([("crf", {"compat": "potts"})], config)  # the model's kernel widths, Potts
     t0 = time.time()
 
     def shrunk(ds):

@@ -30,7 +30,7 @@ import torch
 from sceneparse import SceneParser
 from sceneparse.evaluate import device_name, heldout_dataset
 from sceneparse.pipeline import list_pretrained
-from sceneparse.refine import bind_refiners, build_refiners, load_refine_config
+from sceneparse.refine import load_refine_config
 
 
 def median_ms(fn, repeats: int, warmup: int = 3) -> float:
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--refine-config", help="refiner parameters (default: the refiners' own, as configs/refine.yaml)")
+    ap.add_argument("--refine-config", help="refiner parameters (default: the model's, else the refiners' own)")
     ap.add_argument(
         "--also",
         nargs="*",
@@ -143,7 +143,7 @@ def time_refiners(args) -> None:
     print("\n| refiner (Stanford model, 320x240) | ms |\n|---|---:|")
     for names in (["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["offsets"],
                   ["superpixels", "crf", "offsets"]):  # fmt: skip
-        refiners = bind_refiners(build_refiners(names, config), parser)
+        refiners = parser.refiners(names, config)
 
         def run(refiners=refiners):
             p = probs

@@ -18,7 +18,6 @@ import torch
 
 from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
-from sceneparse.refine import bind_refiners, build_refiner
 
 
 def main() -> None:
@@ -42,8 +41,8 @@ def main() -> None:
         ds.ids = ds.ids[: args.limit]
     cached = cached_predictions(parser, ds)
     spec = lambda r: json.loads(r) if r.lstrip().startswith("{") else r  # noqa: E731
-    before = bind_refiners([build_refiner(spec(r)) for r in args.before], parser)
-    after = bind_refiners([build_refiner(spec(r)) for r in args.after], parser)
+    before = parser.refiners([spec(r) for r in args.before])  # with the model's chosen parameters
+    after = parser.refiners([spec(r) for r in args.after])
     raw = score_refiners(cached, parser.num_classes)
     print(f"{'raw':70s} " + " ".join(f"{k} {v:.2f}" for k, v in raw.items()), flush=True)
     grid = json.loads(args.grid)
@@ -51,7 +50,7 @@ def main() -> None:
     results = []
     for values in itertools.product(*grid.values()):
         params = fixed | dict(zip(grid, values))
-        (refiner,) = bind_refiners([build_refiner((args.refine, params))], parser)
+        (refiner,) = parser.refiners([(args.refine, params)])
         r = score_refiners(cached, parser.num_classes, [*before, refiner, *after])
         results.append((params, r))
         print(f"{json.dumps(params):70s} " + " ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)

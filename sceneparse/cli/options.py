@@ -37,7 +37,8 @@ def add_refine_arguments(ap: argparse.ArgumentParser) -> None:
 
     ap.add_argument("--refine", nargs="*", default=[],
                     help=f"refiners to apply in order after the network ({', '.join(sorted(REFINERS))})")  # fmt: skip
-    ap.add_argument("--refine-config", help="YAML file of refiner parameters (see configs/refine.yaml)")
+    ap.add_argument("--refine-config", help="YAML file of refiner parameters (see configs/refine.yaml); they win over "
+                    "those chosen for a shipped model (sceneparse/weights/refiners/MODEL-refine.yaml)")  # fmt: skip
 
 
 def add_temporal_argument(ap: argparse.ArgumentParser, default, help: str) -> None:
@@ -62,9 +63,15 @@ def apply_threads(threads: int) -> None:
 
 
 def refiners_from(args) -> tuple:
+    """``--refine`` with ``--refine-config``'s parameters as (name, params) pairs, checked here
+    (an unknown name or parameter is an error naming it); the parser puts its model's chosen
+    parameters under them (``SceneParser.refiners``)."""
     from sceneparse.refine import build_refiners, load_refine_config
 
-    return build_refiners(args.refine, load_refine_config(args.refine_config))
+    config = load_refine_config(args.refine_config)
+    specs = tuple((name, config.get(name, {})) for name in args.refine or ())
+    build_refiners(specs)
+    return specs
 
 
 def load_parser(args):

@@ -11,7 +11,9 @@ from sceneparse.refine.base import (
     build_refiner,
     build_refiners,
     load_refine_config,
+    merge_refine_configs,
     register_refiner,
+    shipped_refine_config,
 )
 from sceneparse.refine.crf import DenseCRF
 from sceneparse.refine.offsets import BoundaryOffsets, train_offset_head
@@ -25,7 +27,9 @@ __all__ = [
     "build_refiner",
     "build_refiners",
     "load_refine_config",
+    "merge_refine_configs",
     "register_refiner",
+    "shipped_refine_config",
     "DenseCRF",
     "BoundaryOffsets",
     "train_offset_head",

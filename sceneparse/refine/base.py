@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +21,9 @@ __all__ = [
     "build_refiners",
     "bind_refiners",
     "load_refine_config",
+    "merge_refine_configs",
+    "shipped_refine_config",
+    "REFINER_WEIGHTS",
     "resize_chw",
     "class_argmax",
     "model_fingerprint",
@@ -26,6 +31,9 @@ __all__ = [
 
 #: Refiner classes by name (``superpixels``, ``tree``, ``crf``, ...).
 REFINERS: dict[str, type] = {}
+#: What the package ships for its models' refiners: region classifiers (``NAME-tree.pt``),
+#: boundary-offset heads (``NAME-offsets.pt``) and parameters chosen per model (``NAME-refine.yaml``).
+REFINER_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "refiners"
 
 
 def register_refiner(cls: type) -> type:
@@ -79,19 +87,22 @@ def bind_refiners(refiners, parser) -> list:
     return refiners
 
 
+def _name_params(spec) -> tuple[str, dict]:
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict):
+        params = dict(spec)
+        return params.pop("name", None), params
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], dict):
+        return spec[0], dict(spec[1])
+    raise ValueError(f"a refiner is a name, a mapping with 'name', or (name, params); got {spec!r}")
+
+
 def build_refiner(spec) -> Refiner:
     """A refiner from a name, a ``{"name": ..., **params}`` mapping, a (name, params) pair or an instance."""
     if isinstance(spec, Refiner):
         return spec
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, dict):
-        params = dict(spec)
-        name = params.pop("name", None)
-    elif isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], dict):
-        name, params = spec
-    else:
-        raise ValueError(f"a refiner is a name, a mapping with 'name', or (name, params); got {spec!r}")
+    name, params = _name_params(spec)
     if name not in REFINERS:
         raise ValueError(f"unknown refiner {name!r}; available: {', '.join(sorted(REFINERS))}")
     cls = REFINERS[name]
@@ -107,15 +118,31 @@ def build_refiner(spec) -> Refiner:
 def build_refiners(refine, config: dict | None = None) -> tuple[Refiner, ...]:
     """Refiners applied in order: None, one spec, or a sequence of specs (see :func:`build_refiner`).
 
-    ``config`` maps refiner names to parameters (as :func:`load_refine_config` reads them); a
-    refiner given by name takes its parameters from there.
+    ``config`` maps refiner names to parameters (as :func:`load_refine_config` reads them): a
+    refiner given by name takes its parameters from there, one given with parameters takes
+    them under its own. Instances are used as they are.
     """
     if refine is None:
         return ()
     if isinstance(refine, (str, dict, Refiner)):
         refine = (refine,)
     config = config or {}
-    return tuple(build_refiner((s, config[s]) if isinstance(s, str) and s in config else s) for s in refine)
+    refiners = []
+    for spec in refine:
+        if not isinstance(spec, Refiner):
+            name, params = _name_params(spec)
+            spec = (name, config.get(name, {}) | params)
+        refiners.append(build_refiner(spec))
+    return tuple(refiners)
+
+
+def merge_refine_configs(*configs: dict) -> dict:
+    """One ``{name: params}`` table from several, the later ones' parameters winning."""
+    merged: dict = {}
+    for config in configs:
+        for name, params in (config or {}).items():
+            merged[name] = merged.get(name, {}) | params
+    return merged
 
 
 def load_refine_config(path) -> dict:
@@ -132,6 +159,21 @@ def load_refine_config(path) -> dict:
     for name, params in table.items():
         build_refiner((name, params or {}))  # unknown names and parameters fail here, naming them
     return {name: dict(params or {}) for name, params in table.items()}
+
+
+def shipped_refine_config(model_name: str | None) -> dict:
+    """The refiner parameters chosen for the shipped model ``model_name`` on its own tuning
+    images (``weights/refiners/NAME-refine.yaml``, read as :func:`load_refine_config` reads a
+    file), or ``{}``: :meth:`SceneParser.refiners` puts them under the parameters it is given."""
+    path = REFINER_WEIGHTS / f"{model_name}-refine.yaml"
+    if not model_name or not path.is_file():
+        return {}
+    return merge_refine_configs(_read_refine_config(str(path), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_refine_config(path: str, mtime_ns: int) -> dict:
+    return load_refine_config(path)  # read once per file version: parse() binds its refiners every call
 
 
 def check_probs(probs: np.ndarray, rgb: np.ndarray) -> np.ndarray:

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from sceneparse.refine.base import Refiner, check_probs, model_fingerprint, positive, register_refiner
-from sceneparse.refine.tree import REFINER_WEIGHTS
+from sceneparse.refine.base import REFINER_WEIGHTS, Refiner, check_probs, model_fingerprint, positive, register_refiner
 
 __all__ = ["BoundaryOffsets", "OffsetHead", "offset_targets", "model_fingerprint", "shipped_head", "train_offset_head"]
 

@@ -28,7 +28,7 @@ import skimage.segmentation
 import torch
 from torch import nn
 
-from sceneparse.refine.base import Refiner, check_probs, model_fingerprint, positive, register_refiner
+from sceneparse.refine.base import REFINER_WEIGHTS, Refiner, check_probs, model_fingerprint, positive, register_refiner
 
 __all__ = ["SegmentationTree", "build_tree", "optimal_cover", "RegionClassifier", "PurityTree",
            "node_features", "train_region_classifier"]  # fmt: skip
@@ -36,8 +36,6 @@ __all__ = ["SegmentationTree", "build_tree", "optimal_cover", "RegionClassifier"
 log = logging.getLogger(__name__)
 #: (classifier path, model fingerprint) pairs already warned about as not belonging together.
 _STALE_WARNED: set[tuple[str, str]] = set()
-
-REFINER_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "refiners"
 
 
 class SegmentationTree:

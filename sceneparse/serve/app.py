@@ -248,12 +248,11 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from sceneparse.pipeline import check_refiners
     from sceneparse.refine.temporal import DEFAULT_METHOD
 
     if parser.in_channels != 3:
         raise ConfigError("sceneparse serve takes RGB models; this one also needs depth (4 input channels)")
-    refine = check_refiners(refine)
+    refine = parser.refiners(refine)  # the model's chosen parameters under the given ones, checked now
     temporal_default = "none" if temporal in (False, None) else (DEFAULT_METHOD if temporal is True else temporal)
     batcher = Batcher(parser, max_batch=max_batch, max_wait=max_wait_ms / 1000, queue_size=queue_size, refine=refine)
     batcher.submit(np.zeros((240, 320, 3), np.uint8)).result()  # warm up: the first call costs several times more

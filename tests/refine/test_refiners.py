@@ -297,3 +297,43 @@ def test_exception_bad_crf_compatibility_file(tmp_path):
     assert DenseCRF(bilateral_sxy=60.0, compat=wide).compat == wide
     with pytest.raises(ValueError, match="for 3 classes"):
         DenseCRF(bilateral_sxy=60.0, compat=wide)(np.zeros((8, 8, 3), np.uint8), np.full((2, 8, 8), 0.5, np.float32))
+
+
+def test_feature_model_chosen_refiner_parameters(real, tmp_path):
+    """A shipped model's chosen parameters (weights/refiners/NAME-refine.yaml) come under those a
+    caller gives and over the refiners' defaults, in parse() and in the CLI's specs."""
+    import argparse
+
+    from sceneparse.cli.options import refiners_from
+    from sceneparse.refine import shipped_refine_config
+
+    parser, frames = real
+    chosen = shipped_refine_config("stanford-background")["crf"]
+    default = DenseCRF()
+    assert any(chosen[k] != getattr(default, k) for k in chosen)  # the file changes something
+    assert shipped_refine_config(None) == {} and shipped_refine_config("camvid") == {}
+    (crf,) = parser.refiners(["crf"])
+    assert {k: getattr(crf, k) for k in chosen} == chosen
+    assert crf.gaussian_sxy == default.gaussian_sxy  # what the file leaves out: the defaults
+    (crf,) = parser.refiners([{"name": "crf", "bilateral_compat": 7.0}])  # the caller's own win
+    assert crf.bilateral_compat == 7.0 and crf.iterations == chosen["iterations"]
+    (crf,) = parser.refiners(["crf"], {"crf": {"iterations": 2}})  # so do a config table's
+    assert crf.iterations == 2 and crf.bilateral_srgb == chosen["bilateral_srgb"]
+    assert parser.refiners([default])[0] is default  # an instance is used as it is
+    parser.name, name = None, parser.name  # a checkpoint file: no chosen parameters
+    try:
+        assert parser.refiners(["crf"])[0].bilateral_compat == default.bilateral_compat
+    finally:
+        parser.name = name
+    rgb, probs = frames[0]
+    parsed = parser.parse(rgb, refine=["crf"]).probs
+    assert np.abs(parsed - DenseCRF(**chosen)(rgb, probs)).max() < 1e-3
+    assert np.abs(parsed - default(rgb, probs)).max() > 0.05
+    # the CLI passes (name, params) specs, checked at once, so the model's parameters apply under them
+    config = tmp_path / "r.yaml"
+    config.write_text("refiners:\n  crf: {iterations: 3}\n")
+    specs = refiners_from(argparse.Namespace(refine=["crf", "offsets"], refine_config=str(config)))
+    assert specs == (("crf", {"iterations": 3}), ("offsets", {}))
+    assert parser.refiners(specs)[0].bilateral_compat == chosen["bilateral_compat"]
+    with pytest.raises(ValueError, match="unknown refiner 'magic'"):
+        refiners_from(argparse.Namespace(refine=["magic"], refine_config=None))
