@@ -141,7 +141,7 @@ def time_refiners(args) -> None:
     probs = parser.predict_probs(image)
     config = load_refine_config(args.refine_config)
     print("\n| refiner (Stanford model, 320x240) | ms |\n|---|---:|")
-    for names in (["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["offsets"],
+    for names in (["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], ["offsets"], ["crf", "offsets"],
                   ["superpixels", "crf", "offsets"]):  # fmt: skip
         refiners = parser.refiners(names, config)
 
