@@ -121,7 +121,8 @@ class ParseResult:
 
 def check_refiners(refine) -> tuple[Refiner, ...]:
     """Refiners built from names, ``{"name": ..., **params}`` mappings or instances, in order;
-    an unknown name or parameter is an error that lists the known ones."""
+    an unknown name or parameter is an error that lists the known ones. Without a model's chosen
+    parameters: :meth:`SceneParser.refiners` adds them."""
     return build_refiners(refine)
 
 
@@ -449,6 +450,8 @@ class SceneParser:
         for this shipped model (:func:`~sceneparse.refine.shipped_refine_config`), then its
         defaults; an instance is used as it is.
         """
+        if not refine:
+            return ()
         table = merge_refine_configs(shipped_refine_config(self.name), config)
         return tuple(bind_refiners(build_refiners(refine, table), self))
 
