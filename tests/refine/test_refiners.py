@@ -311,7 +311,7 @@ def test_feature_model_chosen_refiner_parameters(real, tmp_path):
     chosen = shipped_refine_config("stanford-background")["crf"]
     default = DenseCRF()
     assert any(chosen[k] != getattr(default, k) for k in chosen)  # the file changes something
-    assert shipped_refine_config(None) == {} and shipped_refine_config("camvid") == {}
+    assert shipped_refine_config(None) == {} and shipped_refine_config("siftflow") == {}
     (crf,) = parser.refiners(["crf"])
     assert {k: getattr(crf, k) for k in chosen} == chosen
     assert crf.gaussian_sxy == default.gaussian_sxy  # what the file leaves out: the defaults
