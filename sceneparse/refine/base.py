@@ -168,7 +168,7 @@ def shipped_refine_config(model_name: str | None) -> dict:
     path = REFINER_WEIGHTS / f"{model_name}-refine.yaml"
     if not model_name or not path.is_file():
         return {}
-    return merge_refine_configs(_read_refine_config(str(path), path.stat().st_mtime_ns))
+    return merge_refine_configs(_read_refine_config(str(path), path.stat().st_mtime_ns))  # a copy of the cached
 
 
 @functools.lru_cache(maxsize=8)
