@@ -1,5 +1,6 @@
 """``sceneparse models``: the registered architectures, the shipped models, and the sources,
-refiners, temporal smoothers and sinks the pipeline knows."""
+refiners, temporal smoothers and sinks the pipeline knows; what each shipped model brings for
+its refiners."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 
 def main(argv=None) -> int:
     from sceneparse.pipeline import list_pretrained
-    from sceneparse.refine import REFINERS
+    from sceneparse.refine import REFINER_WEIGHTS, REFINERS, shipped_refine_config
     from sceneparse.refine.temporal import list_smoothers
     from sceneparse.registry import list_models
     from sceneparse.sinks import list_sinks
@@ -18,7 +19,13 @@ def main(argv=None) -> int:
     print("architectures:", ", ".join(list_models()))
     print("pretrained:   ", ", ".join(list_pretrained()))
     print("sources:      ", ", ".join(list_sources()))
-    print("refiners:     ", ", ".join(sorted(REFINERS)))
+    print("refiners:     ", ", ".join(sorted(REFINERS)) + "; shipped for a model, used when it names them:")
+    files = {"tree": "region classifier", "offsets": "boundary-offset head"}
+    for name in list_pretrained():
+        parts = [what for kind, what in files.items() if (REFINER_WEIGHTS / f"{name}-{kind}.pt").is_file()]
+        parts += [f"{refiner} parameters" for refiner in shipped_refine_config(name)]
+        if parts:
+            print(f"  {name}: {', '.join(parts)}")
     print("temporal:     ", ", ".join(list_smoothers()))
     print("sinks:        ", ", ".join(list_sinks()))
     return 0

@@ -5,6 +5,7 @@
 """
 
 from sceneparse.refine.base import (
+    REFINER_WEIGHTS,
     REFINERS,
     Refiner,
     bind_refiners,
@@ -21,6 +22,7 @@ from sceneparse.refine.superpixels import SuperpixelVoting, oversegment, region_
 from sceneparse.refine.tree import PurityTree, build_tree, optimal_cover, train_region_classifier
 
 __all__ = [
+    "REFINER_WEIGHTS",
     "REFINERS",
     "Refiner",
     "bind_refiners",
