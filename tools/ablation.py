@@ -1,7 +1,9 @@
 """Ablation of the refiners, as the paper's table: raw convnet, each refiner, and combinations,
 on the reporting half of a model's held-out images (the tuning half was used for the defaults).
+Each refiner has the parameters chosen for the model, if it ships any, else its defaults; a
+``--refine-config`` file's win over both (``configs/refine.yaml``: the defaults for every model).
 
-python tools/ablation.py --model stanford-background --refine-config configs/refine.yaml
+python tools/ablation.py --model stanford-background [--subset tune] [--refine-config FILE]
 Prints a markdown table: pixel and class accuracy, mean IoU, accuracy within 4 px of true class
 boundaries, and milliseconds per image of the refiners (the convnet's own time is apart).
 """
