@@ -9,8 +9,10 @@ import argparse
 
 def main(argv=None) -> int:
     from sceneparse.pipeline import list_pretrained
-    from sceneparse.refine import REFINER_WEIGHTS, REFINERS, shipped_refine_config
+    from sceneparse.refine import REFINERS, shipped_refine_config
+    from sceneparse.refine.offsets import shipped_head
     from sceneparse.refine.temporal import list_smoothers
+    from sceneparse.refine.tree import shipped_classifier
     from sceneparse.registry import list_models
     from sceneparse.sinks import list_sinks
     from sceneparse.sources import list_sources
@@ -20,9 +22,9 @@ def main(argv=None) -> int:
     print("pretrained:   ", ", ".join(list_pretrained()))
     print("sources:      ", ", ".join(list_sources()))
     print("refiners:     ", ", ".join(sorted(REFINERS)) + "; shipped for a model, used when it names them:")
-    files = {"tree": "region classifier", "offsets": "boundary-offset head"}
+    files = {"region classifier": shipped_classifier, "boundary-offset head": shipped_head}
     for name in list_pretrained():
-        parts = [what for kind, what in files.items() if (REFINER_WEIGHTS / f"{name}-{kind}.pt").is_file()]
+        parts = [what for what, shipped in files.items() if shipped(name)]
         parts += [f"{refiner} parameters" for refiner in shipped_refine_config(name)]
         if parts:
             print(f"  {name}: {', '.join(parts)}")

@@ -5,7 +5,6 @@
 """
 
 from sceneparse.refine.base import (
-    REFINER_WEIGHTS,
     REFINERS,
     Refiner,
     bind_refiners,
@@ -22,7 +21,6 @@ from sceneparse.refine.superpixels import SuperpixelVoting, oversegment, region_
 from sceneparse.refine.tree import PurityTree, build_tree, optimal_cover, train_region_classifier
 
 __all__ = [
-    "REFINER_WEIGHTS",
     "REFINERS",
     "Refiner",
     "bind_refiners",

@@ -31,11 +31,17 @@ from torch import nn
 from sceneparse.refine.base import REFINER_WEIGHTS, Refiner, check_probs, model_fingerprint, positive, register_refiner
 
 __all__ = ["SegmentationTree", "build_tree", "optimal_cover", "RegionClassifier", "PurityTree",
-           "node_features", "train_region_classifier"]  # fmt: skip
+           "node_features", "shipped_classifier", "train_region_classifier"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 #: (classifier path, model fingerprint) pairs already warned about as not belonging together.
 _STALE_WARNED: set[tuple[str, str]] = set()
+
+
+def shipped_classifier(model_name: str | None) -> Path | None:
+    """The region classifier shipped for the shipped model ``model_name``, if there is one."""
+    path = REFINER_WEIGHTS / f"{model_name}-tree.pt"
+    return path if model_name and path.is_file() else None
 
 
 class SegmentationTree:
@@ -269,9 +275,8 @@ class PurityTree(Refiner):
         """Pick the shipped classifier of ``parser``'s model when ``classifier="auto"``."""
         if self.classifier != "auto" or self._net is not None:
             return
-        name = getattr(parser, "name", None)
-        path = REFINER_WEIGHTS / f"{name}-tree.pt"
-        if name and path.is_file():
+        path = shipped_classifier(getattr(parser, "name", None))
+        if path is not None:
             self._load(path)
         if self._net_names is not None and self._net_names != tuple(parser.class_names):
             raise ValueError(f"region classifier classes {self._net_names} differ from the model's")
