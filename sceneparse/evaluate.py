@@ -51,12 +51,14 @@ def evaluate(parser, dataset, refine=(), temporal=None, progress: bool = True, b
     """
     sequences = temporal is not None
     sink = MetricsSink(boundary_width, temporal=sequences)
-    stats = run(parser, DatasetFrames(dataset, sequences=sequences), [sink], temporal=temporal or False,
+    frames = DatasetFrames(dataset, sequences=sequences)
+    refine = parser.refiners(refine)  # bound once, here: their repr goes into the scores
+    stats = run(parser, frames, [sink], temporal=temporal or False,
                 refine=refine, progress=progress, desc="evaluate", **temporal_params)  # fmt: skip
     if stats["interrupted"]:
         raise KeyboardInterrupt  # scores of part of a split would pass for the whole
     scores = stats["outputs"]["metrics"]
-    scores["refine"] = [repr(r) for r in parser.refiners(refine)]
+    scores["refine"] = [repr(r) for r in refine]
     scores["tta"] = str(parser.tta) if getattr(parser, "tta", None) else None
     if sequences:
         scores.update(temporal=method_name(temporal), temporal_params=temporal_params)
@@ -84,6 +86,7 @@ def evaluate_video(parser, source, temporal=True, refine=(), progress: bool = Tr
     (pixels whose flow fails the forward-backward check, and frames after a scene cut, left
     out): what is left of the raw change once camera and object motion are accounted for."""
     sink = MetricsSink(temporal=True, compensate=True)
+    refine = parser.refiners(refine)
     stats = run(parser, source, [sink], temporal=temporal, refine=refine, max_frames=max_frames, progress=progress,
                 desc="evaluate", **temporal_params)  # fmt: skip
     if stats["interrupted"]:
@@ -102,7 +105,7 @@ def evaluate_video(parser, source, temporal=True, refine=(), progress: bool = Tr
         "seconds_per_image": m["seconds_per_image"],
         "smoother_ms_per_frame": m["smoother_ms_per_frame"] if method_name(temporal) != "none" else 0.0,
         "device": m["device"],
-        "refine": [repr(r) for r in parser.refiners(refine)],
+        "refine": [repr(r) for r in refine],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sceneparse.errors import InputError, NotFoundError, OutputError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "atomic_write",
+    "per_file_version",
     "read_image",
     "list_images",
     "unique_names",
@@ -24,6 +26,28 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def per_file_version(maxsize: int = 8):
+    """Decorator: ``read(path, *args)`` runs once per version of the file (its resolved path and
+    modification time) and ``args``, then answers from a cache of ``maxsize`` entries. For files
+    that every call would otherwise read again (a parse() with refiner names builds its refiners
+    every call); an edited file is read anew. ``cache_info``/``cache_clear`` as functools'."""
+
+    def wrap(read):
+        @functools.lru_cache(maxsize=maxsize)
+        def cached(path: str, mtime_ns: int, *args):
+            return read(path, *args)
+
+        @functools.wraps(read)
+        def reader(path, *args):
+            path = Path(path).resolve()
+            return cached(str(path), path.stat().st_mtime_ns, *args)
+
+        reader.cache_info, reader.cache_clear = cached.cache_info, cached.cache_clear
+        return reader
+
+    return wrap
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -46,7 +46,7 @@ from sceneparse.tta import TestTimeAugmentation
 SMOOTH_AT = ("network", "frame")
 
 __all__ = ["SceneParser", "ParseResult", "SMOOTH_AT", "list_pretrained", "pretrained_path", "resolve_model",
-           "check_refiners", "REFINERS"]  # fmt: skip
+           "REFINERS"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +117,6 @@ class ParseResult:
         from sceneparse.visualize import overlay
 
         return overlay(image, self.labels, self.palette, self.class_names, alpha, legend)
-
-
-def check_refiners(refine) -> tuple[Refiner, ...]:
-    """Refiners built from names, ``{"name": ..., **params}`` mappings or instances, in order;
-    an unknown name or parameter is an error that lists the known ones. Without a model's chosen
-    parameters: :meth:`SceneParser.refiners` adds them."""
-    return build_refiners(refine)
 
 
 class SceneParser:

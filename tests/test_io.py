@@ -1,8 +1,10 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from sceneparse.io import list_images, read_image, write_label_png
+from sceneparse.io import list_images, per_file_version, read_image, write_label_png
 from sceneparse.visualize import colorize, overlay
 
 
@@ -17,6 +19,27 @@ def test_feature_list_images_keeps_same_stems_apart(tmp_path):
     with pytest.raises(ValueError, match="holds no images"):
         (tmp_path / "empty").mkdir()
         list_images([tmp_path / "empty"])
+
+
+def test_feature_per_file_version_reads_each_version_once(tmp_path):
+    reads = []
+
+    @per_file_version(maxsize=4)
+    def read(path, scale):
+        reads.append(path)
+        return float(open(path).read()) * scale
+
+    f = tmp_path / "value.txt"
+    f.write_text("2")
+    assert read(f, 3) == read(str(f), 3) == read(tmp_path / "." / "value.txt", 3) == 6.0
+    assert len(reads) == 1 and reads[0] == str(f.resolve())  # one read for every spelling of the path
+    assert read(f, 10) == 20.0 and len(reads) == 2  # other arguments: another entry
+    f.write_text("5")
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))  # a new version, surely a new time
+    assert read(f, 3) == 15.0 and len(reads) == 3
+    assert read.cache_info().hits == 2
+    with pytest.raises(FileNotFoundError):
+        read(tmp_path / "missing.txt", 1)
 
 
 def test_feature_label_png_round_trip(tmp_path):

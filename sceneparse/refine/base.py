@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from sceneparse.io import per_file_version
 
 if TYPE_CHECKING:
     from torch import nn
@@ -168,12 +169,12 @@ def shipped_refine_config(model_name: str | None) -> dict:
     path = REFINER_WEIGHTS / f"{model_name}-refine.yaml"
     if not model_name or not path.is_file():
         return {}
-    return merge_refine_configs(_read_refine_config(str(path), path.stat().st_mtime_ns))  # a copy of the cached
+    return merge_refine_configs(_read_refine_config(path))  # a copy of the cached
 
 
-@functools.lru_cache(maxsize=8)
-def _read_refine_config(path: str, mtime_ns: int) -> dict:
-    return load_refine_config(path)  # read once per file version: parse() binds its refiners every call
+@per_file_version()
+def _read_refine_config(path: str) -> dict:
+    return load_refine_config(path)
 
 
 def check_probs(probs: np.ndarray, rgb: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ model's weights is in its file); :func:`train_offset_head` trains one for any mu
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from sceneparse.io import per_file_version
 from sceneparse.refine.base import REFINER_WEIGHTS, Refiner, check_probs, model_fingerprint, positive, register_refiner
 
 __all__ = ["BoundaryOffsets", "OffsetHead", "offset_targets", "model_fingerprint", "shipped_head", "train_offset_head"]
@@ -119,11 +119,9 @@ def shipped_head(model_name: str | None) -> Path | None:
     return path if model_name and path.is_file() else None
 
 
-@functools.lru_cache(maxsize=8)
-def _read_head(path: str, mtime_ns: int, device: str) -> tuple[OffsetHead, str, str | None]:
-    """The head in ``path`` ready for inference on ``device``, its model's fingerprint and name;
-    read once per file version and device (a parse() with refiner names builds its refiners
-    every call)."""
+@per_file_version()
+def _read_head(path: str, device: str) -> tuple[OffsetHead, str, str | None]:
+    """The head in ``path`` ready for inference on ``device``, its model's fingerprint and name."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a sceneparse boundary-offset head")
@@ -188,9 +186,7 @@ class BoundaryOffsets(Refiner):
         if not path.is_file():
             raise FileNotFoundError(f"boundary-offset head not found: {path}")
         self._path = path
-        self._net, self._fingerprint, self._model_name = _read_head(
-            str(path.resolve()), path.stat().st_mtime_ns, str(torch.device(device))
-        )
+        self._net, self._fingerprint, self._model_name = _read_head(path, str(torch.device(device)))
 
     def bind(self, parser) -> None:
         """Read ``parser``'s model's features; with ``head="auto"``, load its shipped head."""

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import functools
 import heapq
 import logging
 from pathlib import Path
@@ -28,6 +27,7 @@ import skimage.segmentation
 import torch
 from torch import nn
 
+from sceneparse.io import per_file_version
 from sceneparse.refine.base import REFINER_WEIGHTS, Refiner, check_probs, model_fingerprint, positive, register_refiner
 
 __all__ = ["SegmentationTree", "build_tree", "optimal_cover", "RegionClassifier", "PurityTree",
@@ -217,11 +217,10 @@ class RegionClassifier(nn.Module):
         return torch.log(x[:, : self.num_classes].clamp_min(1e-6)) + self.net(x)
 
 
-@functools.lru_cache(maxsize=8)
-def _read_classifier(path: str, mtime_ns: int) -> tuple[RegionClassifier, tuple[str, ...], str | None]:
+@per_file_version()
+def _read_classifier(path: str) -> tuple[RegionClassifier, tuple[str, ...], str | None]:
     """The region classifier in ``path`` (in eval mode), its class names and the fingerprint of
-    the model whose probabilities trained it; read once per file version (a parse() with refiner
-    names builds its refiners every call)."""
+    the model whose probabilities trained it."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "sceneparse-region-classifier-v1":
         raise ValueError(f"{path}: not a sceneparse region classifier")
@@ -269,7 +268,7 @@ class PurityTree(Refiner):
     def _load(self, path: Path) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"region classifier not found: {path}")
-        self._net, self._net_names, self._fingerprint = _read_classifier(str(path.resolve()), path.stat().st_mtime_ns)
+        self._net, self._net_names, self._fingerprint = _read_classifier(path)
 
     def bind(self, parser) -> None:
         """Pick the shipped classifier of ``parser``'s model when ``classifier="auto"``."""
