@@ -196,7 +196,7 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
                 sinks=sinks, legend=legend, hooks=hooks, source_options=source_options, smooth_at=smooth_at,
             )  # fmt: skip
         except (ValueError, FileNotFoundError) as err:
-            log.error("%s: %s", spec, err)
+            log.error("%s", err if str(spec) in str(err) else f"{spec}: {err}")  # named once
             report["streams"][str(spec)] = {"error": str(err)}
             continue
         if report["streams"][str(spec)]["interrupted"]:

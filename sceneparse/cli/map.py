@@ -64,19 +64,26 @@ def main(argv=None) -> int:
                 desc="mapping")  # fmt: skip
     source.close()
     summary = sink.summary()
+    failed = stats["failed"]  # frames the model could not label (an RGB-D model: unreadable or missing depth)
     summary.update(frames_parsed=stats["frames"], end_to_end_fps=stats["fps"], interrupted=stats["interrupted"],
-                   model=args.model, source=str(args.sequence), input_error=stats["input_error"])  # fmt: skip
+                   model=args.model, source=str(args.sequence), input_error=stats["input_error"],
+                   failed=failed)  # fmt: skip
     if (out / "summary.json").exists():
         (out / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "folder"}, indent=2,
                                                      default=float))  # fmt: skip
     timings = summary.get("timings", {})
-    print(f"{out}: {summary.get('frames', 0)} of {stats['frames']} frames fused "
-          f"({', '.join(f'{n} {k}' for k, n in summary.get('skipped', {}).items()) or 'none skipped'}); "
+    left_out = {**summary.get("skipped", {}), **({"not labelled": len(failed)} if failed else {})}
+    print(f"{out}: {summary.get('frames', 0)} of {stats['frames'] + len(failed)} frames fused "
+          f"({', '.join(f'{n} {k}' for k, n in left_out.items()) or 'none skipped'}); "
           f"{summary.get('points', 0)} points, {summary.get('mesh_vertices', 0)} mesh vertices, "
           f"{summary.get('voxels', 0)} voxels ({summary.get('memory_mb', 0):.0f} MB); map update "
           f"{timings.get('map_update_fps', 0):.1f} frames/s, end to end {stats['fps']:.2f} frames/s")  # fmt: skip
     for name, path in summary.get("files", {}).items():
         print(f"  {name:10s} {path}")
+    if failed:
+        item, why = next(iter(failed.items()))
+        print(f"{len(failed)} frame(s) could not be labelled and are not in the map (listed in summary.json); "
+              f"the first: {item}: {why}", file=sys.stderr)  # fmt: skip
     if stats["interrupted"]:
         print("interrupted: the map holds the frames fused so far")
         return 130
@@ -84,4 +91,8 @@ def main(argv=None) -> int:
         print(f"the input broke off after {stats['frames']} frames: {stats['input_error']}; the map holds the "
               "frames before", file=sys.stderr)  # fmt: skip
         return 1
-    return 0
+    if not summary.get("frames"):
+        print(f"{out}: no frame was fused, the map is empty: a map needs RGB-D frames with intrinsics and poses",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 1 if failed else 0

@@ -35,15 +35,31 @@ def test_feature_map_command_writes_every_output(tmp_path):
     assert main(["map", str(seq), "--out", str(out), "--voxel", "0.05", "--overwrite", "--no-progress"]) == 0
 
 
-def test_exception_map_needs_poses_and_a_positive_voxel(tmp_path):
+def test_exception_map_needs_poses_and_a_positive_voxel(tmp_path, capsys):
     seq = write_sequence(tmp_path / "seq", n=3)
     for p in seq.glob("*.pose.txt"):
         p.unlink()
     out = tmp_path / "out"
-    assert main(["map", str(seq), "--out", str(out), "--no-progress"]) == 0
+    assert main(["map", str(seq), "--out", str(out), "--no-progress"]) == 1  # an empty map is no success
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 0 and summary["skipped"] == {"no pose": 3}
+    assert "no frame was fused, the map is empty" in capsys.readouterr().err
     assert main(["map", str(seq), "--out", str(tmp_path / "o2"), "--voxel", "0", "--no-progress"]) == 1
+
+
+def test_exception_frames_without_depth_are_named_and_the_rest_mapped(tmp_path, capsys):
+    seq = write_sequence(tmp_path / "seq", n=3)
+    missing = sorted(seq.glob("*.depth.png"))[1]
+    missing.unlink()
+    out = tmp_path / "out"
+    assert main(["map", str(seq), "--out", str(out), "--no-progress"]) == 1  # the RGB-D model cannot label it
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 2 and summary["voxels"] > 0
+    ((item, why),) = summary["failed"].items()
+    assert missing.name.replace(".depth.png", "") in item and "depth" in why
+    captured = capsys.readouterr()
+    assert "2 of 3 frames fused (1 not labelled)" in captured.out
+    assert "1 frame(s) could not be labelled" in captured.err
 
 
 def test_feature_ctrl_c_leaves_the_map_so_far(tmp_path):
