@@ -241,8 +241,8 @@ class SceneParser:
     def _check_depth(self, depth, shape) -> np.ndarray | None:
         if depth is None:
             if self.in_channels == 4:
-                raise InputError(f"no depth given, but {self.name or 'this model'} is an RGB-D model: pass depth (HxW, "
-                                 "metres) to parse(), or a folder of depth images to sceneparse label --depth")  # fmt: skip
+                raise InputError(f"no depth given, but {self.name or 'this model'} is an RGB-D model: pass depth "
+                                 "(HxW, metres) to parse(), or a folder of depth images to label --depth")  # fmt: skip
             return None
         if self.in_channels != 4:
             raise InputError("depth was given, but this model takes RGB only (use an RGB-D model)")
