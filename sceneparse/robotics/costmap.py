@@ -92,9 +92,10 @@ def ground_frame(points: np.ndarray, labels: np.ndarray, floor_class: int | None
     if len(floor) >= 50:
         import open3d as o3d
 
-        o3d.utility.random.seed(0)
+        o3d.utility.random.seed(0)  # repeatable: the points in a fixed order, all 500 iterations run
+        floor = floor[np.lexsort(floor.T[::-1])]
         cloud = o3d.t.geometry.PointCloud(o3d.core.Tensor(np.ascontiguousarray(floor, np.float32)))
-        model, inliers = cloud.segment_plane(plane_distance, 3, 500)
+        model, inliers = cloud.segment_plane(plane_distance, 3, 500, 1.0)
         a, b, c, d = model.numpy().astype(np.float64)
         n = np.array([a, b, c])
         scale = np.linalg.norm(n)

@@ -219,6 +219,11 @@ def backproject(depth: np.ndarray, intrinsics: np.ndarray, stride: int = 1, max_
     # open3d drops pixels without a reading; its points project back onto their pixels exactly.
     cols = np.rint(points[:, 0] / points[:, 2] * intrinsics[0, 0] + intrinsics[0, 2]).astype(np.int64)
     rows = np.rint(points[:, 1] / points[:, 2] * intrinsics[1, 1] + intrinsics[1, 2]).astype(np.int64)
+    # open3d back-projects in parallel and returns the points in no fixed order; RANSAC's seeded
+    # samples and the normals' neighbours depend on the order, so put them in pixel order.
+    order = np.lexsort((cols, rows))
+    cloud = cloud.select_by_index(o3d.core.Tensor(order))
+    rows, cols = rows[order], cols[order]
     if normals_k and len(points) >= 3:
         cloud.estimate_normals(max_nn=int(normals_k))
         cloud.orient_normals_towards_camera_location(o3d.core.Tensor(np.zeros(3, np.float32)))
@@ -241,13 +246,13 @@ def horizontal_planes(cloud, up: np.ndarray, cfg: GeometryConfig, max_angle: flo
         n = len(rest.point.positions)
         if n < max(cfg.min_plane_points, 3):
             break
-        model, inliers = rest.segment_plane(cfg.plane_distance, 3, cfg.ransac_iterations)
+        # probability 1: every iteration runs. open3d's parallel RANSAC otherwise stops when the
+        # first thread's best plane looks good enough, and which plane that is varies run to run.
+        model, inliers = rest.segment_plane(cfg.plane_distance, 3, cfg.ransac_iterations, 1.0)
         inliers = inliers.numpy()
         if len(inliers) < cfg.min_plane_points:
             break
-        a, b, c, d = model.numpy().astype(np.float64)
-        scale = np.linalg.norm([a, b, c])
-        normal, offset = np.array([a, b, c]) / scale, d / scale
+        normal, offset, inliers = _refit(rest.point.positions.numpy(), model.numpy(), cfg.plane_distance)
         if normal @ up < 0:
             normal, offset = -normal, -offset
         if normal @ up >= cos_max:
@@ -256,6 +261,26 @@ def horizontal_planes(cloud, up: np.ndarray, cfg: GeometryConfig, max_angle: flo
         keep[inliers] = False
         rest = rest.select_by_mask(o3d.core.Tensor(keep))
     return planes
+
+
+def _refit(points: np.ndarray, model: np.ndarray, distance: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """RANSAC's plane ``model`` (a, b, c, d) fitted again by least squares to its inliers within
+    ``distance``: (unit normal, offset, the inliers of the fitted plane). RANSAC's plane passes
+    through three sample points; over noisy readings the one with the most inliers can sit
+    tilted across a thick band of them."""
+    points = points.astype(np.float64)
+    normal, offset = model[:3].astype(np.float64), float(model[3])
+    normal, offset = normal / np.linalg.norm(normal), offset / np.linalg.norm(normal)
+    inliers = np.flatnonzero(np.abs(points @ normal + offset) <= distance)
+    for _ in range(2):
+        if len(inliers) < 3:
+            break
+        centre = points[inliers].mean(axis=0)
+        fitted = np.linalg.svd(points[inliers] - centre, full_matrices=False)[2][2]
+        fitted = fitted if fitted @ normal >= 0 else -fitted
+        normal, offset = fitted, float(-fitted @ centre)
+        inliers = np.flatnonzero(np.abs(points @ normal + offset) <= distance)
+    return normal, offset, inliers
 
 
 def _upward_subset(cloud, up: np.ndarray, angle: float):
@@ -338,6 +363,9 @@ def find_ground_in_sequence(
         return GroundPlane(guess if np.linalg.norm(guess) > 1e-6 else CAMERA_UP.copy(), None, "world")
     fused = o3d.t.geometry.PointCloud(o3d.core.Tensor(np.concatenate(clouds).astype(np.float32)))
     fused = fused.voxel_down_sample(cfg.voxel_size)
+    # Its points come out of a parallel hash map in no fixed order: sort them by voxel, as above.
+    cells = np.floor(fused.point.positions.numpy() / cfg.voxel_size).astype(np.int64)
+    fused = fused.select_by_index(o3d.core.Tensor(np.lexsort(cells.T[::-1])))
     fused.estimate_normals(max_nn=cfg.normal_neighbours)
     # Orient along the guess: every camera looks at the upward surfaces from above.
     normals = fused.point.normals.numpy()
