@@ -269,8 +269,8 @@ def _refit(points: np.ndarray, model: np.ndarray, distance: float) -> tuple[np.n
     through three sample points; over noisy readings the one with the most inliers can sit
     tilted across a thick band of them."""
     points = points.astype(np.float64)
-    normal, offset = model[:3].astype(np.float64), float(model[3])
-    normal, offset = normal / np.linalg.norm(normal), offset / np.linalg.norm(normal)
+    scale = np.linalg.norm(model[:3])
+    normal, offset = model[:3].astype(np.float64) / scale, float(model[3]) / scale
     inliers = np.flatnonzero(np.abs(points @ normal + offset) <= distance)
     for _ in range(2):
         if len(inliers) < 3:
