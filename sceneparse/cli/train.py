@@ -109,15 +109,21 @@ def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Na
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    from sceneparse.train import recorded_train_config, run_training
-
+def train_config_from_argv(argv=None) -> dict:
+    """The checked options that ``sceneparse train ARGV`` trains with (dataset defaults, YAML
+    file, flags: :func:`parse_with_config`), before any data is read."""
     parser = argparse.ArgumentParser(
         prog="sceneparse train", description="Train a scene parser.", formatter_class=TrainHelpFormatter
     )
     add_train_arguments(parser)
     args = parse_with_config(parser, argv)
-    cfg = check_train_config({k: v for k, v in vars(args).items() if k != "config"})
+    return check_train_config({k: v for k, v in vars(args).items() if k != "config"})
+
+
+def main(argv=None) -> int:
+    from sceneparse.train import recorded_train_config, run_training
+
+    cfg = train_config_from_argv(argv)
     if cfg["resume"]:  # refused changes fail here, before any data is read
         check_resume(recorded_train_config(cfg["resume"]), cfg)
     out = run_training(cfg)

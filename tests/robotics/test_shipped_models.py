@@ -67,14 +67,14 @@ def test_feature_shipped_geometry_models_agree_with_depth_on_held_out_frames(nam
      ("indoor-geometry-rgbd", "msconvnet_rgbd_indoor_geometry.yaml")],
 )  # fmt: skip
 def test_feature_shipped_geometry_models_were_trained_by_their_config(name, config):
-    """docs/MODEL_ZOO.md's command for each shipped model is the one its weights record (options added to the trainer
-    since a model was trained are not in its record); where the run wrote its files and its progress bars aside."""
+    """docs/MODEL_ZOO.md's command for each shipped model, ``sceneparse train --config FILE``, trains with the options
+    its weights record (options added to the trainer since a model was trained are not in its record); where the run
+    wrote its files and its progress bars aside."""
     from pathlib import Path
 
-    from sceneparse.config import TRAIN_DEFAULTS, check_train_config, load_yaml, train_defaults
+    from sceneparse.cli.train import train_config_from_argv
 
-    from_file = load_yaml(Path(__file__).parents[2] / "configs" / config, TRAIN_DEFAULTS)
-    cfg = check_train_config({**train_defaults(from_file["dataset"]), **from_file})
+    cfg = train_config_from_argv(["--config", str(Path(__file__).parents[2] / "configs" / config)])
     recorded = SceneParser.from_pretrained(name).meta["train_config"]
     aside = {"out", "progress"}
     assert {k: v for k, v in recorded.items() if k not in aside} == {k: cfg[k] for k in recorded if k not in aside}
