@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from sceneparse import SceneParser
 from sceneparse.data.geometry import IndoorGeometry
-from sceneparse.engine import load_checkpoint
+from sceneparse.engine import load_checkpoint, seed_everything
 from sceneparse.losses import class_frequencies, loss_class_weights
 from sceneparse.models.pyramid import pad_to_multiple
 from sceneparse.sources import open_source
@@ -145,9 +145,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    seed_everything(args.seed)
 
     from sceneparse.data.base import data_root
     from sceneparse.pipeline import resolve_model
