@@ -1,6 +1,11 @@
 """7-Scenes RGB-D sequences (Shotton et al., CVPR 2013): ``frame-NNNNNN.color.{jpg,png}``,
 ``frame-NNNNNN.depth.png`` (16-bit mm, 0 = no reading), ``frame-NNNNNN.pose.txt`` (4x4
-camera-to-world) and ``camera-intrinsics.txt``."""
+camera-to-world) and ``camera-intrinsics.txt`` (the depth camera's).
+
+The colour and depth images are stored as the Kinect took them, from two cameras, unregistered;
+the source registers each colour image to its depth image (:mod:`.registration`), so that pixel
+(u, v) of ``Frame.image`` shows what depth pixel (u, v) measured, with the depth camera's
+intrinsics and the sequence's poses."""
 
 from __future__ import annotations
 
@@ -12,13 +17,23 @@ import numpy as np
 from sceneparse.errors import InputError
 from sceneparse.io import read_image
 from sceneparse.sources.base import Frame, Source, frame_number, read_frame_depth, register_source
+from sceneparse.sources.registration import KINECT_7SCENES, ColorRegistration
 
 __all__ = ["SevenScenesSource"]
 
 
 @register_source
 class SevenScenesSource(Source):
-    """A 7-Scenes sequence: colour, depth (metres), pose and intrinsics per frame."""
+    """A 7-Scenes sequence: colour, depth (metres), pose and intrinsics per frame.
+
+    Args:
+        folder: the sequence's folder.
+        fps: frame rate of the timestamps (frame number / fps).
+        register_color: resample each colour image on its depth image's pixel grid (True: with
+            :data:`~sceneparse.sources.registration.KINECT_7SCENES`; or a
+            :class:`~sceneparse.sources.registration.ColorRegistration`); False: the colour images
+            as stored. Frames without depth or intrinsics are passed on as stored.
+    """
 
     kind = "7scenes"
     priority = 30
@@ -28,8 +43,10 @@ class SevenScenesSource(Source):
         path = Path(str(spec))
         return path.is_dir() and any(path.glob("frame-*.color.*"))
 
-    def __init__(self, folder: str | Path, fps: float | None = 30.0) -> None:
+    def __init__(self, folder: str | Path, fps: float | None = 30.0,
+                 register_color: bool | ColorRegistration = True) -> None:  # fmt: skip
         super().__init__()
+        self.registration = KINECT_7SCENES if register_color is True else (register_color or None)
         self.folder = Path(folder)
         self.colors = sorted(self.folder.glob("frame-*.color.*"), key=lambda p: frame_number(p.name.split(".")[0]))
         if not self.colors:
@@ -51,5 +68,9 @@ class SevenScenesSource(Source):
             pose_path = self.folder / f"{stem}.pose.txt"
             pose = np.loadtxt(pose_path).reshape(4, 4) if pose_path.is_file() else None
             number = frame_number(stem)[0]
-            yield Frame(read_image(color), index, number / self.fps, depth, self.intrinsics, pose, stem,
+            image = read_image(color)
+            if self.registration is not None and depth is not None and self.intrinsics is not None:
+                image = self.registration.color_to_depth(image, depth, self.intrinsics)
+                extra["color_registered"] = True
+            yield Frame(image, index, number / self.fps, depth, self.intrinsics, pose, stem,
                         extra={"path": str(color), **extra})  # fmt: skip

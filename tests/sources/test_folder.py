@@ -33,14 +33,14 @@ def _folder_from_7scenes(src_folder, out, n=6, trajectory=False, depth_dir=False
     ``000000.jpg``, ``000002.jpg``, ... (the same JPEG bytes), depth as ``000000.depth.png`` (or
     ``depth/000000.png``) in units of 1/``scale`` m, poses as ``000000.pose.txt`` (or TUM lines in
     ``poses.txt`` stamped with the frame number, over ``fps`` where given), intrinsics as
-    ``fx fy cx cy`` in ``intrinsics.txt``."""
+    ``fx fy cx cy`` in ``intrinsics.txt``; the frames returned are the unregistered ones, as copied."""
     from scipy.spatial.transform import Rotation
 
     out.mkdir(parents=True)
     if depth_dir:
         (out / "depth").mkdir()
     lines, frames = ["# timestamp tx ty tz qx qy qz qw"], []
-    for i, frame in enumerate(SevenScenesSource(src_folder)):
+    for i, frame in enumerate(SevenScenesSource(src_folder, register_color=False)):  # the JPEG bytes as stored
         if i == n:
             break
         stem = f"{2 * i:06d}"  # every second frame: numbers 0, 2, 4, ...
