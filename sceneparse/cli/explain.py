@@ -47,6 +47,7 @@ def _read_depth(path: str, scale: float):
 def main(argv=None) -> int:
     from sceneparse.explain import explain
     from sceneparse.io import ensure_writable, read_image
+    from sceneparse.sources.registration import register_7scenes_file
 
     ap = build_parser()
     args = ap.parse_args(argv)
@@ -55,6 +56,7 @@ def main(argv=None) -> int:
             ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     rgb = read_image(args.image)
     depth = _read_depth(args.depth, args.depth_scale) if args.depth else None
+    rgb = register_7scenes_file(args.image, rgb, depth)[0]  # a 7-Scenes frame: colour onto its depth image
     ensure_writable(args.out)
     parser = load_parser(args)
     if parser.in_channels == 4 and depth is None:

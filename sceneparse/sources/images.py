@@ -15,6 +15,7 @@ from pathlib import Path
 from sceneparse.errors import NotFoundError
 from sceneparse.io import IMAGE_EXTENSIONS, list_images, read_image
 from sceneparse.sources.base import Frame, Source, read_frame_depth, register_source
+from sceneparse.sources.registration import register_7scenes_file
 
 __all__ = ["ImageFiles", "find_depth"]
 
@@ -86,5 +87,8 @@ class ImageFiles(Source):
                     depth, extra = read_frame_depth(None, self.depth_scale, str(err))
                 else:
                     depth, extra = read_frame_depth(depth_path, self.depth_scale)
+            rgb, registered = register_7scenes_file(path, rgb, depth)  # as the 7-Scenes sequence source does
+            if registered:
+                extra["color_registered"] = True
             name = stem.as_posix()
             yield Frame(rgb, index, float(index), depth, name=name, sequence=name, extra={"path": str(path), **extra})

@@ -106,3 +106,16 @@ def test_feature_seven_scenes_colour_is_registered_to_depth(sevenscenes_path):
     registered = edge_alignment([(f.image, f.depth) for f in reg], k, ColorRegistration(k))
     shipped = edge_alignment([(f.image, f.depth) for f in raw], k, KINECT_7SCENES)
     assert registered > 1.4 * as_stored and abs(registered - shipped) < 0.1 * shipped
+
+
+def test_feature_a_seven_scenes_frame_given_alone_is_registered_like_the_sequence(sevenscenes_path):
+    from sceneparse.sources import ImageFiles
+
+    stem = "frame-000370"
+    frame = next(itertools.islice(SevenScenesSource(sevenscenes_path), 185, None))
+    alone = next(iter(ImageFiles(sevenscenes_path / f"{stem}.color.jpg", depth=sevenscenes_path)))
+    assert frame.name == stem and alone.extra.get("color_registered")
+    assert np.array_equal(alone.image, frame.image)
+    # without a depth folder nothing can be registered: the image as stored
+    plain = next(iter(ImageFiles(sevenscenes_path / f"{stem}.color.jpg")))
+    assert "color_registered" not in plain.extra and not np.array_equal(plain.image, frame.image)
