@@ -47,7 +47,7 @@ def _read_depth(path: str, scale: float):
 def main(argv=None) -> int:
     from sceneparse.explain import explain
     from sceneparse.io import ensure_writable, read_image
-    from sceneparse.sources.registration import register_7scenes_file
+    from sceneparse.sources.sevenscenes import register_7scenes_file
 
     ap = build_parser()
     args = ap.parse_args(argv)

@@ -15,7 +15,7 @@ from pathlib import Path
 from sceneparse.errors import NotFoundError
 from sceneparse.io import IMAGE_EXTENSIONS, list_images, read_image
 from sceneparse.sources.base import Frame, Source, read_frame_depth, register_source
-from sceneparse.sources.registration import register_7scenes_file
+from sceneparse.sources.sevenscenes import register_7scenes_file
 
 __all__ = ["ImageFiles", "find_depth"]
 

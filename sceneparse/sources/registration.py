@@ -21,7 +21,6 @@ colour edges).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,7 +28,7 @@ import numpy as np
 from sceneparse.data.depth import fill_depth
 from sceneparse.errors import InputError
 
-__all__ = ["ColorRegistration", "KINECT_7SCENES", "edge_alignment", "estimate_registration", "register_7scenes_file"]
+__all__ = ["ColorRegistration", "KINECT_7SCENES", "edge_alignment", "estimate_registration"]
 
 #: Depth assumed where a frame has no reading at all (metres).
 _DEFAULT_DEPTH = 2.0
@@ -114,13 +113,17 @@ def edge_alignment(frames, depth_intrinsics: np.ndarray, registration: ColorRegi
     Higher is better; unrelated positions give the image's mean gradient."""
     total = 0.0
     for image, depth in frames:
-        depth = np.asarray(depth, dtype=np.float32)
-        rows, cols = np.nonzero(_depth_edges(depth))
-        if not len(rows):
-            continue
-        z = depth[rows, cols].astype(np.float64)
-        total += _score_points(_color_edges(image, blur), cols, rows, z, depth_intrinsics, registration)
+        cols, rows, z = _edge_points(depth)
+        if len(rows):
+            total += _score_points(_color_edges(image, blur), cols, rows, z, depth_intrinsics, registration)
     return total / max(len(frames), 1)
+
+
+def _edge_points(depth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Columns, rows and depths (float64 metres) of the pixels on the near side of ``depth``'s jumps."""
+    depth = np.asarray(depth, dtype=np.float32)
+    rows, cols = np.nonzero(_depth_edges(depth))
+    return cols, rows, depth[rows, cols].astype(np.float64)
 
 
 def _score_points(edges, cols, rows, z, k, reg: ColorRegistration) -> float:
@@ -146,11 +149,7 @@ def estimate_registration(
     k = np.asarray(depth_intrinsics, dtype=np.float64)
     if start is None:
         start = ColorRegistration(np.array([[525.0, 0, k[0, 2]], [0, 525.0, k[1, 2]], [0, 0, 1]]))
-    points = []
-    for image, depth in frames:
-        depth = np.asarray(depth, dtype=np.float32)
-        rows, cols = np.nonzero(_depth_edges(depth))
-        points.append((image, cols, rows, depth[rows, cols].astype(np.float64)))
+    points = [(image, *_edge_points(depth)) for image, depth in frames]
 
     def registration(p) -> ColorRegistration:
         f, cx, cy, tx, ty = p
@@ -177,15 +176,3 @@ KINECT_7SCENES = ColorRegistration(
     translation=(-0.0219, 0.0041, 0.0),
     source="estimated from the 7-Scenes redkitchen frames 0-298 (tools/estimate_registration.py)",
 )
-
-
-def register_7scenes_file(path: str | Path, image: np.ndarray, depth: np.ndarray | None) -> tuple[np.ndarray, bool]:
-    """A 7-Scenes frame read on its own (``frame-NNNNNN.color.*`` with ``camera-intrinsics.txt`` beside it)
-    registered as :class:`~sceneparse.sources.SevenScenesSource` registers it; any other image, or one
-    without depth, as it is. Returns the image and whether it was registered."""
-    path = Path(path)
-    intrinsics = path.parent / "camera-intrinsics.txt"
-    if depth is None or not (path.name.startswith("frame-") and ".color." in path.name) or not intrinsics.is_file():
-        return image, False
-    k = np.loadtxt(intrinsics).reshape(3, 3)
-    return KINECT_7SCENES.color_to_depth(image, depth, k), True

@@ -10,6 +10,7 @@ intrinsics and the sequence's poses."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,28 @@ from sceneparse.io import read_image
 from sceneparse.sources.base import Frame, Source, frame_number, read_frame_depth, register_source
 from sceneparse.sources.registration import KINECT_7SCENES, ColorRegistration
 
-__all__ = ["SevenScenesSource"]
+__all__ = ["SevenScenesSource", "read_intrinsics", "register_7scenes_file"]
+
+#: The colour images of a 7-Scenes sequence; the depth camera's intrinsics beside them.
+COLOR_FILES = "frame-*.color.*"
+INTRINSICS_FILE = "camera-intrinsics.txt"
+
+
+def read_intrinsics(folder: Path) -> np.ndarray | None:
+    """The 3x3 depth-camera matrix in ``folder``'s ``camera-intrinsics.txt``; None without one."""
+    path = Path(folder) / INTRINSICS_FILE
+    return np.loadtxt(path).reshape(3, 3) if path.is_file() else None
+
+
+def register_7scenes_file(path: str | Path, image: np.ndarray, depth: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """A 7-Scenes frame read on its own (``frame-NNNNNN.color.*`` with ``camera-intrinsics.txt`` beside it)
+    registered as :class:`SevenScenesSource` registers it; any other image, or one without depth, as it is.
+    Returns the image and whether it was registered."""
+    path = Path(path)
+    k = read_intrinsics(path.parent) if depth is not None and fnmatch(path.name, COLOR_FILES) else None
+    if k is None:
+        return image, False
+    return KINECT_7SCENES.color_to_depth(image, depth, k), True
 
 
 @register_source
@@ -41,19 +63,18 @@ class SevenScenesSource(Source):
     @classmethod
     def accepts(cls, spec) -> bool:
         path = Path(str(spec))
-        return path.is_dir() and any(path.glob("frame-*.color.*"))
+        return path.is_dir() and any(path.glob(COLOR_FILES))
 
     def __init__(self, folder: str | Path, fps: float | None = 30.0,
                  register_color: bool | ColorRegistration = True) -> None:  # fmt: skip
         super().__init__()
         self.registration = KINECT_7SCENES if register_color is True else (register_color or None)
         self.folder = Path(folder)
-        self.colors = sorted(self.folder.glob("frame-*.color.*"), key=lambda p: frame_number(p.name.split(".")[0]))
+        self.colors = sorted(self.folder.glob(COLOR_FILES), key=lambda p: frame_number(p.name.split(".")[0]))
         if not self.colors:
             raise InputError(f"{self.folder}: no frame-NNNNNN.color.* files: not a 7-Scenes sequence")
         self.fps = fps or 30.0
-        k = self.folder / "camera-intrinsics.txt"
-        self.intrinsics = np.loadtxt(k).reshape(3, 3) if k.is_file() else None
+        self.intrinsics = read_intrinsics(self.folder)
 
     def __len__(self) -> int:
         return len(self.colors)
