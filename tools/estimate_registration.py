@@ -15,6 +15,7 @@ import argparse
 import itertools
 import json
 
+from sceneparse.cli.options import frame_slice
 from sceneparse.data.base import data_root
 from sceneparse.sources import SevenScenesSource
 from sceneparse.sources.registration import KINECT_7SCENES, ColorRegistration, edge_alignment, estimate_registration
@@ -23,14 +24,13 @@ from sceneparse.sources.registration import KINECT_7SCENES, ColorRegistration, e
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sequence", default=None, help="7-Scenes sequence folder (default: the data root's)")
-    ap.add_argument("--frames", default="0:150", help="A:B, indices of the frames to use")
+    ap.add_argument("--frames", type=frame_slice, default="0:150", help="A:B, indices of the frames to use")
     ap.add_argument("--every", type=int, default=6, help="use every N-th of them")
     ap.add_argument("--check", action="store_true", help="only measure the shipped registration, fit nothing")
     args = ap.parse_args(argv)
     root = args.sequence or data_root() / "rgbd-sequence-7scenes"
-    a, _, b = args.frames.partition(":")
     source = SevenScenesSource(root, register_color=False)
-    chosen = itertools.islice(source, int(a or 0), int(b) if b else None, args.every)
+    chosen = itertools.islice(source, args.frames.start, args.frames.stop, args.every)
     frames = [(f.image, f.depth) for f in chosen if f.depth is not None]
     k = source.intrinsics
     stored = ColorRegistration(k)

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from sceneparse import SceneParser
+from sceneparse.cli.options import frame_slice
 from sceneparse.robotics.adapt import classifier_steps
 from sceneparse.robotics.geometry import backproject
 from sceneparse.robotics.mapping import SemanticMap
@@ -335,7 +336,7 @@ def window_agreement(frames, labels, probs, held, class_names, voxel, windows, m
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sequence", default="../shared/data/rgbd-sequence-7scenes")
-    ap.add_argument("--frames", default=":", help="START:END of the sequence's frames to use (default: all)")
+    ap.add_argument("--frames", type=frame_slice, default=":", help="START:END of the frames to use (default: all)")
     ap.add_argument("--model", default="indoor-geometry-rgbd")
     ap.add_argument("--voxel", type=float, default=0.02)
     ap.add_argument("--depth-max", type=float, default=4.0)
@@ -382,9 +383,8 @@ def main(argv=None) -> dict:
     import cv2
 
     cv2.setNumThreads(args.threads)
-    start, _, end = args.frames.partition(":")
     frames = [f for f in open_source(args.sequence) if f.depth is not None and f.pose is not None]
-    frames = frames[int(start or 0) : int(end) if end else None]
+    frames = frames[args.frames]
     parser = SceneParser.from_pretrained(args.model)
     parser.tta = args.tta
     held = [i for i in range(len(frames)) if args.hold_out and i % args.hold_out == args.hold_out - 1]

@@ -34,16 +34,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sceneparse import SceneParser
+from sceneparse.cli.options import frame_slice
 from sceneparse.data.geometry import IndoorGeometry
 from sceneparse.engine import load_checkpoint, seed_everything
 from sceneparse.losses import class_frequencies, loss_class_weights
 from sceneparse.models.pyramid import pad_to_multiple
 from sceneparse.sources import open_source
-
-
-def frame_range(text: str, n: int) -> range:
-    a, _, b = text.partition(":")
-    return range(int(a or 0), min(int(b or n), n))
 
 
 def pair_grid(depth_a, depth_b, k, pose_a, pose_b, size, tol=0.03):
@@ -132,7 +128,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="indoor-geometry-rgbd", help="shipped model name or checkpoint to start from")
     ap.add_argument("--sequence", default=None, help="posed RGB-D sequence (default: the data root's 7-Scenes one)")
-    ap.add_argument("--frames", default="0:50", help="A:B, indices of the frames to train on")
+    ap.add_argument("--frames", type=frame_slice, default="0:50", help="A:B, indices of the frames to train on")
     ap.add_argument("--steps", type=int, default=300, help="optimisation steps")
     ap.add_argument("--pairs", type=int, default=4, help="frame pairs per step")
     ap.add_argument("--max-gap", type=int, default=16, help="frames b are up to this many frames from a")
@@ -154,9 +150,9 @@ def main(argv=None) -> dict:
     parser = SceneParser.from_pretrained(args.model)
     model, names = parser.model, parser.class_names
     n = len(IndoorGeometry(root, split="all").ids)
-    idx = frame_range(args.frames, n)
+    idx = range(n)[args.frames]
     if len(idx) < 2:
-        raise SystemExit(f"--frames {args.frames}: needs at least 2 of the sequence's {n} frames")
+        raise SystemExit(f"--frames: needs at least 2 of the sequence's {n} frames, got {len(idx)}")
     frames = Frames(root, parser, idx)
     freqs = class_frequencies([{"label": lab} for lab in frames.labels], len(names))
     weights = loss_class_weights(freqs, names, 0.5, {"other": 0.5})

@@ -12,6 +12,7 @@ __all__ = [
     "apply_threads",
     "refiners_from",
     "load_parser",
+    "frame_slice",
 ]
 
 
@@ -50,6 +51,20 @@ def add_temporal_argument(ap: argparse.ArgumentParser, default, help: str) -> No
     ap.add_argument("--smooth-at", default="network", choices=("network", "frame"),
                     help="where the temporal smoothing runs: on the network's output resolution, upsampled once "
                     "smoothed (default, several times less work), or on the frame's full size")  # fmt: skip
+
+
+def frame_slice(text: str) -> slice:
+    """``START:END`` (either may be left out) as a slice of a sequence's frames: an ``argparse``
+    type for the tools' ``--frames``; anything else is an error naming what was given."""
+    start, sep, end = text.partition(":")
+    try:
+        bounds = [int(b) if b.strip() else None for b in (start, end)]
+        if not sep or any(b is not None and b < 0 for b in bounds):
+            raise ValueError
+    except ValueError:
+        message = f"expected START:END, frame indices from 0 (e.g. 0:150, 100:), got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    return slice(*bounds)
 
 
 def apply_threads(threads: int) -> None:
