@@ -50,7 +50,7 @@ import torch
 from sceneparse import SceneParser
 from sceneparse.cli.options import frame_slice
 from sceneparse.robotics.adapt import classifier_steps
-from sceneparse.robotics.geometry import backproject
+from sceneparse.robotics.geometry import backproject, project_points
 from sceneparse.robotics.mapping import SemanticMap
 from sceneparse.sources import open_source
 
@@ -75,17 +75,8 @@ def world_points(frame, stride=2, max_depth=4.0):
 def project(points, frame, tol=0.03) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel rows and columns of world ``points`` in ``frame``, and whether the frame sees them
     (in the image, its own depth reading there within ``tol`` of the point's)."""
-    w2c = np.linalg.inv(frame.pose)
-    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
-    z = cam[:, 2]
-    k = frame.intrinsics
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.rint(cam[:, 0] / z * k[0, 0] + k[0, 2])
-        v = np.rint(cam[:, 1] / z * k[1, 1] + k[1, 2])
-    h, w = frame.depth.shape
-    ok = (z > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    u, v = np.where(ok, u, 0).astype(int), np.where(ok, v, 0).astype(int)
-    ok &= np.abs(frame.depth[v, u] - z) < tol
+    u, v, _, ok = project_points(points, frame.pose, frame.intrinsics, frame.depth, tol)
+    u, v = np.where(ok, np.rint(u), 0).astype(int), np.where(ok, np.rint(v), 0).astype(int)
     return v, u, ok
 
 

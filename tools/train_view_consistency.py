@@ -36,9 +36,11 @@ from tqdm import tqdm
 from sceneparse import SceneParser
 from sceneparse.cli.options import frame_slice
 from sceneparse.data.geometry import IndoorGeometry
+from sceneparse.data.transforms import ColorJitter
 from sceneparse.engine import load_checkpoint, seed_everything
 from sceneparse.losses import class_frequencies, loss_class_weights
 from sceneparse.models.pyramid import pad_to_multiple
+from sceneparse.robotics.geometry import project_points
 from sceneparse.sources import open_source
 
 
@@ -55,15 +57,8 @@ def pair_grid(depth_a, depth_b, k, pose_a, pose_b, size, tol=0.03):
     z = z.astype(np.float64)
     cam = np.stack([(u - k[0, 2]) / k[0, 0] * z, (v - k[1, 2]) / k[1, 1] * z, z], -1)
     world = cam @ pose_a[:3, :3].T + pose_a[:3, 3]
-    b2w = np.linalg.inv(pose_b)
-    cb = world @ b2w[:3, :3].T + b2w[:3, 3]
-    zb = cb[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ub = cb[..., 0] / zb * k[0, 0] + k[0, 2]
-        vb = cb[..., 1] / zb * k[1, 1] + k[1, 2]
-    ok = (z > 0) & (zb > 0) & (ub >= 0) & (ub <= full_w - 1) & (vb >= 0) & (vb <= full_h - 1)
-    ui, vi = np.where(ok, np.rint(ub), 0).astype(int), np.where(ok, np.rint(vb), 0).astype(int)
-    ok &= np.abs(depth_b[vi, ui] - zb) < tol
+    ub, vb, _, ok = project_points(world, pose_b, k, depth_b, tol)
+    ok &= z > 0
     gx = 2 * (np.where(ok, ub, 0) + 0.5) / full_w - 1
     gy = 2 * (np.where(ok, vb, 0) + 0.5) / full_h - 1
     grid = np.stack([gx, gy], -1).astype(np.float32)
@@ -108,12 +103,10 @@ class Frames:
 
     def network_input(self, i: int, size, jitter: float) -> torch.Tensor:
         h, w = size
-        rgb = cv2.resize(self.rgb[i], (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+        rgb = cv2.resize(self.rgb[i], (w, h), interpolation=cv2.INTER_AREA)
         if jitter:
-            rgb *= random.uniform(1 - jitter, 1 + jitter)
-            mean = rgb.mean()
-            rgb = (rgb - mean) * random.uniform(1 - jitter, 1 + jitter) + mean
-        x = torch.from_numpy(np.clip(rgb, 0, 255) / 255).permute(2, 0, 1).float()
+            rgb = ColorJitter(jitter, jitter, saturation=0, hue=0)({"image": rgb})["image"]
+        x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)
         if self.filled[i] is not None:
             d = cv2.resize(self.filled[i], (w, h), interpolation=cv2.INTER_NEAREST)
             x = torch.cat([x, torch.from_numpy(d)[None]], 0)

@@ -45,6 +45,7 @@ __all__ = [
     "GroundPlane",
     "require_open3d",
     "backproject",
+    "project_points",
     "horizontal_planes",
     "find_ground",
     "find_ground_in_sequence",
@@ -228,6 +229,31 @@ def backproject(depth: np.ndarray, intrinsics: np.ndarray, stride: int = 1, max_
         cloud.estimate_normals(max_nn=int(normals_k))
         cloud.orient_normals_towards_camera_location(o3d.core.Tensor(np.zeros(3, np.float32)))
     return cloud, rows, cols
+
+
+def project_points(points: np.ndarray, pose: np.ndarray, intrinsics: np.ndarray, depth: np.ndarray | None = None,
+                   tol: float = 0.03):  # fmt: skip
+    """Where a camera sees Nx3 world ``points``: their pixel columns ``u`` and rows ``v``
+    (float), their depth ``z`` in the camera, and whether it sees each one: in front of it, on a
+    pixel of the image (``depth``'s size) and, with ``depth`` (HxW metres, 0 = no reading), not
+    hidden: the reading of its nearest pixel within ``tol`` of ``z``.
+
+    ``pose`` is camera-to-world (4x4), as the sources give it. Without ``depth`` nothing is
+    hidden and every pixel is in the image."""
+    w2c = np.linalg.inv(np.asarray(pose, np.float64))
+    cam = np.asarray(points, np.float64) @ w2c[:3, :3].T + w2c[:3, 3]
+    z = cam[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = cam[..., 0] / z * intrinsics[0, 0] + intrinsics[0, 2]
+        v = cam[..., 1] / z * intrinsics[1, 1] + intrinsics[1, 2]
+    seen = z > 0
+    if depth is not None:
+        h, w = depth.shape
+        ui, vi = np.where(seen, np.rint(u), -1), np.where(seen, np.rint(v), -1)
+        seen &= (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
+        ui, vi = np.where(seen, ui, 0).astype(np.int64), np.where(seen, vi, 0).astype(np.int64)
+        seen &= np.abs(depth[vi, ui] - z) < tol
+    return u, v, z, seen
 
 
 def horizontal_planes(cloud, up: np.ndarray, cfg: GeometryConfig, max_angle: float | None = None) -> list[Plane]:

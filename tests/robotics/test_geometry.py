@@ -24,7 +24,7 @@ from sceneparse.robotics import (  # noqa: E402
     geometry_labels,
     label_sequence,
 )
-from sceneparse.robotics.geometry import backproject, horizontal_planes  # noqa: E402
+from sceneparse.robotics.geometry import backproject, horizontal_planes, project_points  # noqa: E402
 
 CFG = GeometryConfig(stride=1)
 
@@ -94,6 +94,29 @@ def test_feature_stride_spreads_labels_over_each_cell():
     assert np.all(pred[50:60, 70:90] == IGNORE)
     assert np.all(pred[::2, ::2] == pred[1::2, 1::2])  # one label per 2x2 cell
     assert iou(pred, truth, FLOOR) > 0.9 and iou(pred, truth, SUPPORT) > 0.8
+
+
+def test_feature_project_points_inverts_backproject_and_finds_what_is_hidden():
+    """Points of one view land back on their pixels; a second view sees the table top, not the
+    floor under it, and nothing behind the camera."""
+    pose = camera_pose(pitch_deg=35)
+    depth, _ = render(pose, noise=0.0)
+    cloud, rows, cols = backproject(depth, K, stride=7)
+    world = cloud.point.positions.numpy().astype(np.float64) @ pose[:3, :3].T + pose[:3, 3]
+    u, v, z, seen = project_points(world, pose, K, depth)
+    assert seen.all()
+    np.testing.assert_allclose(u, cols, atol=1e-3)
+    np.testing.assert_allclose(v, rows, atol=1e-3)
+    np.testing.assert_allclose(z, depth[rows, cols], atol=1e-5)
+    above = camera_pose(pitch_deg=89, position=(0.0, 1.5, 2.5))  # looking down at the table
+    under_table = np.array([[0.0, 1.5, 0.0]])  # the floor under the table's middle
+    on_table = np.array([[0.0, 1.5, TABLE_HEIGHT]])
+    behind = np.array([[0.0, 1.5, 3.5]])
+    depth_above, _ = render(above, noise=0.0)
+    _, _, _, seen = project_points(np.concatenate([under_table, on_table, behind]), above, K, depth_above)
+    assert seen.tolist() == [False, True, False]
+    _, _, _, seen = project_points(np.concatenate([under_table, behind]), above, K)  # without depth: nothing hidden
+    assert seen.tolist() == [True, False]
 
 
 def test_exception_bad_depth():
