@@ -13,7 +13,13 @@ The layout (only the images are required)::
                             quaternion x y z w); a frame gets the line nearest its timestamp (the
                             number in its name, over fps where given) within max_difference
       intrinsics.txt        fx fy cx cy, or the 3x3 (or 4x4) camera matrix, row by row (also read
-                            as camera-intrinsics.txt)
+                            as camera-intrinsics.txt); of the depth camera where the two differ
+      color-intrinsics.txt  only for cameras that do not register colour to depth themselves (raw
+                            Kinect v1 recordings): the colour camera's matrix, as intrinsics.txt;
+                            each colour image is then resampled on its depth image's pixel grid
+                            (:mod:`.registration`)
+      depth-to-color.txt    with it: where the colour camera sits in the depth camera's frame, tx ty
+                            tz in metres (default 0 0 0; axes taken as parallel)
 
 Depth images (``*.depth.*``) are not frames. Where the folder has depth for some frames, a frame
 without its own depth file comes without depth and the reason (``extra["depth_error"]``); a
@@ -31,10 +37,13 @@ from sceneparse.errors import InputError
 from sceneparse.io import IMAGE_EXTENSIONS as IMAGE_EXTS
 from sceneparse.io import read_image
 from sceneparse.sources.base import Frame, Source, frame_number, nearest_pose, read_frame_depth, register_source
+from sceneparse.sources.registration import ColorRegistration
 
-__all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory"]
+__all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory", "read_registration"]
 
 INTRINSICS_FILES = ("intrinsics.txt", "camera-intrinsics.txt")
+COLOR_INTRINSICS_FILE = "color-intrinsics.txt"
+DEPTH_TO_COLOR_FILE = "depth-to-color.txt"
 
 
 def _numbers(path: Path) -> np.ndarray:
@@ -55,6 +64,27 @@ def read_intrinsics(path: str | Path) -> np.ndarray:
         n = 3 if len(values) == 9 else 4
         return values.reshape(n, n)[:3, :3].copy()
     raise InputError(f"{path}: expected fx fy cx cy, or a 3x3 or 4x4 camera matrix; got {len(values)} numbers")
+
+
+def read_registration(folder: str | Path) -> ColorRegistration | None:
+    """The colour camera of a folder whose colour images are not registered to its depth images
+    (``color-intrinsics.txt`` and optionally ``depth-to-color.txt``, see the module); None without them."""
+    folder = Path(folder)
+    k = folder / COLOR_INTRINSICS_FILE
+    offset = folder / DEPTH_TO_COLOR_FILE
+    if not k.is_file():
+        if offset.is_file():
+            raise InputError(f"{offset} needs {k.name} beside it: the colour camera's intrinsics")
+        return None
+    translation = (0.0, 0.0, 0.0)
+    if offset.is_file():
+        values = _numbers(offset)
+        if len(values) != 3 or not np.all(np.isfinite(values)):
+            raise InputError(f"{offset}: expected tx ty tz (metres), got {len(values)} numbers")
+        if np.abs(values).max() > 1.0:
+            raise InputError(f"{offset}: an offset of {np.abs(values).max():g} m between the cameras; give metres")
+        translation = tuple(values)
+    return ColorRegistration(read_intrinsics(k), translation, source=str(k))
 
 
 def read_pose_matrix(path: str | Path) -> np.ndarray:
@@ -112,6 +142,10 @@ class FolderSource(Source):
         depth_scale: depth PNG units per metre (1000: millimetres).
         max_difference: how far (seconds, or frame numbers without ``fps``) the nearest line of
             ``poses.txt`` may be from a frame's timestamp.
+        registration: resample each colour image on its depth image's pixel grid with this
+            :class:`~sceneparse.sources.registration.ColorRegistration`; None (default): the
+            folder's ``color-intrinsics.txt`` (and ``depth-to-color.txt``) where it has them,
+            else the images as they are; False: never.
     """
 
     kind = "folder"
@@ -122,7 +156,8 @@ class FolderSource(Source):
         return Path(str(spec)).is_dir()
 
     def __init__(self, folder: str | Path, fps: float | None = None, depth_scale: float = 1000.0,
-                 max_difference: float = 0.02) -> None:  # fmt: skip
+                 max_difference: float = 0.02,
+                 registration: ColorRegistration | bool | None = None) -> None:  # fmt: skip
         super().__init__()
         self.folder = Path(folder)
         if not self.folder.is_dir():
@@ -142,6 +177,10 @@ class FolderSource(Source):
         self.intrinsics = read_intrinsics(k) if k is not None else None
         trajectory = self.folder / "poses.txt"
         self.trajectory = read_trajectory(trajectory) if trajectory.is_file() else None
+        self.registration = read_registration(self.folder) if registration is None else (registration or None)
+        if self.registration is not None and (self.intrinsics is None or not self.depth_files):
+            raise InputError(f"{self.folder}: registering colour to depth needs depth images and the depth camera's "
+                             f"intrinsics ({INTRINSICS_FILES[0]})")  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.files)
@@ -160,5 +199,9 @@ class FolderSource(Source):
             if self.depth_files:  # an RGB-D folder: a frame without its depth is reported
                 depth, extra = read_frame_depth(self.depth_files.get(path.stem.split(".")[0]), self.depth_scale,
                                                 f"{path.name}: no depth image ({path.stem}.depth.png)")  # fmt: skip
-            yield Frame(read_image(path), index, ts, depth, self.intrinsics, self._pose(path, ts), name=path.stem,
+            image = read_image(path)
+            if self.registration is not None and depth is not None:
+                image = self.registration.color_to_depth(image, depth, self.intrinsics)
+                extra["color_registered"] = True
+            yield Frame(image, index, ts, depth, self.intrinsics, self._pose(path, ts), name=path.stem,
                         extra={"path": str(path), **extra})  # fmt: skip

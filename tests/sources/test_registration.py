@@ -119,3 +119,61 @@ def test_feature_a_seven_scenes_frame_given_alone_is_registered_like_the_sequenc
     # without a depth folder nothing can be registered: the image as stored
     plain = next(iter(ImageFiles(sevenscenes_path / f"{stem}.color.jpg")))
     assert "color_registered" not in plain.extra and not np.array_equal(plain.image, frame.image)
+
+
+def _folder_of_7scenes_frames(root, src, stems):
+    for stem in stems:
+        for kind in ("color.jpg", "depth.png"):
+            (root / f"{stem}.{kind}").symlink_to(src / f"{stem}.{kind}")
+    (root / "intrinsics.txt").write_text("585 585 320 240\n")
+    return root
+
+
+def test_feature_a_frame_folder_with_its_colour_camera_is_registered(sevenscenes_path, tmp_path):
+    """A folder of raw RGB-D frames with color-intrinsics.txt and depth-to-color.txt gives the frames
+    the 7-Scenes source gives with the same registration; without them, the images as stored."""
+    from sceneparse.sources import FolderSource
+
+    stems = ["frame-000370", "frame-000372"]
+    root = _folder_of_7scenes_frames(tmp_path, sevenscenes_path, stems)
+    plain = list(FolderSource(root))
+    assert not any("color_registered" in f.extra for f in plain)
+    k = KINECT_7SCENES.intrinsics
+    (root / "color-intrinsics.txt").write_text(f"{k[0, 0]} {k[1, 1]} {k[0, 2]} {k[1, 2]}\n")
+    (root / "depth-to-color.txt").write_text(" ".join(str(t) for t in KINECT_7SCENES.translation))
+    folder = list(FolderSource(root))
+    seq = list(itertools.islice(SevenScenesSource(sevenscenes_path), 185, 187))
+    assert [f.name for f in seq] == stems
+    for f, s, p in zip(folder, seq, plain):
+        assert f.extra.get("color_registered") and np.array_equal(f.depth, s.depth)
+        assert np.array_equal(f.image, s.image) and not np.array_equal(p.image, f.image)
+    unregistered = next(iter(FolderSource(root, registration=False)))
+    assert np.array_equal(unregistered.image, plain[0].image)
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"depth-to-color.txt": "0.02 0 0"}, "needs color-intrinsics.txt"),
+        ({"color-intrinsics.txt": "525 525 320 240", "depth-to-color.txt": "25 0 0"}, "give metres"),
+        ({"color-intrinsics.txt": "525 525 320 240", "depth-to-color.txt": "0.02 0"}, "expected tx ty tz"),
+        ({"color-intrinsics.txt": "525 525 320"}, "expected fx fy cx cy"),
+    ],
+)
+def test_exception_bad_colour_camera_files_of_a_folder(sevenscenes_path, tmp_path, files, message):
+    from sceneparse.sources import FolderSource
+
+    root = _folder_of_7scenes_frames(tmp_path, sevenscenes_path, ["frame-000000"])
+    for name, text in files.items():
+        (root / name).write_text(text)
+    with pytest.raises(InputError, match=message):
+        FolderSource(root)
+
+
+def test_exception_registering_a_folder_without_depth(tmp_path):
+    from sceneparse.sources import FolderSource
+
+    cv2.imwrite(str(tmp_path / "000000.png"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "color-intrinsics.txt").write_text("525 525 32 24")
+    with pytest.raises(InputError, match="needs depth images"):
+        FolderSource(tmp_path)
