@@ -14,9 +14,12 @@ STEP_NS = 33_333_333
 
 
 def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storage: str = "sqlite3",
-              depth: bool = True, topic: str = "/camera/color/image_raw", poses: bool = False) -> Path:  # fmt: skip
+              depth: bool = True, topic: str = "/camera/color/image_raw", poses: bool = False,
+              depth_topic: str = "/camera/aligned_depth_to_color/image_raw",
+              depth_intrinsics: np.ndarray | None = None) -> Path:  # fmt: skip
     """Write ``frames`` (sceneparse Frames with image, depth, intrinsics; ``poses``: their poses
-    as geometry_msgs/PoseStamped on /camera/pose) to a bag at ``path``."""
+    as geometry_msgs/PoseStamped on /camera/pose) to a bag at ``path``; ``depth_intrinsics``: a
+    camera_info of the depth topic's own beside it."""
     from rosbags.typesys import Stores, get_typestore
     from scipy.spatial.transform import Rotation
 
@@ -37,9 +40,13 @@ def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storag
     colour_topic = topic + ("/compressed" if compressed else "")
     with writer:
         c_colour = writer.add_connection(colour_topic, colour_type, typestore=ts)
-        c_depth = writer.add_connection("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image",
-                                        typestore=ts) if depth else None  # fmt: skip
+        c_depth = writer.add_connection(depth_topic, "sensor_msgs/msg/Image", typestore=ts) if depth else None
         c_info = writer.add_connection("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=ts)
+        infos = [(c_info, None)]  # None: each frame's own intrinsics
+        if depth_intrinsics is not None:
+            c_depth_info = writer.add_connection(depth_topic.rsplit("/", 1)[0] + "/camera_info",
+                                                 "sensor_msgs/msg/CameraInfo", typestore=ts)  # fmt: skip
+            infos.append((c_depth_info, depth_intrinsics))
         c_pose = writer.add_connection("/camera/pose", "geometry_msgs/msg/PoseStamped", typestore=ts) if poses else None
         for i, f in enumerate(frames):
             ns = START_NS + i * STEP_NS
@@ -50,15 +57,16 @@ def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storag
                 hdr["seq"] = i
             header = t["std_msgs/msg/Header"](**hdr)
             h, w = f.image.shape[:2]
-            k = np.asarray(f.intrinsics, np.float64)
-            matrices = {"d": np.zeros(5), "k": k.reshape(-1), "r": np.eye(3).reshape(-1),
-                        "p": np.c_[k, np.zeros(3)].reshape(-1)}  # fmt: skip
-            if ros == 1:  # ROS 1 spells them D, K, R, P
-                matrices = {key.upper(): value for key, value in matrices.items()}
-            roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-            info = t["sensor_msgs/msg/CameraInfo"](header=header, height=h, width=w, distortion_model="plumb_bob",
-                                                   binning_x=0, binning_y=0, roi=roi, **matrices)  # fmt: skip
-            writer.write(c_info, ns, serialize(info, c_info.msgtype))
+            for conn, k in infos:
+                k = np.asarray(f.intrinsics if k is None else k, np.float64)
+                matrices = {"d": np.zeros(5), "k": k.reshape(-1), "r": np.eye(3).reshape(-1),
+                            "p": np.c_[k, np.zeros(3)].reshape(-1)}  # fmt: skip
+                if ros == 1:  # ROS 1 spells them D, K, R, P
+                    matrices = {key.upper(): value for key, value in matrices.items()}
+                roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+                info = t["sensor_msgs/msg/CameraInfo"](header=header, height=h, width=w, distortion_model="plumb_bob",
+                                                       binning_x=0, binning_y=0, roi=roi, **matrices)  # fmt: skip
+                writer.write(conn, ns, serialize(info, conn.msgtype))
             if poses:
                 qx, qy, qz, qw = Rotation.from_matrix(f.pose[:3, :3]).as_quat()
                 quat = t["geometry_msgs/msg/Quaternion"](qx, qy, qz, qw)

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--topic", default=None,
                     help="ROS bags: the image topic to label (default: the first image topic not named "
                     "depth)")  # fmt: skip
+    ap.add_argument("--depth-topic", default=None,
+                    help="ROS bags: the depth image topic aligned to it (default: the first image topic named depth; "
+                    "'' for none)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true",
                     help="replace outputs of an earlier run in --out (default: refuse, naming them)")  # fmt: skip
     ap.add_argument("--realtime", action="store_true", help="drop frames rather than fall behind a live source")
@@ -81,6 +84,7 @@ def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
     from sceneparse.distributed.ray_label import REPORT_NAME, label_on_ray
 
     refused = [flag for flag, on in (("--realtime", args.realtime), ("--adapt", args.adapt), ("--topic", args.topic),
+                                     ("--depth-topic", args.depth_topic is not None),
                                      ("--batch", args.batch is not None)) if on]  # fmt: skip
     if refused:
         ap.error(f"--ray: {', '.join(refused)} work(s) on this machine only; leave out --ray")
@@ -100,6 +104,12 @@ def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
           f"{report['seconds']:.1f} s; {report['skipped']} already done, skipped"
           + (f"; {len(failed)} could not be read (listed in {listed})" if failed else ""))  # fmt: skip
     return 1 if failed else 0
+
+
+def _bag_options(args) -> dict:
+    """--topic and --depth-topic, for the sources that take them (ROS bags)."""
+    options = {"topic": args.topic, "depth_topic": args.depth_topic}
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def main(argv=None) -> int:
@@ -135,7 +145,7 @@ def main(argv=None) -> int:
                    depth_scale=args.depth_scale, realtime=args.realtime, max_frames=args.max_frames,
                    batch_size=args.batch, sinks=args.sink, overwrite=args.overwrite,
                    legend=args.legend, hooks=hooks, progress=args.progress, smooth_at=args.smooth_at,
-                   source_options={"topic": args.topic} if args.topic else None)  # fmt: skip
+                   source_options=_bag_options(args) or None)  # fmt: skip
     failed = interrupted = 0
     for spec, st in report["streams"].items():
         if "error" in st:

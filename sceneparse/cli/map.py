@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="metres per cell of the 2D grids (default: twice the voxel size)")  # fmt: skip
     ap.add_argument("--costs", help="YAML table class -> cost 0-100 for cost.pgm (default: configs/costs.yaml's)")
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
-    ap.add_argument("--topic", help="ROS bags: the image topic (default: the first image topic)")
+    ap.add_argument("--topic", help="ROS bags: the image topic (default: the first image topic not named depth)")
+    ap.add_argument("--depth-topic", help="ROS bags: the depth image topic aligned to it (default: the first image "
+                    "topic named depth)")  # fmt: skip
     ap.add_argument("--depth-scale", type=float, default=None,
                     help="frame folders: depth PNG units per metre (default: 1000, millimetres)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier map in --out")
@@ -57,7 +59,7 @@ def main(argv=None) -> int:
         raise OutputError(f"{out / 'map.ply'} already exists: map into another folder, or give --overwrite")
     sink = SemanticMapSink(out, voxel=args.voxel, depth_max=args.depth_max, device=args.map_device, costs=args.costs,
                            grid_resolution=args.grid_resolution)  # fmt: skip
-    options = {"topic": args.topic, "depth_scale": args.depth_scale}
+    options = {"topic": args.topic, "depth_topic": args.depth_topic, "depth_scale": args.depth_scale}
     source = open_source(args.sequence, options={k: v for k, v in options.items() if v is not None})
     parser = load_parser(args)
     stats = run(parser, source, [sink], temporal=False, max_frames=args.max_frames, progress=args.progress,

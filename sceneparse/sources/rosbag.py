@@ -261,7 +261,8 @@ class RosbagSource(Source):
         infos = [c for c in self.reader.connections if c.msgtype == INFO_TYPE]
         own = [c for c in infos if c.topic.rsplit("/", 1)[0] == topic.rsplit("/", 1)[0]]
         self.info_conns = own or infos[:1]
-        self.intrinsics = self._first_intrinsics()
+        self.intrinsics = self._first_intrinsics(self.info_conns)
+        self._check_depth_is_aligned(infos)
         self.pose_topic, self.poses = self._read_poses(pose_topic)
         self.count = sum(c.msgcount for c in self.colour_conns)
         span = (self.reader.end_time - self.reader.start_time) / 1e9 if self.count > 1 else 0
@@ -302,11 +303,27 @@ class RosbagSource(Source):
         """The pose nearest in time, within ``max_difference`` (stamps in nanoseconds)."""
         return nearest_pose(self.poses, stamp, self.max_difference * 1e9)
 
-    def _first_intrinsics(self) -> np.ndarray | None:
+    def _first_intrinsics(self, conns) -> np.ndarray | None:
         """The first camera_info's matrix, for images stored before it (same stamp, other order)."""
-        for conn, _, raw in self.reader.messages(connections=self.info_conns):
+        for conn, _, raw in self.reader.messages(connections=conns):
             return _camera_matrix(self.reader.deserialize(raw, conn.msgtype))
         return None
+
+    def _check_depth_is_aligned(self, infos) -> None:
+        """Warn where the depth topic has a camera_info of its own that is not the colour camera's:
+        raw depth (a Kinect's ``depth/image_raw``) is seen from another camera, so its pixels do not
+        line up with the colour image's, and the registered topic (``depth_registered``) is the one to give."""
+        if not self.depth_topic or self.intrinsics is None:
+            return
+        space = self.depth_topic.rsplit("/", 1)[0]
+        own = [c for c in infos if c.topic.rsplit("/", 1)[0] == space and c not in self.info_conns]
+        k = self._first_intrinsics(own) if own else None
+        if k is not None and not np.allclose(k, self.intrinsics, atol=1.0):
+            log.warning("%s: the depth topic %s has its own camera (%s: fx %.1f, centre %.1f, %.1f) and the colour "
+                        "topic another (fx %.1f, centre %.1f, %.1f): depth is not aligned to colour, so colour and "
+                        "depth pixels will not match; give the registered depth topic (depth_registered) with "
+                        "depth_topic= (--depth-topic)", self.path, self.depth_topic, own[0].topic, k[0, 0], k[0, 2],
+                        k[1, 2], self.intrinsics[0, 0], self.intrinsics[0, 2], self.intrinsics[1, 2])  # fmt: skip
 
     def _read_what_is_there(self, typestore, err: Exception):
         """A reader of the complete messages of a bag rosbags cannot open (a truncated file): a

@@ -148,3 +148,19 @@ def test_feature_a_recording_cut_short_without_metadata_is_read(frames, tmp_path
     assert [f.extra["stamp_ns"] for f in got] == [START_NS + i * STEP_NS for i in range(len(frames))]
     assert all(f.depth is not None and f.pose is not None and f.intrinsics is not None for f in got)
     assert np.array_equal(got[1].image, frames[1].image)
+
+
+def test_feature_depth_from_another_camera_is_named_in_a_warning(frames, tmp_path, caplog):
+    """A raw depth topic with its own camera_info (not the colour camera's) is read, with a warning
+    naming both cameras and the registered topic to give instead; aligned depth gives none."""
+    k_depth = np.array([[570.0, 0, 314], [0, 570.0, 242], [0, 0, 1]])  # the frames: 585, (320, 240)
+    raw = write_bag(tmp_path / "raw", frames[:2], depth_topic="/camera/depth/image_raw", depth_intrinsics=k_depth)
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(raw)
+    assert src.depth_topic == "/camera/depth/image_raw" and len(list(src)) == 2
+    assert "/camera/depth/camera_info: fx 570.0" in caplog.text and "depth_registered" in caplog.text
+    caplog.clear()
+    same = write_bag(tmp_path / "aligned", frames[:2], depth_intrinsics=frames[0].intrinsics)
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        RosbagSource(same).close()
+    assert "not aligned" not in caplog.text
