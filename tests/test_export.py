@@ -171,3 +171,17 @@ def test_exception_missing_and_foreign_files(tmp_path):
     junk.write_bytes(b"\x00garbage" * 50)
     with pytest.raises(InputError, match="not a readable ONNX model|not exported by sceneparse"):
         SceneParser.from_onnx(junk)
+
+
+def test_feature_commands_take_an_exported_graph(onnx_path, onnx_parser, real_images, tmp_path):
+    """label runs an .onnx model like a shipped one; explain, which looks into the layers, says it cannot."""
+    from PIL import Image
+
+    from sceneparse.io import read_image
+
+    out = tmp_path / "out"
+    assert main(["label", str(real_images), "--model", str(onnx_path), "--out", str(out), "--no-progress"]) == 0
+    first = sorted(out.rglob("*_labels.png"))[0]
+    image = next(real_images.rglob(first.name.replace("_labels.png", ".jpg")))
+    assert np.array_equal(np.asarray(Image.open(first)), onnx_parser.parse(read_image(image)).labels)
+    assert main(["explain", str(image), "--model", str(onnx_path), "--out", str(tmp_path / "x")]) == 1

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     depth = _read_depth(args.depth, args.depth_scale) if args.depth else None
     rgb = register_7scenes_file(args.image, rgb, depth)[0]  # a 7-Scenes frame: colour onto its depth image
     ensure_writable(args.out)
-    parser = load_parser(args)
+    parser = load_parser(args, onnx=False)
     if parser.in_channels == 4 and depth is None:
         raise ValueError(f"{args.model} is an RGB-D model: give the image's depth with --depth FILE")
     paths = explain(parser, rgb, args.out, depth, classes=args.classes or None, patch=args.patch,

@@ -135,6 +135,9 @@ def main(argv=None) -> int:
         return _main_ray(ap, args, refiners)
     ensure_writable(args.out)  # before the model loads
     parser = load_parser(args)
+    if args.depth and parser.in_channels != 4:
+        ap.error(f"--depth: {args.model} is an RGB model and takes no depth; give an RGB-D model "
+                 "(--model indoor-geometry-rgbd) or leave out --depth")  # fmt: skip
     hooks = []
     if args.adapt:
         from sceneparse.robotics.adapt import OnlineAdapter
@@ -169,6 +172,11 @@ def main(argv=None) -> int:
               + ("; interrupted" if images["interrupted"] else ""))  # fmt: skip
         failed += bad
         interrupted += images["interrupted"]
+    for st in [*report["streams"].values(), images or {}]:
+        scores = st.get("outputs", {}).get("metrics", {})
+        if "file" in scores:
+            acc = scores.get("pixel_accuracy")
+            print(f"metrics -> {scores['file']}" + (f" (pixel accuracy {100 * acc:.1f}%)" if acc is not None else ""))
     for adapter in hooks:
         a = adapter.summary()
         print(f"online adaptation: learnt from {a['frames']} frames ({a['steps']} steps), "

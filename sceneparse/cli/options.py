@@ -12,13 +12,16 @@ __all__ = [
     "apply_threads",
     "refiners_from",
     "load_parser",
+    "load_model",
     "frame_slice",
 ]
 
 
 def add_runtime_arguments(ap: argparse.ArgumentParser, model_default: str = "stanford-background") -> None:
     ap.add_argument(
-        "--model", default=model_default, help="shipped model name or checkpoint .pt (default: %(default)s)"
+        "--model",
+        default=model_default,
+        help="shipped model name, checkpoint .pt or exported .onnx (default: %(default)s)",
     )
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads of PyTorch and OpenCV (0: their defaults)")
@@ -89,10 +92,24 @@ def refiners_from(args) -> tuple:
     return specs
 
 
-def load_parser(args):
+def load_model(name: str, device: str = "cpu", threads: int = 0, onnx: bool = True):
+    """A shipped model, a checkpoint or (``onnx``) an exported ONNX graph, run with ONNX Runtime
+    on the CPU; a command that needs the network's insides says so for a graph."""
+    from sceneparse.errors import InputError
     from sceneparse.pipeline import SceneParser
 
+    if str(name).lower().endswith(".onnx"):
+        if not onnx:
+            raise InputError(f"{name}: an ONNX graph has no layers to look into; give the model's name or .pt")
+        if device not in ("cpu", "auto"):
+            raise InputError(f"{name}: ONNX graphs run on the CPU here (ONNX Runtime); leave out --device {device}")
+        return SceneParser.from_onnx(name, threads=threads or None)
+    return SceneParser.from_pretrained(name, device=device)
+
+
+def load_parser(args, onnx: bool = True):
+    """The parser ``--model``, ``--device``, ``--threads`` and ``--tta`` ask for."""
     apply_threads(args.threads)
-    parser = SceneParser.from_pretrained(args.model, device=args.device)
+    parser = load_model(args.model, args.device, args.threads, onnx=onnx)
     parser.tta = args.tta
     return parser

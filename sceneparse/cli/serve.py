@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from sceneparse.cli.options import add_refine_arguments, add_tta_argument, apply_threads, refiners_from
+from sceneparse.cli.options import add_refine_arguments, add_tta_argument, apply_threads, load_model, refiners_from
 
 DESCRIPTION = """Serve a model over HTTP: POST /v1/parse (multipart field 'image') returns the
 label PNG (?format=overlay, probs or json for the others), POST /v1/jobs labels a video,
@@ -49,15 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-video-frames", type=int, default=3000, help="frames of a video job at most (0: all)")
     ap.add_argument("--access-log", action="store_true", help="log every request")
     return ap
-
-
-def load_model(name: str, device: str = "cpu", threads: int = 0):
-    """A shipped model, a checkpoint or an exported ONNX graph."""
-    from sceneparse.pipeline import SceneParser
-
-    if str(name).endswith(".onnx"):
-        return SceneParser.from_onnx(name, threads=threads or None)
-    return SceneParser.from_pretrained(name, device=device)
 
 
 def main(argv=None) -> int:

@@ -109,7 +109,7 @@ def build_sink(spec, out: str | Path | None = None, **params) -> Sink:
     cls = SINKS[spec]
     known = inspect.signature(cls).parameters
     if "out" in known:
-        if out is None:
+        if out is None and known["out"].default is inspect.Parameter.empty:
             raise ConfigError(f"sink {spec!r} writes files: give it an output folder")
         params["out"] = out
     unknown = sorted(set(params) - set(known))

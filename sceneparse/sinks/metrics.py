@@ -6,10 +6,12 @@ after motion compensation), and the time the parse step took per frame."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from sceneparse.engine import write_json
 from sceneparse.metrics import ConfusionMatrix, TemporalConsistency, boundary_band
 from sceneparse.sinks.base import Sink, register_sink
 
@@ -26,12 +28,17 @@ class MetricsSink(Sink):
             (flicker where frames carry labels, the raw change rate always).
         compensate: measure the change after motion compensation by optical flow (unlabelled
             video; costs two flows per frame).
+        out: a folder to write the scores to as ``metrics.json`` when the stream ends (``sceneparse
+            label --sink metrics``); None: :meth:`summary` only.
     """
 
     name = "metrics"
 
-    def __init__(self, boundary_width: int = 4, temporal: bool = False, compensate: bool = False) -> None:
+    def __init__(self, boundary_width: int = 4, temporal: bool = False, compensate: bool = False,
+                 out: str | Path | None = None) -> None:  # fmt: skip
         self.boundary_width, self.temporal, self.compensate = boundary_width, temporal, compensate
+        self.out = None if out is None else Path(out)
+        self.written: Path | None = None
         self.cm = None
         self.band_correct = self.band_total = 0
         self.seconds: list[float] = []
@@ -64,6 +71,13 @@ class MetricsSink(Sink):
         if self.tc is not None:
             self.tc.update(result.labels, label, frame.image if self.compensate else None)
 
+    def close(self) -> None:
+        if self.out is None or self.cm is None or self.written is not None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "metrics.json", self.summary())
+        self.written = self.out / "metrics.json"
+
     def summary(self) -> dict:
         nan = math.nan
         out = {
@@ -72,6 +86,8 @@ class MetricsSink(Sink):
             "seconds_per_image_median": float(np.median(self.seconds)) if self.seconds else nan,
             "device": self.info.device,
         }
+        if self.written is not None:
+            out["file"] = str(self.written)
         if self.cm is not None and self.cm.matrix.sum():
             out = self.cm.scores(self.info.class_names) | out
             out.update({

@@ -72,3 +72,23 @@ def test_feature_legend_placement_and_off(real_images, tmp_path):
     diff = np.abs(off - br).sum(-1) > 60  # JPEG noise aside, where the legend was drawn
     h, w = diff.shape
     assert diff[h // 2 :, w // 2 :].sum() > 200 and diff[: h // 2, : w // 2].sum() < 20
+
+
+def test_exception_depth_for_an_rgb_model_is_refused_before_any_work(real_images, tmp_path):
+    import pytest
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["label", str(real_images), "--depth", str(real_images), "--out", str(out), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert not list(out.rglob("*_labels.png"))
+
+
+def test_feature_metrics_sink_writes_its_scores(real_images, tmp_path):
+    """--sink metrics: OUT/metrics.json (images without true labels: the count and the time)."""
+    import json
+
+    out = tmp_path / "out"
+    assert main(["label", str(real_images), "--sink", "metrics", "--out", str(out), "--no-progress"]) == 0
+    scores = json.loads((out / "metrics.json").read_text())
+    assert scores["images"] == 3 and scores["seconds_per_image"] > 0 and scores["device"].startswith("cpu")
