@@ -51,7 +51,10 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """ "auto" picks CUDA when available; a CUDA request without CUDA is an error."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"unknown device {device!r}: give cpu, cuda, cuda:N or auto") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU here")
     return device
@@ -156,7 +159,8 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a damaged file
-        raise InputError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+        reason = f"{type(err).__name__}: {err}"
+        raise InputError(f"{path}: not a readable checkpoint, truncated or corrupt ({reason})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not a sceneparse checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     return ckpt
@@ -173,7 +177,11 @@ def model_from_checkpoint(ckpt: dict) -> tuple[torch.nn.Module, DatasetInfo]:
         model = create_model(ckpt["model"], **ckpt["model_args"])
     except TypeError as err:  # an argument the registered factory does not take
         raise InputError(f"checkpoint of model {ckpt['model']!r} does not fit this code: {err}") from err
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:  # missing, unexpected or misshapen tensors
+        detail = " ".join(str(err).split())
+        raise InputError(f"checkpoint of model {ckpt['model']!r}: its weights do not fit the model ({detail})") from err
     model.eval()
     info = DatasetInfo(
         name=meta["dataset"],

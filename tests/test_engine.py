@@ -116,6 +116,18 @@ def test_exception_load_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
 
 
+def test_exception_weights_that_do_not_fit_and_unknown_devices(tmp_path):
+    from sceneparse.engine import model_from_checkpoint, resolve_device
+
+    msconvnet_checkpoint(tmp_path / "m.pt", 3, 0, width=16, hidden=16)
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    ckpt["state_dict"].pop(next(iter(ckpt["state_dict"])))
+    with pytest.raises(InputError, match="its weights do not fit the model .*Missing key"):
+        model_from_checkpoint(ckpt)
+    with pytest.raises(ConfigError, match="unknown device 'gpu': give cpu, cuda"):
+        resolve_device("gpu")
+
+
 def _soup_source(path, seed: int, num_classes: int = 3, width: int = 16):
     return msconvnet_checkpoint(path, num_classes, seed, metrics={"pixel_accuracy": 0.5}, width=width, hidden=16)
 

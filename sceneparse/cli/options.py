@@ -72,6 +72,10 @@ def frame_slice(text: str) -> slice:
 
 def apply_threads(threads: int) -> None:
     """Limit PyTorch and OpenCV (the refiners and smoothers) to ``threads`` threads (0: leave)."""
+    if threads < 0:
+        from sceneparse.errors import ConfigError
+
+        raise ConfigError(f"--threads must be 0 (PyTorch's and OpenCV's defaults) or more, got {threads}")
     if threads:
         import cv2
         import torch

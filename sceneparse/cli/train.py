@@ -50,6 +50,31 @@ class TrainHelpFormatter(argparse.HelpFormatter):
         return text
 
 
+def _json_object(text: str) -> dict:
+    """A flag's JSON object (``--model-args '{"width": 48}'``), or a usage error saying why not."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
+    return value
+
+
+def _check_file_numbers(path: str, from_file: dict) -> None:
+    """A YAML file's number options that are text, named with the file (argparse would blame a flag)."""
+    from sceneparse.errors import ConfigError
+
+    for key, value in from_file.items():
+        default = TRAIN_DEFAULTS.get(key)
+        if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+            try:
+                type(default)(value)
+            except ValueError:
+                what = "an integer" if isinstance(default, int) else "a number"
+                raise ConfigError(f"{path}: option {key}: expected {what}, got {value!r}") from None
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per option of :data:`~sceneparse.config.TRAIN_DEFAULTS`, with its help; a parser
     made with ``formatter_class=TrainHelpFormatter`` shows each one's default."""
@@ -67,7 +92,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         elif isinstance(default, list):
             parser.add_argument(flag, nargs=len(default), type=type(default[0]), **kw)
         elif isinstance(default, dict):
-            parser.add_argument(flag, type=json.loads, **kw)
+            parser.add_argument(flag, type=_json_object, **kw)
         elif default is None:
             parser.add_argument(flag, **kw)
         else:
@@ -100,6 +125,7 @@ def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Na
         pre.add_argument(flag)
     known, _ = pre.parse_known_args(argv)
     from_file = load_yaml(known.config, TRAIN_DEFAULTS) if known.config else {}
+    _check_file_numbers(known.config, from_file)
     resume = known.resume or from_file.get("resume")
     if resume:
         base = _resumed_defaults(str(resume))

@@ -131,7 +131,17 @@ def test_exception_bad_options_exit_1_before_writing(tmp_path, caplog):
     assert "option epochs: expected an integer >= 1, got 0" in caplog.text
     assert main(["train", "--label-smoothing", "1", "--out", str(tmp_path / "run")]) == 1
     assert "option label_smoothing" in caplog.text
+    cfg.write_text("lr: fast\n")  # argparse alone would blame the flag --lr, not the file
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 1
+    assert f"{cfg}: option lr: expected a number, got 'fast'" in caplog.text
     assert not (tmp_path / "run").exists()
+
+
+def test_exception_model_args_that_are_not_a_json_object_are_usage_errors(tmp_path, capsys):
+    for text, reason in (("{width: 3", "not valid JSON"), ("[1]", "expected a JSON object")):
+        with pytest.raises(SystemExit) as done:
+            main(["train", "--model-args", text, "--out", str(tmp_path / "run")])
+        assert done.value.code == 2 and reason in capsys.readouterr().err
 
 
 @pytest.mark.slow
