@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from sceneparse.cli.options import add_runtime_arguments, load_parser
+from sceneparse.errors import InputError, OutputError
 
 log = logging.getLogger("sceneparse")
 
@@ -45,8 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _check_mappable(source, spec) -> None:
+    """Refuse, before any work, a source that cannot give RGB-D frames with intrinsics (a map
+    needs them; frames without a pose are skipped one by one, as a trajectory may start late)."""
+    why = {"video": "a video has no depth", "images": "single images have no depth or poses"}.get(source.kind)
+    if source.kind == "folder" and not source.depth_files:
+        why = "the folder has no depth images (NAME.depth.png or depth/NAME.png)"
+    elif source.kind == "folder" and source.intrinsics is None:
+        why = "the folder has no intrinsics.txt"
+    elif source.kind == "rosbag" and not source.depth_topic:
+        why = f"the bag has no depth image topic (image topics: {source.topic}; give --depth-topic)"
+    if why:
+        raise InputError(f"{spec}: a map needs RGB-D frames with intrinsics and poses, and {why}: give a 7-Scenes "
+                         "or TUM sequence, a frame folder with depth, poses and intrinsics, or a bag with "
+                         "depth")  # fmt: skip
+
+
 def main(argv=None) -> int:
-    from sceneparse.errors import OutputError
     from sceneparse.loop import run
     from sceneparse.sinks.semantic_map import SemanticMapSink
     from sceneparse.sources import open_source
@@ -61,6 +77,11 @@ def main(argv=None) -> int:
                            grid_resolution=args.grid_resolution)  # fmt: skip
     options = {"topic": args.topic, "depth_topic": args.depth_topic, "depth_scale": args.depth_scale}
     source = open_source(args.sequence, options={k: v for k, v in options.items() if v is not None})
+    try:
+        _check_mappable(source, args.sequence)
+    except InputError:
+        source.close()
+        raise
     parser = load_parser(args)
     stats = run(parser, source, [sink], temporal=False, max_frames=args.max_frames, progress=args.progress,
                 desc="mapping")  # fmt: skip

@@ -47,6 +47,29 @@ def test_exception_map_needs_poses_and_a_positive_voxel(tmp_path, capsys):
     assert main(["map", str(seq), "--out", str(tmp_path / "o2"), "--voxel", "0", "--no-progress"]) == 1
 
 
+def test_exception_sources_without_depth_are_refused_before_any_work(tmp_path, caplog):
+    """A video, or a frame folder without depth or without intrinsics: an error naming what is
+    missing, before the model loads and before anything is written."""
+    import cv2
+    from synthetic import write_clip
+
+    def refused(spec, why):
+        out = tmp_path / f"out_{spec.stem}"
+        assert main(["map", str(spec), "--out", str(out), "--no-progress"]) == 1
+        assert f"a map needs RGB-D frames with intrinsics and poses, and {why}" in caplog.text
+        assert not out.exists()
+
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(3)]
+    write_clip(tmp_path / "clip.avi", frames)
+    refused(tmp_path / "clip.avi", "a video has no depth")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000000.png"), frames[0])
+    refused(folder, "the folder has no depth images")
+    cv2.imwrite(str(folder / "000000.depth.png"), np.full((48, 64), 1000, np.uint16))
+    refused(folder, "the folder has no intrinsics.txt")
+
+
 def test_exception_frames_without_depth_are_named_and_the_rest_mapped(tmp_path, capsys):
     seq = write_sequence(tmp_path / "seq", n=3)
     missing = sorted(seq.glob("*.depth.png"))[1]
