@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from sceneparse.errors import ConfigError, OutputError
-from sceneparse.io import ensure_writable, unique_names
+from sceneparse.io import IMAGE_EXTENSIONS, ensure_writable, unique_names
 from sceneparse.loop import run
 from sceneparse.sinks import SINKS, Sink, build_sink
 from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles, Source, open_source
@@ -39,6 +39,25 @@ def is_stream(spec, force: bool = False) -> bool:
         return True
     # still images, plain folders and other files are the image source's
     return any(cls.accepts(spec) for cls in SOURCES.values() if cls.kind not in ("images", "folder", "video"))
+
+
+def _videos_in_folders(inputs, stream: bool) -> list:
+    """``inputs`` with the video files found (recursively) in its folders of images added as
+    inputs of their own; a folder that holds only videos is replaced by them."""
+    expanded = []
+    for spec in inputs:
+        path = Path(spec) if isinstance(spec, (str, Path)) else None
+        if path is None or not path.is_dir() or is_stream(spec, stream):
+            expanded.append(spec)
+            continue
+        files = sorted(f for f in path.rglob("*") if f.is_file())
+        videos = [f for f in files if f.suffix.lower() in VIDEO_EXTS]
+        if not videos or any(f.suffix.lower() in IMAGE_EXTENSIONS for f in files):
+            expanded.append(spec)
+        if videos:
+            log.info("%s: %d video(s) in it, labelled as videos", path, len(videos))
+        expanded += videos
+    return expanded
 
 
 def _extra_sinks(sinks, out: Path) -> list[Sink]:
@@ -159,6 +178,7 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
     :class:`~sceneparse.robotics.adapt.OnlineAdapter`. ``smooth_at``: where a stream's temporal
     smoothing runs (see :meth:`~sceneparse.pipeline.SceneParser.parse_stream`).
 
+    Videos inside a folder of images are labelled as videos, each into a folder of its own.
     Every output has a name of its own (:func:`stream_folders`, :func:`sceneparse.io.list_images`),
     and outputs already in ``out`` are not overwritten unless ``overwrite``: that, an unknown
     sink and an unwritable ``out`` fail before any work.
@@ -174,6 +194,7 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
             build_sink(spec, out=out)  # raises, listing the known sinks
     if not inputs:
         raise ConfigError("nothing to label: give image files, folders, videos or camera indices")
+    inputs = _videos_in_folders(inputs, stream)
     streams = [i for i in inputs if is_stream(i, stream)]
     images = [i for i in inputs if i not in streams]
     folders = stream_folders(streams, out, single=len(inputs) == 1)

@@ -92,3 +92,19 @@ def test_feature_metrics_sink_writes_its_scores(real_images, tmp_path):
     assert main(["label", str(real_images), "--sink", "metrics", "--out", str(out), "--no-progress"]) == 0
     scores = json.loads((out / "metrics.json").read_text())
     assert scores["images"] == 3 and scores["seconds_per_image"] > 0 and scores["device"].startswith("cpu")
+
+
+def test_feature_videos_in_a_folder_of_images_are_labelled_as_videos(real_images, tmp_path):
+    import shutil
+
+    folder = tmp_path / "mix"
+    shutil.copytree(real_images, folder)
+    frames = [read_image(p) for p in sorted(real_images.rglob("*.jpg"))[:2]]
+    size = frames[0].shape[1::-1]
+    (folder / "clips").mkdir()
+    write_clip(folder / "clips" / "walk.avi", [cv2.resize(f, size) for f in frames])
+    out = tmp_path / "out"
+    assert main(["label", str(folder), "--out", str(out), "--no-progress"]) == 0
+    assert len(list(out.rglob("*_labels.png"))) == 3
+    cap = cv2.VideoCapture(str(out / "walk" / "overlay.mp4"))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
