@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from sceneparse.errors import InputError
 from sceneparse.io import per_file_version
 from sceneparse.refine.base import REFINER_WEIGHTS, Refiner, check_probs, model_fingerprint, positive, register_refiner
 
@@ -145,7 +146,9 @@ def _model_features(parser, rgb: np.ndarray, depth: np.ndarray | None = None) ->
 def _check_model(parser) -> None:
     model = parser.model
     if not (callable(getattr(model, "features", None)) and hasattr(model, "size_divisor")):
-        raise ValueError(f"boundary offsets read a multiscale model's features; {type(model).__name__} has none")
+        onnx = " (an exported ONNX graph gives class scores only: run the .pt model for offsets)"
+        raise InputError(f"boundary offsets read a multiscale model's features; {type(model).__name__} has none"
+                         + (onnx if "Onnx" in type(model).__name__ else ""))  # fmt: skip
 
 
 @register_refiner
@@ -196,7 +199,8 @@ class BoundaryOffsets(Refiner):
             path = shipped_head(parser.name)
             if path is None:
                 raise ValueError(f"no boundary-offset head is shipped for model {parser.name or 'from a file'}: "
-                                 "train one with tools/train_offsets.py and pass head=PATH")  # fmt: skip
+                                 "train one with tools/train_offsets.py and pass head=PATH (on the command line: "
+                                 "--refine-config FILE with offsets: {head: PATH})")  # fmt: skip
         self._load(path, parser.device)  # the cached head for the parser's device
         if model_fingerprint(parser.model) != self._fingerprint:
             raise ValueError(f"the boundary-offset head was trained on the features of another model "
