@@ -205,9 +205,9 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
         if image_source is not None:
             found += existing_outputs(Path(out), [n.as_posix() for _, n in image_source.items], probs)
         if found:
-            more = f" and {len(found) - 1} more" if len(found) > 1 else ""
-            raise OutputError(f"{found[0]}{more} already exist(s) in {out}: label into another folder, or overwrite "
-                              "them (overwrite=True, --overwrite)")  # fmt: skip
+            more = f" and {len(found) - 1} more outputs already exist" if len(found) > 1 else " already exists"
+            raise OutputError(f"{found[0]}{more} in {out}: label into another folder, or overwrite them "
+                              "(overwrite=True, --overwrite)")  # fmt: skip
     report: dict = {"images": None, "streams": {}}
     for spec, folder in zip(streams, folders):
         try:

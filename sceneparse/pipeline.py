@@ -68,7 +68,10 @@ def pretrained_path(name: str) -> Path:
     path = WEIGHTS_DIR / f"{name}.pt"
     if not path.is_file():
         known = ", ".join(list_pretrained()) or "none"
-        raise ConfigError(f"unknown pretrained model {name!r}; shipped models: {known} (or give a .pt path)")
+        raise ConfigError(
+            f"unknown pretrained model {name!r}; shipped models: {known} (or give a .pt path; "
+            "the commands also take an exported .onnx)"
+        )
     return path
 
 

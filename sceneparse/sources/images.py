@@ -83,8 +83,9 @@ class ImageFiles(Source):
             if self.depth:  # a missing or unreadable depth map is reported by the parse step
                 try:
                     depth_path = find_depth(Path(path), Path(self.depth))
-                except FileNotFoundError as err:
-                    depth, extra = read_frame_depth(None, self.depth_scale, str(err))
+                except FileNotFoundError:  # the frame's reports name the image already
+                    missing = f"no depth map named like it in {self.depth}"
+                    depth, extra = read_frame_depth(None, self.depth_scale, missing)
                 else:
                     depth, extra = read_frame_depth(depth_path, self.depth_scale)
             rgb, registered = register_7scenes_file(path, rgb, depth)  # as the 7-Scenes sequence source does
