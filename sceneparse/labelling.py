@@ -122,6 +122,9 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
     out = Path(out)
     if source_options and isinstance(source, (str, int, Path)):
         source = open_source(source, options=source_options)
+    # --sink labels / probs on a stream: the per-frame folders of --labels / --probs, one layout
+    labels, probs = labels or "labels" in sinks, probs or "probs" in sinks
+    sinks = [s for s in sinks if s not in ("labels", "probs")]
     outputs = [build_sink("video", out=out, alpha=alpha, legend=legend)]
     if labels:
         outputs.append(build_sink("labels", out=out, pattern="labels/{index:06d}.png"))

@@ -108,3 +108,14 @@ def test_feature_videos_in_a_folder_of_images_are_labelled_as_videos(real_images
     assert len(list(out.rglob("*_labels.png"))) == 3
     cap = cv2.VideoCapture(str(out / "walk" / "overlay.mp4"))
     assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+
+
+def test_feature_label_and_probs_sinks_of_a_video_use_the_folders_of_the_flags(real_images, tmp_path):
+    frames = [read_image(p) for p in sorted(real_images.rglob("*.jpg"))[:2]]
+    size = frames[0].shape[1::-1]
+    write_clip(tmp_path / "walk.avi", [cv2.resize(f, size) for f in frames])
+    out = tmp_path / "out"
+    assert main(["label", str(tmp_path / "walk.avi"), "--sink", "labels", "probs", "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("0*")) == [
+        "labels/000000.png", "labels/000001.png", "probs/000000.npz", "probs/000001.npz"]  # fmt: skip
