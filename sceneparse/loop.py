@@ -233,7 +233,7 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
         _close(opened)
     elapsed = time.perf_counter() - t0
     if writer.error is not None:
-        raise OutputError(f"writing the outputs failed: {writer.error}") from writer.error
+        raise OutputError(f"an output failed: {writer.error}") from writer.error
     failed = {**getattr(src, "failed", {}), **failed}
     if reader.error is not None:
         if not isinstance(reader.error, Exception):

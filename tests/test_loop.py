@@ -163,7 +163,7 @@ def test_exception_a_failing_sink_closes_the_others(parser, tmp_path):
 
     frames, _ = moving_scene(8)
     share = ClassShareSink(tmp_path)
-    with pytest.raises(RuntimeError, match="writing the outputs failed: disk full"):
+    with pytest.raises(RuntimeError, match="an output failed: disk full"):
         run(parser, frames, [share, Broken()], progress=False)
     assert share.closed == 1 and (tmp_path / "shares.csv").is_file()
 

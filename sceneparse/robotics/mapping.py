@@ -135,12 +135,16 @@ class SemanticMap:
     # ------------------------------------------------------------------------- fusion
 
     def integrate(self, depth: np.ndarray, intrinsics: np.ndarray, pose: np.ndarray, image: np.ndarray | None = None,
-                  probs: np.ndarray | None = None) -> None:  # fmt: skip
+                  probs: np.ndarray | None = None) -> bool:  # fmt: skip
         """Fuse one frame: HxW ``depth`` (metres, 0 = none), its 3x3 ``intrinsics``, the 4x4
         camera-to-world ``pose``, HxWx3 uint8 ``image`` (colour) and CxHxW ``probs`` (the parse
-        result's class probabilities; resized to the depth's size if another)."""
+        result's class probabilities; resized to the depth's size if another). Returns False,
+        fusing nothing, for a frame without a reading within ``depth_max`` (a covered sensor,
+        open space)."""
         o3d = require_open3d()
         depth, intrinsics, pose = self._check(depth, intrinsics, pose)
+        if not ((depth > 0) & (depth <= self.depth_max)).any():
+            return False
         h, w = depth.shape
         o3c = o3d.core
         t0 = time.perf_counter()
@@ -174,6 +178,7 @@ class SemanticMap:
         for key, dt in zip(("blocks", "tsdf", "classes"), (t1 - t0, t2 - t1, t3 - t2)):
             self.seconds[key] += dt
         self.frames += 1
+        return True
 
     def _check(self, depth, intrinsics, pose):
         depth = np.asarray(depth)

@@ -10,6 +10,12 @@ of the frames so far is written to ``out``:
   from a class -> cost table), ``preview.png`` (:mod:`sceneparse.robotics.costmap`);
 * ``summary.json``: frames fused and skipped, voxels, memory and timings.
 
+A map of no frame at all is its ``summary.json`` alone; files of an earlier map in ``out`` that
+this one does not write (grids of a map without labelled points) are removed.
+The PLY files hold ``label`` and ``confidence`` as extra properties: open3d's
+``t.io.read_point_cloud`` keeps them for ``map.ply``, while its mesh reader drops a mesh's extra
+vertex properties (:func:`~sceneparse.robotics.mapping.read_mesh_ply` reads them; so does CloudCompare).
+
 Needs open3d (``pip install 'sceneparse[3d]'``).
 """
 
@@ -22,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sceneparse.errors import InputError
+from sceneparse.errors import ConfigError, InputError
 from sceneparse.sinks.base import Sink, register_sink
 
 __all__ = ["SemanticMapSink"]
@@ -49,11 +55,15 @@ class SemanticMapSink(Sink):
 
     def __init__(self, out, voxel: float = 0.02, depth_max: float = 4.0, device: str = "auto", costs=None,
                  grid_resolution: float | None = None, weight_threshold: float = 3.0) -> None:  # fmt: skip
+        from sceneparse.robotics.costmap import load_costs
         from sceneparse.robotics.geometry import require_open3d
 
         require_open3d()  # fail before the first frame, with how to install it
+        if grid_resolution is not None and not grid_resolution > 0:
+            raise ConfigError(f"grid_resolution must be positive (metres per cell), got {grid_resolution}")
         self.out = Path(out)
         self.voxel, self.depth_max, self.device = float(voxel), float(depth_max), device
+        costs = load_costs(costs)  # a missing file or a bad cost: an error now, not after the last frame
         self.costs, self.grid_resolution, self.weight_threshold = costs, grid_resolution, float(weight_threshold)
         self.map = None
         self.skipped: dict[str, int] = {}
@@ -75,15 +85,22 @@ class SemanticMapSink(Sink):
         why = ("depth" if frame.depth is None else "intrinsics" if frame.intrinsics is None
                else "pose" if frame.pose is None else None)  # fmt: skip
         if why is not None:
-            self.skipped[f"no {why}"] = self.skipped.get(f"no {why}", 0) + 1
-            if sum(self.skipped.values()) == 1:
-                log.warning("frame %s has no %s: not fused into the map (a map needs RGB-D frames with poses)",
-                            frame.name or frame.index, why)  # fmt: skip
+            self._skip(frame, f"no {why}", "a map needs RGB-D frames with poses")
             return
         t0 = time.perf_counter()
-        self.map.integrate(frame.depth, frame.intrinsics, frame.pose, frame.image, result.probs)
+        fused = self.map.integrate(frame.depth, frame.intrinsics, frame.pose, frame.image, result.probs)
         self.fuse_seconds += time.perf_counter() - t0
+        if not fused:
+            self._skip(frame, "no depth in range", f"no reading within {self.depth_max:g} m")
+            return
         self.up_sum += np.asarray(frame.pose)[:3, :3] @ np.array([0.0, -1.0, 0.0])  # the camera's image-up axis
+
+    def _skip(self, frame, reason: str, why: str) -> None:
+        """Count a frame left out of the map; the first of each reason is logged."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if self.skipped[reason] == 1:
+            log.warning("frame %s: %s, not fused into the map (%s; further ones are counted in summary.json)",
+                        frame.name or frame.index, reason, why)  # fmt: skip
 
     def close(self) -> None:
         if self._closed or self.map is None:
@@ -100,6 +117,10 @@ class SemanticMapSink(Sink):
         return {"folder": str(self.out), **self.report}
 
 
+#: The files of a map besides summary.json (see the module).
+OUTPUT_FILES = ("map.ply", "mesh.ply", "map.npz", "grid.pgm", "grid.yaml", "cost.pgm", "cost.yaml", "preview.png")
+
+
 def write_map_outputs(semantic_map, out, costs=None, resolution=None, weight_threshold: float = 3.0,
                       up_guess=None, palette=None, extra=None) -> dict:  # fmt: skip
     """Write ``semantic_map``'s outputs (see the module) to ``out``; returns the summary (also
@@ -114,11 +135,13 @@ def write_map_outputs(semantic_map, out, costs=None, resolution=None, weight_thr
     t0 = time.perf_counter()
     cloud = m.extract_point_cloud(weight_threshold)
     mesh = m.extract_mesh(weight_threshold)
-    files = {"map": str(write_cloud(out / "map.ply", cloud)), "mesh": str(write_mesh_ply(out / "mesh.ply", mesh)),
-             "state": str(m.save(out / "map.npz"))}  # fmt: skip
+    files = {}
+    if m.frames:  # a map of no frame is only its summary (and does not stand in the way of the next run)
+        files = {"map": str(write_cloud(out / "map.ply", cloud)), "mesh": str(write_mesh_ply(out / "mesh.ply", mesh)),
+                 "state": str(m.save(out / "map.npz"))}  # fmt: skip
     extract_seconds = time.perf_counter() - t0
     grids: dict = {}
-    if "positions" in cloud.point and len(cloud.point.positions):
+    if m.frames and "positions" in cloud.point and len(cloud.point.positions):
         from sceneparse.robotics.costmap import write_grids
 
         up = up_guess if up_guess is not None and np.linalg.norm(up_guess) > 1e-6 else None
@@ -141,6 +164,9 @@ def write_map_outputs(semantic_map, out, costs=None, resolution=None, weight_thr
                     "extract_seconds": extract_seconds},
         **grids, **(extra or {}), "files": files,
     }  # fmt: skip
+    for name in OUTPUT_FILES:  # an earlier map's files that this one has none of (overwritten maps)
+        if str(out / name) not in files.values() and (out / name).is_file():
+            (out / name).unlink()
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=float))
     tmp.replace(out / "summary.json")

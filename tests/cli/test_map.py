@@ -44,6 +44,7 @@ def test_exception_map_needs_poses_and_a_positive_voxel(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 0 and summary["skipped"] == {"no pose": 3}
     assert "no frame was fused, the map is empty" in capsys.readouterr().err
+    assert not (out / "map.ply").exists()  # a map of nothing is its summary: the corrected run needs no --overwrite
     assert main(["map", str(seq), "--out", str(tmp_path / "o2"), "--voxel", "0", "--no-progress"]) == 1
 
 
@@ -68,6 +69,41 @@ def test_exception_sources_without_depth_are_refused_before_any_work(tmp_path, c
     refused(folder, "the folder has no depth images")
     cv2.imwrite(str(folder / "000000.depth.png"), np.full((48, 64), 1000, np.uint16))
     refused(folder, "the folder has no intrinsics.txt")
+
+
+def test_exception_frames_without_readings_in_range_are_skipped_and_counted(tmp_path, caplog):
+    """An all-zero depth image (a covered sensor) is counted in summary.json; the rest is mapped."""
+    import cv2
+
+    seq = write_sequence(tmp_path / "seq", n=4)
+    blank = sorted(seq.glob("*.depth.png"))[1]
+    cv2.imwrite(str(blank), np.zeros(cv2.imread(str(blank), cv2.IMREAD_UNCHANGED).shape, np.uint16))
+    out = tmp_path / "out"
+    assert main(["map", str(seq), "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 3 and summary["skipped"] == {"no depth in range": 1} and summary["voxels"] > 0
+    assert "no depth in range, not fused" in caplog.text
+
+
+def test_exception_bad_cost_table_and_grid_resolution_fail_before_any_work(tmp_path):
+    seq = write_sequence(tmp_path / "seq", n=2)
+    bad = tmp_path / "costs.yaml"
+    bad.write_text("floor: 300\n")
+    for extra in (["--costs", str(tmp_path / "missing.yaml")], ["--costs", str(bad)], ["--grid-resolution", "0"]):
+        out = tmp_path / "out"
+        assert main(["map", str(seq), "--out", str(out), "--no-progress", *extra]) == 1
+        assert not out.exists()
+
+
+def test_feature_overwriting_removes_the_earlier_maps_files(tmp_path):
+    seq = write_sequence(tmp_path / "seq", n=6)
+    out = tmp_path / "out"
+    assert main(["map", str(seq), "--out", str(out), "--voxel", "0.04", "--no-progress"]) == 0
+    assert (out / "grid.pgm").is_file()
+    for p in seq.glob("*.pose.txt"):
+        p.unlink()
+    assert main(["map", str(seq), "--out", str(out), "--no-progress", "--overwrite"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
 
 
 def test_exception_frames_without_depth_are_named_and_the_rest_mapped(tmp_path, capsys):

@@ -42,6 +42,11 @@ def test_feature_synthetic_room_grids(room_cloud, tmp_path):
     assert meta["image"] == "grid.pgm" and meta["mode"] == "trinary" and meta["resolution"] == 0.05
     assert cost_meta["image"] == "cost.pgm" and cost_meta["mode"] == "raw" and cost_meta["costs"]["floor"] == 0
     assert len(meta["origin"]) == 3 and {"negate", "occupied_thresh", "free_thresh"} <= set(meta)
+    # map_server's trinary reading (negate 0): occupancy (255 - p) / 255, occupied above occupied_thresh,
+    # free below free_thresh, unknown between; each of the grid's three values must read as itself
+    occ = {p: (255 - p) / 255 for p in (FREE, OCCUPIED, UNKNOWN)}
+    assert occ[FREE] < meta["free_thresh"] and occ[OCCUPIED] > meta["occupied_thresh"]
+    assert meta["free_thresh"] <= occ[UNKNOWN] <= meta["occupied_thresh"]
     world_to_map = np.array(meta["world_to_map"])
     assert np.allclose(world_to_map, np.eye(4), atol=1e-3)  # the floor is z = 0 with z up already
     grid, cost = read_pgm(tmp_path / "grid.pgm"), read_pgm(tmp_path / "cost.pgm")
