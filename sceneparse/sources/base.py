@@ -10,6 +10,7 @@ subclass decorated with :func:`register_source`, imported in ``sceneparse/source
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,6 +73,12 @@ class Source:
 
     def __init__(self) -> None:
         self.failed: dict[str, str] = {}
+
+    def skip(self, item, err: Exception) -> None:
+        """Record a frame that cannot be read (an unreadable image, say) in ``failed`` and log it
+        once; the source goes on with the next frame."""
+        self.failed[str(item)] = str(err)
+        logging.getLogger(type(self).__module__).error("%s", err if str(item) in str(err) else f"{item}: {err}")
 
     @classmethod
     def accepts(cls, spec) -> bool:

@@ -91,8 +91,10 @@ def read_pose_matrix(path: str | Path) -> np.ndarray:
     """4x4 camera-to-world from a text file of 16 numbers (or 12: the top 3x4)."""
     path = Path(path)
     values = _numbers(path)
-    if len(values) not in (12, 16) or not np.all(np.isfinite(values)):
-        raise InputError(f"{path}: expected a 4x4 camera-to-world matrix (16 finite numbers), got {len(values)}")
+    if len(values) not in (12, 16):
+        raise InputError(f"{path}: expected a 4x4 camera-to-world matrix (16 numbers), got {len(values)}")
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{path}: the camera-to-world matrix holds non-finite numbers (nan or inf)")
     pose = np.eye(4)
     pose[: len(values) // 4] = values.reshape(-1, 4)
     return pose
@@ -199,9 +201,14 @@ class FolderSource(Source):
             if self.depth_files:  # an RGB-D folder: a frame without its depth is reported
                 depth, extra = read_frame_depth(self.depth_files.get(path.stem.split(".")[0]), self.depth_scale,
                                                 f"{path.name}: no depth image ({path.stem}.depth.png)")  # fmt: skip
-            image = read_image(path)
+            try:
+                image = read_image(path)
+                pose = self._pose(path, ts)
+            except (ValueError, FileNotFoundError) as err:  # the frame is left out and reported
+                self.skip(path, err)
+                continue
             if self.registration is not None and depth is not None:
                 image = self.registration.color_to_depth(image, depth, self.intrinsics)
                 extra["color_registered"] = True
-            yield Frame(image, index, ts, depth, self.intrinsics, self._pose(path, ts), name=path.stem,
+            yield Frame(image, index, ts, depth, self.intrinsics, pose, name=path.stem,
                         extra={"path": str(path), **extra})  # fmt: skip

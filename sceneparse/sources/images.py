@@ -8,7 +8,6 @@ in ``extra["depth_error"]``: RGB-D models skip and report it, RGB models parse i
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from sceneparse.sources.base import Frame, Source, read_frame_depth, register_so
 from sceneparse.sources.sevenscenes import register_7scenes_file
 
 __all__ = ["ImageFiles", "find_depth"]
-
-log = logging.getLogger(__name__)
 
 
 def find_depth(image: Path, depth_dir: Path) -> Path:
@@ -76,8 +73,7 @@ class ImageFiles(Source):
             try:
                 rgb = read_image(path)
             except (ValueError, FileNotFoundError) as err:
-                self.failed[str(path)] = str(err)
-                log.error("%s", err)
+                self.skip(path, err)
                 continue
             depth, extra = None, {}
             if self.depth:  # a missing or unreadable depth map is reported by the parse step

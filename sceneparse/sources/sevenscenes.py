@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from sceneparse.errors import InputError
-from sceneparse.io import read_image
+from sceneparse.io import IMAGE_EXTENSIONS, read_image
 from sceneparse.sources.base import Frame, Source, frame_number, read_frame_depth, register_source
+from sceneparse.sources.folder import read_intrinsics as read_camera_matrix
+from sceneparse.sources.folder import read_pose_matrix
 from sceneparse.sources.registration import KINECT_7SCENES, ColorRegistration
 
 __all__ = ["SevenScenesSource", "read_intrinsics", "register_7scenes_file"]
@@ -28,9 +30,14 @@ INTRINSICS_FILE = "camera-intrinsics.txt"
 
 
 def read_intrinsics(folder: Path) -> np.ndarray | None:
-    """The 3x3 depth-camera matrix in ``folder``'s ``camera-intrinsics.txt``; None without one."""
+    """The 3x3 depth-camera matrix in ``folder``'s ``camera-intrinsics.txt`` (or fx fy cx cy);
+    None without one."""
     path = Path(folder) / INTRINSICS_FILE
-    return np.loadtxt(path).reshape(3, 3) if path.is_file() else None
+    return read_camera_matrix(path) if path.is_file() else None
+
+
+def _color_files(folder: Path) -> list[Path]:
+    return [p for p in folder.glob(COLOR_FILES) if p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
 def register_7scenes_file(path: str | Path, image: np.ndarray, depth: np.ndarray | None) -> tuple[np.ndarray, bool]:
@@ -63,14 +70,14 @@ class SevenScenesSource(Source):
     @classmethod
     def accepts(cls, spec) -> bool:
         path = Path(str(spec))
-        return path.is_dir() and any(path.glob(COLOR_FILES))
+        return path.is_dir() and bool(_color_files(path))
 
     def __init__(self, folder: str | Path, fps: float | None = 30.0,
                  register_color: bool | ColorRegistration = True) -> None:  # fmt: skip
         super().__init__()
         self.registration = KINECT_7SCENES if register_color is True else (register_color or None)
         self.folder = Path(folder)
-        self.colors = sorted(self.folder.glob(COLOR_FILES), key=lambda p: frame_number(p.name.split(".")[0]))
+        self.colors = sorted(_color_files(self.folder), key=lambda p: frame_number(p.name.split(".")[0]))
         if not self.colors:
             raise InputError(f"{self.folder}: no frame-NNNNNN.color.* files: not a 7-Scenes sequence")
         self.fps = fps or 30.0
@@ -87,9 +94,13 @@ class SevenScenesSource(Source):
             depth, extra = read_frame_depth(depth_path if depth_path.exists() else None, 1000.0,
                                             f"{depth_path}: depth image not found")  # fmt: skip
             pose_path = self.folder / f"{stem}.pose.txt"
-            pose = np.loadtxt(pose_path).reshape(4, 4) if pose_path.is_file() else None
+            try:
+                image = read_image(color)
+                pose = read_pose_matrix(pose_path) if pose_path.is_file() else None
+            except (ValueError, FileNotFoundError) as err:  # the frame is left out and reported
+                self.skip(color, err)
+                continue
             number = frame_number(stem)[0]
-            image = read_image(color)
             if self.registration is not None and depth is not None and self.intrinsics is not None:
                 image = self.registration.color_to_depth(image, depth, self.intrinsics)
                 extra["color_registered"] = True

@@ -15,7 +15,7 @@ import numpy as np
 from sceneparse.errors import InputError
 from sceneparse.io import read_image
 from sceneparse.sources.base import Frame, Source, nearest_pose, read_frame_depth, register_source
-from sceneparse.sources.folder import read_trajectory
+from sceneparse.sources.folder import read_intrinsics, read_trajectory
 
 __all__ = ["TUMSource"]
 
@@ -69,9 +69,8 @@ class TUMSource(Source):
         self.poses = _read_poses(self.folder / "groundtruth.txt")
         k = self.folder / "camera-intrinsics.txt"
         fx, fy, cx, cy = self.DEFAULT_INTRINSICS
-        self.intrinsics = (
-            np.loadtxt(k).reshape(3, 3) if k.is_file() else np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
-        )
+        default = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+        self.intrinsics = read_intrinsics(k) if k.is_file() else default
         if len(self.rgb) > 1:
             span = self.rgb[-1][0] - self.rgb[0][0]
             self.fps = (len(self.rgb) - 1) / span if span > 0 else None
@@ -98,7 +97,12 @@ class TUMSource(Source):
                 depth, extra = read_frame_depth(path, self.DEPTH_SCALE, f"{rgb_rel}: no depth frame within "
                                                 f"{self.max_difference * 1000:.0f} ms")  # fmt: skip
             rgb_path = self.folder / rgb_rel
-            yield Frame(read_image(rgb_path), index, t, depth, self.intrinsics, self._pose_at(t),
+            try:
+                image = read_image(rgb_path)
+            except (ValueError, FileNotFoundError) as err:  # the frame is left out and reported
+                self.skip(rgb_path, err)
+                continue
+            yield Frame(image, index, t, depth, self.intrinsics, self._pose_at(t),
                         name=Path(rgb_rel).stem, extra={"path": str(rgb_path), **extra})  # fmt: skip
 
     def _pose_at(self, t: float) -> np.ndarray | None:

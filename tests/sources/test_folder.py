@@ -92,8 +92,9 @@ def test_exception_bad_pose_and_intrinsics_files_are_named(tmp_path):
     for i in range(2):
         cv2.imwrite(str(tmp_path / f"{i}.png"), frames[i])
     (tmp_path / "1.pose.txt").write_text("1 0 0\n0 1 0\n")
-    with pytest.raises(ValueError, match=r"1.pose.txt: expected a 4x4 camera-to-world matrix"):
-        list(FolderSource(tmp_path))
+    src = FolderSource(tmp_path)  # the frame is left out, the reason named; the others come
+    assert [f.name for f in src] == ["0"]
+    assert "1.pose.txt: expected a 4x4 camera-to-world matrix" in src.failed[str(tmp_path / "1.png")]
     (tmp_path / "intrinsics.txt").write_text("585 585 320\n")
     with pytest.raises(ValueError, match="intrinsics.txt: expected fx fy cx cy"):
         FolderSource(tmp_path)
@@ -114,3 +115,12 @@ def test_feature_a_frame_folder_with_poses_is_mapped(sevenscenes_path, tmp_path)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 6 and not summary.get("skipped"), summary  # every frame had its pose and depth
     assert summary["points"] > 1000 and summary["class_shares"]["support"] > 0.05
+
+
+def test_exception_unreadable_image_is_left_out_and_named(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i:06d}.png"), np.full((32, 48, 3), 50 * i, np.uint8))
+    (tmp_path / "000001.png").write_bytes(b"cut")
+    src = FolderSource(tmp_path)
+    assert [f.name for f in src] == ["000000", "000002"]
+    assert list(src.failed) == [str(tmp_path / "000001.png")]

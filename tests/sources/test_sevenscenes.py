@@ -70,3 +70,28 @@ def test_feature_rgb_model_parses_frames_without_depth_rgbd_model_skips_them(sev
     assert stats["frames"] == 2 and stats["input_error"] is None
     assert sorted(stats["failed"]) == [str(seq / f"{s}.color.jpg") for s in stems[1:3]]
     assert all("RGB-D model" in why for why in stats["failed"].values())
+
+
+def test_exception_unreadable_colour_or_pose_leaves_out_that_frame_only(sevenscenes_path, tmp_path, caplog):
+    """A cut colour image or a pose file with NaN: that frame is left out, named in ``failed`` and
+    the log, and the others come; a backup file beside the frames is not a frame; intrinsics as
+    fx fy cx cy are read as a frame folder's are."""
+    seq, stems = _broken_sequence(sevenscenes_path, tmp_path, n=5)
+    color = seq / f"{stems[3]}.color.jpg"
+    color.write_bytes(color.read_bytes()[:200])
+    (seq / f"{stems[4]}.pose.txt").write_text(" ".join(["nan"] * 16))
+    (seq / f"{stems[0]}.color.jpg.bak").write_bytes(b"old")
+    (seq / "camera-intrinsics.txt").write_text("585 585 320 240\n")
+    src = SevenScenesSource(seq)
+    frames = list(src)
+    assert [f.name for f in frames] == stems[:3]
+    assert np.allclose(frames[0].intrinsics, [[585, 0, 320], [0, 585, 240], [0, 0, 1]])
+    assert set(src.failed) == {str(color), str(seq / f"{stems[4]}.color.jpg")}
+    assert "non-finite" in src.failed[str(seq / f"{stems[4]}.color.jpg")] and stems[3] in caplog.text
+    (seq / "camera-intrinsics.txt").write_text("585 585 320\n")
+    import pytest
+
+    from sceneparse.errors import InputError
+
+    with pytest.raises(InputError, match="camera-intrinsics.txt: expected fx fy cx cy"):
+        SevenScenesSource(seq)

@@ -107,3 +107,14 @@ def test_feature_a_tum_sequence_is_mapped(sevenscenes_path, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 6 and not summary.get("skipped"), summary  # every frame had its pose
     assert (out / "map.ply").stat().st_size > 1000
+
+
+def test_exception_unreadable_colour_frame_is_left_out_and_named(sevenscenes_path, tmp_path):
+    _tum_from_7scenes(sevenscenes_path, tmp_path, n=4)
+    rgb = sorted((tmp_path / "rgb").iterdir())
+    rgb[1].write_bytes(b"not a png")
+    rgb[2].unlink()
+    src = TUMSource(tmp_path)
+    frames = list(src)
+    assert [f.name for f in frames] == [rgb[0].stem, rgb[3].stem]
+    assert set(src.failed) == {str(rgb[1]), str(rgb[2])}
