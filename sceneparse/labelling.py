@@ -14,6 +14,7 @@ Any other registered sink (or a sink instance) is added with ``sinks=``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -60,8 +61,15 @@ def _videos_in_folders(inputs, stream: bool) -> list:
     return expanded
 
 
-def _extra_sinks(sinks, out: Path) -> list[Sink]:
-    return [build_sink(s, out=out) for s in sinks]
+def _extra_sinks(sinks, out: Path, overwrite: bool = False) -> list[Sink]:
+    """The sinks named (or given), writing into ``out``; those that can replace an earlier
+    output (a labelled ROS bag) do so with ``overwrite``."""
+    built = []
+    for spec in sinks:
+        cls = SINKS.get(spec) if isinstance(spec, str) else None
+        takes = cls is not None and "overwrite" in inspect.signature(cls).parameters
+        built.append(build_sink(spec, out=out, **({"overwrite": overwrite} if takes else {})))
+    return built
 
 
 def _source_sinks(spec) -> tuple:
@@ -102,7 +110,7 @@ def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=()
 def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labels: bool = False,
                  probs: bool = False, realtime: bool = False, alpha: float = 0.55, progress: bool = True,
                  max_frames: int = 0, batch_size: int | None = None, sinks=(), legend="auto", hooks=(),
-                 source_options: dict | None = None, **temporal_params) -> dict:  # fmt: skip
+                 source_options: dict | None = None, overwrite: bool = False, **temporal_params) -> dict:  # fmt: skip
     """Label ``source`` (anything :func:`~sceneparse.sources.open_source` opens, or a source)
     into ``out`` with temporal smoothing (``temporal``: True is the default method): the
     overlay video ``overlay.mp4``, and on request ``labels/NNNNNN.png`` and
@@ -130,9 +138,9 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
         outputs.append(build_sink("labels", out=out, pattern="labels/{index:06d}.png"))
     if probs:
         outputs.append(build_sink("probs", out=out, pattern="probs/{index:06d}.npz"))
-    outputs += _extra_sinks(sinks, out)
+    outputs += _extra_sinks(sinks, out, overwrite)
     named = {s if isinstance(s, str) else getattr(s, "name", None) for s in sinks}
-    outputs += _extra_sinks([s for s in _source_sinks(source) if s not in named], out)
+    outputs += _extra_sinks([s for s in _source_sinks(source) if s not in named], out, overwrite)
     stats = run(parser, source, outputs, temporal=temporal, refine=refine, batch_size=batch_size, realtime=realtime,
                 max_frames=max_frames, progress=progress, hooks=hooks, **temporal_params)  # fmt: skip
     stats.update(video=outputs[0].summary()["video"], codec=outputs[0].codec)
@@ -155,10 +163,11 @@ def stream_folders(streams, out: str | Path, single: bool) -> list[Path]:
 
 def existing_outputs(folder: Path, names=None, probs: bool = False) -> list[Path]:
     """Outputs already in ``folder`` that labelling would overwrite: the overlay video and the
-    per-frame folders of a stream, or (``names`` given) the files of those images."""
+    per-frame folders and labelled ROS bag of a stream, or (``names`` given) the files of those images."""
     if names is None:
         found = [folder / "overlay.mp4"] if (folder / "overlay.mp4").exists() else []
-        return found + [d for d in (folder / "labels", folder / "probs") if d.is_dir() and any(d.iterdir())]
+        return found + [d for d in (folder / "labels", folder / "probs", folder / "segmentation")
+                        if d.is_dir() and any(d.iterdir())]  # fmt: skip
     return [folder / f for n in names for f in image_output_names(n, probs) if (folder / f).exists()]
 
 
@@ -218,6 +227,7 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
                 parser, spec, folder, temporal=temporal, refine=refine, labels=labels, probs=probs,
                 realtime=realtime, alpha=alpha, progress=progress, max_frames=max_frames, batch_size=batch_size,
                 sinks=sinks, legend=legend, hooks=hooks, source_options=source_options, smooth_at=smooth_at,
+                overwrite=overwrite,
             )  # fmt: skip
         except (ValueError, FileNotFoundError) as err:
             log.error("%s", err if str(spec) in str(err) else f"{spec}: {err}")  # named once

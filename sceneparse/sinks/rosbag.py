@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +45,19 @@ class RosbagSink(Sink):
         folder: the bag's folder name under ``out``.
         overlay: also write ``/segmentation/overlay``.
         frame_id: for frames that do not come from a bag.
+        overwrite: replace a labelled bag already at ``out/folder`` (else an error names it).
     """
 
     name = "rosbag"
 
-    def __init__(self, out, folder: str = "segmentation", overlay: bool = True, frame_id: str = "camera") -> None:
+    def __init__(self, out, folder: str = "segmentation", overlay: bool = True, frame_id: str = "camera",
+                 overwrite: bool = False) -> None:  # fmt: skip
         from sceneparse.sources.rosbag import require_rosbags
 
         require_rosbags()
         self.out = Path(out)
         self.path = self.out / folder
-        self.overlay, self.frame_id = overlay, frame_id
+        self.overlay, self.frame_id, self.overwrite = overlay, frame_id, overwrite
         self.writer = None
         self.messages = 0
         self.frames = 0
@@ -65,7 +68,11 @@ class RosbagSink(Sink):
 
         super().open(info)
         if self.path.exists():
-            raise OutputError(f"{self.path} already exists: remove it or label into another folder")
+            bag = self.path.is_dir() and ((self.path / "metadata.yaml").is_file() or any(self.path.glob("*.mcap")))
+            if not (self.overwrite and bag):
+                raise OutputError(f"{self.path} already exists: remove it, label into another folder"
+                                  + (" or overwrite it (--overwrite)" if bag else ""))  # fmt: skip
+            shutil.rmtree(self.path)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ts = get_typestore(Stores.ROS2_HUMBLE)
         # MCAP storage (ROS 2's default since Iron): a file, written from the loop's writer thread

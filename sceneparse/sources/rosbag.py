@@ -239,8 +239,8 @@ class RosbagSource(Source):
             self.reader = self._read_what_is_there(typestore, err)
         images = [c for c in self.reader.connections if c.msgtype in IMAGE_TYPES]
         if not images:
-            self.reader.close()
             names = ", ".join(sorted({c.topic for c in self.reader.connections})) or "none"
+            self.reader.close()
             raise InputError(f"{self.path}: no sensor_msgs/Image or CompressedImage topic (topics: {names})")
         topics = sorted({c.topic for c in images})
         if topic is None:

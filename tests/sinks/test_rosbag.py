@@ -65,9 +65,13 @@ def test_feature_label_a_bag_into_a_segmentation_bag(frames, tmp_path, ros, comp
     assert json.loads(labels[2].data)["class_names"] == CLASSES
     # the overlay video of every stream is written too
     assert (out / "overlay.mp4").is_file()
-    # labelling again into the same folder: refused, the bag is kept
+    # labelling again into the same folder: refused, the bag kept; with --overwrite, replaced
+    first = (out / "segmentation" / "segmentation.mcap").stat().st_mtime_ns
+    assert main(["label", str(bag), "--model", "indoor-geometry", "--out", str(out), "--no-progress"]) == 1
+    assert (out / "segmentation" / "segmentation.mcap").stat().st_mtime_ns == first
     assert main(["label", str(bag), "--model", "indoor-geometry", "--out", str(out), "--no-progress",
-                 "--overwrite"]) == 1  # fmt: skip
+                 "--overwrite"]) == 0  # fmt: skip
+    assert (out / "segmentation" / "segmentation.mcap").stat().st_mtime_ns != first
     assert len(read_bag(out / "segmentation")["/segmentation/mask"]) == len(frames)
 
 
