@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import cv2
 import numpy as np
 
 from sceneparse.errors import InputError, NotFoundError, OutputError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -120,6 +123,12 @@ def list_images(inputs) -> list[tuple[Path, Path]]:
         p = Path(item)
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            # an RGB-D frame folder's depth maps (NAME.depth.png beside NAME.jpg) are not photos
+            photos = [f for f in files if f.name.lower().split(".")[-2:-1] != ["depth"]]
+            if photos and len(photos) < len(files):
+                log.info("%s: %d depth image(s) (*.depth.*) left out; give --depth or --stream for RGB-D",
+                         p, len(files) - len(photos))  # fmt: skip
+                files = photos
             if not files:
                 raise InputError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
             pairs = [(f, f.relative_to(p).with_suffix("")) for f in files]

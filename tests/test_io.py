@@ -135,3 +135,15 @@ def test_exception_label_reports_truncated_photos_failed(stanford_path, camvid_p
     assert main(["label", str(photos), "--out", str(out), "--no-progress"]) == 1
     assert sorted(p.name for p in out.glob("*_labels.png")) == ["camvid_whole_labels.png", "stanford_whole_labels.png"]
     assert not list(out.glob("*half*"))
+
+
+def test_feature_depth_maps_of_a_frame_folder_are_not_photos(tmp_path):
+    import cv2
+
+    for name in ("frame-000000.color.png", "frame-000000.depth.png", "frame-2.color.png", "frame-2.depth.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+    assert [f.name for f, _ in list_images([tmp_path])] == ["frame-000000.color.png", "frame-2.color.png"]
+    only_depth = tmp_path / "d"
+    only_depth.mkdir()
+    cv2.imwrite(str(only_depth / "a.depth.png"), np.zeros((8, 8, 3), np.uint8))
+    assert [f.name for f, _ in list_images([only_depth])] == ["a.depth.png"]  # asked for, as given
