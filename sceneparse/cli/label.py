@@ -179,6 +179,13 @@ def main(argv=None) -> int:
             print(f"metrics -> {scores['file']}" + (f" (pixel accuracy {100 * acc:.1f}%)" if acc is not None else ""))
     for adapter in hooks:
         a = adapter.summary()
+        if not a["frames"]:
+            print(
+                "online adaptation learnt from no frame: it needs a stream with depth (an RGB-D sequence or a "
+                "bag with depth); single images and folders of them are labelled as they are",
+                file=sys.stderr,
+            )
+            continue
         print(f"online adaptation: learnt from {a['frames']} frames ({a['steps']} steps), "
               f"{a['ms_per_frame_median']:.0f} ms per frame (p95 {a['ms_per_frame_p95']:.0f})")  # fmt: skip
     if interrupted:
