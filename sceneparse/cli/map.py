@@ -56,6 +56,8 @@ def _check_mappable(source, spec) -> None:
         why = "the folder has no intrinsics.txt"
     elif source.kind == "rosbag" and not source.depth_topic:
         why = f"the bag has no depth image topic (image topics: {source.topic}; give --depth-topic)"
+    elif source.kind == "rosbag" and not source.pose_topic:
+        why = "the bag has no camera pose topic (geometry_msgs/PoseStamped, nav_msgs/Odometry or TransformStamped)"
     if why:
         raise InputError(f"{spec}: a map needs RGB-D frames with intrinsics and poses, and {why}: give a 7-Scenes "
                          "or TUM sequence, a frame folder with depth, poses and intrinsics, or a bag with "
