@@ -154,9 +154,13 @@ def main(argv=None) -> int:
         if "error" in st:
             failed += 1
             continue
+        done = (
+            f"{st['frames']} frames -> {st['video']} ({st['codec']}); {st['fps']:.1f} frames/s, latency "
+            f"{st['latency_ms_mean']:.0f} ms (p95 {st['latency_ms_p95']:.0f}), dropped {st['dropped']}"
+        )
         print(
-            f"{spec}: {st['frames']} frames -> {st['video']} ({st['codec']}); {st['fps']:.1f} frames/s, "
-            f"latency {st['latency_ms_mean']:.0f} ms (p95 {st['latency_ms_p95']:.0f}), dropped {st['dropped']}"
+            f"{spec}: "
+            + (done if st["frames"] else "no frame labelled")
             + (f"; {len(st['failed'])} frame(s) skipped" if st["failed"] else "")
             + (f"; {len(st['depth_failed'])} without depth" if st["depth_failed"] else "")
             + ("; interrupted" if st["interrupted"] else "")
