@@ -16,10 +16,11 @@ STEP_NS = 33_333_333
 def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storage: str = "sqlite3",
               depth: bool = True, topic: str = "/camera/color/image_raw", poses: bool = False,
               depth_topic: str = "/camera/aligned_depth_to_color/image_raw",
-              depth_intrinsics: np.ndarray | None = None) -> Path:  # fmt: skip
+              depth_intrinsics: np.ndarray | None = None, float_depth: float | None = None) -> Path:  # fmt: skip
     """Write ``frames`` (sceneparse Frames with image, depth, intrinsics; ``poses``: their poses
     as geometry_msgs/PoseStamped on /camera/pose) to a bag at ``path``; ``depth_intrinsics``: a
-    camera_info of the depth topic's own beside it."""
+    camera_info of the depth topic's own beside it; ``float_depth``: depth as 32FC1, the metres
+    times this (1: as REP 118 says), instead of 16UC1 millimetres."""
     from rosbags.typesys import Stores, get_typestore
     from scipy.spatial.transform import Rotation
 
@@ -82,8 +83,12 @@ def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storag
                                      data=np.ascontiguousarray(f.image).reshape(-1))  # fmt: skip
             writer.write(c_colour, ns, serialize(msg, colour_type))
             if depth:
-                mm = np.rint(f.depth * 1000).astype(np.uint16)
-                dmsg = t["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding="16UC1", is_bigendian=0,
-                                                  step=w * 2, data=mm.view(np.uint8).reshape(-1))  # fmt: skip
+                if float_depth is None:
+                    raw, encoding = np.rint(f.depth * 1000).astype(np.uint16), "16UC1"
+                else:
+                    raw, encoding = (f.depth * float_depth).astype(np.float32), "32FC1"
+                data = raw.view(np.uint8).reshape(-1)
+                dmsg = t["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
+                                                  step=w * raw.itemsize, data=data)  # fmt: skip
                 writer.write(c_depth, ns + 1_000_000, serialize(dmsg, c_depth.msgtype))
     return path

@@ -111,7 +111,11 @@ def _depth_metres(image: np.ndarray, msg, msgtype: str) -> np.ndarray:
     if image.dtype == np.uint16:
         return image.astype(np.float32) / 1000.0  # REP 118: 16UC1 depth in millimetres
     depth = image.astype(np.float32)
-    return np.where(np.isfinite(depth), depth, 0).astype(np.float32)
+    depth = np.where(np.isfinite(depth), depth, 0).astype(np.float32)
+    if depth.max(initial=0) > 100:
+        raise InputError(f"float depth reaching {depth.max():.0f}: REP 118 puts float depth in metres, and these look "
+                         "like millimetres (record 16UC1 millimetres or 32FC1 metres)")  # fmt: skip
+    return depth
 
 
 def _pose_matrix(msg) -> np.ndarray:
@@ -422,10 +426,11 @@ class RosbagSource(Source):
                 intrinsics = _camera_matrix(msg)
                 continue
             if id(conn) in depth_ids:
-                before, last_depth = (
-                    last_depth,
-                    (stamp, _depth_metres(decode_image(msg, conn.msgtype), msg, conn.msgtype)),
-                )
+                try:
+                    depth = _depth_metres(decode_image(msg, conn.msgtype), msg, conn.msgtype)
+                except InputError as err:
+                    raise InputError(f"{self.path}: {conn.topic}: {err}") from err
+                before, last_depth = last_depth, (stamp, depth)
                 for waiting in pending:  # the nearer of the depth images before and after it
                     best = min((d for d in (before, last_depth) if near(waiting[1], d)),
                                key=lambda d: abs(d[0] - waiting[1]), default=None)  # fmt: skip

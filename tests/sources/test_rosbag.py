@@ -164,3 +164,11 @@ def test_feature_depth_from_another_camera_is_named_in_a_warning(frames, tmp_pat
     with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
         RosbagSource(same).close()
     assert "not aligned" not in caplog.text
+
+
+def test_feature_float_depth_in_metres_and_a_clear_error_for_millimetres(frames, tmp_path):
+    got = list(RosbagSource(write_bag(tmp_path / "m", frames[:2], float_depth=1.0)))
+    assert all(np.abs(f.depth - ref.depth).max() < 1e-6 for f, ref in zip(got, frames))
+    src = RosbagSource(write_bag(tmp_path / "mm", frames[:2], float_depth=1000.0))
+    with pytest.raises(InputError, match="aligned_depth_to_color/image_raw: float depth reaching .* millimetres"):
+        list(src)
