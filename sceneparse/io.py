@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -22,6 +23,7 @@ __all__ = [
     "list_images",
     "unique_names",
     "ensure_writable",
+    "output_folder",
     "label_image",
     "write_label_png",
     "write_image",
@@ -251,6 +253,24 @@ def write_image(path: str | Path, rgb: np.ndarray) -> Path:
 def write_npz(path: str | Path, **arrays) -> Path:
     """Write arrays to a compressed ``.npz``."""
     return atomic_write(path, lambda p: np.savez_compressed(p, **arrays))
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | Path):
+    """:func:`ensure_writable` for the length of a command: the folders it had to create are removed
+    again if the command leaves nothing in them, so a run that fails (a corrupt input, a model that
+    does not load) leaves no empty output folder behind; a folder that was there stays."""
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    ensure_writable(folder)
+    try:
+        yield folder
+    finally:
+        for path in created:
+            try:
+                path.rmdir()
+            except OSError:  # not empty (or gone): keep it and everything above it
+                break
 
 
 def ensure_writable(folder: str | Path) -> Path:

@@ -147,3 +147,14 @@ def test_feature_depth_maps_of_a_frame_folder_are_not_photos(tmp_path):
     only_depth.mkdir()
     cv2.imwrite(str(only_depth / "a.depth.png"), np.zeros((8, 8, 3), np.uint8))
     assert [f.name for f, _ in list_images([only_depth])] == ["a.depth.png"]  # asked for, as given
+
+
+def test_edge_output_folder_removes_only_the_empty_folders_it_created(tmp_path):
+    from sceneparse.io import output_folder
+
+    with output_folder(tmp_path / "a" / "b" / "c"):
+        (tmp_path / "a" / "keep.txt").write_text("written by the command")
+    assert (tmp_path / "a").is_dir() and not (tmp_path / "a" / "b").exists()
+    with pytest.raises(KeyError), output_folder(tmp_path / "d" / "e"):
+        raise KeyError("the command failed")
+    assert not (tmp_path / "d").exists() and tmp_path.is_dir()

@@ -46,7 +46,7 @@ def _read_depth(path: str, scale: float):
 
 def main(argv=None) -> int:
     from sceneparse.explain import explain
-    from sceneparse.io import ensure_writable, read_image
+    from sceneparse.io import output_folder, read_image
     from sceneparse.sources.sevenscenes import register_7scenes_file
 
     ap = build_parser()
@@ -57,13 +57,13 @@ def main(argv=None) -> int:
     rgb = read_image(args.image)
     depth = _read_depth(args.depth, args.depth_scale) if args.depth else None
     rgb = register_7scenes_file(args.image, rgb, depth)[0]  # a 7-Scenes frame: colour onto its depth image
-    ensure_writable(args.out)
-    parser = load_parser(args, onnx=False)
-    if parser.in_channels == 4 and depth is None:
-        raise ValueError(f"{args.model} is an RGB-D model: give the image's depth with --depth FILE")
-    paths = explain(parser, rgb, args.out, depth, classes=args.classes or None, patch=args.patch,
-                    stride=args.stride, region=args.region, channels=args.channels, batch_size=args.batch,
-                    progress=args.progress)  # fmt: skip
+    with output_folder(args.out):  # removed again if the model does not load
+        parser = load_parser(args, onnx=False)
+        if parser.in_channels == 4 and depth is None:
+            raise ValueError(f"{args.model} is an RGB-D model: give the image's depth with --depth FILE")
+        paths = explain(parser, rgb, args.out, depth, classes=args.classes or None, patch=args.patch,
+                        stride=args.stride, region=args.region, channels=args.channels, batch_size=args.batch,
+                        progress=args.progress)  # fmt: skip
     for view, path in paths.items():
         print(f"{view}: {path}")
     return 0

@@ -113,8 +113,7 @@ def _bag_options(args) -> dict:
 
 
 def main(argv=None) -> int:
-    from sceneparse.io import ensure_writable
-    from sceneparse.labelling import label
+    from sceneparse.io import output_folder
     from sceneparse.sinks import list_sinks
 
     ap = build_parser()
@@ -131,9 +130,16 @@ def main(argv=None) -> int:
         ap.error(f"--sink: unknown sink(s) {', '.join(unknown)}; available: {', '.join(list_sinks())}")
     if args.depth and not Path(args.depth).is_dir():
         ap.error(f"--depth: folder not found: {args.depth}")
-    if args.ray:
-        return _main_ray(ap, args, refiners)
-    ensure_writable(args.out)  # before the model loads
+    with output_folder(args.out):  # before the model loads; removed again if nothing is written
+        if args.ray:
+            return _main_ray(ap, args, refiners)
+        return _label(ap, args, refiners)
+
+
+def _label(ap: argparse.ArgumentParser, args, refiners) -> int:
+    """The inputs labelled on this machine (``main`` without ``--ray``)."""
+    from sceneparse.labelling import label
+
     parser = load_parser(args)
     if args.depth and parser.in_channels != 4:
         ap.error(f"--depth: {args.model} is an RGB model and takes no depth; give an RGB-D model "

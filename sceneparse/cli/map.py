@@ -65,9 +65,7 @@ def _check_mappable(source, spec) -> None:
 
 
 def main(argv=None) -> int:
-    from sceneparse.loop import run
-    from sceneparse.sinks.semantic_map import SemanticMapSink
-    from sceneparse.sources import open_source
+    from sceneparse.io import output_folder
 
     args = build_parser().parse_args(argv)
     if not args.voxel > 0:
@@ -75,6 +73,16 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if (out / "map.ply").exists() and not args.overwrite:
         raise OutputError(f"{out / 'map.ply'} already exists: map into another folder, or give --overwrite")
+    with output_folder(out):  # removed again if the run fails before it writes anything
+        return _map(args, out)
+
+
+def _map(args, out: Path) -> int:
+    """``main`` once the output folder is there."""
+    from sceneparse.loop import run
+    from sceneparse.sinks.semantic_map import SemanticMapSink
+    from sceneparse.sources import open_source
+
     sink = SemanticMapSink(out, voxel=args.voxel, depth_max=args.depth_max, device=args.map_device, costs=args.costs,
                            grid_resolution=args.grid_resolution)  # fmt: skip
     options = {"topic": args.topic, "depth_topic": args.depth_topic, "depth_scale": args.depth_scale}

@@ -166,12 +166,26 @@ def _empty_cloud_header(suffix: str) -> str:
             "WIDTH 0\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 0\nDATA ascii\n")  # fmt: skip
 
 
+def _pcd_points(path: Path) -> int | None:
+    """The ``POINTS`` count of a PCD file's header (None where the header does not give it)."""
+    with open(path, "rb") as f:
+        for line in f.read(4096).split(b"\n")[:12]:
+            if line.startswith(b"POINTS"):
+                try:
+                    return int(line.split()[1])
+                except (IndexError, ValueError):
+                    return None
+    return None
+
+
 def read_cloud(path: str | Path):
     """An open3d tensor point cloud from a ``.ply`` or ``.pcd`` file, with its per-point fields."""
     o3d = require_open3d()
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such point cloud file")
+    if path.suffix.lower() == ".pcd" and _pcd_points(path) == 0:
+        return o3d.t.geometry.PointCloud()  # open3d refuses a PCD header of no points ('unable to parse header')
     cloud = o3d.t.io.read_point_cloud(str(path))
     if cloud.is_empty() and path.stat().st_size > 400:
         raise InputError(f"{path}: open3d read no points from it")

@@ -119,3 +119,15 @@ def test_feature_label_and_probs_sinks_of_a_video_use_the_folders_of_the_flags(r
                  "--no-progress"]) == 0  # fmt: skip
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("0*")) == [
         "labels/000000.png", "labels/000001.png", "probs/000000.npz", "probs/000001.npz"]  # fmt: skip
+
+
+def test_exception_a_failed_run_leaves_no_empty_output_folder(tmp_path):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    out = tmp_path / "new" / "out"
+    assert main(["label", str(corrupt), "--out", str(out), "--no-progress"]) == 1
+    assert not (tmp_path / "new").exists()  # created for the run, nothing written: removed again
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main(["label", str(corrupt), "--out", str(kept), "--no-progress"]) == 1
+    assert kept.is_dir()  # there before the run: left alone
