@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--depth-topic", default=None,
                     help="ROS bags: the depth image topic aligned to it (default: the first image topic named depth; "
                     "'' for none)")  # fmt: skip
+    ap.add_argument("--pose-topic", default=None,
+                    help="ROS bags: the camera pose topic, for --sink semantic-map (default: the first PoseStamped, "
+                    "Odometry or TransformStamped topic)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true",
                     help="replace outputs of an earlier run in --out (default: refuse, naming them)")  # fmt: skip
     ap.add_argument("--realtime", action="store_true", help="drop frames rather than fall behind a live source")
@@ -85,6 +88,7 @@ def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
 
     refused = [flag for flag, on in (("--realtime", args.realtime), ("--adapt", args.adapt), ("--topic", args.topic),
                                      ("--depth-topic", args.depth_topic is not None),
+                                     ("--pose-topic", args.pose_topic is not None),
                                      ("--batch", args.batch is not None)) if on]  # fmt: skip
     if refused:
         ap.error(f"--ray: {', '.join(refused)} work(s) on this machine only; leave out --ray")
@@ -108,7 +112,7 @@ def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
 
 def _bag_options(args) -> dict:
     """--topic and --depth-topic, for the sources that take them (ROS bags)."""
-    options = {"topic": args.topic, "depth_topic": args.depth_topic}
+    options = {"topic": args.topic, "depth_topic": args.depth_topic, "pose_topic": args.pose_topic}
     return {k: v for k, v in options.items() if v is not None}
 
 

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--topic", help="ROS bags: the image topic (default: the first image topic not named depth)")
     ap.add_argument("--depth-topic", help="ROS bags: the depth image topic aligned to it (default: the first image "
                     "topic named depth)")  # fmt: skip
+    ap.add_argument("--pose-topic", help="ROS bags: the camera pose topic (PoseStamped, Odometry or "
+                    "TransformStamped; default: the first such topic)")  # fmt: skip
     ap.add_argument("--depth-scale", type=float, default=None,
                     help="frame folders: depth PNG units per metre (default: 1000, millimetres)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier map in --out")
@@ -85,7 +87,8 @@ def _map(args, out: Path) -> int:
 
     sink = SemanticMapSink(out, voxel=args.voxel, depth_max=args.depth_max, device=args.map_device, costs=args.costs,
                            grid_resolution=args.grid_resolution)  # fmt: skip
-    options = {"topic": args.topic, "depth_topic": args.depth_topic, "depth_scale": args.depth_scale}
+    options = {"topic": args.topic, "depth_topic": args.depth_topic, "pose_topic": args.pose_topic,
+               "depth_scale": args.depth_scale}
     source = open_source(args.sequence, options={k: v for k, v in options.items() if v is not None})
     try:
         _check_mappable(source, args.sequence)
