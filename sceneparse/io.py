@@ -110,7 +110,7 @@ def _truncation(path: Path) -> str | None:
     return None
 
 
-def list_images(inputs) -> list[tuple[Path, Path]]:
+def list_images(inputs, exclude: str | Path | None = None) -> list[tuple[Path, Path]]:
     """Expand files and folders (recursively) into (image path, output name) pairs.
 
     An image's output name is its path relative to the folder given, without the extension
@@ -118,13 +118,18 @@ def list_images(inputs) -> list[tuple[Path, Path]]:
     itself. Names that clash between inputs are made unique by :func:`unique_names` (parent
     folders are added: ``x/clip``, ``y/clip``), so no output overwrites another, and no renamed
     output can land on the name of another input. A file given twice is labelled once.
+    ``exclude``: a folder inside a folder given whose files are left out (the output folder of a
+    labelling, so that a second run does not label the first run's outputs).
     """
+    skip = Path(exclude).resolve() if exclude is not None else None
     found: list[tuple[Path, Path]] = []
     seen: set[Path] = set()
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if skip is not None and skip != p.resolve() and skip.is_relative_to(p.resolve()):
+                files = [f for f in files if not f.resolve().is_relative_to(skip)]
             # an RGB-D frame folder's depth maps (NAME.depth.png beside NAME.jpg) are not photos
             photos = [f for f in files if f.name.lower().split(".")[-2:-1] != ["depth"]]
             if photos and len(photos) < len(files):
@@ -165,7 +170,8 @@ def unique_names(items: list[tuple[Path, Path]]) -> list[str]:
 
     def parents(i: int) -> tuple[str, ...]:
         path, natural = items[i]
-        parts = [q for q in Path(path).absolute().parent.parts if q != Path(path).anchor]
+        parent = Path(path).absolute().parent
+        parts = [q for q in parent.parts if q != parent.anchor]  # never the root: names stay relative
         return tuple(parts[: len(parts) - (len(natural.parts) - 1)]) if len(natural.parts) > 1 else tuple(parts)
 
     def clashes() -> list[list[int]]:

@@ -42,9 +42,11 @@ def is_stream(spec, force: bool = False) -> bool:
     return any(cls.accepts(spec) for cls in SOURCES.values() if cls.kind not in ("images", "folder", "video"))
 
 
-def _videos_in_folders(inputs, stream: bool) -> list:
+def _videos_in_folders(inputs, stream: bool, exclude=None) -> list:
     """``inputs`` with the video files found (recursively) in its folders of images added as
-    inputs of their own; a folder that holds only videos is replaced by them."""
+    inputs of their own; a folder that holds only videos is replaced by them. Nothing in the
+    folder ``exclude`` (the output folder) is taken."""
+    skip = Path(exclude).resolve() if exclude is not None else None
     expanded = []
     for spec in inputs:
         path = Path(spec) if isinstance(spec, (str, Path)) else None
@@ -52,6 +54,8 @@ def _videos_in_folders(inputs, stream: bool) -> list:
             expanded.append(spec)
             continue
         files = sorted(f for f in path.rglob("*") if f.is_file())
+        if skip is not None and skip != path.resolve():
+            files = [f for f in files if not f.resolve().is_relative_to(skip)]
         videos = [f for f in files if f.suffix.lower() in VIDEO_EXTS]
         if not videos or any(f.suffix.lower() in IMAGE_EXTENSIONS for f in files):
             expanded.append(spec)
@@ -59,6 +63,21 @@ def _videos_in_folders(inputs, stream: bool) -> list:
             log.info("%s: %d video(s) in it, labelled as videos", path, len(videos))
         expanded += videos
     return expanded
+
+
+def _once(streams: list) -> list:
+    """``streams`` with each file or folder kept once (the same video given twice, or given and
+    found in a folder given, is labelled once, as an image is)."""
+    kept, seen = [], set()
+    for spec in streams:
+        path = Path(spec) if isinstance(spec, (str, Path)) and not str(spec).isdigit() else None
+        key = path.resolve() if path is not None and path.exists() else str(spec)
+        if key in seen:
+            log.info("%s: given more than once, labelled once", spec)
+            continue
+        seen.add(key)
+        kept.append(spec)
+    return kept
 
 
 def _extra_sinks(sinks, out: Path, overwrite: bool = False) -> list[Sink]:
@@ -178,8 +197,8 @@ def image_output_names(name: str, probs: bool = False) -> list[str]:
 
 
 def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=True, refine=(), labels: bool = False,
-          probs: bool = False, alpha: float = 0.55, depth=None, depth_scale: float = 1000.0, realtime: bool = False,
-          max_frames: int = 0, batch_size: int | None = None, sinks=(), overwrite: bool = False,
+          probs: bool = False, alpha: float = 0.55, depth=None, depth_scale: float | None = None,
+          realtime: bool = False, max_frames: int = 0, batch_size: int | None = None, sinks=(), overwrite: bool = False,
           legend="auto", hooks=(), source_options: dict | None = None, progress: bool = True,
           smooth_at: str = "network") -> dict:  # fmt: skip
     """Label ``inputs`` (image files and folders, videos, URLs, camera indices, sequence
@@ -206,11 +225,20 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
             build_sink(spec, out=out)  # raises, listing the known sinks
     if not inputs:
         raise ConfigError("nothing to label: give image files, folders, videos or camera indices")
-    inputs = _videos_in_folders(inputs, stream)
-    streams = [i for i in inputs if is_stream(i, stream)]
-    images = [i for i in inputs if i not in streams]
+    inputs = _videos_in_folders(inputs, stream, exclude=out)
+    streams = _once([i for i in inputs if is_stream(i, stream)])
+    images = [i for i in inputs if not is_stream(i, stream)]
     folders = stream_folders(streams, out, single=len(inputs) == 1)
-    image_source = ImageFiles(images, depth=depth, depth_scale=depth_scale) if images else None
+    if depth is not None and streams:
+        why = ("is a folder of depth images for still images; a stream brings its own depth (an RGB-D frame "
+               "folder's NAME.depth.png or depth/, a ROS bag's depth topic)")  # fmt: skip
+        if not images:
+            raise ConfigError(f"depth {depth} {why}: leave it out for {streams[0]}")
+        log.warning("depth %s %s: not used for %s", depth, why, ", ".join(map(str, streams)))
+    if depth_scale is not None and streams:  # a frame folder's depth PNGs (sources that take depth_scale)
+        source_options = {**(source_options or {}), "depth_scale": depth_scale}
+    depth_scale = 1000.0 if depth_scale is None else depth_scale
+    image_source = ImageFiles(images, depth=depth, depth_scale=depth_scale, exclude=out) if images else None
     ensure_writable(out)
     if not overwrite:
         found = [p for f in folders for p in existing_outputs(f)]

@@ -96,17 +96,19 @@ class _Writer(threading.Thread):
         self.queue: queue.Queue = queue.Queue(maxsize=8)
         self.written = 0
         self.error: BaseException | None = None
+        self.failed_sink: Sink | None = None
 
     def run(self) -> None:
         while (item := self.queue.get()) is not _END:
             if self.error is not None:
                 continue  # drain: the loop stops at its next frame
+            sink = None
             try:
                 for sink in self.sinks:
                     sink.write(*item)
                 self.written += 1
             except BaseException as err:
-                self.error = err
+                self.error, self.failed_sink = err, sink
 
 
 def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=(), batch_size: int | None = None,
@@ -233,7 +235,11 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
         _close(opened)
     elapsed = time.perf_counter() - t0
     if writer.error is not None:
-        raise OutputError(f"an output failed: {writer.error}") from writer.error
+        sink = writer.failed_sink
+        where = getattr(sink, "path", None) or getattr(sink, "out", None)
+        what = f"the {sink.name} output" + (f" ({where})" if where else "") if sink is not None else "an output"
+        raise OutputError(f"{what} failed at frame {writer.written}: {writer.error}; the frames before are "
+                          "written") from writer.error  # fmt: skip
     failed = {**getattr(src, "failed", {}), **failed}
     if reader.error is not None:
         if not isinstance(reader.error, Exception):
@@ -246,7 +252,7 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
         "latency_ms_mean": 1000 * float(np.mean(latencies)) if latencies else float("nan"),
         "latency_ms_p95": 1000 * float(np.percentile(latencies, 95)) if latencies else float("nan"),
         "interrupted": interrupted, "depth_failed": depth_failed,
-        "input_error": None if reader.error is None else str(reader.error),
+        "input_error": str(reader.error) if reader.error is not None else (getattr(src, "truncated", None) or None),
         "outputs": {s.name: s.summary() for s in opened},
     }  # fmt: skip
 

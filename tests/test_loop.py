@@ -149,6 +149,8 @@ def test_exception_truncated_video_keeps_what_was_written(parser, tmp_path):
     (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
     stats = label_stream(parser, str(tmp_path / "cut.avi"), tmp_path / "out", progress=False)
     assert 0 < stats["frames"] < 30 and stats["written"] == stats["frames"]
+    assert "truncated or corrupt video" in stats["input_error"]  # reported: the command exits 1
+    assert not list((tmp_path / "out").glob(".*"))  # the video was renamed from its temporary name
     cap = cv2.VideoCapture(str(tmp_path / "out" / "overlay.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == stats["frames"] and cap.read()[0]
 
@@ -163,7 +165,7 @@ def test_exception_a_failing_sink_closes_the_others(parser, tmp_path):
 
     frames, _ = moving_scene(8)
     share = ClassShareSink(tmp_path)
-    with pytest.raises(RuntimeError, match="an output failed: disk full"):
+    with pytest.raises(RuntimeError, match="the broken output failed at frame 2: disk full"):
         run(parser, frames, [share, Broken()], progress=False)
     assert share.closed == 1 and (tmp_path / "shares.csv").is_file()
 

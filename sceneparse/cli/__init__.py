@@ -1,14 +1,16 @@
 """The ``sceneparse`` command line: argparse, printing and exit codes, one module per command.
 
 The library under it returns values, raises :mod:`sceneparse.errors` and logs; here an error
-it raises becomes its message and exit code 1, Ctrl-C exit code 130.
+it raises becomes its message and exit code 1, Ctrl-C (and SIGTERM) exit code 130.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 __all__ = ["main", "COMMANDS"]
 
@@ -52,6 +54,12 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _terminate(signum, frame):
+    """SIGTERM (kill, systemd, docker stop) takes the Ctrl-C path: what was written is closed and
+    readable (a video plays, a map is saved), and the command says so."""
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -68,6 +76,8 @@ def main(argv=None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(f"sceneparse.cli.{COMMANDS[argv[0]][0]}")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return module.main(argv[1:])
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:

@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_refine_arguments(ap)
     ap.add_argument("--probs", action="store_true", help="also write class probabilities (.npz)")
     ap.add_argument("--depth", help="RGB-D models: folder of 16-bit depth PNGs named like the images")
-    ap.add_argument("--depth-scale", type=float, default=1000.0, help="depth PNG units per metre (1000: mm)")
+    ap.add_argument("--depth-scale", type=float, default=None,
+                    help="depth PNG units per metre, for --depth and frame folders (default 1000: mm)")  # fmt: skip
     ap.add_argument("--alpha", type=float, default=0.55, help="opacity of the colours in the overlay (0-1)")
     ap.add_argument("--legend", default="auto", choices=LEGEND_POSITIONS,
                     help="where the overlay's legend goes (auto: the corner with the least detail; off: "
@@ -100,7 +101,7 @@ def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
         device="cuda" if args.gpus_per_worker else args.device, threads=args.threads, batch_size=args.ray_batch,
         retries=args.retries, overwrite=args.overwrite, stream=args.stream, temporal=args.temporal, refine=refiners,
         labels=args.labels, probs=args.probs, alpha=args.alpha, legend=args.legend, sinks=args.sink,
-        depth=args.depth, depth_scale=args.depth_scale, max_frames=args.max_frames, tta=args.tta,
+        depth=args.depth, depth_scale=args.depth_scale or 1000.0, max_frames=args.max_frames, tta=args.tta,
         progress=args.progress,
     )  # fmt: skip
     failed, listed = report["failed"], Path(args.out) / REPORT_NAME
@@ -126,6 +127,8 @@ def main(argv=None) -> int:
         ap.error(f"--batch must be at least 1, got {args.batch}")
     if args.max_frames < 0:
         ap.error(f"--max-frames must be 0 (all) or more, got {args.max_frames}")
+    if args.depth_scale is not None and not args.depth_scale > 0:
+        ap.error(f"--depth-scale must be positive (depth PNG units per metre), got {args.depth_scale}")
     if not 0 <= args.alpha <= 1:
         ap.error(f"--alpha must lie in [0, 1], got {args.alpha}")
     refiners = refiners_from(args)

@@ -72,6 +72,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not args.voxel > 0:
         raise ValueError(f"--voxel must be positive, got {args.voxel}")
+    if args.depth_scale is not None and not args.depth_scale > 0:
+        raise ValueError(f"--depth-scale must be positive (depth PNG units per metre), got {args.depth_scale}")
     out = Path(args.out)
     if (out / "map.ply").exists() and not args.overwrite:
         raise OutputError(f"{out / 'map.ply'} already exists: map into another folder, or give --overwrite")

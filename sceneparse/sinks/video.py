@@ -1,6 +1,7 @@
 """The overlay video: the class colours blended over each frame, encoded as MP4 (H.264 where
-OpenCV's FFmpeg has an encoder for it, else MPEG-4 part 2). Closed cleanly on an error or
-Ctrl-C, so what was written plays."""
+OpenCV's FFmpeg has an encoder for it, else MPEG-4 part 2). Written under a temporary name and
+renamed when closed, which happens on an error or Ctrl-C too, so a video under its own name
+plays."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ class VideoSink(Sink):
     def __init__(self, out: str | Path, filename: str = "overlay.mp4", fps: float | None = None,
                  alpha: float = 0.55, legend: bool | str = True) -> None:  # fmt: skip
         self.path = Path(out) / filename
+        # written under a name of its own, renamed once closed: a video under the final name plays
+        self.partial = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
         self.fps, self.alpha, self.legend = fps, alpha, legend
         self.writer = None
         self.codec = None
@@ -69,7 +72,7 @@ class VideoSink(Sink):
         h, w = img.shape[:2]
         if self.writer is None:
             fps = self.info.fps or self.fps or 15.0
-            self.writer, self.codec = open_video_writer(self.path, fps, (w, h))
+            self.writer, self.codec = open_video_writer(self.partial, fps, (w, h))
             self.size = (w, h)
         elif (w, h) != self.size:
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
@@ -81,6 +84,7 @@ class VideoSink(Sink):
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+            os.replace(self.partial, self.path)
         if self.resized:
             log.warning("%s: %d frame(s) of another size were resized to the video's %dx%d",
                         self.path, self.resized, *self.size)  # fmt: skip

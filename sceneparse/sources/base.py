@@ -136,6 +136,10 @@ def open_source(spec, kind: str | None = None, options: dict | None = None, **kw
     for cls in sorted(SOURCES.values(), key=lambda c: c.priority):
         if cls.accepts(spec):
             known = inspect.signature(cls).parameters
+            unused = [k for k, v in (options or {}).items() if k not in known and v is not None]
+            if unused:
+                logging.getLogger(__name__).warning("%s: %s does not apply to a %s source, not used", spec,
+                            ", ".join("--" + k.replace("_", "-") for k in unused), cls.kind)  # fmt: skip
             return cls(spec, **{k: v for k, v in (options or {}).items() if k in known}, **kwargs)
     if not Path(str(spec)).exists():
         raise NotFoundError(f"source not found: {spec}")

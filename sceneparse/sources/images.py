@@ -39,6 +39,7 @@ class ImageFiles(Source):
         inputs: an image file, a folder (searched recursively) or a list of them.
         depth: RGB-D models: a folder of 16-bit depth PNGs named like the images (see
             :func:`find_depth`), in units of 1/``depth_scale`` metres (millimetres by default).
+        exclude: a folder inside a folder given that is not searched (the labelling's output).
     """
 
     kind = "images"
@@ -48,10 +49,11 @@ class ImageFiles(Source):
     def accepts(cls, spec) -> bool:
         return Path(str(spec)).suffix.lower() in IMAGE_EXTENSIONS and Path(str(spec)).is_file()
 
-    def __init__(self, inputs, depth: str | Path | None = None, depth_scale: float = 1000.0) -> None:
+    def __init__(self, inputs, depth: str | Path | None = None, depth_scale: float = 1000.0,
+                 exclude: str | Path | None = None) -> None:  # fmt: skip
         super().__init__()
         inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-        self.items = list_images(inputs)
+        self.items = list_images(inputs, exclude)
         if depth is not None and not Path(depth).is_dir():
             raise NotFoundError(f"depth folder not found: {depth}")
         self.depth, self.depth_scale = depth, depth_scale

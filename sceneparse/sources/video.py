@@ -48,7 +48,7 @@ class VideoSource(Source):
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 and not self.live else None
         self.frames_read = 0
-        self.truncated = False
+        self.truncated: str | bool = False  # once read to the end: why decoding stopped early, if it did
 
     def __len__(self) -> int:
         if self.frame_count is None:
@@ -69,9 +69,8 @@ class VideoSource(Source):
         if index == 0:
             raise InputError(f"{self.spec}: no frame could be decoded (corrupt or empty video)")
         if self.frame_count and index < self.frame_count - 1:
-            log.warning("%s: decoding stopped at frame %d of %d (truncated or corrupt video)",
-                        self.spec, index, self.frame_count)  # fmt: skip
-            self.truncated = True
+            self.truncated = f"decoding stopped at frame {index} of {self.frame_count} (truncated or corrupt video)"
+            log.warning("%s: %s", self.spec, self.truncated)
 
     def close(self) -> None:
         self.cap.release()
