@@ -6,8 +6,9 @@
   ``NAME_labels.png`` and the ``overlay`` sink ``NAME_overlay.jpg`` (``probs``: ``NAME_probs.npz``).
 * Each video file, stream URL, camera index or RGB-D sequence folder (7-Scenes, TUM; any frame
   folder with ``stream=True``) is a stream, labelled with temporal smoothing into
-  ``overlay.mp4`` (``video`` sink), and on request ``labels/NNNNNN.png`` and
-  ``probs/NNNNNN.npz``; with several inputs each stream gets a sub-folder named after it.
+  ``overlay.mp4`` (``video`` sink), and on request ``labels/NAME.png`` and ``probs/NAME.npz``
+  (NAME: the frame's number, ``000042``, in a video or bag; its file's name in a frame folder,
+  ``frame-000084``); with several inputs each stream gets a sub-folder named after it.
 
 Any other registered sink (or a sink instance) is added with ``sinks=``.
 """
@@ -104,7 +105,7 @@ def _source_sinks(spec) -> tuple:
 
 def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=(), alpha: float = 0.55,
                  progress: bool = True, depth: str | Path | None = None, depth_scale: float = 1000.0,
-                 sinks=(), legend="auto") -> dict:  # fmt: skip
+                 sinks=(), legend="auto", overwrite: bool = False, max_frames: int = 0) -> dict:  # fmt: skip
     """Label every image in ``inputs`` (files or folders, or an :class:`ImageFiles` source) into
     ``out`` (see the module).
 
@@ -120,8 +121,9 @@ def label_images(parser, inputs, out: str | Path, probs: bool = False, refine=()
     outputs = [build_sink("labels", out=out), build_sink("overlay", out=out, alpha=alpha, legend=legend)]
     if probs:
         outputs.append(build_sink("probs", out=out))
-    outputs += _extra_sinks(sinks, out)
-    stats = run(parser, source, outputs, temporal=False, refine=refine, skip_errors=True, progress=progress)
+    outputs += _extra_sinks(sinks, out, overwrite)
+    stats = run(parser, source, outputs, temporal=False, refine=refine, skip_errors=True, progress=progress,
+                max_frames=max_frames)  # fmt: skip
     stats["labels"], stats["overlays"] = outputs[0].written, outputs[1].written
     return stats
 
@@ -132,8 +134,9 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
                  source_options: dict | None = None, overwrite: bool = False, **temporal_params) -> dict:  # fmt: skip
     """Label ``source`` (anything :func:`~sceneparse.sources.open_source` opens, or a source)
     into ``out`` with temporal smoothing (``temporal``: True is the default method): the
-    overlay video ``overlay.mp4``, and on request ``labels/NNNNNN.png`` and
-    ``probs/NNNNNN.npz``.
+    overlay video ``overlay.mp4``, and on request ``labels/NAME.png`` and ``probs/NAME.npz``
+    (NAME: the frame's name, see the module). With ``overwrite`` the ``labels/`` and ``probs/``
+    folders of an earlier run are emptied first, so no file of that run is left among the new ones.
 
     ``batch_size``: frames per convnet call (see
     :meth:`~sceneparse.pipeline.SceneParser.parse_stream`); None: 8 on a GPU, 1 on the CPU and
@@ -152,11 +155,13 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
     # --sink labels / probs on a stream: the per-frame folders of --labels / --probs, one layout
     labels, probs = labels or "labels" in sinks, probs or "probs" in sinks
     sinks = [s for s in sinks if s not in ("labels", "probs")]
+    if overwrite:
+        _clear_frame_folders(out)
     outputs = [build_sink("video", out=out, alpha=alpha, legend=legend)]
     if labels:
-        outputs.append(build_sink("labels", out=out, pattern="labels/{index:06d}.png"))
+        outputs.append(build_sink("labels", out=out, pattern="labels/{name}.png"))
     if probs:
-        outputs.append(build_sink("probs", out=out, pattern="probs/{index:06d}.npz"))
+        outputs.append(build_sink("probs", out=out, pattern="probs/{name}.npz"))
     outputs += _extra_sinks(sinks, out, overwrite)
     named = {s if isinstance(s, str) else getattr(s, "name", None) for s in sinks}
     outputs += _extra_sinks([s for s in _source_sinks(source) if s not in named], out, overwrite)
@@ -164,6 +169,22 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
                 max_frames=max_frames, progress=progress, hooks=hooks, **temporal_params)  # fmt: skip
     stats.update(video=outputs[0].summary()["video"], codec=outputs[0].codec)
     return stats
+
+
+def _clear_frame_folders(out: Path) -> None:
+    """Empty the per-frame folders of an earlier labelling of a stream (``labels/``, ``probs/``),
+    where they hold only its files (label PNGs, probability archives)."""
+    import shutil
+
+    for folder, suffix in ((out / "labels", ".png"), (out / "probs", ".npz")):
+        if not folder.is_dir():
+            continue
+        files = [f for f in folder.rglob("*") if f.is_file()]
+        if all(f.suffix.lower() == suffix for f in files):
+            shutil.rmtree(folder)
+            log.info("%s: %d file(s) of an earlier run removed (--overwrite)", folder, len(files))
+        else:
+            log.warning("%s: holds other files than %s, left as it is", folder, suffix)
 
 
 def stream_folders(streams, out: str | Path, single: bool) -> list[Path]:
@@ -180,14 +201,16 @@ def stream_folders(streams, out: str | Path, single: bool) -> list[Path]:
     return [Path(out) / n for n in unique_names(items)]
 
 
-def existing_outputs(folder: Path, names=None, probs: bool = False) -> list[Path]:
-    """Outputs already in ``folder`` that labelling would overwrite: the overlay video and the
-    per-frame folders and labelled ROS bag of a stream, or (``names`` given) the files of those images."""
+def existing_outputs(folder: Path, names=None, probs: bool = False, metrics: bool = False) -> list[Path]:
+    """Outputs already in ``folder`` that labelling would overwrite: the overlay video, scores
+    and the per-frame folders and labelled ROS bag of a stream, or (``names`` given) the files of
+    those images (and their ``metrics.json`` with ``metrics``)."""
     if names is None:
-        found = [folder / "overlay.mp4"] if (folder / "overlay.mp4").exists() else []
+        found = [folder / f for f in ("overlay.mp4", "metrics.json") if (folder / f).exists()]
         return found + [d for d in (folder / "labels", folder / "probs", folder / "segmentation")
                         if d.is_dir() and any(d.iterdir())]  # fmt: skip
-    return [folder / f for n in names for f in image_output_names(n, probs) if (folder / f).exists()]
+    found = [folder / f for n in names for f in image_output_names(n, probs) if (folder / f).exists()]
+    return found + ([folder / "metrics.json"] if metrics and (folder / "metrics.json").exists() else [])
 
 
 def image_output_names(name: str, probs: bool = False) -> list[str]:
@@ -243,11 +266,12 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
     if not overwrite:
         found = [p for f in folders for p in existing_outputs(f)]
         if image_source is not None:
-            found += existing_outputs(Path(out), [n.as_posix() for _, n in image_source.items], probs)
+            found += existing_outputs(Path(out), [n.as_posix() for _, n in image_source.items], probs,
+                                      metrics="metrics" in sinks)  # fmt: skip
         if found:
             more = f" and {len(found) - 1} more outputs already exist" if len(found) > 1 else " already exists"
             raise OutputError(f"{found[0]}{more} in {out}: label into another folder, or overwrite them "
-                              "(overwrite=True, --overwrite)")  # fmt: skip
+                              "(--overwrite)")  # fmt: skip
     report: dict = {"images": None, "streams": {}}
     for spec, folder in zip(streams, folders):
         try:
@@ -265,5 +289,5 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
             return report  # Ctrl-C: stop here, with what was written closed and reported
     if image_source is not None:
         report["images"] = label_images(parser, image_source, out, probs, refine, alpha, progress, sinks=sinks,
-                                        legend=legend)  # fmt: skip
+                                        legend=legend, overwrite=overwrite, max_frames=max_frames)  # fmt: skip
     return report

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--adapt", action="store_true",
                     help="RGB-D streams with a geometry model (indoor-geometry): fine-tune its classifier on each "
                     "frame's labels from depth as frames arrive (online adaptation)")  # fmt: skip
-    ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    ap.add_argument("--max-frames", type=int, default=0,
+                    help="stop after this many frames of each video or stream, or this many images (0: all)")  # fmt: skip
     ap.add_argument("--batch", type=int, default=None,
                     help="videos and streams: frames per convnet call (default: 8 on a GPU, 1 on the CPU and "
                     "with --realtime)")  # fmt: skip
@@ -197,11 +198,13 @@ def _label(ap: argparse.ArgumentParser, args, refiners) -> int:
     for adapter in hooks:
         a = adapter.summary()
         if not a["frames"]:
-            print(
-                "online adaptation learnt from no frame: it needs a stream with depth (an RGB-D sequence or a "
-                "bag with depth); single images and folders of them are labelled as they are",
-                file=sys.stderr,
-            )
+            if a["gathering_ground"]:
+                why = (f"the ground is fitted on the first {a['ground_frames']} frames with poses, and only "
+                       f"{a['gathering_ground']} arrived: give a longer stream")  # fmt: skip
+            else:
+                why = ("it needs a stream with depth (an RGB-D sequence or a bag with depth); single images and "
+                       "folders of them are labelled as they are")  # fmt: skip
+            print(f"online adaptation learnt from no frame: {why}", file=sys.stderr)
             continue
         print(f"online adaptation: learnt from {a['frames']} frames ({a['steps']} steps), "
               f"{a['ms_per_frame_median']:.0f} ms per frame (p95 {a['ms_per_frame_p95']:.0f})")  # fmt: skip

@@ -97,7 +97,7 @@ class OnlineAdapter:
         self.optimizer = torch.optim.SGD(self.params, lr=self.lr, momentum=0.9)
         self.ground = None
         self._buffer: list[tuple] = []
-        self.frames = self.steps = self.skipped = 0
+        self.frames = self.steps = self.skipped = self.without_depth = 0
         self.seconds: list[float] = []
         self.labels_seconds: list[float] = []
 
@@ -105,6 +105,7 @@ class OnlineAdapter:
         """Learn from ``frame`` (its image, depth, intrinsics and pose)."""
         if frame.depth is None or frame.intrinsics is None:
             self.skipped += 1
+            self.without_depth += 1
             return
         ground = self._ground(frame)
         if ground is False:
@@ -163,6 +164,9 @@ class OnlineAdapter:
         return {
             "frames": self.frames,
             "skipped": self.skipped,
+            "without_depth": self.without_depth,  # frames without depth or intrinsics
+            "gathering_ground": len(self._buffer),  # frames with poses waiting for ground_frames of them
+            "ground_frames": self.ground_frames,
             "steps": self.steps,
             "ms_per_frame_median": float(np.median(ms)),
             "ms_per_frame_p95": float(np.percentile(ms, 95)),

@@ -65,7 +65,8 @@ class Sink:
 class FileSink(Sink):
     """A sink writing one file per frame to ``out / pattern``, the pattern formatted with the
     frame's ``name``, ``index`` and ``sequence`` (``"{name}_labels.png"``,
-    ``"labels/{index:06d}.png"``). Each file is written atomically."""
+    ``"labels/{index:06d}.png"``; a frame without a name is named by its number). Each file is
+    written atomically."""
 
     pattern = "{name}"
 
@@ -75,7 +76,8 @@ class FileSink(Sink):
         self.written: list[str] = []
 
     def path(self, frame) -> Path:
-        return self.out / self.pattern.format(name=frame.name, index=frame.index, sequence=frame.sequence or "")
+        name = frame.name or f"{frame.index:06d}"  # frames given as arrays have no name: their number
+        return self.out / self.pattern.format(name=name, index=frame.index, sequence=frame.sequence or "")
 
     def summary(self) -> dict:
         return {"files": len(self.written), "folder": str(self.out)}

@@ -57,7 +57,8 @@ class SevenScenesSource(Source):
 
     Args:
         folder: the sequence's folder.
-        fps: frame rate of the timestamps (frame number / fps).
+        fps: the camera's frame rate (a frame's time is its number / fps); the source's ``fps`` is
+            that of the frames it holds (15 for every second frame of a 30 Hz sequence).
         register_color: resample each colour image on its depth image's pixel grid (True: with
             :data:`~sceneparse.sources.registration.KINECT_7SCENES`; or a
             :class:`~sceneparse.sources.registration.ColorRegistration`); False: the colour images
@@ -80,7 +81,10 @@ class SevenScenesSource(Source):
         self.colors = sorted(_color_files(self.folder), key=lambda p: frame_number(p.name.split(".")[0]))
         if not self.colors:
             raise InputError(f"{self.folder}: no frame-NNNNNN.color.* files: not a 7-Scenes sequence")
-        self.fps = fps or 30.0
+        self.rate = fps or 30.0  # the camera's: frame number / rate is a frame's time
+        numbers = [frame_number(p.name.split(".")[0])[0] for p in self.colors]
+        step = float(np.median(np.diff(numbers))) if len(numbers) > 1 else 1.0
+        self.fps = self.rate / max(step, 1.0)  # the frames' (every 2nd frame of a 30 Hz sequence: 15)
         self.intrinsics = read_intrinsics(self.folder)
 
     def __len__(self) -> int:
@@ -104,5 +108,5 @@ class SevenScenesSource(Source):
             if self.registration is not None and depth is not None and self.intrinsics is not None:
                 image = self.registration.color_to_depth(image, depth, self.intrinsics)
                 extra["color_registered"] = True
-            yield Frame(image, index, number / self.fps, depth, self.intrinsics, pose, stem,
+            yield Frame(image, index, number / self.rate, depth, self.intrinsics, pose, stem,
                         extra={"path": str(color), **extra})  # fmt: skip

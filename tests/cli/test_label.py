@@ -131,3 +131,56 @@ def test_exception_a_failed_run_leaves_no_empty_output_folder(tmp_path):
     kept.mkdir()
     assert main(["label", str(corrupt), "--out", str(kept), "--no-progress"]) == 1
     assert kept.is_dir()  # there before the run: left alone
+
+
+def test_edge_a_video_given_twice_is_labelled_once_inside_out(real_images, tmp_path, monkeypatch):
+    frames = [read_image(p) for p in sorted(real_images.rglob("*.jpg"))[:2]]
+    size = frames[0].shape[1::-1]
+    (tmp_path / "a").mkdir()
+    write_clip(tmp_path / "a" / "walk.avi", [cv2.resize(f, size) for f in frames])
+    monkeypatch.chdir(tmp_path)  # relative paths, as typed: their outputs must stay under --out
+    assert main(["label", "a", "a/walk.avi", "./a/walk.avi", "--out", "out", "--no-progress"]) == 0
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == ["a/walk.avi", "out/walk/overlay.mp4"]  # once, and nothing beside the input
+
+
+def test_feature_overwrite_replaces_the_per_frame_folders_and_outputs_stay_out_of_the_inputs(real_images, tmp_path):
+    frames = [read_image(p) for p in sorted(real_images.rglob("*.jpg"))[:3]]
+    size = frames[0].shape[1::-1]
+    write_clip(tmp_path / "walk.avi", [cv2.resize(f, size) for f in frames])
+    out = tmp_path / "out"
+    assert main(["label", str(tmp_path / "walk.avi"), "--labels", "--probs", "--out", str(out), "--no-progress"]) == 0
+    assert main(["label", str(tmp_path / "walk.avi"), "--labels", "--max-frames", "2", "--overwrite", "--out",
+                 str(out), "--no-progress"]) == 0  # fmt: skip
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["000000.png", "000001.png"]
+    assert not (out / "probs").exists()  # the earlier run's, not asked for again: not left among the new outputs
+    inside = tmp_path / "photos"
+    inside.mkdir()
+    for p in sorted(real_images.rglob("*.jpg"))[:2]:
+        (inside / p.name).write_bytes(p.read_bytes())
+    for extra in ([], ["--overwrite"]):  # the second run must not label the first run's outputs
+        assert main(["label", str(inside), "--out", str(inside / "labelled"), "--no-progress", *extra]) == 0
+    assert len(list((inside / "labelled").rglob("*.png"))) == 2
+
+
+def test_feature_frame_folder_labels_are_named_after_their_frames(sevenscenes_path, tmp_path):
+    out = tmp_path / "out"
+    assert main(["label", str(sevenscenes_path), "--model", "indoor-geometry", "--labels", "--max-frames", "2",
+                 "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["frame-000000.png", "frame-000002.png"]
+    cap = cv2.VideoCapture(str(out / "overlay.mp4"))
+    assert cap.get(cv2.CAP_PROP_FPS) == 15  # every second frame of a 30 Hz sequence plays at its own speed
+
+
+def test_exception_depth_folder_for_a_stream_and_bad_depth_scale_are_refused(real_images, tmp_path, capsys):
+    import pytest
+
+    frames = [read_image(p) for p in sorted(real_images.rglob("*.jpg"))[:2]]
+    write_clip(tmp_path / "walk.avi", [cv2.resize(f, frames[0].shape[1::-1]) for f in frames])
+    (tmp_path / "depth").mkdir()
+    assert main(["label", str(tmp_path / "walk.avi"), "--model", "indoor-geometry-rgbd", "--depth",
+                 str(tmp_path / "depth"), "--out", str(tmp_path / "o"), "--no-progress"]) == 1  # fmt: skip
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(SystemExit):
+        main(["label", str(real_images), "--depth-scale", "0", "--out", str(tmp_path / "o2")])
+    assert "--depth-scale must be positive" in capsys.readouterr().err
