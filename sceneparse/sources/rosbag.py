@@ -30,6 +30,8 @@ mid-bag ends the stream the same way.
 from __future__ import annotations
 
 import logging
+import struct
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +49,13 @@ BAG_SUFFIXES = (".bag", ".db3", ".mcap")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 POSE_TYPES = ("geometry_msgs/msg/PoseStamped", "nav_msgs/msg/Odometry", "geometry_msgs/msg/TransformStamped")
+#: image encodings of depth (REP 118), for choosing a depth topic whose name does not say depth
+DEPTH_ENCODINGS = ("16uc1", "32fc1")
+#: image_transport's transports, the last part of a transported image topic (``.../image_raw/compressed``)
+TRANSPORTS = ("compressed", "compresseddepth", "theora", "zstd", "ffmpeg", "h264", "h265", "foxglove")
+#: how long a colour frame waits for its depth image: frames, and seconds of bag time
+MAX_WAITING = 10
+MAX_WAIT_S = 0.5
 
 
 def require_rosbags():
@@ -78,7 +87,7 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
         data = np.frombuffer(bytes(msg.data), np.uint8)
         fmt = str(msg.format).lower()
         if "compresseddepth" in fmt:
-            data = data[12:]  # compressed_depth_image_transport's header: format and quantisation
+            return _decode_compressed_depth(data, str(msg.format))
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         if image is None:
             raise InputError(f"a CompressedImage ({msg.format}) that OpenCV cannot decode")
@@ -103,6 +112,33 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
     elif enc in ("rgba8", "bgra8"):
         image = image[..., [2, 1, 0]] if enc == "bgra8" else image[..., :3]
     return np.ascontiguousarray(image)
+
+
+def _decode_compressed_depth(data: np.ndarray, fmt: str) -> np.ndarray:
+    """A ``compressedDepth`` image (compressed_depth_image_transport): a 12-byte header (int32
+    format, float32 depthQuantA, float32 depthQuantB), then a 16-bit PNG. ``16UC1`` depth is the
+    PNG itself (millimetres); ``32FC1`` depth is quantised inverse depth, ``v = A / d + B``, so
+    ``d = A / (v - B)`` metres where ``v != 0`` (0: no depth), as the transport's decoder reads it."""
+    encoding = fmt.split(";", 1)[0].strip().lower()
+    if "rvl" in fmt.lower():
+        raise InputError(f"compressedDepth images in RVL ({fmt!r}) are not read: record them as PNG (the "
+                         "compressed_depth_image_transport format parameter png) or as raw 16UC1 images")  # fmt: skip
+    if len(data) <= 12:
+        raise InputError(f"a compressedDepth image ({fmt}) of {len(data)} bytes: no PNG after its 12-byte header")
+    _, quant_a, quant_b = struct.unpack("<iff", data[:12].tobytes())
+    image = cv2.imdecode(data[12:], cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(f"a compressedDepth image ({fmt}) whose PNG OpenCV cannot decode")
+    if encoding != "32fc1":
+        return image  # 16UC1: millimetres, as stored
+    if image.dtype != np.uint16 or image.ndim != 2:
+        raise InputError(f"a 32FC1 compressedDepth image ({fmt}) whose PNG is {image.dtype} with shape {image.shape}, "
+                         "not the 16-bit inverse depth compressed_depth_image_transport writes")  # fmt: skip
+    v = image.astype(np.float32)
+    valid = (image != 0) & (v != np.float32(quant_b))
+    depth = np.zeros(image.shape, np.float32)
+    np.divide(np.float32(quant_a), v - np.float32(quant_b), out=depth, where=valid)
+    return np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
 
 
 def _depth_metres(image: np.ndarray, msg, msgtype: str) -> np.ndarray:
@@ -139,6 +175,56 @@ def _pose_matrix(msg) -> np.ndarray:
 def _camera_matrix(msg) -> np.ndarray:
     # ROS 1 spells it K; astype: rosbags' arrays have the '=d' buffer format, which open3d refuses
     return np.asarray(msg.k if hasattr(msg, "k") else msg.K).astype(np.float64).reshape(3, 3)
+
+
+def _strip_transport(topic: str) -> str:
+    """The image topic without image_transport's suffix: ``/cam/color/image_raw/compressed``
+    -> ``/cam/color/image_raw``."""
+    parts = topic.rstrip("/").split("/")
+    while len(parts) > 2 and parts[-1].lower() in TRANSPORTS:
+        parts.pop()
+    return "/".join(parts)
+
+
+def _camera_namespace(topic: str) -> str:
+    """The camera's namespace of an image topic, where its ``camera_info`` is: ``/cam/color`` of
+    ``/cam/color/image_raw``, ``/cam/color/image_rect_color`` or ``/cam/color/image_raw/compressed``."""
+    return _strip_transport(topic).rsplit("/", 1)[0]
+
+
+def _info_namespace(topic: str) -> str:
+    return topic.rstrip("/").rsplit("/", 1)[0]
+
+
+def _common_parts(a: str, b: str) -> list[str]:
+    out = []
+    for x, y in zip(a.strip("/").split("/"), b.strip("/").split("/")):
+        if x != y:
+            break
+        out.append(x)
+    return out
+
+
+def _names_camera(name: str) -> bool:
+    """A frame or topic name that says camera (``camera_link``, ``cam0``, ``..._optical_frame``)."""
+    name = name.lower()
+    return "cam" in name or "optical" in name
+
+
+def _info_size(msg) -> tuple[int, int] | None:
+    """(height, width) of a CameraInfo, where it says."""
+    if msg is None or not int(getattr(msg, "height", 0) or 0) or not int(getattr(msg, "width", 0) or 0):
+        return None
+    return int(msg.height), int(msg.width)
+
+
+def _same_camera(k, size, k_ref, size_ref) -> bool:
+    """Whether the camera matrix ``k`` of images of ``size`` (h, w) is ``k_ref``'s of images of
+    ``size_ref`` seen at another resolution (both sizes unknown: the same matrix), to a pixel."""
+    sy, sx = (size_ref[0] / size[0], size_ref[1] / size[1]) if size and size_ref else (1.0, 1.0)
+    scaled = np.array([[k[0, 0] * sx, (k[0, 2] + 0.5) * sx - 0.5], [k[1, 1] * sy, (k[1, 2] + 0.5) * sy - 0.5]])
+    ref = np.array([[k_ref[0, 0], k_ref[0, 2]], [k_ref[1, 1], k_ref[1, 2]]])
+    return bool(np.allclose(scaled, ref, atol=max(1.0, sx, sy)))
 
 
 def _stamp_ns(msg) -> int:
@@ -241,38 +327,119 @@ class RosbagSource(Source):
                 self.reader.open()
         except Exception as err:  # rosbags raises its own errors for unreadable bags
             self.reader = self._read_what_is_there(typestore, err)
+        try:
+            self._choose_topics(topic, depth_topic, pose_topic)
+        except BaseException:
+            self.close()
+            raise
+        self.count = sum(c.msgcount for c in self.colour_conns)
+        span = (self.reader.end_time - self.reader.start_time) / 1e9 if self.count > 1 else 0
+        self.fps = (self.count - 1) / span if span > 0 else None
+        info = f"intrinsics from {self.info_conns[0].topic}" if self.info_conns else "no camera_info (no intrinsics)"
+        log.info("%s: frames from %s%s, %s%s", self.path, self.topic,
+                 f", depth from {self.depth_topic}" if self.depth_topic else "", info,
+                 f", poses from {self.pose_topic}" if self.pose_topic else "")  # fmt: skip
+
+    def _choose_topics(self, topic: str | None, depth_topic: str | None, pose_topic: str | None) -> None:
+        """The colour, depth, camera_info and pose topics (see the class), and the poses."""
         images = [c for c in self.reader.connections if c.msgtype in IMAGE_TYPES]
         if not images:
             names = ", ".join(sorted({c.topic for c in self.reader.connections})) or "none"
-            self.reader.close()
             raise InputError(f"{self.path}: no sensor_msgs/Image or CompressedImage topic (topics: {names})")
         topics = sorted({c.topic for c in images})
-        if topic is None:
-            colour = [t for t in topics if "depth" not in t.lower()]
-            topic = colour[0] if colour else topics[0]
-        if topic not in topics:
-            self.reader.close()
-            raise InputError(f"{self.path}: no image topic {topic!r} (image topics: {', '.join(topics)})")
-        if depth_topic is None:
-            depth = [t for t in topics if "depth" in t.lower() and t != topic]
-            depth_topic = depth[0] if depth else ""
-        elif depth_topic and depth_topic not in topics:
-            self.reader.close()
-            raise InputError(f"{self.path}: no depth topic {depth_topic!r} (image topics: {', '.join(topics)})")
+        #: each image topic's encoding (an Image's ``encoding``, a CompressedImage's ``format``), from its first message
+        self.image_encodings = {t: self._encoding([c for c in images if c.topic == t]) for t in topics}
+        #: the image topics with their encodings, for messages: ``/a (rgb8), /b (16UC1)``
+        self.image_topics_text = ", ".join(f"{t} ({self.image_encodings[t] or 'no message'})" for t in topics)
+        if topic is not None and topic not in topics:
+            raise InputError(f"{self.path}: no image topic {topic!r} (image topics: {self.image_topics_text})")
+        if depth_topic and depth_topic not in topics:
+            raise InputError(f"{self.path}: no depth topic {depth_topic!r} (image topics: {self.image_topics_text})")
+        if topic is None:  # the first colour topic, never the depth topic chosen
+            others = [t for t in topics if t != depth_topic]
+            colour = [t for t in others if not self._looks_like_depth(t)]
+            if not colour and not others:
+                raise InputError(f"{self.path}: the depth topic {depth_topic} is the bag's only image topic: no colour "
+                                 f"topic left for the frames (image topics: {self.image_topics_text})")  # fmt: skip
+            topic = (colour or others)[0]
+        if depth_topic is None:  # named depth first, then depth encodings (16UC1, 32FC1, compressedDepth)
+            named = [t for t in topics if t != topic and "depth" in t.lower()]
+            encoded = [t for t in topics if t != topic and self._looks_like_depth(t)]
+            depth_topic = (named or encoded or [""])[0]
+            if not depth_topic:
+                log.info("%s: no depth topic (image topics: %s); give one with depth_topic= (--depth-topic)",
+                         self.path, self.image_topics_text)  # fmt: skip
+        if depth_topic and depth_topic == topic:
+            raise InputError(f"{self.path}: {topic} is given as both the colour topic and the depth topic: give "
+                             "another colour topic (topic=, --topic) or depth topic (depth_topic=, --depth-topic) "
+                             f"(image topics: {self.image_topics_text})")  # fmt: skip
         self.topic, self.depth_topic = topic, depth_topic
         self.colour_conns = [c for c in images if c.topic == topic]
         self.depth_conns = [c for c in images if c.topic == depth_topic] if depth_topic else []
         infos = [c for c in self.reader.connections if c.msgtype == INFO_TYPE]
-        own = [c for c in infos if c.topic.rsplit("/", 1)[0] == topic.rsplit("/", 1)[0]]
-        self.info_conns = own or infos[:1]
-        self.intrinsics = self._first_intrinsics(self.info_conns)
+        self.info_conns = self._camera_info_of(topic, infos)
+        first = self._first_message(self.info_conns)
+        self.intrinsics = None if first is None else _camera_matrix(first)
+        self._info_size = _info_size(first)
+        self._depth_camera = None  # (K, (h, w)) of the depth topic's own camera_info
         self._check_depth_is_aligned(infos)
         self.pose_topic, self.poses = self._read_poses(pose_topic)
-        self.count = sum(c.msgcount for c in self.colour_conns)
-        span = (self.reader.end_time - self.reader.start_time) / 1e9 if self.count > 1 else 0
-        self.fps = (self.count - 1) / span if span > 0 else None
-        log.info("%s: frames from %s%s%s", self.path, topic, f", depth from {depth_topic}" if depth_topic else "",
-                 f", intrinsics from {self.info_conns[0].topic}" if self.info_conns else "")  # fmt: skip
+
+    def _encoding(self, conns) -> str:
+        msg = self._first_message(conns)
+        if msg is None:
+            return ""
+        return str(getattr(msg, "encoding", None) or getattr(msg, "format", ""))
+
+    def _looks_like_depth(self, topic: str) -> bool:
+        enc = self.image_encodings.get(topic, "").lower()
+        return "depth" in topic.lower() or "compresseddepth" in enc or enc.split(";")[0].strip() in DEPTH_ENCODINGS
+
+    def _camera_info_of(self, topic: str, infos) -> list:
+        """The camera_info connections of the image topic's camera: ``NS/camera_info`` beside
+        ``NS/image_raw`` (after transport suffixes: ``NS/image_raw/compressed``); else the one
+        nearest in the topic tree, with a warning where several could be it."""
+        if not infos:
+            return []
+        space = _camera_namespace(topic)
+        own = [c for c in infos if _info_namespace(c.topic) in (space, _strip_transport(topic))]
+        if own:
+            return own
+        names = sorted({c.topic for c in infos})
+
+        def nearness(c) -> tuple:
+            shared = len(_common_parts(_info_namespace(c.topic), space))
+            return (-shared, ("depth" in c.topic.lower()) != ("depth" in topic.lower()), names.index(c.topic))
+
+        best = min(infos, key=nearness)
+        if len(names) > 1:
+            log.warning("%s: none of the camera_info topics (%s) is the colour topic %s's (%s/camera_info): "
+                        "intrinsics from %s, which may be another camera's", self.path, ", ".join(names), topic,
+                        space, best.topic)  # fmt: skip
+        return [c for c in infos if c.topic == best.topic]
+
+    def _messages(self, conns):
+        """The messages of these connections: none for none (rosbags' readers read every message
+        for an empty list)."""
+        if not conns:
+            return iter(())
+        return self.reader.messages(connections=conns)
+
+    def _first_message(self, conns):
+        """The first message of these connections, decoded; None where there is none or it cannot be read."""
+        if not conns:
+            return None
+        messages = self._messages(conns)
+        try:
+            item = next(messages, None)
+            return None if item is None else self.reader.deserialize(item[2], item[0].msgtype)
+        except Exception as err:  # a damaged bag: nothing known from it here
+            log.debug("%s: first message of %s: %s", self.path, conns[0].topic, err)
+            return None
+        finally:
+            close = getattr(messages, "close", None)
+            if close is not None:
+                close()
 
     def _decode(self, msg, conn, index: int) -> np.ndarray:
         try:
@@ -282,52 +449,102 @@ class RosbagSource(Source):
 
     def _read_poses(self, pose_topic: str | None) -> tuple[str, tuple[np.ndarray, np.ndarray] | None]:
         """All camera poses of the pose topic (``PoseStamped``, ``Odometry`` or
-        ``TransformStamped``: the camera in the world), as (stamps in ns, Nx4x4)."""
+        ``TransformStamped``: the camera in the world), as (stamps in ns, Nx4x4). Without
+        ``pose_topic``, the topic whose pose is the camera's: an Odometry's or TransformStamped's
+        ``child_frame_id`` the images' frame, else one naming a camera, else a PoseStamped,
+        else the first; a warning where the pose is of another frame (a robot's ``base_link``)."""
         conns = [c for c in self.reader.connections if c.msgtype in POSE_TYPES]
-        if pose_topic is None:
-            pose_topic = min((c.topic for c in conns), default="")
-        elif pose_topic and pose_topic not in {c.topic for c in conns}:
-            self.reader.close()
-            raise InputError(f"{self.path}: no pose topic {pose_topic!r} (PoseStamped, Odometry or TransformStamped "
-                             f"topics: {', '.join(sorted({c.topic for c in conns})) or 'none'})")  # fmt: skip
-        if not pose_topic:
+        names = sorted({c.topic for c in conns})
+        listing = ", ".join(names) or "none"
+        if pose_topic and pose_topic not in names:
+            raise InputError(f"{self.path}: no pose topic {pose_topic!r} (pose_topic=, --pose-topic): its "
+                             f"PoseStamped, Odometry and TransformStamped topics are: {listing}")  # fmt: skip
+        if pose_topic == "" or not names:
             return "", None
+        image = self._first_message(self.colour_conns)
+        image_frame = str(image.header.frame_id) if image is not None and hasattr(image, "header") else ""
+        children = {}
+        for name in names:  # the frame each topic's pose is of: Odometry's and TransformStamped's child_frame_id
+            msg = self._first_message([c for c in conns if c.topic == name])
+            children[name] = str(getattr(msg, "child_frame_id", "")) if msg is not None else ""
+
+        def rank(name: str) -> tuple:
+            child = children[name]
+            if child and image_frame and child == image_frame:
+                return (0, name)
+            if _names_camera(child or name):
+                return (1, name)
+            return (2 if not child else 3, name)
+
+        if pose_topic is None:
+            pose_topic = min(names, key=rank)
+            if len(names) > 1:
+                log.info("%s: pose topics %s: poses from %s", self.path, listing, pose_topic)
+        child = children[pose_topic]
+        if child and child != image_frame and not _names_camera(child):
+            log.warning("%s: the pose topic %s gives the pose of frame %r, not of the camera (the images of %s are in "
+                        "frame %r): the map would put the camera where %s is; give the camera's pose topic with "
+                        "pose_topic= (--pose-topic) (pose topics: %s)", self.path, pose_topic, child, self.topic,
+                        image_frame, child, listing)  # fmt: skip
         stamps, poses = [], []
         try:
-            for conn, bag_ns, raw in self.reader.messages(connections=[c for c in conns if c.topic == pose_topic]):
+            for conn, bag_ns, raw in self._messages([c for c in conns if c.topic == pose_topic]):
                 msg = self.reader.deserialize(raw, conn.msgtype)
                 stamps.append(_stamp_ns(msg) or bag_ns)
                 poses.append(_pose_matrix(msg))
         except Exception as err:  # a damaged bag: the poses before the damage
             log.warning("%s: poses read up to %d: %s", self.path, len(poses), err)
         order = np.argsort(stamps)
-        return pose_topic, (np.asarray(stamps, np.int64)[order], np.asarray(poses)[order])
+        return pose_topic, (np.asarray(stamps, np.int64)[order], np.asarray(poses).reshape(-1, 4, 4)[order])
 
     def _pose_at(self, stamp: int) -> np.ndarray | None:
         """The pose nearest in time, within ``max_difference`` (stamps in nanoseconds)."""
         return nearest_pose(self.poses, stamp, self.max_difference * 1e9)
 
-    def _first_intrinsics(self, conns) -> np.ndarray | None:
-        """The first camera_info's matrix, for images stored before it (same stamp, other order)."""
-        for conn, _, raw in self.reader.messages(connections=conns):
-            return _camera_matrix(self.reader.deserialize(raw, conn.msgtype))
-        return None
-
     def _check_depth_is_aligned(self, infos) -> None:
         """Warn where the depth topic has a camera_info of its own that is not the colour camera's:
         raw depth (a Kinect's ``depth/image_raw``) is seen from another camera, so its pixels do not
-        line up with the colour image's, and the registered topic (``depth_registered``) is the one to give."""
-        if not self.depth_topic or self.intrinsics is None:
+        line up with the colour image's, and the registered topic (``depth_registered``) is the one to give.
+        A depth camera_info that is the colour camera's at another resolution is kept: such depth
+        images are resized to the colour image's size."""
+        if not self.depth_topic:
             return
-        space = self.depth_topic.rsplit("/", 1)[0]
-        own = [c for c in infos if c.topic.rsplit("/", 1)[0] == space and c not in self.info_conns]
-        k = self._first_intrinsics(own) if own else None
-        if k is not None and not np.allclose(k, self.intrinsics, atol=1.0):
-            log.warning("%s: the depth topic %s has its own camera (%s: fx %.1f, centre %.1f, %.1f) and the colour "
-                        "topic another (fx %.1f, centre %.1f, %.1f): depth is not aligned to colour, so colour and "
-                        "depth pixels will not match; give the registered depth topic (depth_registered) with "
-                        "depth_topic= (--depth-topic)", self.path, self.depth_topic, own[0].topic, k[0, 0], k[0, 2],
-                        k[1, 2], self.intrinsics[0, 0], self.intrinsics[0, 2], self.intrinsics[1, 2])  # fmt: skip
+        space = _camera_namespace(self.depth_topic)
+        own = [c for c in infos if _info_namespace(c.topic) in (space, _strip_transport(self.depth_topic))
+               and c not in self.info_conns]  # fmt: skip
+        msg = self._first_message(own)
+        if msg is None:
+            return
+        k = _camera_matrix(msg)
+        self._depth_camera = (k, _info_size(msg))
+        if self.intrinsics is None or _same_camera(k, _info_size(msg), self.intrinsics, self._info_size):
+            return
+        log.warning("%s: the depth topic %s has its own camera (%s: fx %.1f, centre %.1f, %.1f) and the colour "
+                    "topic another (fx %.1f, centre %.1f, %.1f): depth is not aligned to colour, so colour and "
+                    "depth pixels will not match; give the registered depth topic (depth_registered) with "
+                    "depth_topic= (--depth-topic)", self.path, self.depth_topic, own[0].topic, k[0, 0], k[0, 2],
+                    k[1, 2], self.intrinsics[0, 0], self.intrinsics[0, 2], self.intrinsics[1, 2])  # fmt: skip
+
+    def _fit_depth(self, depth: np.ndarray, shape: tuple[int, int], intrinsics) -> tuple[np.ndarray | None, str]:
+        """Depth of another size than the colour image: resized (nearest neighbour) where the depth
+        topic's camera_info is the colour camera's at the depth's resolution; else (None, why)."""
+        camera = self._depth_camera
+        if camera is not None and intrinsics is not None and _same_camera(camera[0], depth.shape, intrinsics, shape):
+            if not getattr(self, "_told_resize", False):
+                log.info("%s: depth of %s is %dx%d, the colour images of %s %dx%d: resized (nearest neighbour), "
+                         "its camera_info being the colour camera's at that size", self.path, self.depth_topic,
+                         depth.shape[1], depth.shape[0], self.topic, shape[1], shape[0])  # fmt: skip
+                self._told_resize = True
+            return cv2.resize(depth, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST), ""
+        why = (f"{self.path}: the depth images of {self.depth_topic} are {depth.shape[1]}x{depth.shape[0]} and the "
+               f"colour images of {self.topic} {shape[1]}x{shape[0]}: depth of another size is resized only where the "
+               "depth topic's camera_info shows the colour camera at that size; give a depth topic registered "
+               "to the colour image (aligned_depth_to_color, depth_registered) with depth_topic= "
+               "(--depth-topic)")  # fmt: skip
+        if not getattr(self, "_told_size", False):
+            log.warning("%s", why)
+            self._told_size = True
+        return None, why
 
     def _read_what_is_there(self, typestore, err: Exception):
         """A reader of the complete messages of a bag rosbags cannot open (a truncated file): a
@@ -380,37 +597,60 @@ class RosbagSource(Source):
             self.reader = None
 
     def __iter__(self) -> Iterator[Frame]:
+        """The frames, each with the depth image nearest to its header stamp (within
+        ``max_difference``). A colour image waits for depth recorded after it (a depth
+        alignment node lagging) until a depth image stamped at or after it arrives, or for at
+        most ``MAX_WAITING`` frames or ``MAX_WAIT_S`` seconds of bag time (as ROS's
+        message_filters ApproximateTime synchroniser), so memory stays bounded."""
         if self.reader is None:
             raise InputError(f"{self.path}: the bag is closed")
         conns = self.colour_conns + self.depth_conns + self.info_conns
         depth_ids = {id(c) for c in self.depth_conns}
         info_ids = {id(c) for c in self.info_conns}
         intrinsics = self.intrinsics
-        last_depth: tuple[int, np.ndarray] | None = None
-        pending: list = []  # a colour frame waiting for a depth image a little later
+        tolerance = self.max_difference * 1e9
+        depths: deque = deque(maxlen=MAX_WAITING + 2)  # (stamp, depth) of the latest depth images
+        waiting: deque = deque()  # colour frames (image, stamp, bag_ns, frame_id, K) waiting for their depth
+        newest_depth = None  # the latest depth stamp
         index = 0
 
-        def emit(item, depth):
+        def emit(item) -> Frame:
             nonlocal index
             image, stamp, bag_ns, frame_id, k = item
             extra = {"stamp_ns": stamp, "bag_time_ns": bag_ns, "frame_id": frame_id, "topic": self.topic,
                      "path": f"{self.path}:{self.topic}#{index}"}  # fmt: skip
-            if self.depth_conns and depth is None:
-                extra["depth_error"] = f"no depth image within {self.max_difference * 1000:.0f} ms"
+            depth = None
+            if self.depth_conns:
+                near = [d for d in depths if abs(d[0] - stamp) <= tolerance]
+                if near:
+                    depth = min(near, key=lambda d: abs(d[0] - stamp))[1]
+                    if depth.shape != image.shape[:2]:
+                        depth, why = self._fit_depth(depth, image.shape[:2], k)
+                        if depth is None:
+                            extra["depth_error"] = why
+                else:
+                    extra["depth_error"] = (f"no depth image on {self.depth_topic} within "
+                                            f"{self.max_difference * 1000:.0f} ms of its stamp")  # fmt: skip
             frame = Frame(image, index, stamp / 1e9, depth, k, self._pose_at(stamp), f"{index:06d}", extra=extra)
             index += 1
             return frame
 
-        def near(stamp, depth_item):
-            return depth_item is not None and abs(depth_item[0] - stamp) <= self.max_difference * 1e9
+        def due(now_ns: int | None) -> Iterator[Frame]:
+            """The waiting frames whose depth is settled (all of them at the end: ``now_ns`` None)."""
+            while waiting:
+                stamp, bag_ns = waiting[0][1], waiting[0][2]
+                settled = newest_depth is not None and newest_depth >= stamp  # later depth is later still
+                if now_ns is None or settled or len(waiting) > MAX_WAITING or now_ns - bag_ns > MAX_WAIT_S * 1e9:
+                    yield emit(waiting.popleft())
+                else:
+                    break
 
-        messages = self.reader.messages(connections=conns)
+        messages = self._messages(conns)
         while True:
             try:
                 item = next(messages, None)
             except Exception as err:  # a truncated or corrupt bag: the frames read so far, then the error
-                for waiting in pending:
-                    yield emit(waiting, last_depth[1] if near(waiting[1], last_depth) else None)
+                yield from due(None)
                 raise InputError(f"{self.path}: the bag breaks off after {index} frames "
                                  f"({type(err).__name__}: {err}); the frames before were read") from err  # fmt: skip
             if item is None:
@@ -424,31 +664,26 @@ class RosbagSource(Source):
             stamp = _stamp_ns(msg) or bag_ns
             if id(conn) in info_ids:
                 intrinsics = _camera_matrix(msg)
-                continue
-            if id(conn) in depth_ids:
+            elif id(conn) in depth_ids:
                 try:
                     depth = _depth_metres(decode_image(msg, conn.msgtype), msg, conn.msgtype)
                 except InputError as err:
                     raise InputError(f"{self.path}: {conn.topic}: {err}") from err
-                before, last_depth = last_depth, (stamp, depth)
-                for waiting in pending:  # the nearer of the depth images before and after it
-                    best = min((d for d in (before, last_depth) if near(waiting[1], d)),
-                               key=lambda d: abs(d[0] - waiting[1]), default=None)  # fmt: skip
-                    yield emit(waiting, None if best is None else best[1])
-                pending = []
-                continue
-            image = self._decode(msg, conn, index)
-            if image.ndim == 2:
-                image = np.repeat(image[..., None], 3, axis=2)
-            if image.dtype != np.uint8:
-                raise InputError(f"{self.topic}: {image.dtype} images are not colour images (give --topic)")
-            current = (image, stamp, bag_ns, str(msg.header.frame_id), intrinsics)
-            for waiting in pending:  # a newer colour image: the older one gets its best depth now
-                yield emit(waiting, last_depth[1] if near(waiting[1], last_depth) else None)
-            pending = []
-            if not self.depth_conns or near(stamp, last_depth) and last_depth[0] >= stamp:
-                yield emit(current, last_depth[1] if self.depth_conns else None)
+                depths.append((stamp, depth))
+                newest_depth = stamp if newest_depth is None else max(newest_depth, stamp)
             else:
-                pending = [current]
-        for waiting in pending:
-            yield emit(waiting, last_depth[1] if near(waiting[1], last_depth) else None)
+                image = self._decode(msg, conn, index)
+                if image.ndim == 2:
+                    image = np.repeat(image[..., None], 3, axis=2)
+                if image.dtype != np.uint8:
+                    raise InputError(f"{self.path}: {self.topic}: {image.dtype} images are not colour images "
+                                     "(give the colour topic: topic=, --topic)")  # fmt: skip
+                waiting.append((image, stamp, bag_ns, str(msg.header.frame_id), intrinsics))
+                if not self.depth_conns:
+                    yield emit(waiting.popleft())
+                    continue
+            yield from due(bag_ns)
+            if waiting:  # depth older than the oldest waiting frame can pair with none
+                while len(depths) > 1 and depths[0][0] < waiting[0][1] - tolerance:
+                    depths.popleft()
+        yield from due(None)

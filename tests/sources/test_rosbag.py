@@ -3,6 +3,7 @@
 depth and camera_info; topic choice; truncated bags (read up to the cut, then a clear error) and
 corrupt ones."""
 
+import cv2
 import numpy as np
 import pytest
 from optional import require
@@ -172,3 +173,277 @@ def test_feature_float_depth_in_metres_and_a_clear_error_for_millimetres(frames,
     src = RosbagSource(write_bag(tmp_path / "mm", frames[:2], float_depth=1000.0))
     with pytest.raises(InputError, match="aligned_depth_to_color/image_raw: float depth reaching .* millimetres"):
         list(src)
+
+
+# bags of other layouts than rosbag_files.write_bag's: the topics, types and timing of each message given
+
+
+def _info_msg(t, header, k, h, w):
+    k = np.asarray(k, np.float64)
+    roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    return t["sensor_msgs/msg/CameraInfo"](header=header, height=h, width=w, distortion_model="plumb_bob", binning_x=0,
+                                           binning_y=0, roi=roi, d=np.zeros(5), k=k.reshape(-1),
+                                           r=np.eye(3).reshape(-1), p=np.c_[k, np.zeros(3)].reshape(-1))  # fmt: skip
+
+
+def _pose_msg(t, header, kind, pose, child):
+    from scipy.spatial.transform import Rotation
+
+    quat = t["geometry_msgs/msg/Quaternion"](*Rotation.from_matrix(pose[:3, :3]).as_quat())
+    if kind == "TransformStamped":
+        tf = t["geometry_msgs/msg/Transform"](translation=t["geometry_msgs/msg/Vector3"](*pose[:3, 3]), rotation=quat)
+        return t["geometry_msgs/msg/TransformStamped"](header=header, child_frame_id=child, transform=tf)
+    p = t["geometry_msgs/msg/Pose"](position=t["geometry_msgs/msg/Point"](*pose[:3, 3]), orientation=quat)
+    if kind == "PoseStamped":
+        return t["geometry_msgs/msg/PoseStamped"](header=header, pose=p)
+    cov, zero = np.zeros(36), t["geometry_msgs/msg/Vector3"](0, 0, 0)
+    twist = t["geometry_msgs/msg/TwistWithCovariance"](twist=t["geometry_msgs/msg/Twist"](linear=zero, angular=zero),
+                                                       covariance=cov)  # fmt: skip
+    pose = t["geometry_msgs/msg/PoseWithCovariance"](pose=p, covariance=cov)
+    return t["nav_msgs/msg/Odometry"](header=header, child_frame_id=child, pose=pose, twist=twist)
+
+
+def _depth_msg(t, header, depth, kind):
+    """Depth as 16UC1 millimetres, or as compressed_depth_image_transport publishes it: a 12-byte
+    header (int32 format, float32 depthQuantA, depthQuantB), then a PNG: of the millimetres
+    (``16UC1; compressedDepth``) or of quantised inverse depth, ``A / d + B`` (``32FC1``; its
+    codec's A and B for depth_quantization 100 and depth_max 10 m)."""
+    import struct
+
+    h, w = depth.shape
+    mm = np.rint(depth * 1000).astype(np.uint16)
+    if kind == "16UC1":
+        return t["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding="16UC1", is_bigendian=0,
+                                          step=w * 2, data=mm.view(np.uint8).reshape(-1))  # fmt: skip
+    qa = 100.0 * (100.0 + 1.0)
+    qb = 1.0 - qa / 10.0
+    if kind.startswith("32FC1"):
+        inv = np.where(depth > 0, qa / np.maximum(depth, 1e-6) + qb, 0)
+        png = cv2.imencode(".png", np.clip(np.rint(inv), 0, 65535).astype(np.uint16))[1]
+    else:
+        png = cv2.imencode(".png", mm)[1]
+    head = np.frombuffer(struct.pack("<iff", 0, qa, qb), np.uint8)
+    return t["sensor_msgs/msg/CompressedImage"](header=header, format=kind,
+                                                data=np.concatenate([head, png.reshape(-1)]))  # fmt: skip
+
+
+def write_custom_bag(path, frames, colour="/camera/color/image_raw", jpeg=False, depth=None, depth_kind="16UC1",
+                     depth_lag_ns=1_000_000, depth_size=None, infos=None, poses=None):  # fmt: skip
+    """A ROS 2 bag of ``frames``: colour on ``colour`` (rgb8, or JPEG CompressedImage), depth on
+    ``depth`` (``depth_kind``: 16UC1, or a compressedDepth format), recorded ``depth_lag_ns``
+    after its colour image with the same header stamp (``depth_size``: (h, w) it is resized to,
+    nearest neighbour); ``infos``: {camera_info topic: K (None: the frame's), (h, w)}; ``poses``:
+    {topic: (PoseStamped, Odometry or TransformStamped, child_frame_id, None: the frame's pose, or a 4x4)}.
+    Messages are written in the order of their bag times."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    t = ts.types
+    infos, poses = infos or {}, poses or {}
+    msgs = []
+    for i, f in enumerate(frames):
+        ns = START_NS + i * STEP_NS
+        sec, nanosec = divmod(ns, 1_000_000_000)
+        stamp = t["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
+        header = t["std_msgs/msg/Header"](stamp=stamp, frame_id="camera_color_optical_frame")
+        h, w = f.image.shape[:2]
+        for topic, (k, size) in infos.items():
+            msgs.append((ns, topic, _info_msg(t, header, f.intrinsics if k is None else k, *(size or (h, w)))))
+        for topic, (kind, child, pose) in poses.items():
+            msgs.append((ns, topic, _pose_msg(t, header, kind, f.pose if pose is None else pose, child)))
+        if jpeg:
+            data = cv2.imencode(".jpg", cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+            msg = t["sensor_msgs/msg/CompressedImage"](header=header, format="rgb8; jpeg compressed bgr8",
+                                                       data=data.reshape(-1))  # fmt: skip
+        else:
+            msg = t["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding="rgb8", is_bigendian=0,
+                                             step=w * 3, data=np.ascontiguousarray(f.image).reshape(-1))  # fmt: skip
+        msgs.append((ns, colour, msg))
+        if depth:
+            d = f.depth
+            if depth_size is not None:
+                d = cv2.resize(d, depth_size[::-1], interpolation=cv2.INTER_NEAREST)
+            msgs.append((ns + depth_lag_ns, depth, _depth_msg(t, header, d, depth_kind)))
+    msgs.sort(key=lambda m: m[0])
+    with Writer(path, version=8) as writer:
+        conns = {}
+        for _, topic, msg in msgs:
+            if topic not in conns:
+                conns[topic] = writer.add_connection(topic, msg.__msgtype__, typestore=ts)
+        for ns, topic, msg in msgs:
+            writer.write(conns[topic], ns, ts.serialize_cdr(msg, conns[topic].msgtype))
+    return path
+
+
+ALIGNED = "/camera/aligned_depth_to_color/image_raw"
+COLOUR_INFO = {"/camera/color/camera_info": (None, None)}
+
+
+def test_exception_bag_without_camera_info_has_no_intrinsics(frames, tmp_path, caplog):
+    """No sensor_msgs/CameraInfo topic: frames (with depth and poses) without intrinsics, which
+    the source says (``intrinsics`` None), not another topic's message read as one."""
+    path = write_custom_bag(tmp_path / "in", frames, depth=ALIGNED, poses={"/camera/pose": ("PoseStamped", "", None)})
+    with caplog.at_level("INFO", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path)
+    assert src.intrinsics is None and src.info_conns == [] and "no camera_info (no intrinsics)" in caplog.text
+    got = list(src)
+    assert len(got) == len(frames) and all(f.intrinsics is None for f in got)
+    for f, ref in zip(got, frames):
+        assert np.array_equal(f.image, ref.image) and np.abs(f.depth - ref.depth).max() < 1e-3
+        assert np.allclose(f.pose, ref.pose, atol=1e-3)
+    # colour alone: nothing but images
+    plain = write_custom_bag(tmp_path / "plain", frames[:2])
+    src = RosbagSource(plain)
+    assert (src.intrinsics, src.depth_topic, src.pose_topic, src.poses) == (None, "", "", None)
+    assert [np.array_equal(f.image, ref.image) for f, ref in zip(src, frames)] == [True, True]
+
+
+def test_feature_compressed_colour_topic_takes_its_own_cameras_camera_info(frames, tmp_path, caplog):
+    """A RealSense-like bag: colour on ``/camera/color/image_raw/compressed``, and the depth
+    camera's camera_info (another camera) recorded before the colour camera's: the colour
+    camera's intrinsics; camera_info topics of which none is the colour camera's: a warning."""
+    from sceneparse.sources.rosbag import _camera_namespace
+
+    assert _camera_namespace("/camera/color/image_raw/compressed") == "/camera/color"
+    assert _camera_namespace("/cam/depth/image_rect_raw/compressedDepth") == "/cam/depth"
+    assert _camera_namespace("/kinect/rgb/image_rect_color/theora") == "/kinect/rgb"
+    k_depth = np.array([[385.0, 0, 321.0], [0, 385.0, 238.0], [0, 0, 1]])
+    infos = {"/camera/depth/camera_info": (k_depth, None), **COLOUR_INFO}
+    path = write_custom_bag(tmp_path / "rs", frames, colour="/camera/color/image_raw/compressed", jpeg=True,
+                            depth=ALIGNED, infos=infos)  # fmt: skip
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path)
+    assert [c.topic for c in src.info_conns] == ["/camera/color/camera_info"] and caplog.text == ""
+    assert all(np.allclose(f.intrinsics, ref.intrinsics) for f, ref in zip(src, frames))
+    # two camera_infos, neither beside the colour topic: the nearer in the topic tree, and a warning
+    other = {"/camera/depth/camera_info": (k_depth, None), "/camera/rgb/camera_info": (None, None)}
+    path = write_custom_bag(tmp_path / "odd", frames[:1], colour="/camera/color/image_raw", infos=other)
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path)
+    assert [c.topic for c in src.info_conns] == ["/camera/rgb/camera_info"]
+    assert "none of the camera_info topics (/camera/depth/camera_info, /camera/rgb/camera_info)" in caplog.text
+
+
+def test_feature_pose_topic_is_the_cameras_and_a_robots_pose_is_warned_of(frames, tmp_path, caplog):
+    """A robot's odometry (of base_link) beside the camera's pose: the camera's is taken by
+    default, and logged; the robot's, when chosen, with a warning naming both frames; a pose
+    topic that is not there is an error listing those that are."""
+    base = np.eye(4)
+    poses = {"/a/odom": ("Odometry", "base_link", base), "/camera/pose": ("PoseStamped", "", None)}
+    path = write_custom_bag(tmp_path / "in", frames, depth=ALIGNED, infos=COLOUR_INFO, poses=poses)
+    with caplog.at_level("INFO", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path)
+    assert src.pose_topic == "/camera/pose" and "poses from /camera/pose" in caplog.text
+    assert "WARNING" not in caplog.text
+    assert all(np.allclose(f.pose, ref.pose, atol=1e-3) for f, ref in zip(src, frames))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path, pose_topic="/a/odom")
+    assert "the pose topic /a/odom gives the pose of frame 'base_link'" in caplog.text
+    assert "'camera_color_optical_frame'" in caplog.text and "--pose-topic" in caplog.text
+    assert all(np.allclose(f.pose, base) for f in src)
+    with pytest.raises(InputError, match=r"in: no pose topic '/odom' .*--pose-topic.*: /a/odom, /camera/pose$"):
+        RosbagSource(path, pose_topic="/odom")
+    # an odometry of the images' own frame (or a frame naming the camera): taken, no warning
+    caplog.clear()
+    poses = {"/a/odom": ("Odometry", "base_link", base), "/slam/odom": ("Odometry", "camera_color_optical_frame", None),
+             "/tf_cam": ("TransformStamped", "camera_link", None)}  # fmt: skip
+    path = write_custom_bag(tmp_path / "odom", frames[:2], depth=ALIGNED, infos=COLOUR_INFO, poses=poses)
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        assert RosbagSource(path).pose_topic == "/slam/odom"
+        assert RosbagSource(path, pose_topic="/tf_cam").pose_topic == "/tf_cam"
+    assert caplog.text == ""
+
+
+def test_feature_depth_topic_alone_leaves_the_colour_topic_and_same_topics_are_refused(frames, tmp_path, caplog):
+    """Topics whose names say neither colour nor depth (/cam/rgb, /cam/range): the depth topic
+    found by its encoding (16UC1), and giving it (--depth-topic) keeps /cam/rgb the colour topic;
+    one topic as both is an error listing the image topics with their encodings."""
+    path = write_custom_bag(tmp_path / "in", frames[:2], colour="/cam/rgb", depth="/cam/range",
+                            infos={"/cam/camera_info": (None, None)})  # fmt: skip
+    for depth_topic in (None, "/cam/range"):
+        src = RosbagSource(path, depth_topic=depth_topic)
+        assert (src.topic, src.depth_topic) == ("/cam/rgb", "/cam/range")
+        assert src.image_topics_text == "/cam/range (16UC1), /cam/rgb (rgb8)"
+        got = list(src)
+        assert all(np.abs(f.depth - ref.depth).max() < 1e-3 for f, ref in zip(got, frames))
+    with pytest.raises(InputError, match=r"/cam/range is given as both the colour topic and the depth topic.*"
+                                         r"image topics: /cam/range \(16UC1\), /cam/rgb \(rgb8\)"):  # fmt: skip
+        RosbagSource(path, topic="/cam/range", depth_topic="/cam/range")
+    with pytest.raises(InputError, match=r"no depth topic '/cam/depth' \(image topics: /cam/range \(16UC1\)"):
+        RosbagSource(path, depth_topic="/cam/depth")
+    # no depth topic at all: said, with the image topics and their encodings
+    colour_only = write_custom_bag(tmp_path / "rgb", frames[:1], colour="/cam/rgb")
+    with caplog.at_level("INFO", logger="sceneparse.sources.rosbag"):
+        assert RosbagSource(colour_only).depth_topic == ""
+    assert "no depth topic (image topics: /cam/rgb (rgb8))" in caplog.text
+
+
+@pytest.mark.parametrize("lag_frames", [2, 8])
+def test_feature_depth_recorded_frames_later_is_paired_by_its_stamp(frames, sevenscenes_path, tmp_path, lag_frames):
+    """Depth with its colour image's header stamp, recorded 2 or 8 frames later (an alignment
+    node lagging): every frame gets its own depth image."""
+    more = list(SevenScenesSource(sevenscenes_path))[:10]
+    path = write_custom_bag(tmp_path / "in", more, depth=ALIGNED, infos=COLOUR_INFO,
+                            depth_lag_ns=lag_frames * STEP_NS + 3_000_000)  # fmt: skip
+    got = list(RosbagSource(path))
+    assert [f.index for f in got] == list(range(len(more)))
+    for f, ref in zip(got, more):
+        assert f.depth is not None and np.abs(f.depth - ref.depth).max() < 1e-3, f.extra.get("depth_error")
+
+
+def test_exception_depth_later_than_the_wait_leaves_the_first_frames_without_depth(sevenscenes_path, tmp_path):
+    """Depth recorded 12 frames after its colour image: a colour frame waits for at most 10
+    others (memory stays bounded), so the first two come without depth, saying why, and the
+    rest with theirs."""
+    more = list(SevenScenesSource(sevenscenes_path))[:12]
+    path = write_custom_bag(tmp_path / "in", more, depth=ALIGNED, infos=COLOUR_INFO, depth_lag_ns=12 * STEP_NS)
+    got = list(RosbagSource(path))
+    assert [f.depth is None for f in got] == [True, True] + [False] * 10
+    assert all("no depth image on /camera/aligned_depth_to_color/image_raw within 20 ms" in f.extra["depth_error"]
+               for f in got[:2])  # fmt: skip
+    assert all(np.abs(f.depth - ref.depth).max() < 1e-3 for f, ref in zip(got[2:], more[2:]))
+
+
+def test_feature_compressed_depth_32fc1_is_read_as_metres(frames, tmp_path):
+    """compressedDepth images as compressed_depth_image_transport writes them: ``32FC1`` as
+    quantised inverse depth (to its quantisation step, d^2 / A: 1.6 mm at 4 m), ``16UC1`` as
+    millimetres (exact); RVL, which OpenCV cannot decode, is a clear error."""
+    topic = ALIGNED + "/compressedDepth"
+    for kind, tol in (("32FC1; compressedDepth png", 3e-3), ("16UC1; compressedDepth png", 1e-3)):
+        path = write_custom_bag(tmp_path / kind[:5], frames, depth=topic, depth_kind=kind, infos=COLOUR_INFO)
+        src = RosbagSource(path)
+        assert src.depth_topic == topic
+        for f, ref in zip(src, frames):
+            assert f.depth.dtype == np.float32 and np.array_equal(f.depth > 0, ref.depth > 0)
+            assert np.abs(f.depth - ref.depth).max() < tol
+    path = write_custom_bag(tmp_path / "rvl", frames[:1], depth=topic, depth_kind="16UC1; compressedDepth rvl")
+    with pytest.raises(InputError, match=r"rvl: /camera/aligned_depth_to_color/image_raw/compressedDepth: "
+                                         "compressedDepth images in RVL"):  # fmt: skip
+        list(RosbagSource(path))
+
+
+def test_exception_depth_of_another_size_is_resized_only_with_its_cameras_intrinsics(frames, tmp_path, caplog):
+    """Depth at half the colour resolution: with a depth camera_info that is the colour camera
+    at that size, resized (nearest neighbour) to the colour image's; without one, frames without
+    depth and the reason, naming the bag, both topics and sizes."""
+    k = np.asarray(frames[0].intrinsics, np.float64)
+    half = k.copy()
+    half[:2] *= 0.5
+    half[:2, 2] = (k[:2, 2] + 0.5) * 0.5 - 0.5
+    infos = {**COLOUR_INFO, "/camera/aligned_depth_to_color/camera_info": (half, (240, 320))}
+    path = write_custom_bag(tmp_path / "scaled", frames, depth=ALIGNED, depth_size=(240, 320), infos=infos)
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path)
+        got = list(src)
+    assert "not aligned" not in caplog.text
+    for f, ref in zip(got, frames):
+        small = cv2.resize(ref.depth, (320, 240), interpolation=cv2.INTER_NEAREST)
+        assert f.depth.shape == (480, 640)
+        assert np.abs(f.depth - cv2.resize(small, (640, 480), interpolation=cv2.INTER_NEAREST)).max() < 1e-3
+    path = write_custom_bag(tmp_path / "half", frames, depth=ALIGNED, depth_size=(240, 320), infos=COLOUR_INFO)
+    got = list(RosbagSource(path))
+    assert all(f.depth is None for f in got)
+    assert (f"{path}: the depth images of {ALIGNED} are 320x240 and the colour images of /camera/color/image_raw "
+            "640x480") in got[0].extra["depth_error"]  # fmt: skip
