@@ -56,6 +56,12 @@ def _check_mappable(source, spec) -> None:
         why = "the folder has no depth images (NAME.depth.png or depth/NAME.png)"
     elif source.kind == "folder" and source.intrinsics is None:
         why = "the folder has no intrinsics.txt"
+    elif source.kind == "7scenes" and source.intrinsics is None:
+        why = "the sequence has no camera-intrinsics.txt (fx fy cx cy, or a 3x3 matrix)"
+    elif source.kind == "tum" and source.poses is None:
+        why = "the sequence has no groundtruth.txt (the camera poses: timestamp tx ty tz qx qy qz qw)"
+    elif source.kind == "folder" and not source.has_poses:
+        why = "the folder has no poses (NAME.pose.txt, 4x4 camera-to-world, or a TUM-style poses.txt)"
     elif source.kind == "rosbag" and not source.depth_topic:
         why = f"the bag has no depth image topic (image topics: {source.topic}; give --depth-topic)"
     elif source.kind == "rosbag" and not source.pose_topic:
@@ -90,7 +96,7 @@ def _map(args, out: Path) -> int:
     sink = SemanticMapSink(out, voxel=args.voxel, depth_max=args.depth_max, device=args.map_device, costs=args.costs,
                            grid_resolution=args.grid_resolution)  # fmt: skip
     options = {"topic": args.topic, "depth_topic": args.depth_topic, "pose_topic": args.pose_topic,
-               "depth_scale": args.depth_scale}
+               "depth_scale": args.depth_scale}  # fmt: skip
     source = open_source(args.sequence, options={k: v for k, v in options.items() if v is not None})
     try:
         _check_mappable(source, args.sequence)
@@ -106,7 +112,7 @@ def _map(args, out: Path) -> int:
     summary.update(frames_parsed=stats["frames"], end_to_end_fps=stats["fps"], interrupted=stats["interrupted"],
                    model=args.model, source=str(args.sequence), input_error=stats["input_error"],
                    failed=failed)  # fmt: skip
-    if (out / "summary.json").exists():
+    if (out / "summary.json").exists() and not summary.get("kept_earlier"):
         (out / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "folder"}, indent=2,
                                                      default=float))  # fmt: skip
     timings = summary.get("timings", {})
@@ -130,7 +136,8 @@ def _map(args, out: Path) -> int:
               "frames before", file=sys.stderr)  # fmt: skip
         return 1
     if not summary.get("frames"):
-        print(f"{out}: no frame was fused, the map is empty: a map needs RGB-D frames with intrinsics and poses",
-              file=sys.stderr)  # fmt: skip
+        kept = "; the map of an earlier run there is left as it was" if summary.get("kept_earlier") else ""
+        print(f"{out}: no frame was fused, the map is empty: a map needs RGB-D frames with intrinsics and poses"
+              f"{kept}", file=sys.stderr)  # fmt: skip
         return 1
     return 1 if failed else 0

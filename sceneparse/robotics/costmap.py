@@ -46,21 +46,27 @@ UNKNOWN_COST = 255
 def load_costs(costs=None, class_names=()) -> dict[str, int]:
     """The class -> cost table from a YAML file (``{costs: {class: cost}}`` or a plain mapping),
     a mapping, or None (:data:`DEFAULT_COSTS`). Classes of ``class_names`` without a cost get
-    100 (an obstacle), with a warning; a cost outside 0-100 is an error."""
-    import yaml
+    100 (an obstacle), with a warning; a cost outside 0-100, and (``class_names`` given) a class
+    the model does not have (a typo would leave the real class an obstacle), are errors."""
+    from sceneparse.config import read_yaml_mapping
 
+    where = "cost table"
     if costs is None:
         table = dict(DEFAULT_COSTS)
     elif isinstance(costs, dict):
-        table = dict(costs.get("costs", costs))
+        table = costs.get("costs", costs)
     else:
-        path = Path(costs)
-        if not path.is_file():
-            raise ConfigError(f"cost table {path} not found")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping class -> cost")
-        table = dict(data.get("costs", data))
+        where = str(costs)
+        data = read_yaml_mapping(costs, "cost table")
+        table = data.get("costs", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a mapping class -> cost (costs: {{floor: 0, vertical: 100}}), got "
+                          f"{type(table).__name__} {table!r}")  # fmt: skip
+    table = dict(table)
+    unknown = [str(c) for c in table if costs is not None and class_names and c not in class_names]
+    if unknown:
+        raise ConfigError(f"{where}: unknown class(es) {', '.join(map(repr, unknown))}; the model's classes: "
+                          f"{', '.join(class_names)}")  # fmt: skip
     for name, cost in table.items():
         if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 <= cost <= 100:
             raise ConfigError(f"cost of class {name!r} must be a number from 0 (free) to 100 (lethal), got {cost!r}")

@@ -21,8 +21,11 @@ Needs open3d (``pip install 'sceneparse[3d]'``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -63,7 +66,7 @@ class SemanticMapSink(Sink):
             raise ConfigError(f"grid_resolution must be positive (metres per cell), got {grid_resolution}")
         self.out = Path(out)
         self.voxel, self.depth_max, self.device = float(voxel), float(depth_max), device
-        costs = load_costs(costs)  # a missing file or a bad cost: an error now, not after the last frame
+        load_costs(costs)  # a missing file or a bad cost: an error now, not after the last frame
         self.costs, self.grid_resolution, self.weight_threshold = costs, grid_resolution, float(weight_threshold)
         self.map = None
         self.skipped: dict[str, int] = {}
@@ -73,9 +76,11 @@ class SemanticMapSink(Sink):
         self._closed = False
 
     def open(self, info) -> None:
+        from sceneparse.robotics.costmap import load_costs
         from sceneparse.robotics.mapping import SemanticMap
 
         super().open(info)
+        self.costs = load_costs(self.costs, info.class_names)  # an unknown class: before the first frame
         self.map = SemanticMap(info.class_names, self.voxel, depth_max=self.depth_max, device=self.device)
         self.started = time.perf_counter()
         self.up_sum = np.zeros(3)
@@ -106,15 +111,42 @@ class SemanticMapSink(Sink):
         if self._closed or self.map is None:
             return
         self._closed = True
-        self.report = write_map_outputs(self.map, self.out, costs=self.costs, resolution=self.grid_resolution,
-                                        weight_threshold=self.weight_threshold, up_guess=self.up_sum,
-                                        palette=self.info.palette,
-                                        extra={"skipped": self.skipped, "fuse_seconds": self.fuse_seconds,
-                                               "seconds": time.perf_counter() - self.started})  # fmt: skip
+        if not self.map.frames and (self.out / "map.ply").is_file():
+            log.warning("%s: no frame was fused, so the map there (of an earlier run) is left as it was", self.out)
+            self.report = {"frames": 0, "points": 0, "files": {}, "skipped": self.skipped, "kept_earlier": True}
+            return
+        with _interrupts_deferred("writing the map"):  # a second Ctrl-C must not leave half of its files
+            extra = {"skipped": self.skipped, "fuse_seconds": self.fuse_seconds,
+                     "seconds": time.perf_counter() - self.started}  # fmt: skip
+            self.report = write_map_outputs(self.map, self.out, costs=self.costs, resolution=self.grid_resolution,
+                                            weight_threshold=self.weight_threshold, up_guess=self.up_sum,
+                                            palette=self.info.palette, extra=extra)  # fmt: skip
         self.written = self.report["files"]
 
     def summary(self) -> dict:
         return {"folder": str(self.out), **self.report}
+
+
+@contextlib.contextmanager
+def _interrupts_deferred(what: str):
+    """Ctrl-C and SIGTERM are held off until the block is done (in the main thread; elsewhere
+    signals are not delivered anyway): the command then ends as it was going to."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum, frame):
+        if not received:
+            log.warning("%s: the outputs are being written; they will be complete in a moment", what)
+        received.append(signum)
+
+    saved = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 #: The files of a map besides summary.json (see the module).

@@ -4,14 +4,16 @@ poses and intrinsics beside them, an RGB-D sequence that ``sceneparse map`` fuse
 The layout (only the images are required)::
 
     FOLDER/
-      000000.jpg            colour (any image format; the order: the last number in the name)
+      000000.jpg            colour (any image format; the order: the last number in the name, or
+                            the time where a name is one in seconds, 1305031102.066667.jpg)
       000000.depth.png      16-bit depth in units of 1/depth_scale m (default 1000: millimetres,
                             0 = no reading); or depth/000000.png
       000000.pose.txt       4x4 camera-to-world, row by row (as 7-Scenes and ScanNet's export);
                             or one poses.txt for all frames (below)
       poses.txt             TUM trajectory lines "TIMESTAMP tx ty tz qx qy qz qw" (camera-to-world,
                             quaternion x y z w); a frame gets the line nearest its timestamp (the
-                            number in its name, over fps where given) within max_difference
+                            number in its name, over fps where given; the time a name gives) within
+                            max_difference
       intrinsics.txt        fx fy cx cy, or the 3x3 (or 4x4) camera matrix, row by row (also read
                             as camera-intrinsics.txt); of the depth camera where the two differ
       color-intrinsics.txt  only for cameras that do not register colour to depth themselves (raw
@@ -132,6 +134,34 @@ def _is_depth(path: Path) -> bool:
     return path.name.lower().split(".")[-2:-1] == ["depth"]
 
 
+def _frame_key(path: Path) -> str:
+    """What a frame's files share: the name without its extension and a ``.depth`` or ``.color``
+    suffix (``000042.color.jpg``, ``000042.depth.png`` -> ``000042``; ``1305031102.066667.jpg``
+    -> ``1305031102.066667``)."""
+    stem = path.stem
+    for suffix in (".depth", ".color"):
+        if stem.lower().endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def _stamp(key: str) -> float | None:
+    """The time of a frame named by its timestamp in seconds (``1305031102.066667``, as
+    bag extractors and TUM name them), else None."""
+    try:
+        value = float(key)
+    except ValueError:
+        return None
+    return value if "." in key and np.isfinite(value) else None
+
+
+def _order(path: Path) -> tuple:
+    """Frames in time: by their timestamp where named by one, else by the last number."""
+    key = _frame_key(path)
+    stamp = _stamp(key)
+    return (stamp, key) if stamp is not None else frame_number(key)
+
+
 @register_source
 class FolderSource(Source):
     """Images of a folder as a video, in the order of the last number in their names; the
@@ -165,13 +195,13 @@ class FolderSource(Source):
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: not a folder of frames")
         self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not _is_depth(p)),
-                            key=lambda p: frame_number(p.stem))  # fmt: skip
+                            key=_order)  # fmt: skip
         if not self.files:
             raise InputError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)})")
         if not depth_scale > 0:
             raise InputError(f"depth_scale must be positive, got {depth_scale}")
         self.fps, self.depth_scale, self.max_difference = fps, float(depth_scale), float(max_difference)
-        self.depth_files = {p.name.split(".")[0]: p for p in self.folder.iterdir() if _is_depth(p)}
+        self.depth_files = {_frame_key(p): p for p in self.folder.iterdir() if _is_depth(p)}
         depth_dir = self.folder / "depth"
         if depth_dir.is_dir():
             self.depth_files.update({p.stem: p for p in depth_dir.iterdir() if p.suffix.lower() == ".png"})
@@ -179,6 +209,7 @@ class FolderSource(Source):
         self.intrinsics = read_intrinsics(k) if k is not None else None
         trajectory = self.folder / "poses.txt"
         self.trajectory = read_trajectory(trajectory) if trajectory.is_file() else None
+        self.has_poses = self.trajectory is not None or any(self.folder.glob("*.pose.txt"))
         self.registration = read_registration(self.folder) if registration is None else (registration or None)
         if self.registration is not None and (self.intrinsics is None or not self.depth_files):
             raise InputError(f"{self.folder}: registering colour to depth needs depth images and the depth camera's "
@@ -188,19 +219,23 @@ class FolderSource(Source):
         return len(self.files)
 
     def _pose(self, path: Path, timestamp: float) -> np.ndarray | None:
-        own = path.with_name(f"{path.stem}.pose.txt")
-        if own.is_file():
-            return read_pose_matrix(own)
+        for own in (path.with_name(f"{path.stem}.pose.txt"), path.with_name(f"{_frame_key(path)}.pose.txt")):
+            if own.is_file():
+                return read_pose_matrix(own)
         return nearest_pose(self.trajectory, timestamp, self.max_difference)
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
-            number = frame_number(path.stem)[0]
-            ts = number / self.fps if self.fps and number >= 0 else float(number if number >= 0 else index)
+            key = _frame_key(path)
+            number, stamp = frame_number(key)[0], _stamp(key)
+            if stamp is not None:  # named by its time in seconds
+                ts = stamp
+            else:
+                ts = number / self.fps if self.fps and number >= 0 else float(number if number >= 0 else index)
             depth, extra = None, {}
             if self.depth_files:  # an RGB-D folder: a frame without its depth is reported
-                depth, extra = read_frame_depth(self.depth_files.get(path.stem.split(".")[0]), self.depth_scale,
-                                                f"{path.name}: no depth image ({path.stem}.depth.png)")  # fmt: skip
+                depth, extra = read_frame_depth(self.depth_files.get(key), self.depth_scale,
+                                                f"{path.name}: no depth image ({key}.depth.png)")  # fmt: skip
             try:
                 image = read_image(path)
                 pose = self._pose(path, ts)

@@ -3,6 +3,7 @@ sequence, Ctrl-C leaving the map of the frames so far, and a real 7-Scenes run."
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -95,15 +96,21 @@ def test_exception_bad_cost_table_and_grid_resolution_fail_before_any_work(tmp_p
         assert not out.exists()
 
 
-def test_feature_overwriting_removes_the_earlier_maps_files(tmp_path):
+def test_feature_overwriting_with_a_map_of_no_frame_keeps_the_earlier_map(tmp_path, capsys):
     seq = write_sequence(tmp_path / "seq", n=6)
     out = tmp_path / "out"
     assert main(["map", str(seq), "--out", str(out), "--voxel", "0.04", "--no-progress"]) == 0
-    assert (out / "grid.pgm").is_file()
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert "grid.pgm" in before and "map.ply" in before
+    for p in seq.glob("*.depth.png"):  # every reading 60 m away, out of range: no frame fused
+        cv2.imwrite(str(p), np.full(cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape, 60000, np.uint16))
+    assert main(["map", str(seq), "--out", str(out), "--no-progress", "--overwrite"]) == 1
+    assert "the map of an earlier run there is left as it was" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     for p in seq.glob("*.pose.txt"):
         p.unlink()
-    assert main(["map", str(seq), "--out", str(out), "--no-progress", "--overwrite"]) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert main(["map", str(seq), "--out", str(out), "--no-progress", "--overwrite"]) == 1  # refused: no poses
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
 def test_exception_frames_without_depth_are_named_and_the_rest_mapped(tmp_path, capsys):

@@ -11,7 +11,7 @@ require("open3d", "pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
 
 from robotics.labelled_room import CLASSES, TABLE_HEIGHT, K, camera_pose, probs_from_labels, render_exact  # noqa: E402
 
-from sceneparse.errors import ConfigError  # noqa: E402
+from sceneparse.errors import ConfigError, NotFoundError  # noqa: E402
 from sceneparse.robotics.costmap import FREE, OCCUPIED, UNKNOWN, load_costs, read_pgm, write_grids  # noqa: E402
 from sceneparse.robotics.mapping import SemanticMap  # noqa: E402
 
@@ -74,8 +74,15 @@ def test_feature_cost_table(room_cloud, tmp_path):
     assert not (tmp_path / "preview.png").exists()
     with pytest.raises(ConfigError, match="0 \\(free\\) to 100"):
         load_costs({"floor": 300})
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(NotFoundError, match="cost table not found"):
         load_costs(tmp_path / "missing.yaml")
+    table.write_text("costs:\n  flor: 0\n")  # a typo would leave the floor an obstacle
+    with pytest.raises(ConfigError, match="unknown class\\(es\\) 'flor'; the model's classes: floor"):
+        load_costs(table, CLASSES)
+    for text, match in (("costs: [1, 2]\n", "expected a mapping class -> cost"), ("costs:\n  floor: [0\n", "YAML")):
+        table.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_costs(table, CLASSES)
 
 
 def test_feature_tilted_world_is_levelled(room_cloud, tmp_path):

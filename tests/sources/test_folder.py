@@ -87,6 +87,21 @@ def test_feature_frame_folder_with_a_trajectory_file_and_depth_folder(sevenscene
     assert [f.pose is not None for f in FolderSource(tmp_path / "f", depth_scale=5000)] == [True] + [False] * 5
 
 
+def test_edge_frames_named_by_their_time_in_seconds(sevenscenes_path, tmp_path):
+    """Bag extractors and TUM name frames by their time (``1305031102.066667.jpg``): each frame gets
+    its own depth and pose, its time from its name, in time order."""
+    refs = _folder_from_7scenes(sevenscenes_path, tmp_path / "f", n=4)
+    for i in range(len(refs)):
+        stamp = f"{1305031102 + i / 15:.6f}"
+        for old, new in ((f"{2 * i:06d}.jpg", f"{stamp}.jpg"), (f"{2 * i:06d}.depth.png", f"{stamp}.depth.png"),
+                         (f"{2 * i:06d}.pose.txt", f"{stamp}.pose.txt")):  # fmt: skip
+            (tmp_path / "f" / old).rename(tmp_path / "f" / new)
+    got = list(FolderSource(tmp_path / "f"))
+    assert np.allclose([f.timestamp for f in got], [1305031102 + i / 15 for i in range(4)])
+    for f, ref in zip(got, refs):
+        assert np.array_equal(f.depth, ref.depth) and np.array_equal(f.pose, ref.pose)
+
+
 def test_exception_bad_pose_and_intrinsics_files_are_named(tmp_path):
     frames, _ = moving_scene(2)
     for i in range(2):
