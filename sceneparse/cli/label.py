@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="RGB-D streams with a geometry model (indoor-geometry): fine-tune its classifier on each "
                     "frame's labels from depth as frames arrive (online adaptation)")  # fmt: skip
     ap.add_argument("--max-frames", type=int, default=0,
-                    help="stop after this many frames of each video or stream, or this many images (0: all)")  # fmt: skip
+                    help="stop after this many frames of each stream, or this many images (0: all)")  # fmt: skip
     ap.add_argument("--batch", type=int, default=None,
                     help="videos and streams: frames per convnet call (default: 8 on a GPU, 1 on the CPU and "
                     "with --realtime)")  # fmt: skip
