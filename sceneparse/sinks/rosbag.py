@@ -12,7 +12,8 @@ source; else the frame's time and ``frame_id``), the messages that segmentation 
 
 Written with the pure-Python ``rosbags`` package into ``out/segmentation/`` (MCAP storage, bag
 format 8: ROS 2 Iron and later, and ``rosbags``, read it). Closed on every exit, so what was
-written is a readable bag.
+written is a readable bag. The bag is created with its first frame: a run that writes no frame
+(it fails on the first one) leaves no bag, and a bag it replaces (``overwrite``) is kept until then.
 """
 
 from __future__ import annotations
@@ -63,18 +64,32 @@ class RosbagSink(Sink):
         self.frames = 0
 
     def open(self, info) -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
         super().open(info)
-        if self.path.exists():
-            bag = self.path.is_dir() and ((self.path / "metadata.yaml").is_file() or any(self.path.glob("*.mcap")))
-            if not (self.overwrite and bag):
-                raise OutputError(f"{self.path} already exists: remove it, label into another folder"
-                                  + (" or overwrite it (--overwrite)" if bag else ""))  # fmt: skip
+        self._check_path()
+        self.ts = get_typestore(Stores.ROS2_HUMBLE)
+        self.label_type = LABEL_INFO if LABEL_INFO in self.ts.types else "std_msgs/msg/String"
+        self.labels_written = False
+
+    def _check_path(self) -> bool:
+        """Whether a labelled bag to replace is at ``self.path``; an OutputError where something is
+        there that may not be replaced."""
+        if not self.path.exists():
+            return False
+        bag = self.path.is_dir() and ((self.path / "metadata.yaml").is_file() or any(self.path.glob("*.mcap")))
+        if not (self.overwrite and bag):
+            raise OutputError(f"{self.path} already exists: remove it, label into another folder"
+                              + (" or overwrite it (--overwrite)" if bag else ""))  # fmt: skip
+        return True
+
+    def _create(self) -> None:
+        """The bag and its connections, at the first frame."""
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        if self._check_path():
             shutil.rmtree(self.path)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.ts = get_typestore(Stores.ROS2_HUMBLE)
         # MCAP storage (ROS 2's default since Iron): a file, written from the loop's writer thread
         # (rosbags' sqlite3 storage may only be used from the thread that opened it)
         self.writer = Writer(self.path, version=8, storage_plugin=StoragePlugin.MCAP)
@@ -82,10 +97,8 @@ class RosbagSink(Sink):
         image = "sensor_msgs/msg/Image"
         self.conns = {k: self.writer.add_connection(SEGMENTATION_TOPICS[k], image, typestore=self.ts)
                       for k in ("mask", "confidence", *(("overlay",) if self.overlay else ()))}  # fmt: skip
-        self.label_type = LABEL_INFO if LABEL_INFO in self.ts.types else "std_msgs/msg/String"
         self.conns["labels"] = self.writer.add_connection(SEGMENTATION_TOPICS["labels"], self.label_type,
                                                           typestore=self.ts)  # fmt: skip
-        self.labels_written = False
 
     def _header(self, frame):
         t = self.ts.types
@@ -110,6 +123,8 @@ class RosbagSink(Sink):
         self.messages += 1
 
     def write(self, frame, result) -> None:
+        if self.writer is None:
+            self._create()
         header, time_ns = self._header(frame)
         if not self.labels_written:
             self._write("labels", self._labels_message(header), time_ns)
@@ -140,6 +155,10 @@ class RosbagSink(Sink):
         if self.writer is not None:
             writer, self.writer = self.writer, None
             writer.close()
+            if not self.frames:  # the first frame failed half-way: no labelled bag, nothing to block a re-run
+                shutil.rmtree(self.path, ignore_errors=True)
+                log.info("%s: no frame written, removed", self.path)
+                return
             log.info("%s: %d frames, %d messages", self.path, self.frames, self.messages)
 
     def summary(self) -> dict:

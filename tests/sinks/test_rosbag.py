@@ -130,3 +130,54 @@ def test_exception_truncated_bag_leaves_a_readable_bag_of_the_frames_read(sevens
     stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, _, m in masks]
     assert stamps == [START_NS + i * STEP_NS for i in range(len(masks))]
     assert f"{name}: the bag breaks off after {len(masks)} frames" in caplog.text
+
+
+def test_exception_a_label_run_failing_on_its_first_frame_leaves_no_bag_to_block_the_next(frames, tmp_path, caplog):
+    """An RGB-D model on a bag labelled without its depth topic fails on frame 0: no labelled bag
+    is left (none is created before the first frame), so the run with the depth topic needs no
+    --overwrite."""
+    bag = write_bag(tmp_path / "in", frames[:2])
+    out = tmp_path / "out"
+    args = ["label", str(bag), "--model", "indoor-geometry-rgbd", "--out", str(out), "--no-progress"]
+    assert main([*args, "--depth-topic", ""]) == 1
+    assert "RGB-D model" in caplog.text
+    assert not (out / "segmentation").exists()
+    assert main(args) == 0
+    assert len(read_bag(out / "segmentation")["/segmentation/mask"]) == 2
+
+
+def test_exception_sink_that_writes_no_frame_leaves_no_bag_and_keeps_the_one_it_would_replace(frames, tmp_path):
+    """A RosbagSink opened and closed without a frame creates nothing; with overwrite, a labelled
+    bag already there is replaced only at the first frame; a first frame that fails half-way
+    (after the class list was written) leaves no bag."""
+    from types import SimpleNamespace
+
+    from sceneparse import SceneParser, run
+    from sceneparse.sinks import build_sink
+
+    info = SimpleNamespace(class_names=CLASSES, palette=np.zeros((4, 3), np.uint8))
+    sink = build_sink("rosbag", out=tmp_path)
+    sink.open(info)
+    sink.close()
+    assert not (tmp_path / "segmentation").exists() and sink.summary()["frames"] == 0
+    run(SceneParser.from_pretrained("indoor-geometry"), frames[:1], [build_sink("rosbag", out=tmp_path)],
+        progress=False)  # fmt: skip
+    before = (tmp_path / "segmentation" / "segmentation.mcap").read_bytes()
+    sink = build_sink("rosbag", out=tmp_path, overwrite=True)
+    sink.open(info)
+    sink.close()
+    assert (tmp_path / "segmentation" / "segmentation.mcap").read_bytes() == before
+    assert len(read_bag(tmp_path / "segmentation")["/segmentation/mask"]) == 1
+
+    class Broken:  # a result whose labels cannot be read: the first write fails after the class list
+        @property
+        def labels(self):
+            raise RuntimeError("no labels")
+
+    sink = build_sink("rosbag", out=tmp_path / "b")
+    sink.open(info)
+    with pytest.raises(RuntimeError, match="no labels"):
+        sink.write(frames[0], Broken())
+    assert (tmp_path / "b" / "segmentation").is_dir()
+    sink.close()
+    assert not (tmp_path / "b" / "segmentation").exists()
