@@ -124,6 +124,9 @@ def _map(args, out: Path) -> int:
           f"{timings.get('map_update_fps', 0):.1f} frames/s, end to end {stats['fps']:.2f} frames/s")  # fmt: skip
     for name, path in summary.get("files", {}).items():
         print(f"  {name:10s} {path}")
+    if summary.get("frames") and not summary.get("points"):
+        print(f"{out}: no surface point yet: a point is kept once {sink.weight_threshold:g} frames have seen it, "
+              "so a map wants more frames of the same surfaces", file=sys.stderr)  # fmt: skip
     if failed:
         item, why = next(iter(failed.items()))
         print(f"{len(failed)} frame(s) could not be labelled and are not in the map (listed in summary.json); "

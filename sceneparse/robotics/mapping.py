@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import cv2
@@ -376,24 +378,30 @@ class SemanticMap:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: no such map file")
+        unreadable = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
         try:
             data = np.load(path, allow_pickle=False)
             fmt = int(data["format"])
-        except (OSError, ValueError, KeyError) as err:
-            raise InputError(f"{path}: not a semantic map saved by sceneparse ({err})") from err
+        except unreadable as err:
+            raise InputError(f"{path}: not a semantic map saved by sceneparse ({type(err).__name__}: {err})") from err
         if fmt != _FORMAT:
             raise InputError(f"{path}: map format {fmt}, this sceneparse reads {_FORMAT}")
-        keys = data["keys"]
-        out = cls([str(c) for c in data["class_names"]], float(data["voxel_size"]), int(data["block_resolution"]),
-                  float(data["trunc_voxels"]), float(data["depth_max"]), max(2 * len(keys), 1000),
-                  float(data["min_prob"]), int(data["semantic_stride"]), device)  # fmt: skip
-        out.frames = int(data["frames"])
-        if len(keys):
-            buf, _ = out.vbg.hashmap().activate(o3d.core.Tensor(keys).to(out.device))
-            idx = _torch(buf).to(torch.int64)
-            for name in cls._attributes():
-                target = _torch(out.vbg.attribute(name))
-                target[idx] = torch.from_numpy(data[f"attr_{name}"]).to(target.device)
+        try:  # a file cut short or missing an array: named, not numpy's zip error
+            keys = data["keys"]
+            out = cls([str(c) for c in data["class_names"]], float(data["voxel_size"]),
+                      int(data["block_resolution"]), float(data["trunc_voxels"]), float(data["depth_max"]),
+                      max(2 * len(keys), 1000), float(data["min_prob"]), int(data["semantic_stride"]),
+                      device)  # fmt: skip
+            out.frames = int(data["frames"])
+            if len(keys):
+                buf, _ = out.vbg.hashmap().activate(o3d.core.Tensor(keys).to(out.device))
+                idx = _torch(buf).to(torch.int64)
+                for name in cls._attributes():
+                    target = _torch(out.vbg.attribute(name))
+                    target[idx] = torch.from_numpy(data[f"attr_{name}"]).to(target.device)
+        except unreadable as err:
+            raise InputError(f"{path}: a semantic map file that is incomplete or corrupt "
+                             f"({type(err).__name__}: {err})") from err  # fmt: skip
         return out
 
 

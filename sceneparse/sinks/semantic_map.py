@@ -96,7 +96,11 @@ class SemanticMapSink(Sink):
         fused = self.map.integrate(frame.depth, frame.intrinsics, frame.pose, frame.image, result.probs)
         self.fuse_seconds += time.perf_counter() - t0
         if not fused:
-            self._skip(frame, "no depth in range", f"no reading within {self.depth_max:g} m")
+            valid = frame.depth[np.isfinite(frame.depth) & (frame.depth > 0)]
+            why = f"no reading within {self.depth_max:g} m"
+            if valid.size:
+                why += f"; their median is {np.median(valid):.1f} m: depth in another unit? (--depth-scale)"
+            self._skip(frame, "no depth in range", why)
             return
         self.up_sum += np.asarray(frame.pose)[:3, :3] @ np.array([0.0, -1.0, 0.0])  # the camera's image-up axis
 

@@ -119,6 +119,8 @@ def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             values = []
         if len(values) != 8 or not np.all(np.isfinite(values)):
             raise InputError(f"{path}:{lineno}: expected 'TIMESTAMP TX TY TZ QX QY QZ QW', got {line!r}")
+        if np.linalg.norm(values[4:8]) < 1e-6:
+            raise InputError(f"{path}:{lineno}: the quaternion QX QY QZ QW is zero, not a rotation: {line!r}")
         rows.append(values)
     if not rows:
         raise InputError(f"{path}: no poses")

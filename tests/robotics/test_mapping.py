@@ -114,6 +114,9 @@ def test_feature_save_load_and_mesh_files(room, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a map")
     with pytest.raises(InputError, match="not a semantic map"):
         SemanticMap.load(tmp_path / "bad.npz")
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
+    with pytest.raises(InputError, match="cut.npz: (not a semantic map|a semantic map file that is incomplete)"):
+        SemanticMap.load(tmp_path / "cut.npz")
 
 
 def test_feature_memory_grows_with_space_not_frames():
