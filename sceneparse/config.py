@@ -286,6 +286,12 @@ def check_train_config(cfg: dict) -> dict:
             tuning_block(out["tuning"])
         except ConfigError:
             raise _bad("tuning", out["tuning"], f"true, false or {_TUNING_BLOCK}") from None
+    if out["tuning"] is not False:
+        from sceneparse.data.registry import dataset_takes
+
+        if not dataset_takes(dataset, "tuning"):
+            time_split = ", ".join(_datasets_taking("tuning"))
+            raise ConfigError(f"option tuning: only for time-split datasets ({time_split}), not {dataset}")
     _check_transfer(out)
     teacher = out["distill_from"]
     if teacher is not None and (not isinstance(teacher, (str, Path)) or not str(teacher)):
@@ -336,6 +342,17 @@ def _check_transfer(out: dict) -> None:
     out["freeze"] = None if freeze == "none" else freeze
     if out["init_head"] and not out["init_from"]:
         raise ConfigError("option init_head: takes init_from, the checkpoint whose classifier it starts from")
+    if out["freeze"] and not out["init_from"]:
+        raise ConfigError(
+            f"option freeze: {out['freeze']} takes init_from, the checkpoint whose encoder it keeps fixed (a frozen "
+            "encoder that starts at random would only train a classifier on random features)"
+        )
+
+
+def _datasets_taking(option: str) -> list[str]:
+    from sceneparse.data.registry import dataset_takes, list_datasets
+
+    return [d for d in list_datasets() if dataset_takes(d, option)]
 
 
 def resume_changes(recorded: dict, cfg: dict) -> dict[str, tuple]:
@@ -381,9 +398,12 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
     if not path.is_file():
         raise NotFoundError(f"{what} not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with open(path, encoding="utf-8") as f:  # a stream: the parser's messages name the file
+            data = yaml.safe_load(f) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not a readable text file ({err})") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of option: value")
     return data

@@ -40,6 +40,9 @@ __all__ = [
     "resolve_device",
     "seed_everything",
     "code_revision",
+    "json_safe",
+    "json_text",
+    "write_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -395,6 +398,28 @@ def evaluate(model, loader, num_classes: int, device, ignore_index: int = 255, p
     return cm, {"seconds_per_image": seconds / max(images, 1), "images": images}
 
 
+def json_safe(data):
+    """``data`` with every float NaN or infinity as None (JSON's null), numpy scalars and arrays as
+    Python numbers and lists: what :func:`json.dumps` writes as standard JSON (``allow_nan=False``);
+    a bare ``NaN`` is not JSON, and other readers (browsers, jq, pandas' strict mode) refuse it."""
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    if isinstance(data, np.ndarray):
+        return json_safe(data.tolist())
+    if isinstance(data, np.generic):
+        data = data.item()
+    if isinstance(data, float) and not np.isfinite(data):
+        return None
+    return data
+
+
+def json_text(data, indent: int | None = None) -> str:
+    """``data`` as standard JSON: NaN and infinities as null (:func:`json_safe`), other objects as text."""
+    return json.dumps(json_safe(data), indent=indent, default=str, allow_nan=False)
+
+
 def write_json(path: str | Path, data) -> None:
-    """Write JSON atomically."""
-    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, default=str) + "\n"))
+    """Write JSON atomically; figures that are not numbers (NaN: a class absent from the images) as null."""
+    atomic_write(path, lambda p: p.write_text(json_text(data, indent=2) + "\n"))

@@ -29,6 +29,8 @@ __all__ = [
     "video_report",
     "write_report",
     "heldout_dataset",
+    "check_unseen",
+    "require_sequences",
     "cached_predictions",
     "score_refiners",
 ]
@@ -146,6 +148,63 @@ def heldout_dataset(parser, subset: str = "all", split: str = "val", data_root=N
     return select_subset(ds, subset, temporal)
 
 
+def require_sequences(dataset) -> dict:
+    """``dataset.sequences()`` ({name: sample indices in frame order}), or the ConfigError that
+    temporal evaluation gives a dataset of still images."""
+    from sceneparse.errors import ConfigError
+
+    if not callable(getattr(dataset, "sequences", None)):
+        raise ConfigError(f"{type(dataset).__name__} has no video sequences (use a video dataset: camvid)")
+    return dataset.sequences()
+
+
+def check_unseen(parser, dataset, split: str, data_root=None, other_dataset: str | None = None) -> None:
+    """Refuse to score ``parser`` on the ``split`` of its own dataset when that split is part of
+    what it was trained on, and warn when some of ``dataset``'s images were training images.
+
+    A run with ``num_folds`` 1 trains on split "all" (no fold held out): its "val" and "test"
+    images are then training images wherever "all" holds them (Stanford Background, SIFT Flow,
+    CamVid; not indoor-geometry, whose "all" is its training part). A run with folds trained on
+    the other folds than its own: evaluating another fold (``--fold``) scores training images.
+
+    Raises:
+        ConfigError: ``split`` is "val" or "test" of a model trained on every image of them.
+    """
+    import logging
+
+    from sceneparse.data import dataset_for_model
+    from sceneparse.errors import ConfigError
+
+    cfg = parser.meta.get("train_config") or {}
+    name = cfg.get("dataset")
+    if not name or (other_dataset and other_dataset != name) or split in ("all", "train"):
+        return  # "train" and "all" are asked for as training images
+    everything = (cfg.get("num_folds") or 2) <= 1
+    try:
+        trained = dataset_for_model(
+            cfg, "all" if everything else "train", class_set=parser.info.name, in_channels=parser.in_channels,
+            root=data_root,
+        )  # fmt: skip
+    except (ConfigError, ValueError):  # the run's own split is not readable here: nothing to compare
+        return
+    seen = set(trained.ids) & set(dataset.ids)
+    if not seen:
+        return
+    if everything and split in ("val", "test"):
+        raise ConfigError(
+            f"split {split}: the model was trained on every image of {name} (num_folds 1: no fold held out), "
+            f"so {len(seen)} of the {len(dataset.ids)} images of its {split!r} split are training images and "
+            "its scores would not measure unseen images; --split all scores it on its training data (say so "
+            "when reporting), or train with num_folds 2 or more to hold a fold out"
+        )
+    held = f"fold {cfg.get('fold', 0)} of {cfg.get('num_folds')} held out" if not everything else "no fold held out"
+    logging.getLogger(__name__).warning(
+        "%d of the %d images evaluated were training images of the model (trained on %s split %s, %s): "
+        "these scores are not of unseen images", len(seen), len(dataset.ids), name,
+        "all" if everything else "train", held,
+    )  # fmt: skip
+
+
 def cached_predictions(parser, dataset, progress: bool = True) -> list[tuple]:
     """[(rgb, convnet probabilities, depth, label)] of every sample: computed once, so that
     refiners can be compared and tuned without running the network again."""
@@ -185,9 +244,14 @@ def score_refiners(cached, num_classes: int, refiners=(), ignore_index: int = 25
             "ms": 1000 * s["seconds_per_image"] if s["images"] else 0.0}  # fmt: skip
 
 
+def _pct(v, digits: int = 1, scale: float = 100) -> str:
+    """A figure of a report: "n/a" for none (null in a metrics.json read back) or NaN."""
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{scale * v:.{digits}f}"
+
+
 def markdown_report(scores: dict, title: str) -> str:
-    """Markdown tables of :func:`evaluate`'s scores."""
-    pct = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"  # noqa: E731
+    """Markdown tables of :func:`evaluate`'s scores (or of a metrics.json read back: null is "n/a")."""
+    pct = _pct
     lines = [
         f"# {title}",
         "",
@@ -205,8 +269,8 @@ def markdown_report(scores: dict, title: str) -> str:
         lines += [
             "| temporal | flicker | raw change rate | smoother ms / frame | sequences |",
             "|---|---:|---:|---:|---:|",
-            f"| {scores['temporal']} | {100 * scores['flicker']:.2f} | {100 * scores['change_rate']:.2f} "
-            f"| {scores['smoother_ms_per_frame']:.1f} | {scores['sequences']} |",
+            f"| {scores['temporal']} | {_pct(scores['flicker'], 2)} | {_pct(scores['change_rate'], 2)} "
+            f"| {_pct(scores['smoother_ms_per_frame'], 1, 1)} | {scores['sequences']} |",
             "",
         ]
     lines += [
@@ -226,9 +290,10 @@ def video_report(scores: dict, title: str) -> str:
         "| temporal | frames | raw change % | compensated change % | flow-checked pixels % | smoother ms / frame "
         "| s / frame | device |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
-        f"| {scores['temporal']} | {scores['frames']} | {100 * scores['change_rate']:.2f} "
-        f"| {100 * scores['compensated_change']:.2f} | {100 * scores['compensated_pixels']:.1f} "
-        f"| {scores['smoother_ms_per_frame']:.1f} | {scores['seconds_per_image']:.4f} | {scores['device']} |",
+        f"| {scores['temporal']} | {scores['frames']} | {_pct(scores['change_rate'], 2)} "
+        f"| {_pct(scores['compensated_change'], 2)} | {_pct(scores['compensated_pixels'])} "
+        f"| {_pct(scores['smoother_ms_per_frame'], 1, 1)} | {_pct(scores['seconds_per_image'], 4, 1)} "
+        f"| {scores['device']} |",
     ]) + "\n"  # fmt: skip
 
 

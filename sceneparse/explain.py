@@ -505,6 +505,8 @@ def explain(
     out = Path(out)
     _model_kind(parser.model)  # a clear error before any work
     rgb, depth = parser.check_inputs(rgb, depth)
+    if classes is not None:  # unknown names fail before any file is written
+        _pick_classes(parser, torch.zeros(1, dtype=torch.long), classes, 0.0)
     paths = {"filters": plot_filters(parser.model, out / "filters.png")}
     views = feature_maps(parser, rgb, depth)
     name = parser.name or type(parser.model).__name__

@@ -37,6 +37,9 @@ from sceneparse.models.base import PretrainedCfg, SegmentationModel, model_cfg
 
 __all__ = [
     "OPSET",
+    "MIN_OPSET",
+    "max_opset",
+    "check_opset",
     "METADATA_KEYS",
     "MIN_SIDE",
     "export_onnx",
@@ -52,6 +55,29 @@ log = logging.getLogger(__name__)
 #: The ONNX opset the graphs are written with (pinned: the same graph from every torch version
 #: that can write it; ONNX Runtime 1.14 and newer run it).
 OPSET = 17
+#: The opsets the graph can be written with: 12 brings Einsum (the pyramid's blur); the newest is
+#: the newest of torch's TorchScript exporter.
+MIN_OPSET = 12
+
+
+def max_opset() -> int:
+    """The newest opset torch's TorchScript exporter writes here."""
+    try:
+        from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+
+        return int(ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return 20
+
+
+def check_opset(opset) -> int:
+    """``opset`` if the graph can be written with it, else a one-line ConfigError."""
+    top = max_opset()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
+        raise ConfigError(f"opset {opset!r} is not supported: give {MIN_OPSET} to {top} (default {OPSET})")
+    return opset
+
+
 #: Sides below this many pixels are edge-padded to :data:`SMALL_SIDE_PAD` by
 #: :class:`OnnxSegmentationModel` (see above): the graph's reflections need them.
 MIN_SIDE = 17
@@ -143,6 +169,7 @@ def export_onnx(parser, path: str | Path, opset: int = OPSET) -> Path:
     onnx = require("onnx", "onnx")
     from sceneparse.io import atomic_write
 
+    check_opset(opset)
     cfg = model_cfg(parser.model)
     model = parser.model.to("cpu").eval()
     graph = _PaddedGraph(model, max(1, cfg.size_divisor)).eval()
@@ -294,8 +321,8 @@ class OnnxSegmentationModel(SegmentationModel):
 
 def compare_parsers(reference, other, images, repeats: int = 1) -> dict:
     """How ``other`` (e.g. the ONNX parser) agrees with ``reference`` on ``images`` (HxWx3 uint8,
-    or dataset samples with ``image`` and ``label``): the share of pixels with the same label,
-    the largest probability difference, the seconds per image of each (best of ``repeats``)
+    or dataset samples with ``image``, ``label`` and, for RGB-D models, ``depth``): the share of
+    pixels with the same label, the largest probability difference, the seconds per image of each (best of ``repeats``)
     and, where labels are given, each one's pixel accuracy."""
     same = total = 0
     max_diff = 0.0
@@ -304,12 +331,13 @@ def compare_parsers(reference, other, images, repeats: int = 1) -> dict:
     labelled = 0
     for item in images:
         rgb = item["image"] if isinstance(item, dict) else item
+        depth = item.get("depth") if isinstance(item, dict) else None  # RGB-D models need the sample's depth
         results = {}
         for key, parser in (("reference", reference), ("other", other)):
             best = float("inf")
             for _ in range(max(1, repeats)):
                 t = time.perf_counter()
-                results[key] = parser.parse(rgb)
+                results[key] = parser.parse(rgb, depth)
                 best = min(best, time.perf_counter() - t)
             times[key].append(best)
         a, b = results["reference"], results["other"]

@@ -24,6 +24,7 @@ from sceneparse.engine import (
     build_scheduler,
     code_revision,
     evaluate,
+    json_text,
     load_checkpoint,
     load_scheduler_state,
     replay_scheduler,
@@ -33,6 +34,7 @@ from sceneparse.engine import (
     write_json,
 )
 from sceneparse.errors import ConfigError, InputError
+from sceneparse.io import output_folder
 from sceneparse.losses import (
     DistillationLoss,
     build_loss,
@@ -129,13 +131,72 @@ def run_training(cfg: dict) -> Path:
     (``meta["training"]``) records the number of processes as ``world_size``.
     """
     cfg = check_train_config(cfg)
-    if cfg["datasets"] or cfg["init_from"] or cfg["freeze"]:  # a head per dataset; transfer regimes
-        if ddp.launched():
-            raise ConfigError("options datasets, init_from and freeze train in one process: start them without "
-                              "torchrun")  # fmt: skip
-        from sceneparse.multitask import run_multitask_training
+    _check_model_input(cfg)
+    # --out is checked before any data is read (a file in the way, no permission); the folder is
+    # removed again if the run fails before writing anything into it
+    with output_folder(cfg["out"]):
+        if cfg["datasets"] or cfg["init_from"] or cfg["freeze"]:  # a head per dataset; transfer regimes
+            if ddp.launched():
+                raise ConfigError("options datasets, init_from and freeze train in one process: start them "
+                                  "without torchrun")  # fmt: skip
+            return _multitask(cfg)
+        return _single(cfg)
 
+
+def _check_model_input(cfg: dict) -> None:
+    """A model that takes depth (4 input channels) needs a dataset with depth: refused before any
+    data is read, not at the first step from inside the model."""
+    from sceneparse.data.registry import dataset_takes, list_datasets
+
+    if cfg["datasets"] or _model_in_channels(cfg) != 4 or dataset_takes(cfg["dataset"], "modality"):
+        return  # multi-dataset and transfer runs refuse RGB-D models themselves
+    rgbd = ", ".join(d for d in list_datasets() if dataset_takes(d, "modality"))
+    raise ConfigError(
+        f"option model: {cfg['model']} needs depth (RGB-D input, 4 channels); {cfg['dataset']} has none: train it "
+        f"on a dataset with depth ({rgbd}) or choose an RGB model (sceneparse models)"
+    )
+
+
+def _multitask(cfg: dict) -> Path:
+    """:func:`~sceneparse.multitask.run_multitask_training`, and on Ctrl-C a message that names what
+    the run wrote: its checkpoints of the last finished epoch are renamed ``last_*.pt`` (the
+    ``final_*.pt`` names are for finished runs), and such runs cannot be resumed."""
+    from sceneparse.multitask import run_multitask_training
+
+    out = Path(cfg["out"])
+    if any(out.glob("last_*.pt")):
+        raise ConfigError(f"option out: {out} already holds an interrupted run (last_*.pt); choose another --out")
+    try:
         return run_multitask_training(cfg)
+    except KeyboardInterrupt:
+        written = []
+        for path in sorted(out.glob("final*.pt")):
+            moved = path.with_name("last" + path.name[len("final") :])
+            path.replace(moved)
+            written.append(moved)
+        epoch = _last_epoch(out / "metrics.jsonl")
+        if written:
+            log.error("interrupted after epoch %d (of 0 to %d): the weights of that epoch are in %s (named last_*, not "
+                      "final_*: the schedule did not finish); runs with datasets, init_from or freeze cannot be "
+                      "resumed: use them as they are (sceneparse evaluate --model %s) or train again with a new "
+                      "--out", epoch, cfg["epochs"] - 1, ", ".join(map(str, written)), written[0])  # fmt: skip
+        else:
+            log.error("interrupted before the first epoch ended: no checkpoint was written (runs with datasets, "
+                      "init_from or freeze cannot be resumed; train again)")  # fmt: skip
+        raise
+
+
+def _last_epoch(path: Path) -> int:
+    """The last epoch that ``metrics.jsonl`` at ``path`` records (-1: none)."""
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return -1
+    return rows[-1].get("epoch", -1) if rows else -1
+
+
+def _single(cfg: dict) -> Path:
+    """:func:`run_training` of one dataset and one model (resumable, and under torchrun)."""
     if cfg["distill_from"] and ddp.launched():
         raise ConfigError("option distill_from trains in one process: start it without torchrun")
     out = Path(cfg["out"])
@@ -355,7 +416,7 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
         rng = {"torch": torch.get_rng_state(), "loader": g.get_state(), "ranks": ddp.gather_objects(_rng_state(), ctx)}
         if ctx.is_main:
             with log_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(json_text(row) + "\n")
             log.info("epoch %s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                           for k, v in row.items()))  # fmt: skip
             save_checkpoint(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -185,3 +186,46 @@ def test_feature_commands_take_an_exported_graph(onnx_path, onnx_parser, real_im
     image = next(real_images.rglob(first.name.replace("_labels.png", ".jpg")))
     assert np.array_equal(np.asarray(Image.open(first)), onnx_parser.parse(read_image(image)).labels)
     assert main(["explain", str(image), "--model", str(onnx_path), "--out", str(tmp_path / "x")]) == 1
+
+
+@pytest.mark.slow
+def test_feature_cli_verify_of_an_rgbd_model_compares_with_depth(sevenscenes_path, tmp_path, capsys):
+    out = tmp_path / "igr.onnx"
+    assert main(["export", "--model", "indoor-geometry-rgbd", "--out", str(out), "--verify", "1",
+                 "--data-root", str(sevenscenes_path), "--threads", "1"]) == 0  # fmt: skip
+    report = json.loads(out.with_suffix(".verify.json").read_text())["fp32"]
+    assert report["images"] == 1 and report["label_agreement"] >= 0.999 and report["max_prob_diff"] <= 1e-3
+    assert "fp32 vs PyTorch on 1 held-out images" in capsys.readouterr().out
+
+
+def test_exception_cli_refuses_bad_opsets_verify_counts_and_onnx_models(tmp_path, capsys, caplog):
+    from sceneparse.errors import ConfigError
+    from sceneparse.export import MIN_OPSET, check_opset, export_onnx, max_opset
+
+    assert check_opset(OPSET) == OPSET and MIN_OPSET <= OPSET <= max_opset()
+    out = str(tmp_path / "m.onnx")
+    for flags, message in ((["--opset", "99"], f"opset 99 is not supported: give {MIN_OPSET} to {max_opset()}"),
+                           (["--opset", "9"], "opset 9 is not supported"),
+                           (["--verify", "-5"], "give 0 (none), N > 0 images or -1 (all), got -5")):  # fmt: skip
+        with pytest.raises(SystemExit) as done:
+            main(["export", "--out", out, *flags])
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and message in err and len(err.splitlines()) <= 5  # usage, one line: no dump
+    with pytest.raises(ConfigError, match="opset 9 is not supported"):  # the library checks before tracing
+        export_onnx(SceneParser.from_pretrained("stanford-background"), out, 9)
+    assert main(["export", "--model", str(tmp_path / "x.onnx"), "--out", out]) == 1
+    assert "an ONNX graph cannot be exported again" in caplog.text
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_exception_cli_out_with_a_file_in_the_way_fails_before_loading(tmp_path, caplog):
+    (tmp_path / "afile").write_text("keep")
+    assert main(["export", "--out", str(tmp_path / "afile" / "m.onnx")]) == 1
+    assert "a file of that name is in the way" in caplog.text
+
+
+def test_feature_cli_help_gives_the_rgbd_input_shape(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Bx3xHxW" in text and "Bx4xHxW for RGB-D models" in text

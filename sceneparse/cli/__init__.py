@@ -79,7 +79,9 @@ def main(argv=None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        return module.main(argv[1:])
+        code = module.main(argv[1:])
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's flush at exit
+        return code
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         # Errors we raise name the problem; a traceback would bury the message.
         log.error("%s", err)
@@ -87,6 +89,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (sceneparse data list | head -3): not an error of ours;
+        # stdout is pointed at devnull so that Python's flush at exit does not fail again
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -42,19 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from sceneparse.evaluate import (
-        evaluate,
-        evaluate_video,
-        heldout_dataset,
-        markdown_report,
-        video_report,
-    )
-    from sceneparse.refine.temporal import DEFAULT_METHOD
+    import contextlib
+
+    from sceneparse.io import output_folder
 
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.limit < 0:
         ap.error(f"--limit must be 0 (all) or more, got {args.limit}")
+    # --out is checked (and created) before the model loads, not after the whole evaluation
+    with output_folder(args.out) if args.out else contextlib.nullcontext():
+        return _evaluate(args)
+
+
+def _evaluate(args) -> int:
+    from sceneparse.evaluate import (
+        check_unseen,
+        evaluate,
+        evaluate_video,
+        heldout_dataset,
+        markdown_report,
+        require_sequences,
+        video_report,
+    )
+    from sceneparse.refine.temporal import DEFAULT_METHOD
+
     refiners = refiners_from(args)
     parser = load_parser(args)
     if args.video is not None:
@@ -67,11 +79,14 @@ def main(argv=None) -> int:
     temporal = args.temporal is not None
     dataset = heldout_dataset(parser, args.subset, args.split, args.data_root, temporal, args.fold, args.num_folds,
                               args.dataset)  # fmt: skip
+    if temporal:
+        sequences = require_sequences(dataset)
     if args.limit:
         if temporal:
-            dataset.ids = [dataset.ids[i] for idx in dataset.sequences().values() for i in idx[: args.limit]]
+            dataset.ids = [dataset.ids[i] for idx in sequences.values() for i in idx[: args.limit]]
         else:
             dataset.ids = dataset.ids[: args.limit]
+    check_unseen(parser, dataset, args.split, args.data_root, args.dataset)
     scores = evaluate(parser, dataset, refiners, args.temporal, args.progress, smooth_at=args.smooth_at)
     name = args.dataset or parser.meta.get("train_config", {}).get("dataset") or parser.info.name
     title = f"{args.model} on {name} {args.split}" + ("" if args.subset == "all" else f", {args.subset} half")

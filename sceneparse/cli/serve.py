@@ -16,6 +16,16 @@ the model. Needs the serve extra (pip install 'sceneparse[serve]'); ONNX models 
 log = logging.getLogger(__name__)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"give 1 to 65535 (or 0: a free port), got {port}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sceneparse.refine.temporal import list_smoothers
 
@@ -25,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)"
     )
-    ap.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    ap.add_argument("--port", type=_port, default=8000,
+                    help="port, 1 to 65535, or 0 for a free one the system picks (default: %(default)s)")  # fmt: skip
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads of the model (0: PyTorch's default)")
     ap.add_argument("--max-upload-mb", type=float, default=20.0, help="largest image upload (default: %(default)s)")
@@ -56,9 +67,9 @@ def main(argv=None) -> int:
     from sceneparse.serve import create_app
 
     args = build_parser().parse_args(argv)
-    for name, value in (("--max-batch", args.max_batch), ("--queue-size", args.queue_size), ("--port", args.port)):
-        if value < (0 if name == "--port" else 1):
-            raise ValueError(f"{name} must be positive, got {value}")
+    for name, value in (("--max-batch", args.max_batch), ("--queue-size", args.queue_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     uvicorn = require("uvicorn", "serve")
     apply_threads(args.threads)
     parser = load_model(args.model, args.device, args.threads)
@@ -67,7 +78,26 @@ def main(argv=None) -> int:
                      max_upload_mb=args.max_upload_mb, max_video_mb=args.max_video_mb, max_pixels=args.max_pixels,
                      token=args.token, refine=refiners_from(args), temporal=args.temporal,
                      max_video_frames=args.max_video_frames)  # fmt: skip
-    log.info("serving %s on http://%s:%d/ (batches of up to %d, %s)", parser.name or args.model, args.host, args.port,
-             args.max_batch, "token required" if args.token else "no token")  # fmt: skip
-    uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info")
+    name, auth = parser.name or args.model, "token required" if args.token else "no token"
+
+    class Server(uvicorn.Server):
+        """Says where it serves once the socket is bound (port 0: the port the system gave)."""
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                for server in self.servers:
+                    for sock in server.sockets or ():
+                        host, port = sock.getsockname()[:2]
+                        host = f"[{host}]" if ":" in host else host
+                        log.info("serving %s on http://%s:%d/ (batches of up to %d, %s)", name, host, port,
+                                 args.max_batch, auth)  # fmt: skip
+
+    config = uvicorn.Config(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info")
+    try:
+        Server(config).run()
+    except SystemExit as done:  # uvicorn exits when it cannot bind; it has logged why (port in use, ...)
+        if done.code not in (0, None):
+            raise RuntimeError(f"cannot serve on {args.host}:{args.port} (see the error above)") from None
+        raise
     return 0

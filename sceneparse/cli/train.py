@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from sceneparse.config import TRAIN_DEFAULTS, TRAIN_HELP, check_resume, check_train_config, load_yaml, train_defaults
@@ -120,6 +121,12 @@ def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Na
     defaults (and its folder that of ``--out``); the YAML file and flags go over them as
     changes, which :func:`sceneparse.config.check_resume` and training check and log.
     """
+    return _parse(parser, argv)[0]
+
+
+def _parse(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, dict[str, str]]:
+    """:func:`parse_with_config`, and where each option's value came from, for messages: "--flag",
+    the YAML file, the resumed run or (absent) the defaults of the dataset."""
     pre = argparse.ArgumentParser(add_help=False)
     for flag in ("--config", "--dataset", "--resume"):
         pre.add_argument(flag)
@@ -127,23 +134,68 @@ def parse_with_config(parser: argparse.ArgumentParser, argv=None) -> argparse.Na
     from_file = load_yaml(known.config, TRAIN_DEFAULTS) if known.config else {}
     _check_file_numbers(known.config, from_file)
     resume = known.resume or from_file.get("resume")
+    sources: dict[str, str] = {}
     if resume:
         base = _resumed_defaults(str(resume))
+        sources.update({key: f"the run of {resume}" for key in base})
+        _check_resumed_dataset(base, known, from_file, resume)
     else:
         base = train_defaults(known.dataset or from_file.get("dataset"))
+    sources.update({key: str(known.config) for key in from_file})
     parser.set_defaults(**{**base, **from_file})
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for token in argv if argv is not None else sys.argv[1:]:
+        if token.startswith("--"):
+            flag = token.split("=", 1)[0]
+            for action in parser._actions:
+                if flag in action.option_strings:
+                    sources[action.dest] = flag
+    return args, sources
+
+
+def _check_resumed_dataset(base: dict, known: argparse.Namespace, from_file: dict, resume) -> None:
+    """A YAML file or --dataset that names another dataset than the resumed run's: said as such,
+    before the options of the new dataset are checked against the recorded ones (its target)."""
+    from sceneparse.errors import ConfigError
+
+    new, where = known.dataset, "--dataset"
+    if new is None and "dataset" in from_file:
+        new, where = from_file["dataset"], known.config
+    if new is not None and new != base.get("dataset"):
+        raise ConfigError(
+            f"cannot resume {resume} with another dataset: the run trains on {base.get('dataset')!r} and {where} "
+            f"names {new!r}; start a new run with another --out to train on {new}"
+        )
 
 
 def train_config_from_argv(argv=None) -> dict:
     """The checked options that ``sceneparse train ARGV`` trains with (dataset defaults, YAML
     file, flags: :func:`parse_with_config`), before any data is read."""
+    import re
+
+    from sceneparse.errors import ConfigError
+
     parser = argparse.ArgumentParser(
         prog="sceneparse train", description="Train a scene parser.", formatter_class=TrainHelpFormatter
     )
     add_train_arguments(parser)
-    args = parse_with_config(parser, argv)
-    return check_train_config({k: v for k, v in vars(args).items() if k != "config"})
+    args, sources = _parse(parser, argv)
+    try:
+        return check_train_config({k: v for k, v in vars(args).items() if k != "config"})
+    except ConfigError as err:
+        # A value that conflicts with another option: say where it came from (a YAML file's target
+        # that does not fit the dataset a flag chose)
+        found = re.match(r"option (\w+): ", str(err))
+        key = found[1] if found else None
+        where = sources.get(key) if key else None
+        if where is None or where.startswith("--"):
+            raise
+        hint = ""
+        if key != "dataset" and "dataset" in sources:
+            hint = f"; the dataset {args.dataset!r} from {sources['dataset']}"
+        flag = "--" + key.replace("_", "-")
+        raise ConfigError(f"{err} ({key} {getattr(args, key)!r} comes from {where}{hint}; give {flag} to "
+                          "override it)") from None  # fmt: skip
 
 
 def main(argv=None) -> int:

@@ -73,7 +73,10 @@ class Archive:
         self.zip = self.tar = None
         if self.folder is None:
             if zipfile.is_zipfile(path):
-                self.zip = zipfile.ZipFile(path)
+                try:
+                    self.zip = zipfile.ZipFile(path)
+                except (zipfile.BadZipFile, OSError, EOFError) as err:
+                    raise InputError(f"{path}: not a readable zip archive ({err})") from err
             else:
                 try:
                     self.tar = tarfile.open(path, "r:*")
@@ -324,16 +327,44 @@ def fetch(name: str, root: str | Path | None = None, *, url: str | None = None, 
         raise FileExistsError(f"{dest} already exists; pass force (--force) to replace it")
     ensure_writable(root)
     cache = root / ".downloads" / name
-    paths = []
+    paths, reused = [], []
     for i, f in enumerate(src.files):
         file_url, file_sha = (url or f.url, sha256 or f.sha256) if i == 0 else (f.url, f.sha256)
         target = cache / f.filename
-        if target.is_file() and (not file_sha or sha256_of(target) == file_sha.lower()):
-            log.info("using %s from an earlier download", target)
+        origin = target.with_name(target.name + ".url")  # the address the cached file and its part came from
+        recorded = origin.read_text().strip() if origin.is_file() else f.url  # older caches: the official one
+        same = recorded == file_url
+        if not same:  # another address: neither the file nor a part of it is that address's
+            target.unlink(missing_ok=True)
+            target.with_name(target.name + ".part").unlink(missing_ok=True)
+        if target.is_file() and file_sha and sha256_of(target) == file_sha.lower():
+            log.info("using %s from an earlier download (sha256 verified)", target)
+            reused.append(target)
+        elif target.is_file() and not file_sha and not force:
+            log.info("using %s from an earlier download of %s (--force downloads it again)", target, file_url)
+            reused.append(target)
         else:
-            download(file_url, target, file_sha, progress=progress)
+            target.unlink(missing_ok=True)
+            cache.mkdir(parents=True, exist_ok=True)
+            origin.write_text(file_url + "\n")
+            download(file_url, target, file_sha, progress=progress, resume=same)
         paths.append(target)
-    return prepare(name, paths[0] if len(paths) == 1 else cache, root, progress=progress, force=force)
+    try:
+        return prepare(name, paths[0] if len(paths) == 1 else cache, root, progress=progress, force=force)
+    except InputError as err:  # an archive that does not open or has the wrong layout: not kept for next time
+        bad = [p for p in paths if str(p) in str(err)] or (paths if len(paths) == 1 else [])
+        if not bad:
+            raise
+        moved = []
+        for p in bad:
+            aside = p.with_name(p.name + ".bad")
+            os.replace(p, aside)
+            moved.append(f"{p} -> {aside}")
+        what = "cached download" if set(bad) & set(reused) else "download"
+        raise InputError(
+            f"{err}; the {what} was moved aside ({', '.join(moved)}): run the command again to "
+            "download it anew, or give --url of another mirror"
+        ) from err
 
 
 def status(root: str | Path | None = None) -> list[tuple[str, str, bool, str]]:

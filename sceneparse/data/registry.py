@@ -25,6 +25,7 @@ __all__ = [
     "list_class_sets",
     "dataset_args_for_model",
     "dataset_for_model",
+    "dataset_takes",
 ]
 
 #: Options that the training and evaluation commands pass to every dataset; a dataset whose
@@ -183,6 +184,12 @@ def build_dataset(name: str, **kwargs) -> SegmentationDataset:
     params = inspect.signature(spec.reader).parameters
     kwargs = {k: v for k, v in kwargs.items() if v is not None and (k in params or k not in SHARED_OPTIONS)}
     return spec.reader(**kwargs)
+
+
+def dataset_takes(name: str, option: str) -> bool:
+    """Whether dataset ``name``'s reader takes ``option`` (one of :data:`SHARED_OPTIONS`): "modality"
+    for the datasets with depth, "tuning" for the time-split ones, "fold" for those with folds."""
+    return option in inspect.signature(get_dataset_spec(name).reader).parameters
 
 
 def dataset_args_for_model(

@@ -26,3 +26,46 @@ def test_feature_evaluate_writes_reports(tmp_path, stanford_val):
     assert metrics["device"].startswith("cpu")
     assert "| sky |" in (out / "metrics.md").read_text()
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_exception_out_with_a_file_in_the_way_fails_before_the_evaluation(tmp_path, caplog):
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    assert main(["evaluate", "--model", "stanford-background", "--limit", "2", "--out", str(afile),
+                 "--no-progress"]) == 1  # fmt: skip
+    assert f"cannot write to {afile}: a file of that name is in the way" in caplog.text
+    assert "Errno" not in caplog.text and afile.read_text() == "keep"
+
+
+def test_exception_temporal_on_a_dataset_of_still_images_with_limit(stanford_path, caplog):
+    assert main(["evaluate", "--model", "stanford-background", "--data-root", str(stanford_path), "--temporal",
+                 "flow", "--limit", "3", "--no-progress"]) == 1  # fmt: skip
+    assert "StanfordBackground has no video sequences (use a video dataset: camvid)" in caplog.text
+
+
+@pytest.mark.slow
+def test_feature_another_fold_than_the_held_out_one_warns_of_training_images(stanford_path, caplog, capsys):
+    args = ["evaluate", "--model", "stanford-background", "--data-root", str(stanford_path), "--limit", "2",
+            "--no-progress", "--threads", "1"]  # fmt: skip
+    assert main([*args, "--fold", "2"]) == 0
+    assert "2 of the 2 images evaluated were training images of the model" in caplog.text
+    assert "fold 0 of 5 held out" in caplog.text and "(fold 2 of 5)" in capsys.readouterr().out
+    caplog.clear()
+    assert main(args) == 0  # its own held-out fold: no warning
+    assert "training images" not in caplog.text
+
+
+def test_feature_reports_of_metrics_read_back_with_null():
+    from sceneparse.engine import json_text
+    from sceneparse.evaluate import markdown_report
+
+    scores = {"pixel_accuracy": 0.5, "mean_class_accuracy": float("nan"), "mean_iou": np.float32(0.25),
+              "boundary_accuracy": 0.4, "boundary_width": 4, "images": 1, "seconds_per_image": 0.1, "device": "cpu",
+              "per_class": {"sky": {"accuracy": float("nan"), "iou": None, "pixels": 0}}}  # fmt: skip
+    text = json_text(scores)
+    assert "NaN" not in text
+    back = json.loads(text)
+    assert back["mean_class_accuracy"] is None and back["per_class"]["sky"]["accuracy"] is None
+    assert back["mean_iou"] == 0.25
+    assert markdown_report(back, "t") == markdown_report(scores, "t")
+    assert "| sky | n/a | n/a | 0 |" in markdown_report(back, "t")

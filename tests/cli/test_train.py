@@ -170,3 +170,98 @@ def test_feature_ctrl_c_exits_130_and_names_the_last_checkpoint(tmp_path, stanfo
     assert "the last checkpoint, after epoch" in err and f"--resume {run / 'last.pt'}" in err
     epoch = load_checkpoint(run / "last.pt")["epoch"]
     assert [r["epoch"] for r in _rows(run)][: epoch + 1] == list(range(epoch + 1))
+
+
+def test_exception_options_that_do_not_fit_the_dataset_or_model_fail_before_writing(tmp_path, caplog):
+    run = tmp_path / "run"
+    base = ["train", "--out", str(run), "--epochs", "1", "--no-progress"]
+    cases = [
+        (["--tuning"], "option tuning: only for time-split datasets (indoor-geometry), not stanford-background"),
+        (["--freeze", "encoder"], "option freeze: encoder takes init_from"),
+        (["--model", "msconvnet_rgbd"], "msconvnet_rgbd needs depth (RGB-D input, 4 channels); stanford-background "
+         "has none"),
+    ]  # fmt: skip
+    for flags, message in cases:
+        caplog.clear()
+        assert main([*base, *flags]) == 1
+        assert message in caplog.text
+    assert not run.exists()
+
+
+def test_exception_conflicting_value_names_the_yaml_file_it_came_from(tmp_path, caplog):
+    cfg = tmp_path / "stanford.yaml"
+    cfg.write_text("dataset: stanford-background\ntarget: regions\n")
+    assert main(["train", "--config", str(cfg), "--dataset", "camvid", "--out", str(tmp_path / "run")]) == 1
+    assert "option target: expected none (camvid has one label set), got 'regions'" in caplog.text
+    assert f"target 'regions' comes from {cfg}; the dataset 'camvid' from --dataset; give --target" in caplog.text
+    caplog.clear()  # a flag's own bad value is said as before, without a source
+    assert main(["train", "--dataset", "camvid", "--target", "regions", "--out", str(tmp_path / "run")]) == 1
+    assert "got 'regions'" in caplog.text and "comes from" not in caplog.text
+    cfg.write_text("epochs: [1\n")  # broken YAML: the message names the file, not '<unicode string>'
+    caplog.clear()
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 1
+    assert f"{cfg}: not valid YAML" in caplog.text and "<unicode string>" not in caplog.text
+    assert not (tmp_path / "run").exists()
+
+
+def test_exception_out_that_is_a_file_fails_up_front(tmp_path, caplog):
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    assert main(["train", "--out", str(afile), "--epochs", "1", "--limit", "2", "--no-progress"]) == 1
+    assert f"cannot write to {afile}: a file of that name is in the way" in caplog.text
+    assert afile.read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_feature_no_heldout_fold_resume_dataset_change_and_json_without_nan(tmp_path, stanford_path, caplog):
+    """A run with num_folds 1 trains on every image: evaluate refuses its 'val' split (all training
+    images) and scores --split all; --resume with another dataset says so; the JSON files hold null
+    where a figure is not a number (classes absent from 4 images), never a bare NaN."""
+    run = tmp_path / "nf1"
+    assert main(["train", "--model-args", '{"width": 8, "hidden": 8}', "--data-root", str(stanford_path),
+                 "--limit", "4", "--batch-size", "2", "--crop-size", "32", "32", "--epochs", "1", "--num-folds", "1",
+                 "--out", str(run), "--no-progress", "--threads", "1"]) == 0  # fmt: skip
+    ev = ["evaluate", "--model", str(run / "final.pt"), "--data-root", str(stanford_path), "--limit", "3",
+          "--no-progress", "--threads", "1"]  # fmt: skip
+    caplog.clear()
+    assert main([*ev, "--out", str(tmp_path / "ev")]) == 1
+    assert "split val: the model was trained on every image of stanford-background (num_folds 1" in caplog.text
+    assert "--split all" in caplog.text and not (tmp_path / "ev").exists()
+    assert main([*ev, "--split", "all", "--out", str(tmp_path / "ev")]) == 0
+    text = (tmp_path / "ev" / "metrics.json").read_text()
+    assert "NaN" not in text and json.loads(text)["images"] == 3
+    cfg = tmp_path / "camvid.yaml"
+    cfg.write_text("dataset: camvid\n")
+    caplog.clear()
+    assert main(["train", "--resume", str(run / "last.pt"), "--config", str(cfg), "--epochs", "2"]) == 1
+    assert "cannot resume" in caplog.text and "the run trains on 'stanford-background'" in caplog.text
+    assert f"{cfg} names 'camvid'" in caplog.text
+
+
+@pytest.mark.slow
+def test_feature_ctrl_c_of_a_multi_dataset_run_leaves_last_not_final_weights(tmp_path, stanford_path, siftflow_path):
+    run = tmp_path / "mt"
+    cfg = tmp_path / "mt.yaml"
+    cfg.write_text(f"datasets: [stanford-background, siftflow]\ndata_root: {stanford_path}\n")
+    argv = ["train", "--config", str(cfg), "--model-args", '{"width": 8, "hidden": 8}', "--limit", "4",
+            "--batch-size", "2", "--crop-size", "32", "32", "--epochs", "10000", "--out", str(run), "--no-progress",
+            "--threads", "1"]  # fmt: skip
+    code = "import sys; from sceneparse.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not (run / "final_siftflow.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (run / "final_siftflow.pt").exists(), "no checkpoint written"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert sorted(p.name for p in run.glob("*.pt")) == ["last_siftflow.pt", "last_stanford-background.pt"]
+    assert "interrupted after epoch" in err and "cannot be resumed" in err and str(run / "last_siftflow.pt") in err
+    assert SceneParser.from_pretrained(str(run / "last_siftflow.pt")).class_names[0] == "awning"
+    assert main(argv) == 1  # the folder holds an interrupted run: refused

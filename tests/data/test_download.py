@@ -18,6 +18,7 @@ import scipy.io
 from sceneparse.cli import main
 from sceneparse.data import build_dataset
 from sceneparse.data.download import download, fetch, prepare
+from sceneparse.errors import InputError
 
 SUB = "spatial_envelope_256x256_static_8outdoorcategories"
 
@@ -293,3 +294,24 @@ def test_feature_data_help_explains_options_and_defaults(capsys):
         text = capsys.readouterr().out
         assert "``" not in text and str(data_root()) in text.replace("\n", " ").replace("  ", " ")
     assert "--no-progress  no progress bars" in text and "default: refuse" in text
+
+
+def test_exception_corrupt_cached_archive_is_moved_aside_and_a_new_url_downloads_anew(server, tmp_path, caplog):
+    served, url = server
+    (served / "bad.zip").write_bytes(b"PK\x03\x04" + b"\x00" * 64)  # zip magic, no archive behind it
+    good = _siftflow_zip(served / "SiftFlowDataset.zip")
+    root = tmp_path / "data"
+    cached = root / ".downloads" / "siftflow" / "SiftFlowDataset.zip"
+    with pytest.raises(InputError, match="cached download|download was moved aside") as err:
+        fetch("siftflow", root, url=f"{url}/bad.zip", progress=False)
+    assert str(cached) in str(err.value) and "run the command again" in str(err.value)
+    assert not cached.exists() and cached.with_name(cached.name + ".bad").is_file()
+    # the same corrupt file cached again (as an older version left it): a new --url and --force download anew
+    cached.write_bytes((served / "bad.zip").read_bytes())
+    cached.with_name(cached.name + ".url").write_text(f"{url}/bad.zip\n")
+    installed = fetch("siftflow", root, url=f"{url}/SiftFlowDataset.zip", progress=False, force=True)
+    assert installed.read_bytes() == good.read_bytes() and cached.read_bytes() == good.read_bytes()
+    # the same address with --force and no checksum: downloaded again, not reused
+    good.write_bytes(_siftflow_zip(tmp_path / "other.zip", names=("coast_a1", "forest_b2")).read_bytes())
+    installed = fetch("siftflow", root, url=f"{url}/SiftFlowDataset.zip", progress=False, force=True)
+    assert len(build_dataset("siftflow", root=installed, split="all")) == 2

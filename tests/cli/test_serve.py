@@ -1,0 +1,20 @@
+"""``sceneparse serve`` (sceneparse/cli/serve.py): its options, checked before the model loads."""
+
+import pytest
+
+from sceneparse.cli import main
+
+
+@pytest.mark.parametrize("port, message", [("70000", "give 1 to 65535 (or 0: a free port), got 70000"),
+                                           ("-1", "got -1"), ("http", "not a port number: 'http'")])  # fmt: skip
+def test_exception_ports_outside_the_range_are_usage_errors(port, message, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--port", port])
+    assert done.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_feature_port_zero_asks_for_a_free_port():
+    from sceneparse.cli.serve import build_parser
+
+    assert build_parser().parse_args(["--port", "0"]).port == 0
+    assert build_parser().parse_args(["--port", "65535"]).port == 65535
