@@ -19,7 +19,7 @@ import inspect
 import logging
 from pathlib import Path
 
-from sceneparse.errors import ConfigError, OutputError
+from sceneparse.errors import ConfigError, NotFoundError, OutputError
 from sceneparse.io import IMAGE_EXTENSIONS, ensure_writable, unique_names
 from sceneparse.loop import run
 from sceneparse.sinks import SINKS, Sink, build_sink
@@ -250,6 +250,12 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
         raise ConfigError("nothing to label: give image files, folders, videos or camera indices")
     inputs = _videos_in_folders(inputs, stream, exclude=out)
     streams = _once([i for i in inputs if is_stream(i, stream)])
+    missing = [s for s in streams if isinstance(s, (str, Path)) and Path(s).suffix.lower() in VIDEO_EXTS
+               and "://" not in str(s) and not Path(s).exists()]  # fmt: skip
+    if missing:  # before any work, as a missing image is
+        raise NotFoundError(
+            f"input not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     images = [i for i in inputs if not is_stream(i, stream)]
     folders = stream_folders(streams, out, single=len(inputs) == 1)
     if depth is not None and streams:

@@ -39,6 +39,8 @@ class VideoSource(Source):
         self.live = isinstance(spec, int) or bool(URL_RE.match(str(spec)))
         if not self.live and not Path(spec).is_file():
             raise NotFoundError(f"video not found: {spec}")
+        if not self.live and Path(spec).stat().st_size == 0:
+            raise InputError(f"{spec}: the file is empty (0 bytes), not a video")
         self.cap = cv2.VideoCapture(spec if self.live else str(spec))
         if not self.cap.isOpened():
             what = "camera" if isinstance(spec, int) else "stream" if self.live else "video"
