@@ -126,8 +126,8 @@ TRAIN_HELP = {
     "datasets": "train one shared encoder with a classifier head per dataset, e.g. stanford-background,siftflow,camvid "
     "(comma-separated; batches of all shuffled together; a checkpoint final_DATASET.pt per head); the options fold, "
     "num_folds, target, crop_size and scale_range apply to --dataset, the others use their own defaults",
-    "init_from": "checkpoint whose input normalisation and encoder start this run (transfer); the classifier starts "
-    "afresh",
+    "init_from": "checkpoint (path or shipped name, e.g. siftflow) whose input normalisation and encoder start this "
+    "run (transfer); the classifier starts afresh",
     "init_head": "with init_from: start the classifier of init_from's dataset from that checkpoint's classifier too "
     "(the same classes, the same architecture), so the whole model continues from it: a warm restart; the runs of "
     "one checkpoint then share their start and their weights can be averaged (tools/average_weights.py)",

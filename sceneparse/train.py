@@ -131,6 +131,13 @@ def run_training(cfg: dict) -> Path:
     (``meta["training"]``) records the number of processes as ``world_size``.
     """
     cfg = check_train_config(cfg)
+    if cfg["init_from"]:  # a shipped model's name, as distill_from takes it, or a checkpoint path
+        from sceneparse.pipeline import resolve_model
+
+        path, shipped = resolve_model(cfg["init_from"])  # an unknown name lists the shipped models
+        if shipped:
+            log.info("init_from %s: the shipped model %s", shipped, path)
+            cfg = {**cfg, "init_from": str(path)}
     _check_model_input(cfg)
     # --out is checked before any data is read (a file in the way, no permission); the folder is
     # removed again if the run fails before writing anything into it

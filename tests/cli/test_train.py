@@ -265,3 +265,15 @@ def test_feature_ctrl_c_of_a_multi_dataset_run_leaves_last_not_final_weights(tmp
     assert "interrupted after epoch" in err and "cannot be resumed" in err and str(run / "last_siftflow.pt") in err
     assert SceneParser.from_pretrained(str(run / "last_siftflow.pt")).class_names[0] == "awning"
     assert main(argv) == 1  # the folder holds an interrupted run: refused
+
+
+def test_feature_init_from_takes_a_shipped_models_name(tmp_path, stanford_path, caplog):
+    base = ["train", "--data-root", str(stanford_path), "--limit", "4", "--batch-size", "2", "--crop-size", "32", "32",
+            "--epochs", "1", "--no-progress", "--threads", "1"]  # fmt: skip
+    assert main([*base, "--init-from", "nosuch", "--out", str(tmp_path / "a")]) == 1
+    assert "unknown pretrained model 'nosuch'; shipped models: camvid" in caplog.text
+    caplog.clear()  # the name is the shipped checkpoint: its width-48 encoder does not fit a width-8 model
+    assert main([*base, "--init-from", "siftflow", "--model-args", '{"width": 8, "hidden": 8}',
+                 "--out", str(tmp_path / "b")]) == 1  # fmt: skip
+    assert "weights/siftflow.pt: its encoder" in caplog.text and "does not fit this model" in caplog.text
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
