@@ -3,17 +3,27 @@
 ``rosbags`` package (``pip install 'sceneparse[ros]'``).
 
 Frames come from one image topic (``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage``;
-``topic=`` chooses it, else the first image topic whose name does not say ``depth``), each
-with the depth image nearest in time within ``max_difference`` seconds from a depth topic
-(``depth_topic=``, else the first image topic whose name has ``depth`` in it; ``16UC1`` in
-millimetres, ``32FC1`` in metres, or ``compressedDepth`` PNGs) and the intrinsics of the last
-``sensor_msgs/CameraInfo`` (the colour topic's ``camera_info`` where there is one: aligned depth
-is in the colour camera's frame). Each frame keeps its message's header (``extra["stamp_ns"]``,
+``topic=`` chooses it, else the first image topic that is not the depth topic and whose name
+does not say ``depth``), each with the depth image whose header stamp is nearest within
+``max_difference`` seconds from a depth topic (``depth_topic=``, else the first image topic whose
+name has ``depth`` in it, else the first of a depth encoding; ``16UC1`` in millimetres, ``32FC1``
+in metres, or compressed_depth_image_transport's ``compressedDepth`` PNGs, 16UC1 millimetres or
+32FC1 quantised inverse depth). A colour image waits for depth recorded after it for up to
+``MAX_WAITING`` frames or ``MAX_WAIT_S`` seconds of bag time (as ROS's ApproximateTime
+synchroniser); depth of another size than the colour image is resized (nearest neighbour) where
+the depth topic's camera_info is the colour camera at that size, else the frame comes without
+depth and says why (``extra["depth_error"]``). The intrinsics are those of the last
+``sensor_msgs/CameraInfo`` of the colour topic's camera (``NS/camera_info`` beside
+``NS/image_raw`` or ``NS/image_raw/compressed``: aligned depth is in the colour camera's frame;
+else the nearest camera_info, with a warning where there are several); a bag without camera_info
+has none (``intrinsics`` None). Each frame keeps its message's header (``extra["stamp_ns"]``,
 ``extra["frame_id"]``) and the bag's time (``extra["bag_time_ns"]``), which the ``rosbag`` sink
 copies into its messages. Camera poses (camera-to-world, for ``sceneparse map``) come from a
 ``geometry_msgs/PoseStamped``, ``nav_msgs/Odometry`` or ``geometry_msgs/TransformStamped``
-topic (``pose_topic=``, else the first such topic), the one nearest in time within
-``max_difference``; ``/tf`` trees are not followed.
+topic (``pose_topic=``, else the one whose ``child_frame_id`` is the images' frame, else one
+naming a camera, else a PoseStamped, else the first), the one nearest in time within
+``max_difference``; a pose of another frame (a robot's ``base_link``) is used with a warning, and
+``/tf`` trees are not followed.
 
 A ROS 2 recording that was killed (no ``metadata.yaml``) is read from its sqlite3 database
 directly, in recording order. A truncated bag (cut off mid-file: rosbags needs a ROS 1 bag's
@@ -290,10 +300,16 @@ class RosbagSource(Source):
 
     Args:
         path: a ROS 2 bag folder, a ``.db3``/``.mcap`` file or a ROS 1 ``.bag`` file.
-        topic: the image topic (default: the first one whose name does not say depth).
-        depth_topic: the depth image topic (default: the first image topic named ``*depth*``;
-            ``""``: none).
-        max_difference: seconds between a colour image and the depth image paired with it.
+        topic: the image topic (default: the first one, other than the depth topic, whose name
+            does not say depth).
+        depth_topic: the depth image topic (default: the first image topic named ``*depth*``, else
+            the first of a depth encoding; ``""``: none).
+        max_difference: seconds between a colour image and the depth image (and pose) paired with it.
+        pose_topic: the camera pose topic (default: see the module; ``""``: none).
+
+    Attributes:
+        intrinsics: the colour camera's first camera matrix; None where the bag has no camera_info.
+        image_topics_text: the image topics with their encodings (``/a (rgb8), /b (16UC1)``).
     """
 
     kind = "rosbag"
@@ -427,8 +443,8 @@ class RosbagSource(Source):
 
     def _first_message(self, conns):
         """The first message of these connections, decoded; None where there is none or it cannot be read."""
-        if not conns:
-            return None
+        if not conns or not getattr(self.reader, "damaged", False) and not any(c.msgcount for c in conns):
+            return None  # (a topic without messages: not looked for through the whole bag)
         messages = self._messages(conns)
         try:
             item = next(messages, None)

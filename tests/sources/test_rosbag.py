@@ -345,6 +345,11 @@ def test_feature_pose_topic_is_the_cameras_and_a_robots_pose_is_warned_of(frames
     assert all(np.allclose(f.pose, base) for f in src)
     with pytest.raises(InputError, match=r"in: no pose topic '/odom' .*--pose-topic.*: /a/odom, /camera/pose$"):
         RosbagSource(path, pose_topic="/odom")
+    from sceneparse.cli import main
+
+    caplog.clear()
+    assert main(["map", str(path), "--pose-topic", "/odom", "--out", str(tmp_path / "map"), "--no-progress"]) == 1
+    assert "no pose topic '/odom'" in caplog.text and not (tmp_path / "map").exists()
     # an odometry of the images' own frame (or a frame naming the camera): taken, no warning
     caplog.clear()
     poses = {"/a/odom": ("Odometry", "base_link", base), "/slam/odom": ("Odometry", "camera_color_optical_frame", None),
