@@ -40,5 +40,6 @@ def test_feature_mixed_inputs_each_get_their_outputs(parser, tmp_path):
 def test_exception_nothing_to_label(parser, tmp_path):
     with pytest.raises(ValueError, match="nothing to label"):
         label(parser, [], tmp_path)
-    report = label(parser, [tmp_path / "missing.mp4"], tmp_path / "o", progress=False)
-    assert "not found" in report["streams"][str(tmp_path / "missing.mp4")]["error"]
+    with pytest.raises(FileNotFoundError, match="input not found: .*missing.mp4"):  # before any work
+        label(parser, [tmp_path / "missing.mp4"], tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
