@@ -62,8 +62,10 @@ def _check_mappable(source, spec) -> None:
         why = "the sequence has no groundtruth.txt (the camera poses: timestamp tx ty tz qx qy qz qw)"
     elif source.kind == "folder" and not source.has_poses:
         why = "the folder has no poses (NAME.pose.txt, 4x4 camera-to-world, or a TUM-style poses.txt)"
+    elif source.kind == "rosbag" and source.intrinsics is None:
+        why = "the bag has no sensor_msgs/CameraInfo topic (no intrinsics)"
     elif source.kind == "rosbag" and not source.depth_topic:
-        why = f"the bag has no depth image topic (image topics: {source.topic}; give --depth-topic)"
+        why = f"the bag has no depth image topic (image topics: {source.image_topics_text}; give --depth-topic)"
     elif source.kind == "rosbag" and not source.pose_topic:
         why = "the bag has no camera pose topic (geometry_msgs/PoseStamped, nav_msgs/Odometry or TransformStamped)"
     if why:
