@@ -14,8 +14,8 @@ dataset) that ``SceneParser.from_checkpoint``, ``sceneparse evaluate`` and
 
 from __future__ import annotations
 
-import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -233,8 +233,9 @@ def run_multitask_training(cfg: dict) -> Path:
     batch through its own head with its own class-weighted loss. Writes ``config.yaml``,
     ``metrics.jsonl`` (a row per epoch: loss and, when validated, scores per dataset; wall-clock
     minutes and the CPU minutes the process spent training, validation excluded: the measure of
-    equal training time on a shared machine) and, after every epoch, ``final_<dataset>.pt`` per head
-    (``final.pt`` too when there is one dataset). Runs of this kind do not resume.
+    equal training time on a shared machine), after every epoch ``last_<dataset>.pt`` per head, and
+    once the schedule is done ``final_<dataset>.pt`` (``final.pt`` too when there is one dataset)
+    from them. Runs of this kind do not resume.
     """
     from sceneparse.config import check_train_config
     from sceneparse.data import build_dataset
@@ -244,6 +245,7 @@ def run_multitask_training(cfg: dict) -> Path:
         build_scheduler,
         code_revision,
         evaluate,
+        json_text,
         resolve_device,
         save_checkpoint,
         seed_everything,
@@ -255,7 +257,7 @@ def run_multitask_training(cfg: dict) -> Path:
     if cfg["resume"]:
         raise ConfigError("option resume: runs with datasets, init_from or freeze cannot be resumed; start anew")
     out = Path(cfg["out"])
-    if any(out.glob("final*.pt")) or (out / "last.pt").exists():
+    if any(out.glob("final*.pt")) or any(out.glob("last*.pt")):
         raise ConfigError(f"option out: {out} already holds a run; choose another --out")
     revision = code_revision()
     if cfg["threads"]:
@@ -371,19 +373,22 @@ def run_multitask_training(cfg: dict) -> Path:
         row["elapsed_minutes"] = (time.perf_counter() - t0) / 60
         row["train_cpu_minutes"] = train_cpu / 60  # CPU time of the process in training, validation excluded
         with log_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        log.info("epoch %s", json.dumps(row))
+            f.write(json_text(row) + "\n")
+        log.info("epoch %s", json_text(row))
         for name, info in infos.items():
             head = model.heads[name]
             args = {"num_classes": info.num_classes, **cfg["model_args"]}
             hc = _head_config(cfg, name, heads[name])
             metrics = scores.get(name, {})
-            paths = [out / f"final_{name}.pt"] + ([out / "final.pt"] if len(infos) == 1 else [])
-            for path in paths:
-                save_checkpoint(path, head, cfg["model"], args, info, hc, metrics, revision=revision)
+            save_checkpoint(out / f"last_{name}.pt", head, cfg["model"], args, info, hc, metrics, revision=revision)
         if over_time:
             log.info("time limit of %.1f minutes reached after epoch %d", cfg["time_limit_minutes"], epoch)
             break
+    for name in infos:  # the schedule is done: its last epoch's weights are the run's final ones
+        last = out / f"last_{name}.pt"
+        if len(infos) == 1:
+            shutil.copyfile(last, out / "final.pt")
+        last.replace(out / f"final_{name}.pt")
     if scores:
         write_json(out / "val_metrics.json", scores)
     return out

@@ -166,8 +166,8 @@ def _check_model_input(cfg: dict) -> None:
 
 def _multitask(cfg: dict) -> Path:
     """:func:`~sceneparse.multitask.run_multitask_training`, and on Ctrl-C a message that names what
-    the run wrote: its checkpoints of the last finished epoch are renamed ``last_*.pt`` (the
-    ``final_*.pt`` names are for finished runs), and such runs cannot be resumed."""
+    the run wrote: its checkpoints of the last finished epoch, ``last_*.pt`` (the ``final_*.pt``
+    names are for finished runs), and that such runs cannot be resumed."""
     from sceneparse.multitask import run_multitask_training
 
     out = Path(cfg["out"])
@@ -176,11 +176,7 @@ def _multitask(cfg: dict) -> Path:
     try:
         return run_multitask_training(cfg)
     except KeyboardInterrupt:
-        written = []
-        for path in sorted(out.glob("final*.pt")):
-            moved = path.with_name("last" + path.name[len("final") :])
-            path.replace(moved)
-            written.append(moved)
+        written = sorted(out.glob("last_*.pt"))  # each epoch's; final_*.pt only once the schedule is done
         epoch = _last_epoch(out / "metrics.jsonl")
         if written:
             log.error("interrupted after epoch %d (of 0 to %d): the weights of that epoch are in %s (named last_*, not "

@@ -132,7 +132,9 @@ def test_freeze_freezes_exactly_the_encoder_and_the_classifier_learns(tmp_path):
 def test_config_options():
     cfg = check_train_config({"datasets": "stanford-background, siftflow", "freeze": "none"})
     assert cfg["datasets"] == ["stanford-background", "siftflow"] and cfg["freeze"] is None
-    assert check_train_config({"freeze": "encoder"})["freeze"] == "encoder"
+    assert check_train_config({"freeze": "encoder", "init_from": "x.pt"})["freeze"] == "encoder"
+    with pytest.raises(ConfigError, match="freeze"):  # a random encoder, frozen: nothing to learn from
+        check_train_config({"freeze": "encoder"})
     with pytest.raises(ConfigError, match="unknown dataset 'pascal'"):
         check_train_config({"datasets": ["siftflow", "pascal"]})
     with pytest.raises(ConfigError, match="option datasets"):

@@ -70,8 +70,9 @@ def ddp(args) -> dict:
         runs = [r for k, r in report["runs"].items() if k.startswith(name + ",")]
         summary = {}
         for key in ("pixel_accuracy", "mean_class_accuracy", "mean_iou"):
-            values = [r[key] for r in runs]
-            summary[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0}
+            values = [r[key] for r in runs if r[key] is not None]  # null: no such figure (metrics.jsonl writes NaN so)
+            summary[key] = {"mean": statistics.mean(values) if values else None,
+                            "sd": statistics.stdev(values) if len(values) > 1 else 0}  # fmt: skip
         summary["epoch_seconds_median"] = statistics.median(s for r in runs for s in r["epoch_seconds"])
         report["summary"][name] = summary
     return report

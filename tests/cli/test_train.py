@@ -252,9 +252,9 @@ def test_feature_ctrl_c_of_a_multi_dataset_run_leaves_last_not_final_weights(tmp
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.monotonic() + 180
-        while not (run / "final_siftflow.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        while not (run / "last_siftflow.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert (run / "final_siftflow.pt").exists(), "no checkpoint written"
+        assert (run / "last_siftflow.pt").exists(), "no checkpoint written"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
