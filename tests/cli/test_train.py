@@ -144,12 +144,8 @@ def test_exception_model_args_that_are_not_a_json_object_are_usage_errors(tmp_pa
         assert done.value.code == 2 and reason in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_feature_ctrl_c_exits_130_and_names_the_last_checkpoint(tmp_path, stanford_path):
-    run = tmp_path / "run"
-    argv = ["train", "--model-args", '{"width": 8, "hidden": 8}', "--data-root", str(stanford_path),
-            "--limit", "4", "--batch-size", "2", "--crop-size", "32", "32", "--epochs", "10000",
-            "--out", str(run), "--no-progress", "--threads", "1"]  # fmt: skip
+def _interrupt_once_written(argv, path, wait: float = 120) -> tuple[int, str]:
+    """Run ``sceneparse ARGV`` in a process, send it SIGINT once ``path`` is written; (exit code, stderr)."""
     code = "import sys; from sceneparse.cli import main; sys.exit(main(sys.argv[1:]))"
     # SIGINT as a terminal sends it, also when the tests run in a background job (whose children
     # inherit SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
@@ -157,16 +153,26 @@ def test_feature_ctrl_c_exits_130_and_names_the_last_checkpoint(tmp_path, stanfo
                             env=dict(os.environ, PYTHONUNBUFFERED="1"),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while not (run / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        deadline = time.monotonic() + wait
+        while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert (run / "last.pt").exists(), "no checkpoint written"
+        assert path.exists(), f"no checkpoint written: {proc.stderr.read() if proc.poll() is not None else ''}"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+def test_feature_ctrl_c_exits_130_and_names_the_last_checkpoint(tmp_path, stanford_path):
+    run = tmp_path / "run"
+    argv = ["train", "--model-args", '{"width": 8, "hidden": 8}', "--data-root", str(stanford_path),
+            "--limit", "4", "--batch-size", "2", "--crop-size", "32", "32", "--epochs", "10000",
+            "--out", str(run), "--no-progress", "--threads", "1"]  # fmt: skip
+    returncode, err = _interrupt_once_written(argv, run / "last.pt")
+    assert returncode == 130, err
     assert "the last checkpoint, after epoch" in err and f"--resume {run / 'last.pt'}" in err
     epoch = load_checkpoint(run / "last.pt")["epoch"]
     assert [r["epoch"] for r in _rows(run)][: epoch + 1] == list(range(epoch + 1))
@@ -246,21 +252,8 @@ def test_feature_ctrl_c_of_a_multi_dataset_run_leaves_last_not_final_weights(tmp
     argv = ["train", "--config", str(cfg), "--model-args", '{"width": 8, "hidden": 8}', "--limit", "4",
             "--batch-size", "2", "--crop-size", "32", "32", "--epochs", "10000", "--out", str(run), "--no-progress",
             "--threads", "1"]  # fmt: skip
-    code = "import sys; from sceneparse.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    try:
-        deadline = time.monotonic() + 180
-        while not (run / "last_siftflow.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert (run / "last_siftflow.pt").exists(), "no checkpoint written"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    returncode, err = _interrupt_once_written(argv, run / "last_siftflow.pt", wait=180)
+    assert returncode == 130, err
     assert sorted(p.name for p in run.glob("*.pt")) == ["last_siftflow.pt", "last_stanford-background.pt"]
     assert "interrupted after epoch" in err and "cannot be resumed" in err and str(run / "last_siftflow.pt") in err
     assert SceneParser.from_pretrained(str(run / "last_siftflow.pt")).class_names[0] == "awning"
