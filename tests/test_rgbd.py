@@ -53,8 +53,9 @@ def test_feature_rgbd_train_evaluate_parse(tmp_path, nyu_frames, target):
     assert main(["label", rgb_file, "--model", str(run / "final.pt"), "--out", str(labelled / "x")]) == 1  # no depth
 
     out = tmp_path / "eval"
-    assert main(["evaluate", "--model", str(run / "final.pt"), "--data-root", str(nyu_frames), "--split", "test",
-                 "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    evaluate = ["evaluate", "--model", str(run / "final.pt"), "--data-root", str(nyu_frames), "--no-progress"]
+    assert main([*evaluate, "--split", "test", "--out", str(out)]) == 1  # trained on all 8 frames: none unseen
+    assert main([*evaluate, "--split", "all", "--out", str(out)]) == 0  # the pipeline, on its training frames
     assert "| 8 |" in (out / "metrics.md").read_text()
 
 
