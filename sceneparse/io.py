@@ -30,6 +30,8 @@ __all__ = [
     "write_npz",
 ]
 
+#: The endings of the files labelling writes for an image (NAME_labels.png, NAME_overlay.jpg).
+LABEL_OUTPUT_SUFFIXES = ("_labels.png", "_overlay.jpg")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -68,13 +70,31 @@ def read_image(path: str | Path) -> np.ndarray:
         raise NotFoundError(f"image not found: {path}")
     if not path.is_file():
         raise InputError(f"not a file: {path}")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"{path}: not a readable image (unknown format or corrupt file)")
-    truncated = _truncation(path)
+    truncated = _truncation(path)  # before decoding: libjpeg would warn and fill the rest with grey
     if truncated:
         raise InputError(f"{path}: {truncated}: the file is cut short (an interrupted copy or download?)")
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        img = _float_image(path)
+    if img is None:
+        raise InputError(f"{path}: not a readable image (unknown format or corrupt file)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _float_image(path: Path) -> np.ndarray | None:
+    """A floating-point image (a 32-bit TIFF) with values in [0, 1] as HxWx3 uint8 BGR, which
+    ``IMREAD_COLOR`` does not decode; None if it is not one."""
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype.kind != "f":
+        return None
+    finite = raw[np.isfinite(raw)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        raise InputError(f"{path}: a floating-point image with values in [{finite.min():g}, {finite.max():g}]: "
+                         "read as colours only in [0, 1]; save it as an 8- or 16-bit image")  # fmt: skip
+    img = np.round(np.nan_to_num(raw) * 255).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR) if img.shape[2] == 4 else img[..., :3]
 
 
 _JPEG_START, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
@@ -128,7 +148,9 @@ def list_images(inputs, exclude: str | Path | None = None) -> list[tuple[Path, P
         p = Path(item)
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            if skip is not None and skip != p.resolve() and skip.is_relative_to(p.resolve()):
+            if skip is not None and skip == p.resolve():  # labelled into itself: not its own outputs again
+                files = [f for f in files if not f.name.endswith(LABEL_OUTPUT_SUFFIXES)]
+            elif skip is not None and skip.is_relative_to(p.resolve()):
                 files = [f for f in files if not f.resolve().is_relative_to(skip)]
             # an RGB-D frame folder's depth maps (NAME.depth.png beside NAME.jpg) are not photos
             photos = [f for f in files if f.name.lower().split(".")[-2:-1] != ["depth"]]

@@ -55,7 +55,9 @@ def _videos_in_folders(inputs, stream: bool, exclude=None) -> list:
             expanded.append(spec)
             continue
         files = sorted(f for f in path.rglob("*") if f.is_file())
-        if skip is not None and skip != path.resolve():
+        if skip is not None and skip == path.resolve():  # labelled into itself: not its overlay videos again
+            files = [f for f in files if f.name != "overlay.mp4"]
+        elif skip is not None:
             files = [f for f in files if not f.resolve().is_relative_to(skip)]
         videos = [f for f in files if f.suffix.lower() in VIDEO_EXTS]
         if not videos or any(f.suffix.lower() in IMAGE_EXTENSIONS for f in files):

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from sceneparse.errors import ConfigError, OutputError
 from sceneparse.sinks import Sink, StreamInfo
+from sceneparse.sinks.base import FileSink, interrupts_deferred
 from sceneparse.sources import Frame, open_source
 
 __all__ = ["run", "device_name"]
@@ -221,25 +222,27 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
     finally:
         # No thread may outlive the loop: one still inside OpenCV or PyTorch when the interpreter
         # exits aborts the process ("terminate called without an active exception", exit 134).
-        reader.stop.set()
-        try:
-            results.close()  # the parse step's generator: closes the smoother, joining its threads
-        except Exception as err:
-            log.error("closing the temporal smoother failed: %s", err)
-        writer.queue.put(_END)
-        writer.join()
-        bar.close()
-        _drain(reader)
-        if opens:
-            src.close()
-        _close(opened)
+        # A second Ctrl-C (or SIGTERM) waits: the outputs are closed first, so a video plays.
+        with interrupts_deferred("closing the outputs"):
+            reader.stop.set()
+            try:
+                results.close()  # the parse step's generator: closes the smoother, joining its threads
+            except Exception as err:
+                log.error("closing the temporal smoother failed: %s", err)
+            writer.queue.put(_END)
+            writer.join()
+            bar.close()
+            _drain(reader)
+            if opens:
+                src.close()
+            _close(opened)
     elapsed = time.perf_counter() - t0
     if writer.error is not None:
         sink = writer.failed_sink
-        where = getattr(sink, "path", None) or getattr(sink, "out", None)
+        where = sink.out / Path(sink.pattern).parent if isinstance(sink, FileSink) else getattr(sink, "path", None)
         what = f"the {sink.name} output" + (f" ({where})" if where else "") if sink is not None else "an output"
-        raise OutputError(f"{what} failed at frame {writer.written}: {writer.error}; the frames before are "
-                          "written") from writer.error  # fmt: skip
+        before = "the frames before are written" if writer.written else "no frame was written"
+        raise OutputError(f"{what} failed at frame {writer.written}: {writer.error}; {before}") from writer.error
     failed = {**getattr(src, "failed", {}), **failed}
     if reader.error is not None:
         if not isinstance(reader.error, Exception):

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(f"sceneparse.cli.{COMMANDS[argv[0]][0]}")
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread() and argv[0] != "serve":  # uvicorn handles its own
         signal.signal(signal.SIGTERM, _terminate)
     try:
         code = module.main(argv[1:])

@@ -62,6 +62,8 @@ def _check_mappable(source, spec) -> None:
         why = "the sequence has no groundtruth.txt (the camera poses: timestamp tx ty tz qx qy qz qw)"
     elif source.kind == "folder" and not source.has_poses:
         why = "the folder has no poses (NAME.pose.txt, 4x4 camera-to-world, or a TUM-style poses.txt)"
+    elif source.kind == "rosbag" and not len(source):
+        why = f"the bag holds no message on its image topic {source.topic}"
     elif source.kind == "rosbag" and source.intrinsics is None:
         why = "the bag has no sensor_msgs/CameraInfo topic (no intrinsics)"
     elif source.kind == "rosbag" and not source.depth_topic:
@@ -127,8 +129,8 @@ def _map(args, out: Path) -> int:
     for name, path in summary.get("files", {}).items():
         print(f"  {name:10s} {path}")
     if summary.get("frames") and not summary.get("points"):
-        print(f"{out}: no surface point yet: a point is kept once {sink.weight_threshold:g} frames have seen it, "
-              "so a map wants more frames of the same surfaces", file=sys.stderr)  # fmt: skip
+        print(f"{out}: no surface point yet: a point is kept once more than {sink.weight_threshold:g} frames have "
+              "seen it, so a map wants more frames of the same surfaces", file=sys.stderr)  # fmt: skip
     if failed:
         item, why = next(iter(failed.items()))
         print(f"{len(failed)} frame(s) could not be labelled and are not in the map (listed in summary.json); "
@@ -142,7 +144,9 @@ def _map(args, out: Path) -> int:
         return 1
     if not summary.get("frames"):
         kept = "; the map of an earlier run there is left as it was" if summary.get("kept_earlier") else ""
-        print(f"{out}: no frame was fused, the map is empty: a map needs RGB-D frames with intrinsics and poses"
-              f"{kept}", file=sys.stderr)  # fmt: skip
+        why = ("a map needs RGB-D frames with intrinsics and poses" if not left_out else
+               f"every frame was left out ({', '.join(f'{n} {k}' for k, n in left_out.items())}; the first of each "
+               "reason is named above)")  # fmt: skip
+        print(f"{out}: no frame was fused, the map is empty: {why}{kept}", file=sys.stderr)
         return 1
     return 1 if failed else 0

@@ -10,7 +10,11 @@ module with a :class:`Sink` subclass decorated with :func:`register_sink`, impor
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +22,10 @@ import numpy as np
 
 from sceneparse.errors import ConfigError
 
-__all__ = ["Sink", "FileSink", "StreamInfo", "SINKS", "register_sink", "build_sink", "list_sinks"]
+__all__ = ["Sink", "FileSink", "StreamInfo", "SINKS", "register_sink", "build_sink", "list_sinks",
+           "interrupts_deferred"]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,3 +125,25 @@ def build_sink(spec, out: str | Path | None = None, **params) -> Sink:
     if unknown:
         raise ConfigError(f"sink {spec!r} has no parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return cls(**params)
+
+
+@contextlib.contextmanager
+def interrupts_deferred(what: str):
+    """Ctrl-C and SIGTERM are held off until the block is done (in the main thread; elsewhere
+    signals are not delivered anyway): the command then ends as it was going to."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum, frame):
+        if not received:
+            log.warning("%s: the outputs are being written; they will be complete in a moment", what)
+        received.append(signum)
+
+    saved = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -21,18 +21,15 @@ Needs open3d (``pip install 'sceneparse[3d]'``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import signal
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from sceneparse.errors import ConfigError, InputError
-from sceneparse.sinks.base import Sink, register_sink
+from sceneparse.sinks.base import Sink, interrupts_deferred, register_sink
 
 __all__ = ["SemanticMapSink"]
 
@@ -119,7 +116,7 @@ class SemanticMapSink(Sink):
             log.warning("%s: no frame was fused, so the map there (of an earlier run) is left as it was", self.out)
             self.report = {"frames": 0, "points": 0, "files": {}, "skipped": self.skipped, "kept_earlier": True}
             return
-        with _interrupts_deferred("writing the map"):  # a second Ctrl-C must not leave half of its files
+        with interrupts_deferred("writing the map"):  # a second Ctrl-C must not leave half of its files
             extra = {"skipped": self.skipped, "fuse_seconds": self.fuse_seconds,
                      "seconds": time.perf_counter() - self.started}  # fmt: skip
             self.report = write_map_outputs(self.map, self.out, costs=self.costs, resolution=self.grid_resolution,
@@ -129,28 +126,6 @@ class SemanticMapSink(Sink):
 
     def summary(self) -> dict:
         return {"folder": str(self.out), **self.report}
-
-
-@contextlib.contextmanager
-def _interrupts_deferred(what: str):
-    """Ctrl-C and SIGTERM are held off until the block is done (in the main thread; elsewhere
-    signals are not delivered anyway): the command then ends as it was going to."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-
-    def hold(signum, frame):
-        if not received:
-            log.warning("%s: the outputs are being written; they will be complete in a moment", what)
-        received.append(signum)
-
-    saved = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
 
 
 #: The files of a map besides summary.json (see the module).

@@ -161,6 +161,9 @@ def test_feature_overwrite_replaces_the_per_frame_folders_and_outputs_stay_out_o
     for extra in ([], ["--overwrite"]):  # the second run must not label the first run's outputs
         assert main(["label", str(inside), "--out", str(inside / "labelled"), "--no-progress", *extra]) == 0
     assert len(list((inside / "labelled").rglob("*.png"))) == 2
+    for _ in range(2):  # into the input folder itself
+        assert main(["label", str(inside), "--out", str(inside), "--no-progress", "--overwrite"]) == 0
+    assert len(list(inside.glob("*_labels.png"))) == 2 and not list(inside.glob("*_labels_labels.png"))
 
 
 def test_feature_frame_folder_labels_are_named_after_their_frames(sevenscenes_path, tmp_path):

@@ -59,3 +59,18 @@ def test_exception_sink_registry_names_the_problem(tmp_path):
     with pytest.raises(ValueError, match="no parameter.*colour"):
         build_sink("overlay", out=tmp_path, colour=1)
     assert build_sink({"name": "overlay", "alpha": 0.3}, out=tmp_path).alpha == 0.3
+
+
+def test_edge_interrupts_wait_until_the_outputs_are_written():
+    import os
+    import signal
+
+    from sceneparse.sinks.base import interrupts_deferred
+
+    before = signal.getsignal(signal.SIGINT)
+    done = False
+    with interrupts_deferred("writing"):
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C while the outputs close
+        os.kill(os.getpid(), signal.SIGTERM)
+        done = True
+    assert done and signal.getsignal(signal.SIGINT) is before  # held off, then the handlers are back
