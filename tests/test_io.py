@@ -158,3 +158,16 @@ def test_edge_output_folder_removes_only_the_empty_folders_it_created(tmp_path):
     with pytest.raises(KeyError), output_folder(tmp_path / "d" / "e"):
         raise KeyError("the command failed")
     assert not (tmp_path / "d").exists() and tmp_path.is_dir()
+
+
+def test_edge_float_tiff_in_unit_range_is_read_and_other_ranges_named(tmp_path):
+    import cv2
+
+    from sceneparse.io import read_image
+
+    rgb = np.random.default_rng(0).random((12, 16, 3)).astype(np.float32)
+    cv2.imwrite(str(tmp_path / "unit.tif"), rgb[..., ::-1])
+    assert np.array_equal(read_image(tmp_path / "unit.tif"), np.round(rgb * 255).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "hdr.tif"), 5 * rgb)
+    with pytest.raises(ValueError, match="floating-point image with values in"):
+        read_image(tmp_path / "hdr.tif")
