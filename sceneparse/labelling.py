@@ -269,6 +269,10 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
     if depth_scale is not None and streams:  # a frame folder's depth PNGs (sources that take depth_scale)
         source_options = {**(source_options or {}), "depth_scale": depth_scale}
     depth_scale = 1000.0 if depth_scale is None else depth_scale
+    unused = [k for k, v in (source_options or {}).items() if v is not None and k != "depth_scale"]
+    if images and unused and not streams:
+        log.warning("%s: for ROS bags; not used for still images",
+                    ", ".join("--" + k.replace("_", "-") for k in unused))  # fmt: skip
     image_source = ImageFiles(images, depth=depth, depth_scale=depth_scale, exclude=out) if images else None
     ensure_writable(out)
     if not overwrite:

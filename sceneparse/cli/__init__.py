@@ -75,7 +75,11 @@ def main(argv=None) -> int:
         print(f"\nunknown command {argv[0]!r}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    module = importlib.import_module(f"sceneparse.cli.{COMMANDS[argv[0]][0]}")
+    try:
+        module = importlib.import_module(f"sceneparse.cli.{COMMANDS[argv[0]][0]}")
+    except KeyboardInterrupt:  # Ctrl-C while the command starts: nothing done yet
+        log.error("interrupted")
+        return 130
     if threading.current_thread() is threading.main_thread() and argv[0] != "serve":  # uvicorn handles its own
         signal.signal(signal.SIGTERM, _terminate)
     try:
