@@ -15,8 +15,15 @@ from sceneparse.errors import InputError, NotFoundError, OutputError
 
 log = logging.getLogger(__name__)
 
+# FFmpeg prints its own errors while OpenCV opens a video ("moov atom not found" for a cut file)
+# or probes for an H.264 encoder ("h264_v4l2m2m: can't configure encoder" without a hardware
+# one); sceneparse says what went wrong in its own words, so keep only FFmpeg's fatal messages,
+# unless the user chose a level. Read when OpenCV first uses FFmpeg.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
+
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "opencv_quiet",
     "atomic_write",
     "per_file_version",
     "read_image",
@@ -33,6 +40,19 @@ __all__ = [
 #: The endings of the files labelling writes for an image (NAME_labels.png, NAME_overlay.jpg).
 LABEL_OUTPUT_SUFFIXES = ("_labels.png", "_overlay.jpg")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+@contextlib.contextmanager
+def opencv_quiet():
+    """OpenCV's own log silenced for the block: its warnings while it tries backends and codecs
+    ("can't open camera by index", a missing encoder) are not errors; the caller checks the
+    result and raises one that names the input."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def per_file_version(maxsize: int = 8):

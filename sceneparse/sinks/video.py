@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 
 from sceneparse.errors import OutputError
+from sceneparse.io import opencv_quiet
 from sceneparse.sinks.base import Sink, register_sink
 from sceneparse.visualize import overlay
 
@@ -19,25 +20,16 @@ __all__ = ["VideoSink", "open_video_writer"]
 
 log = logging.getLogger(__name__)
 
-# FFmpeg prints its own errors while OpenCV probes for an H.264 encoder ("h264_v4l2m2m: can't
-# configure encoder" where there is no hardware one) before falling back to MPEG-4; keep only
-# its fatal messages, unless the user chose a level. Read when OpenCV first uses FFmpeg.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
-
 
 def open_video_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, str]:
     """An OpenCV writer for ``path``: H.264 where the codec is available, else MPEG-4 part 2."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a missing encoder is not an error here
-    try:
+    with opencv_quiet():  # a missing encoder is not an error here
         for fourcc in ("avc1", "mp4v"):
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
             if writer.isOpened():
                 return writer, fourcc
             writer.release()
-    finally:
-        cv2.utils.logging.setLogLevel(level)
     raise OutputError(f"{path}: no video encoder available (tried H.264 and MPEG-4)")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 
 from sceneparse.errors import InputError, NotFoundError
+from sceneparse.io import opencv_quiet
 from sceneparse.sources.base import URL_RE, Frame, Source, register_source
 
 __all__ = ["VideoSource", "VIDEO_EXTS"]
@@ -41,7 +42,8 @@ class VideoSource(Source):
             raise NotFoundError(f"video not found: {spec}")
         if not self.live and Path(spec).stat().st_size == 0:
             raise InputError(f"{spec}: the file is empty (0 bytes), not a video")
-        self.cap = cv2.VideoCapture(spec if self.live else str(spec))
+        with opencv_quiet():  # its warnings while trying backends; the error below names the input
+            self.cap = cv2.VideoCapture(spec if self.live else str(spec))
         if not self.cap.isOpened():
             what = "camera" if isinstance(spec, int) else "stream" if self.live else "video"
             raise InputError(f"{spec}: not a readable {what}")

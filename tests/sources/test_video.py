@@ -2,6 +2,8 @@
 
 import functools
 import http.server
+import subprocess
+import sys
 import threading
 
 import cv2
@@ -64,3 +66,28 @@ def test_feature_truncated_video_is_read_up_to_the_break(tmp_path):
     n = sum(1 for _ in src)
     assert 0 < n < 30 and src.truncated
     cv2.setNumThreads(cv2.getNumThreads())  # OpenCV still usable after the broken file
+
+
+def test_exception_unopenable_inputs_print_only_their_error(tmp_path):
+    """OpenCV's and FFmpeg's own warnings (a camera index it cannot open, a cut MP4's missing
+    moov atom) do not reach stderr: the one message is sceneparse's, naming the input."""
+    frames, _ = moving_scene(8)
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 15, (128, 96))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    data = (tmp_path / "clip.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # the moov atom is at the end
+    code = (
+        "import sys\n"
+        "from sceneparse.sources import open_source\n"
+        "for spec in sys.argv[1:]:\n"
+        "    try:\n"
+        "        open_source(spec)\n"
+        "    except ValueError as exc:\n"
+        "        print(exc, file=sys.stderr)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, "97", str(tmp_path / "cut.mp4")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    lines = run.stderr.strip().splitlines()
+    assert lines == ["97: not a readable camera", f"{tmp_path / 'cut.mp4'}: not a readable video"], run.stderr
