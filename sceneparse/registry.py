@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from sceneparse.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported with the models, not with the package (the CLI starts without it)
+    from torch import nn
 
 __all__ = ["register_model", "create_model", "list_models", "model_entrypoint"]
 

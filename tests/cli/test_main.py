@@ -12,3 +12,20 @@ def test_smoke_console_entry_and_models():
     assert "  camvid: boundary-offset head, crf parameters\n" in proc.stdout and "  siftflow:" not in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "sceneparse", "frobnicate"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown command" in proc.stderr
+
+
+def test_feature_ctrl_c_while_the_command_loads_exits_130_without_a_traceback():
+    """The command line module loads without torch (the seconds of a command's start are spent
+    inside main, where Ctrl-C is caught), and an interrupt there exits 130 with one line."""
+    code = "import sys, sceneparse.cli; print('torch' in sys.modules, 'cv2' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.split() == ["False", "False"], proc.stdout + proc.stderr
+    code = (
+        "import importlib, sys, sceneparse.cli\n"
+        "def interrupted(name, *a, **k):\n"
+        "    raise KeyboardInterrupt\n"
+        "importlib.import_module = interrupted\n"
+        "sys.exit(sceneparse.cli.main(['label', 'x.jpg']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 130 and "interrupted" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
