@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from sceneparse.errors import ConfigError, NotFoundError
+from sceneparse.errors import ConfigError, NotFoundError, did_you_mean
 
 __all__ = [
     "TRAIN_DEFAULTS",
@@ -414,7 +414,8 @@ def load_yaml(path: str | Path, known: dict) -> dict:
     data = read_yaml_mapping(path)
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        named = ", ".join(f"{name}{did_you_mean(name, known)}" for name in unknown)
+        raise ConfigError(f"{path}: unknown option(s) {named}; known: {', '.join(sorted(known))}")
     return data
 
 

@@ -8,7 +8,16 @@ traceback.
 
 from __future__ import annotations
 
-__all__ = ["SceneparseError", "InputError", "NotFoundError", "ConfigError", "OutputError"]
+import difflib
+
+__all__ = ["SceneparseError", "InputError", "NotFoundError", "ConfigError", "OutputError", "did_you_mean"]
+
+
+def did_you_mean(name, known) -> str:
+    """`` (did you mean 'epochs'?)`` for the known name closest to a mistyped ``name``, or ``""``
+    where none is close; for the messages that list the known names."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class SceneparseError(Exception):

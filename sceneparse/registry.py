@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from sceneparse.errors import ConfigError
+from sceneparse.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:  # torch is imported with the models, not with the package (the CLI starts without it)
     from torch import nn
@@ -33,7 +33,8 @@ def model_entrypoint(name: str) -> Callable[..., nn.Module]:
     """The factory registered as ``name``; an unknown name lists the valid ones."""
     _ensure_loaded()
     if name not in _MODELS:
-        raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
+        hint = did_you_mean(name, _MODELS)
+        raise ConfigError(f"unknown model {name!r}{hint}; available: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
 
 

@@ -153,5 +153,8 @@ def test_exception_yaml_files(tmp_path):
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_yaml(bad, TRAIN_DEFAULTS)
     bad.write_text("epochz: 3\n")
-    with pytest.raises(ConfigError, match="unknown option.*epochz"):
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) epochz \(did you mean 'epochs'\?\); known: amp"):
+        load_yaml(bad, TRAIN_DEFAULTS)
+    bad.write_text("qwxz: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) qwxz; known"):  # nothing close: no guess
         load_yaml(bad, TRAIN_DEFAULTS)

@@ -119,6 +119,7 @@ def _bag_options(args) -> dict:
 
 
 def main(argv=None) -> int:
+    from sceneparse.errors import did_you_mean
     from sceneparse.io import output_folder
     from sceneparse.sinks import list_sinks
 
@@ -135,7 +136,8 @@ def main(argv=None) -> int:
     refiners = refiners_from(args)
     unknown = [s for s in args.sink if s not in list_sinks()]
     if unknown:
-        ap.error(f"--sink: unknown sink(s) {', '.join(unknown)}; available: {', '.join(list_sinks())}")
+        named = ", ".join(f"{name}{did_you_mean(name, list_sinks())}" for name in unknown)
+        ap.error(f"--sink: unknown sink(s) {named}; available: {', '.join(list_sinks())}")
     if args.depth and not Path(args.depth).is_dir():
         ap.error(f"--depth: folder not found: {args.depth}")
     with output_folder(args.out):  # before the model loads; removed again if nothing is written

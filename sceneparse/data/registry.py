@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sceneparse.data.base import DatasetInfo, SegmentationDataset
-from sceneparse.errors import ConfigError
+from sceneparse.errors import ConfigError, did_you_mean
 
 __all__ = [
     "RemoteFile",
@@ -147,7 +147,7 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     """The spec of dataset ``name``; an unknown name lists the known ones."""
     specs = _registered()
     if name not in specs:
-        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(specs))}")
+        raise ConfigError(f"unknown dataset {name!r}{did_you_mean(name, specs)}; known: {', '.join(sorted(specs))}")
     return specs[name]
 
 
@@ -168,7 +168,7 @@ def get_dataset_info(name: str) -> DatasetInfo:
         return spec.infos[target]
     if name in _SPECS:
         return _SPECS[name].info
-    raise ConfigError(f"unknown class set {name!r}; known: {', '.join(sorted(sets))}")
+    raise ConfigError(f"unknown class set {name!r}{did_you_mean(name, sets)}; known: {', '.join(sorted(sets))}")
 
 
 def build_dataset(name: str, **kwargs) -> SegmentationDataset:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sceneparse.errors import ConfigError
+from sceneparse.errors import ConfigError, did_you_mean
 
 __all__ = ["Sink", "FileSink", "StreamInfo", "SINKS", "register_sink", "build_sink", "list_sinks",
            "interrupts_deferred"]  # fmt: skip
@@ -114,7 +114,7 @@ def build_sink(spec, out: str | Path | None = None, **params) -> Sink:
         params = {**spec, **params}
         spec = params.pop("name", None)
     if spec not in SINKS:
-        raise ConfigError(f"unknown sink {spec!r}; available: {', '.join(list_sinks())}")
+        raise ConfigError(f"unknown sink {spec!r}{did_you_mean(spec, SINKS)}; available: {', '.join(list_sinks())}")
     cls = SINKS[spec]
     known = inspect.signature(cls).parameters
     if "out" in known:

@@ -77,6 +77,10 @@ def test_exception_unknown_names_list_the_known_ones():
         build_dataset("imagenet")
     with pytest.raises(ValueError, match="unknown class set 'nope'.*nyuv2-13.*stanford-surfaces"):
         get_dataset_info("nope")
+    with pytest.raises(ConfigError, match=r"unknown dataset 'stanfrod' \(did you mean 'stanford-background'\?\)"):
+        build_dataset("stanfrod")
+    with pytest.raises(ConfigError, match=r"class set 'stanford-surface' \(did you mean 'stanford-surfaces'\?\)"):
+        get_dataset_info("stanford-surface")
     with pytest.raises(ConfigError, match="target must be one of 4, 13, 40"):
         get_dataset_spec("nyuv2").info_for("894")
     with pytest.raises(ConfigError, match="unknown dataset 'pascal'"):

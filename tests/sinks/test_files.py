@@ -54,6 +54,8 @@ def test_exception_sink_registry_names_the_problem(tmp_path):
     assert {"labels", "overlay", "probs", "video", "metrics"} <= set(list_sinks())
     with pytest.raises(ValueError, match="unknown sink 'nope'; available: labels, metrics"):
         build_sink("nope", out=tmp_path)
+    with pytest.raises(ValueError, match=r"unknown sink 'overlays' \(did you mean 'overlay'\?\); available"):
+        build_sink("overlays", out=tmp_path)
     with pytest.raises(ValueError, match="writes files: give it an output folder"):
         build_sink("labels")
     with pytest.raises(ValueError, match="no parameter.*colour"):
