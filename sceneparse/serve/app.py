@@ -307,10 +307,19 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
                            {"WWW-Authenticate": "Bearer"})  # fmt: skip
 
     async def read_upload(request: Request, field: str, kind: str) -> tuple[bytes, str]:
+        """The upload's bytes and name: a multipart file field, or the whole body sent with the
+        kind's own content type (``image/jpeg``, ``video/mp4``) or ``application/octet-stream``."""
         ctype = request.headers.get("content-type", "")
+        media = ctype.split(";")[0].strip().lower()
+        if media.startswith(f"{kind}/") or media == "application/octet-stream":
+            data = await request.body()
+            if not data:
+                raise ApiError(400, f"the request body is empty: send the {kind}'s bytes")
+            return data, field
         if not ctype.startswith("multipart/form-data"):
             raise ApiError(400, f"send the {kind} as multipart/form-data with a file field '{field}' "
-                                f"(curl -F {field}=@file), got content type {ctype or 'none'!r}")  # fmt: skip
+                                f"(curl -F {field}=@file) or as the body with content type {kind}/*, "
+                                f"got content type {ctype or 'none'!r}")  # fmt: skip
         try:
             form = await request.form()
         except ApiError:

@@ -92,7 +92,10 @@ def test_exception_bad_uploads_answer_json_and_the_service_goes_on(client, photo
     _error(client.post("/v1/parse", files={"image": ("cut.jpg", data[: len(data) // 2])}), 400, "truncated JPEG")
     _error(client.post("/v1/parse", files={"image": ("empty.jpg", b"")}), 400, "empty")
     _error(client.post("/v1/parse", files={"photo": (name, data)}), 400, "field 'image' is missing")
-    _error(client.post("/v1/parse", content=data, headers={"content-type": "image/jpeg"}), 400, "multipart/form-data")
+    _error(client.post("/v1/parse", json={"image": "x"}), 400, "multipart/form-data")
+    _error(client.post("/v1/parse", content=b"", headers={"content-type": "image/jpeg"}), 400, "body is empty")
+    _error(client.post("/v1/parse", content=b"\xff" * 2_100_000, headers={"content-type": "image/jpeg"}), 413,
+           "--max-upload-mb")  # fmt: skip
     _error(client.post("/v1/parse?format=gif", files={"image": (name, data)}), 400, "unknown format")
     tiny = io.BytesIO()
     Image.fromarray(rgb[:4, :4]).save(tiny, format="PNG")
@@ -110,6 +113,16 @@ def test_exception_bad_uploads_answer_json_and_the_service_goes_on(client, photo
     _error(chunked, 413, "limit")
     # still serving
     assert _labels(client.post("/v1/parse", files={"image": (name, data)})).shape == rgb.shape[:2]
+
+
+def test_feature_the_image_as_the_request_body(client, parser, photos):
+    """curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg': the body is the image."""
+    name, rgb, data = photos[0]
+    for ctype in ("image/jpeg", "application/octet-stream"):
+        labels = _labels(client.post("/v1/parse", content=data, headers={"content-type": ctype}))
+        assert (labels == parser.parse(rgb).labels).mean() >= 0.999
+    _error(client.post("/v1/parse", content=data[: len(data) // 2], headers={"content-type": "image/jpeg"}), 400,
+           "truncated JPEG")  # fmt: skip
 
 
 def test_feature_token(parser, photos):
@@ -210,4 +223,6 @@ def test_feature_video_job_runs_to_completion(client, photos, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == n
     cap.release()
     _error(client.post("/v1/jobs", files={"video": ("x.mp4", b"not a video" * 100)}), 415, "not a readable video")
+    _error(client.post("/v1/jobs", content=b"not a video" * 100, headers={"content-type": "video/mp4"}), 415,
+           "not a readable video")  # the body is the video: read and checked as an upload is  # fmt: skip
     _error(client.get("/v1/jobs/nope"), 404, "no video job")
