@@ -147,3 +147,17 @@ def test_refine_config_lists_every_parameter_with_its_default():
             if param.default is not inspect.Parameter.empty
         }
         assert listed[name] == defaults, name
+
+
+def test_readme_layout_names_every_tool_and_subpackage():
+    """Feature: README's Layout names every tools/ script and every folder of the package."""
+    text = (ROOT / "README.md").read_text()
+    layout = text[text.index("## Layout") : text.index("## Development")]
+    names = [path.name for path in sorted((ROOT / "tools").glob("*.py"))]
+    names += [
+        f"{path.name}/"
+        for path in sorted((ROOT / "sceneparse").iterdir())
+        if path.is_dir() and (path / "__init__.py").is_file()
+    ]
+    missing = [name for name in names if not re.search(rf"(?<![\w/]){re.escape(name)}", layout)]
+    assert not missing, missing
