@@ -4,10 +4,13 @@ model that runs it behind the same ``SceneParser`` (refiners, smoothers, sinks u
 The graph takes ``image``: Bx3xHxW float32 RGB in [0, 1] (Bx4xHxW with depth in metres for an
 RGB-D model) of any batch, height and width, and returns ``logits``: BxKxHxW float32 of the
 same size. The padding to the network's ``size_divisor`` (reflection at the bottom and right)
-and the crop back are inside the graph, so any runtime can feed it any size of 17 pixels a
-side or more. Smaller sides are edge-padded to 32 by :class:`OnnxSegmentationModel` (the
-traced graph reflects; PyTorch replicates below that size, so labels of such tiny images may
-differ slightly). Softmax and argmax are left to the caller, as for the PyTorch models.
+and the crop back are inside the graph, so any runtime can feed it any size of ``min_side``
+pixels a side or more (in the metadata: 17 for the 3-scale models, 33 for the 4-scale ones,
+whose coarsest scale of a 32-pixel side is too small to reflect; see :func:`graph_min_side`).
+Smaller sides are edge-padded to 32 (or ``min_side``) by :class:`OnnxSegmentationModel`: the
+traced graph reflects where PyTorch replicates at such sizes, so the labels of these tiny
+images differ from PyTorch's (often most of them). Softmax and argmax are left to the caller,
+as for the PyTorch models.
 
 Everything the model declares (``pretrained_cfg()``), its class names and colours, its name
 and the checkpoint's metadata (training configuration, validation figures) travel in the ONNX
@@ -42,6 +45,7 @@ __all__ = [
     "check_opset",
     "METADATA_KEYS",
     "MIN_SIDE",
+    "graph_min_side",
     "export_onnx",
     "quantize_onnx",
     "read_onnx_metadata",
@@ -79,8 +83,12 @@ def check_opset(opset) -> int:
 
 
 #: Sides below this many pixels are edge-padded to :data:`SMALL_SIDE_PAD` by
-#: :class:`OnnxSegmentationModel` (see above): the graph's reflections need them.
+#: :class:`OnnxSegmentationModel` (see above): the graph's reflections need them. The
+#: smallest side of a graph of 3 scales; a graph's own is :func:`graph_min_side`.
 MIN_SIDE = 17
+#: The local contrast normalisation's radius the graphs written before ``min_side`` was
+#: computed per model have (every shipped model's 9x9 window).
+_SHIPPED_LCN_RADIUS = 4
 SMALL_SIDE_PAD = 32
 #: Version of the metadata layout below.
 METADATA_FORMAT = "1"
@@ -114,6 +122,38 @@ def require(module: str, extra: str):
         raise ConfigError(
             f"{module} is not installed: pip install 'sceneparse[{extra}]' (or pip install {module})"
         ) from err
+
+
+def graph_min_side(size_divisor: int, levels: int | None, radius: int = _SHIPPED_LCN_RADIUS) -> int:
+    """The smallest side the traced graph runs on: the padding to ``size_divisor`` must be
+    shorter than the side, and every scale of the pyramid of ``levels`` longer than the blurs'
+    radius (``radius`` of the local normalisation, 2 of the pyramid's 5-tap kernel), as PyTorch
+    reflects only then (it replicates below, which a trace at a larger size does not record).
+
+    Example:
+        >>> graph_min_side(16, 3), graph_min_side(32, 4), graph_min_side(8, None)
+        (17, 33, 5)
+    """
+    d, levels = max(1, int(size_divisor or 1)), int(levels or 0)
+    for side in range(1, 1 << 16):
+        padded = -(-side // d) * d
+        if padded - side >= side:
+            continue
+        ok, scale = True, padded
+        for level in range(levels):
+            ok &= scale > radius and (level == levels - 1 or scale > 2)
+            scale = -(-scale // 2)
+        if ok:
+            return side
+    raise ConfigError(f"no input size fits size_divisor {size_divisor} and {levels} levels")
+
+
+def _lcn_radius(model: torch.nn.Module) -> int:
+    """The radius of the model's local normalisation window (0 for a model without a pyramid)."""
+    from sceneparse.models.pyramid import LaplacianPyramid
+
+    pyramids = [m for m in model.modules() if isinstance(m, LaplacianPyramid)]
+    return max((p.lcn.kernel_size // 2 for p in pyramids), default=0)
 
 
 class _PaddedGraph(torch.nn.Module):
@@ -150,7 +190,7 @@ def _metadata(parser) -> dict[str, str]:
         "normalization": cfg.normalization,
         "levels": cfg.levels,
         "size_divisor": cfg.size_divisor,
-        "min_side": MIN_SIDE,
+        "min_side": graph_min_side(cfg.size_divisor, cfg.levels, _lcn_radius(parser.model)),
         "pretrained_cfg": cfg.as_dict(),
         "meta": meta,
     }
@@ -173,8 +213,9 @@ def export_onnx(parser, path: str | Path, opset: int = OPSET) -> Path:
     cfg = model_cfg(parser.model)
     model = parser.model.to("cpu").eval()
     graph = _PaddedGraph(model, max(1, cfg.size_divisor)).eval()
-    # An example large enough that every blur of the pyramid reflects (as at any size >= 17).
-    example = torch.rand(1, cfg.in_channels, 96, 128)
+    # An example large enough that every blur of the pyramid reflects (as at any size >= min_side).
+    side = graph_min_side(cfg.size_divisor, cfg.levels, _lcn_radius(model))
+    example = torch.rand(1, cfg.in_channels, max(96, 3 * side), max(128, 4 * side))
     if cfg.in_channels == 4:
         example[:, 3] = 0.5 + 4 * example[:, 3]  # metres
     t = time.perf_counter()
@@ -301,7 +342,8 @@ class OnnxSegmentationModel(SegmentationModel):
         self._cfg = PretrainedCfg(**md["pretrained_cfg"])
         self.num_classes = self._cfg.num_classes
         self.in_channels = self._cfg.in_channels
-        self.min_side = int(md.get("min_side", MIN_SIDE))
+        # Graphs written before min_side was computed per model say 17 whatever their scales.
+        self.min_side = max(int(md.get("min_side", MIN_SIDE)), graph_min_side(self._cfg.size_divisor, self._cfg.levels))
         colors = tuple(tuple(c) for c in md["colors"])
         self.info = DatasetInfo(md["dataset"], tuple(md["class_names"]), colors, md["ignore_index"])
 

@@ -229,3 +229,35 @@ def test_feature_cli_help_gives_the_rgbd_input_shape(capsys):
         main(["export", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "Bx3xHxW" in text and "Bx4xHxW for RGB-D models" in text
+
+
+def test_feature_four_scale_rgbd_graph_runs_thin_frames(sevenscenes_path, tmp_path):
+    """A 4-scale model (size divisor 32): a side of 17..32 pads to 32, whose coarsest scale (4
+    pixels) is too small for the graph's reflections. The graph says 33 and the wrapper pads
+    below that; ONNX Runtime failed on such frames (Pad reflect) although 17 was declared."""
+    import onnx
+
+    from sceneparse.export import export_onnx, graph_min_side
+    from sceneparse.sources import open_source
+
+    torch_parser = SceneParser.from_pretrained("indoor-geometry-rgbd")
+    path = export_onnx(torch_parser, tmp_path / "igr.onnx")
+    assert read_onnx_metadata(path)["min_side"] == 33 == graph_min_side(32, 4)
+    src = open_source(sevenscenes_path)
+    try:
+        frame = next(iter(src))
+    finally:
+        src.close()
+    onnx_parser = SceneParser.from_onnx(path, threads=1)
+    for rows in (slice(200, 233), slice(200, 240)):  # 33 and 40 rows: the graph as it is
+        rgb, depth = (np.ascontiguousarray(a[rows]) for a in (frame.image, frame.depth))
+        same, diff = _agreement(torch_parser.parse(rgb, depth), onnx_parser.parse(rgb, depth))
+        assert same >= 0.999 and diff <= 1e-3, (rows, same, diff)
+    thin = [np.ascontiguousarray(a[200:220]) for a in (frame.image, frame.depth)]  # 20 rows: padded by the wrapper
+    result = onnx_parser.parse(*thin)
+    assert result.labels.shape == (20, 640) and np.allclose(result.probs.sum(0), 1, atol=1e-4)
+    # a graph written before min_side was computed per model says 17: the wrapper still pads
+    proto = onnx.load(str(path))
+    next(p for p in proto.metadata_props if p.key == "min_side").value = "17"
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    assert SceneParser.from_onnx(tmp_path / "old.onnx", threads=1).parse(*thin).labels.shape == (20, 640)
