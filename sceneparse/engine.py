@@ -6,6 +6,7 @@ import datetime
 import json
 import logging
 import random
+import re
 import subprocess
 import time
 import warnings
@@ -39,6 +40,7 @@ __all__ = [
     "replay_scheduler",
     "resolve_device",
     "seed_everything",
+    "MAX_SEED",
     "code_revision",
     "json_safe",
     "json_text",
@@ -51,22 +53,50 @@ CHECKPOINT_FORMAT = "sceneparse-checkpoint-v1"
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """ "auto" picks CUDA when available; a CUDA request without CUDA is an error."""
+    """The device ``device`` names: "auto" (CUDA when available, else the CPU), "cpu", "cuda",
+    "cuda:N" or "mps" (or such a ``torch.device``).
+
+    Raises:
+        ConfigError: any other name ("gpu", "meta", "xla", " cpu"), or a device this machine
+            lacks (CUDA without a GPU, a GPU index past the last, MPS off Apple silicon): named
+            here, not later by a failing tensor copy deep inside torch.
+    """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(f"unknown device {device!r}: give cpu, cuda, cuda:N or auto") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU here")
+    if isinstance(device, torch.device):
+        name = "cpu" if device.type == "cpu" else str(device)  # torch.device("cpu", 0) is the one CPU
+    else:
+        name = device
+    if not isinstance(name, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+        raise ConfigError(f"unknown device {device!r}: give cpu, cuda, cuda:N, mps or auto")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ConfigError(f"device {name!r} was asked for, but PyTorch sees no CUDA GPU here (use cpu or auto)")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device {name!r} was asked for, but PyTorch sees {count} CUDA GPU(s): "
+                              f"cuda:0 to cuda:{count - 1}")  # fmt: skip
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' was asked for, but this PyTorch has no MPS (Apple silicon) device (use cpu)")
     return device
 
 
+#: The seeds NumPy's legacy generator takes (``np.random.seed``): 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
 def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) generators with ``seed``.
+
+    Raises:
+        ConfigError: ``seed`` is not an integer from 0 to :data:`MAX_SEED`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed))
+    torch.manual_seed(int(seed))
 
 
 def code_revision() -> str:

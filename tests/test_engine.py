@@ -163,3 +163,47 @@ def test_average_checkpoints_refuses_other_models(tmp_path):
     with pytest.raises(InputError, match="one non-negative weight per checkpoint"):
         average_checkpoints([a, a], tmp_path / "x.pt", weights=[1])
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_exception_devices_this_machine_lacks_are_named_up_front(monkeypatch):
+    """ "meta", "xla", a GPU index past the last, MPS off Apple silicon: refused with the names that
+    work, not later by torch ("Cannot copy out of meta tensor", "not linked with support for xla")."""
+    from sceneparse.engine import resolve_device
+
+    for name in ("meta", "xla", "hip", "cpu:3", " cpu", "CPU", 0):
+        with pytest.raises(ConfigError, match="give cpu, cuda, cuda:N, mps or auto"):
+            resolve_device(name)
+    assert resolve_device("cpu") == resolve_device(torch.device("cpu", 0)) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="sees no CUDA GPU here"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ConfigError, match="sees 2 CUDA GPU\\(s\\): cuda:0 to cuda:1"):
+        resolve_device("cuda:2")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no MPS"):
+        resolve_device("mps")
+
+
+def test_feature_seeding_repeats_and_refuses_seeds_numpy_cannot_take():
+    import random
+
+    import numpy as np
+
+    from sceneparse.engine import MAX_SEED, seed_everything
+
+    def draws():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    seed_everything(MAX_SEED)
+    first = draws()
+    seed_everything(MAX_SEED)
+    assert draws() == first
+    seed_everything(7)
+    assert draws() != first
+    for bad in (-1, MAX_SEED + 1, 1.5, True, "3"):
+        with pytest.raises(ConfigError, match="seed must be an integer from 0 to 4294967295"):
+            seed_everything(bad)
