@@ -15,7 +15,7 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
-    python_requires=">=3.9",
+    python_requires=">=3.10",  # torch 2.13.0 (the pinned build) and zip(strict=) need 3.10
     packages=find_packages(include=["sceneparse", "sceneparse.*"]),
     # Packages at the top of the checkout, said explicitly: an editable install then adds the
     # checkout to sys.path (a .pth file) instead of setuptools' import finder, which printed a

@@ -161,3 +161,18 @@ def test_readme_layout_names_every_tool_and_subpackage():
     ]
     missing = [name for name in names if not re.search(rf"(?<![\w/]){re.escape(name)}", layout)]
     assert not missing, missing
+
+
+def test_readme_python_version_is_the_one_setup_and_torch_need():
+    """Feature: the Python README asks for is setup.py's python_requires, and the PyTorch the
+    setup scripts pin supports it (torch 2.13.0 needs 3.10; README said 3.9+)."""
+    from importlib.metadata import metadata
+
+    readme = re.search(r"need only Python 3\.(\d+)\+", (ROOT / "README.md").read_text())
+    setup = re.search(r'python_requires=">=3\.(\d+)"', (ROOT / "setup.py").read_text())
+    pinned = re.search(r'TORCH="torch==([\d.]+)"', (ROOT / "scripts" / "setup_env.sh").read_text())
+    assert readme and setup and pinned
+    assert readme[1] == setup[1]
+    if metadata("torch")["Version"].split("+")[0] == pinned[1]:
+        torch_minimum = re.search(r">=\s*3\.(\d+)", metadata("torch")["Requires-Python"])
+        assert int(torch_minimum[1]) <= int(readme[1])
