@@ -40,8 +40,9 @@ def evaluate(parser, dataset, refine=(), temporal=None, progress: bool = True, b
              **temporal_params) -> dict:  # fmt: skip
     """Scores of ``parser`` on the samples of ``dataset`` (raw samples with ``label``).
 
-    Pixel accuracy, mean class accuracy, mean IoU and per-class figures from one confusion
-    matrix, accuracy within ``boundary_width`` pixels of true class boundaries
+    Pixel accuracy, mean class accuracy, mean and frequency-weighted IoU and per-class figures
+    from one confusion matrix (see :mod:`sceneparse.metrics` for how classes absent from the
+    images count), accuracy within ``boundary_width`` pixels of true class boundaries
     (``boundary_accuracy``), and seconds per image of the parse step (input checks, network,
     refiners, smoothing).
 
@@ -255,10 +256,11 @@ def markdown_report(scores: dict, title: str) -> str:
     lines = [
         f"# {title}",
         "",
-        f"| pixel acc. | mean class acc. | mean IoU | boundary acc. ({scores['boundary_width']} px) | images "
-        "| s / image | device |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        f"| pixel acc. | mean class acc. | mean IoU | f.w. IoU | boundary acc. ({scores['boundary_width']} px) "
+        "| images | s / image | device |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
         f"| {pct(scores['pixel_accuracy'])} | {pct(scores['mean_class_accuracy'])} | {pct(scores['mean_iou'])} "
+        f"| {pct(scores.get('frequency_weighted_iou'))} "
         f"| {pct(scores['boundary_accuracy'])} | {scores['images']} | {scores['seconds_per_image']:.4f} "
         f"| {scores['device']} |",
         "",

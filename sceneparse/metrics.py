@@ -2,7 +2,11 @@
 
 Rows of the matrix are true classes, columns predicted ones. Pixel accuracy is the trace over
 the total; class accuracy is each row's diagonal over the row's total (recall), averaged over
-the classes present in the ground truth; IoU is the diagonal over row + column - diagonal.
+the classes present in the ground truth; IoU is the diagonal over row + column - diagonal,
+averaged over the classes present in the ground truth or the predictions (a class predicted
+but never true scores 0: Long et al. 2015's ``mean IU``, as Cityscapes and mmsegmentation
+count it); frequency-weighted IoU weighs each class's IoU by its share of the true pixels
+(Long et al.'s ``f.w. IU``). Void pixels (``ignore_index``) count in none of them.
 """
 
 from __future__ import annotations
@@ -46,15 +50,22 @@ class ConfusionMatrix:
 
 
 def scores_from_confusion(matrix: np.ndarray, class_names=None) -> dict:
-    """Pixel accuracy, mean class accuracy, mean IoU and per-class figures (fractions).
+    """Pixel accuracy, mean class accuracy, mean and frequency-weighted IoU and per-class
+    figures (fractions).
 
-    Classes absent from the ground truth get NaN per-class figures and are left out of the
-    means, as is usual.
+    A class absent from the ground truth has no accuracy (NaN, left out of the mean class
+    accuracy). Its IoU is 0 where it was predicted (every pixel given it is a false positive,
+    and the mean IoU counts it, as Long et al. 2015, Cityscapes and mmsegmentation do) and NaN
+    only where it is absent from the predictions too (left out of the mean IoU). A set of
+    images lacking a class the model predicts thus scores what it got wrong.
 
     Example:
         >>> s = scores_from_confusion(np.array([[3, 1], [0, 4]]))
         >>> round(s["pixel_accuracy"], 3), round(s["mean_class_accuracy"], 3), round(s["mean_iou"], 3)
         (0.875, 0.875, 0.775)
+        >>> s = scores_from_confusion(np.array([[4, 0, 0], [0, 2, 2], [0, 0, 0]]))  # class 2: predicted, never true
+        >>> s["per_class"]["2"]["iou"], round(s["mean_iou"], 3), round(s["mean_class_accuracy"], 3)
+        (0.0, 0.5, 0.75)
     """
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
@@ -68,13 +79,16 @@ def scores_from_confusion(matrix: np.ndarray, class_names=None) -> dict:
     pred = m.sum(axis=0)
     total = m.sum()
     present = gt > 0
+    union = gt + pred - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = np.where(present, tp / gt, np.nan)
-        iou = np.where(present, tp / (gt + pred - tp), np.nan)
+        iou = np.where(union > 0, tp / union, np.nan)
+    nan = float("nan")
     return {
-        "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
-        "mean_class_accuracy": float(np.nanmean(acc)) if present.any() else float("nan"),
-        "mean_iou": float(np.nanmean(iou)) if present.any() else float("nan"),
+        "pixel_accuracy": float(tp.sum() / total) if total else nan,
+        "mean_class_accuracy": float(np.nanmean(acc)) if present.any() else nan,
+        "mean_iou": float(np.nanmean(iou)) if (union > 0).any() else nan,
+        "frequency_weighted_iou": float((gt[present] / total * iou[present]).sum()) if total else nan,
         "per_class": {
             n: {"accuracy": float(a), "iou": float(u), "pixels": int(g)} for n, a, u, g in zip(names, acc, iou, gt)
         },

@@ -12,13 +12,19 @@ def test_feature_hand_made_matrix():
     m = np.array([[50, 0, 0], [10, 30, 10], [0, 0, 0]])
     s = scores_from_confusion(m, ["a", "b", "c"])
     assert s["pixel_accuracy"] == pytest.approx(80 / 100)
-    # class c is absent from the ground truth: left out of the means
+    # class c is absent from the ground truth: left out of the mean class accuracy; it was
+    # predicted 10 times, all wrong: IoU 0, counted in the mean IoU (Long et al.'s mean IU)
     assert s["mean_class_accuracy"] == pytest.approx((1.0 + 0.6) / 2)
     iou_a = 50 / (50 + 60 - 50)
     iou_b = 30 / (50 + 30 - 30)
-    assert s["mean_iou"] == pytest.approx((iou_a + iou_b) / 2)
-    assert math.isnan(s["per_class"]["c"]["accuracy"])
+    assert s["mean_iou"] == pytest.approx((iou_a + iou_b + 0) / 3)
+    assert math.isnan(s["per_class"]["c"]["accuracy"]) and s["per_class"]["c"]["iou"] == 0
     assert s["per_class"]["b"]["pixels"] == 50
+    assert s["frequency_weighted_iou"] == pytest.approx(0.5 * iou_a + 0.5 * iou_b)
+    # a class absent from both the ground truth and the predictions: NaN, left out of both means
+    s = scores_from_confusion(np.array([[50, 0, 0], [10, 40, 0], [0, 0, 0]]))
+    assert math.isnan(s["per_class"]["2"]["iou"]) and math.isnan(s["per_class"]["2"]["accuracy"])
+    assert s["mean_iou"] == pytest.approx((50 / 60 + 40 / 50) / 2)
 
 
 def test_feature_perfect_and_all_wrong():
@@ -128,3 +134,44 @@ def test_edge_confusion_input_types_agree():
         cm = ConfusionMatrix(6)
         cm.update(p, t)
         assert (cm.matrix == ref).all()
+
+
+def test_feature_sceneparse_evaluate_matches_long_et_al_on_siftflow(siftflow_path, tmp_path):
+    """`sceneparse evaluate` on real SIFT Flow images against the figures of FCN's score.py
+    (Long et al. 2015) counted from the label arrays: pixel accuracy, mean accuracy, mean IU (a
+    class predicted but never true is 0 and counts), frequency-weighted IU. These 12 images lack
+    classes the model predicts: the mean IoU left them out before (0.28 where FCN counts 0.17)."""
+    import json
+
+    from sceneparse.cli import main
+    from sceneparse.evaluate import heldout_dataset
+    from sceneparse.pipeline import SceneParser
+
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", "siftflow", "--data-root", str(siftflow_path), "--limit", "12", "--threads", "1"]
+    assert main([*args, "--no-progress", "--out", str(out)]) == 0
+    got = json.loads((out / "metrics.json").read_text())
+    parser = SceneParser.from_pretrained("siftflow")
+    ds = heldout_dataset(parser, data_root=siftflow_path)
+    ds.ids = ds.ids[:12]
+    preds, labels = [], []
+    for i in range(len(ds)):
+        sample = ds[i]
+        preds.append(parser.parse(sample["image"]).labels.ravel())
+        labels.append(np.asarray(sample["label"]).ravel())
+    pred, label = np.concatenate(preds).astype(np.int64), np.concatenate(labels).astype(np.int64)
+    keep = label != parser.info.ignore_index
+    pred, label = pred[keep], label[keep]
+    k = parser.num_classes
+    hist = np.bincount(k * label + pred, minlength=k * k).reshape(k, k)  # FCN's fast_hist
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.diag(hist) / hist.sum(1)
+        iu = np.diag(hist) / (hist.sum(1) + hist.sum(0) - np.diag(hist))
+    freq = hist.sum(1) / hist.sum()
+    assert ((hist.sum(1) == 0) & (hist.sum(0) > 0)).any()  # the case this is about
+    assert got["pixels"] == keep.sum() and got["confusion_matrix"] == hist.tolist()
+    assert got["pixel_accuracy"] == pytest.approx(np.diag(hist).sum() / hist.sum())
+    assert got["mean_class_accuracy"] == pytest.approx(np.nanmean(acc))
+    assert got["mean_iou"] == pytest.approx(np.nanmean(iu))
+    assert got["frequency_weighted_iou"] == pytest.approx((freq[freq > 0] * iu[freq > 0]).sum())
+    assert "| f.w. IoU |" in (out / "metrics.md").read_text()
