@@ -34,12 +34,27 @@ class ConfusionMatrix:
         self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
 
     def update(self, pred, target) -> None:
-        """Add predictions ``pred`` against ground truth ``target`` (same shape, any layout)."""
+        """Add predictions ``pred`` against ground truth ``target``: integer class labels of the
+        same shape (size-1 dimensions aside), as torch tensors or NumPy arrays.
+
+        Predictions out of 0..K-1 count as the nearest class; targets out of it, and
+        ``ignore_index``, are left out.
+
+        Raises:
+            ValueError: shapes that differ (a transposed HxW against WxH, a batch against one
+                image), or labels that are not integers (probabilities, logits).
+        """
         # NumPy's bincount: 3-10x faster than torch's boolean indexing on the CPU for one image
-        pred, target = (np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a).reshape(-1)
-                        for a in (pred, target))  # fmt: skip
-        if pred.shape != target.shape:
-            raise ValueError(f"pred has {pred.size} elements, target {target.size}")
+        pred, target = (np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a) for a in (pred, target))
+        squeezed = [tuple(d for d in a.shape if d != 1) for a in (pred, target)]
+        if squeezed[0] != squeezed[1]:
+            what = "elements" if pred.size != target.size else "shape (same elements, another layout)"
+            raise ValueError(f"pred has shape {pred.shape} ({pred.size} elements), target {target.shape} "
+                             f"({target.size} elements): they differ in {what}")  # fmt: skip
+        for name, a in (("pred", pred), ("target", target)):
+            if a.dtype.kind not in "iub":
+                raise ValueError(f"{name} must hold integer class labels, got {a.dtype} (take the argmax of scores)")
+        pred, target = pred.reshape(-1), target.reshape(-1)
         k = self.num_classes
         keep = (target != self.ignore_index) & (target >= 0) & (target < k)
         counts = np.bincount(target[keep].astype(np.int64) * k + np.clip(pred[keep], 0, k - 1), minlength=k * k)

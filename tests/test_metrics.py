@@ -175,3 +175,16 @@ def test_feature_sceneparse_evaluate_matches_long_et_al_on_siftflow(siftflow_pat
     assert got["mean_iou"] == pytest.approx(np.nanmean(iu))
     assert got["frequency_weighted_iou"] == pytest.approx((freq[freq > 0] * iu[freq > 0]).sum())
     assert "| f.w. IoU |" in (out / "metrics.md").read_text()
+
+
+def test_exception_confusion_refuses_transposed_and_float_labels():
+    # A WxH prediction against an HxW label has as many elements: counted silently before.
+    cm = ConfusionMatrix(3)
+    label = np.zeros((4, 6), np.uint8)
+    with pytest.raises(ValueError, match="another layout"):
+        cm.update(np.zeros((6, 4), np.int64), label)
+    with pytest.raises(ValueError, match="integer class labels, got float32"):
+        cm.update(np.zeros((4, 6), np.float32), label)  # probabilities, not labels
+    assert cm.matrix.sum() == 0
+    cm.update(torch.zeros(1, 4, 6, dtype=torch.long), label)  # a batch of one against one label: fine
+    assert cm.matrix[0, 0] == 24
