@@ -109,8 +109,16 @@ class SegmentationModel(nn.Module):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InputError(f"expected a Bx{self.in_channels}xHxW batch ({input_convention(self.in_channels)}), "
                              f"got shape {shape}")  # fmt: skip
+        if not x.is_floating_point():  # uint8 0..255 ran, through the buffers' float arithmetic, into garbage
+            hint = " (x.float() / 255 for 8-bit RGB)" if x.dtype == torch.uint8 else ""
+            raise InputError(f"expected a floating-point batch ({input_convention(self.in_channels)}), "
+                             f"got {str(x.dtype).replace('torch.', '')}{hint}")  # fmt: skip
+        weights = next(self.parameters(), None)
+        if weights is not None and x.dtype == torch.float64 and weights.dtype != torch.float64:
+            raise InputError(f"float64 input for a model of {str(weights.dtype).replace('torch.', '')} weights: "
+                             "convert it (x.float())")  # fmt: skip
         if min(x.shape[-2:]) < 2:
-            raise InputError(f"input of {tuple(x.shape[-2:])} pixels is too small to parse")
+            raise InputError(f"input of {tuple(x.shape[-2:])} pixels is too small to parse: each side needs 2 or more")
 
 
 def model_cfg(model: nn.Module) -> PretrainedCfg:

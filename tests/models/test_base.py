@@ -67,6 +67,29 @@ def test_exception_wrong_input_explained(name):
         model(torch.rand(1, wrong, 32, 32))
     with pytest.raises(InputError, match="too small"):
         model(torch.rand(1, model.in_channels, 1, 32))
+    # 8-bit RGB straight from an image ran (the buffers' float arithmetic promoted it) into
+    # garbage; float64 failed deep in a convolution ("expected scalar type Double but found Float")
+    with pytest.raises(InputError, match=r"floating-point batch .*got uint8 \(x.float\(\) / 255"):
+        model((_input(model, 16, 16) * 255).to(torch.uint8))
+    with pytest.raises(InputError, match="got bool"):
+        model(_input(model, 16, 16) > 0.5)
+    with pytest.raises(InputError, match=r"float64 input for a model of float32 weights: convert it \(x.float"):
+        model(_input(model, 16, 16).double())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_feature_batch_of_frames_equals_frames_one_by_one_and_repeats(name):
+    """Eval mode: a batch of 3 gives each frame's logits alone (no batch statistics, no
+    dropout), twice the same; half-precision input gives the float32 result to half precision."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=4).eval()
+    x = _input(model, 23, 41, batch=3)
+    with torch.no_grad():
+        batch = model(x)
+        alone = torch.cat([model(x[i : i + 1]) for i in range(3)])
+        assert torch.equal(model(x), batch)
+        assert torch.allclose(batch, alone, atol=1e-4)
+        assert torch.allclose(model(x.half()), batch, atol=0.05)
 
 
 @pytest.mark.parametrize("name", MODELS)
