@@ -211,3 +211,26 @@ def test_readme_robotics_snippet_runs_as_written(sevenscenes_path, tmp_path, mon
     assert (tmp_path / "frame.ply").stat().st_size > 0 and (tmp_path / "map.npz").stat().st_size > 0
     assert len(scope["labels"]) == len(scope["confidence"]) == len(scope["cloud"].point.positions)
     assert set(scope["labels"].tolist()) <= set(range(len(scope["parser"].class_names))) | {255}
+
+
+def test_readme_video_snippet_runs_as_written(real_images, camvid_path, tmp_path, monkeypatch):
+    """Feature: README's video snippet, after its first one (which makes ``parser``), runs
+    unchanged on a real video named as there and writes the overlay video and label PNGs."""
+    import shutil
+
+    import cv2
+
+    shutil.copy(next(real_images.glob("*.jpg")), tmp_path / "street.jpg")
+    frames = sorted((camvid_path / "val").iterdir())[:6]
+    writer = cv2.VideoWriter(str(tmp_path / "drive.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 15, (480, 360))
+    for path in frames:
+        writer.write(cv2.resize(cv2.imread(str(path)), (480, 360)))
+    writer.release()
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(_readme_python('rgb = read_image("street.jpg")'), scope)
+    exec(_readme_python("parse_stream(open_source("), scope)
+    assert scope["result"].index == len(frames) - 1
+    assert scope["stats"]["frames"] == len(frames) and not scope["stats"]["failed"]
+    assert (tmp_path / "labelled" / "overlay.mp4").stat().st_size > 0
+    assert len(list((tmp_path / "labelled").glob("*_labels.png"))) == len(frames)
