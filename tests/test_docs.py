@@ -1,6 +1,7 @@
 """The documentation names only what exists: every ``sceneparse`` command and option, every
 ``tools/`` and ``demos/`` script and option, and every ``configs/`` file that README.md and
-docs/*.md show; configs/refine.yaml lists each refiner parameter with the code's default."""
+docs/*.md show; configs/refine.yaml lists each refiner parameter with the code's default; README's
+Layout is complete, its Python version the one the setup needs, and its Python snippets run."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def options(command: tuple[str, ...]) -> frozenset[str]:
 
 
 def doc_lines():
-    """(doc, line number, text) of each code line and inline code span of the docs."""
+    """(doc, line number, text, fenced) of each code line (its shell comment cut off) and each
+    inline code span of the docs."""
     for doc in DOCS:
         fenced = False
         for number, line in enumerate(doc.read_text().splitlines(), 1):
