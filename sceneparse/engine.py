@@ -196,6 +196,12 @@ def load_checkpoint(path: str | Path) -> dict:
         raise InputError(f"{path}: not a readable checkpoint, truncated or corrupt ({reason})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not a sceneparse checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    kinds = {"model": str, "model_args": dict, "state_dict": dict, "meta": dict}
+    bad = [key for key, kind in kinds.items() if not isinstance(ckpt.get(key), kind)]
+    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+    bad += [f"meta[{key!r}]" for key in ("dataset", "class_names", "colors") if key not in meta]
+    if bad:
+        raise InputError(f"{path}: a damaged sceneparse checkpoint: {', '.join(bad)} missing or of the wrong type")
     return ckpt
 
 

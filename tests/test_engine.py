@@ -114,6 +114,13 @@ def test_exception_load_checkpoint(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a sceneparse checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+    # the marker but a part missing (a hand-edited or half-converted file): KeyError 'meta' before
+    ckpt = load_checkpoint(msconvnet_checkpoint(tmp_path / "m.pt", 3, 0, width=16, hidden=16))
+    del ckpt["meta"]["class_names"]
+    ckpt["model_args"] = [3]
+    torch.save(ckpt, tmp_path / "damaged.pt")
+    with pytest.raises(InputError, match=r"damaged sceneparse checkpoint: model_args, meta\['class_names'\] missing"):
+        load_checkpoint(tmp_path / "damaged.pt")
 
 
 def test_exception_weights_that_do_not_fit_and_unknown_devices(tmp_path):
