@@ -10,9 +10,11 @@ boundaries, and milliseconds per image of the refiners (the convnet's own time i
 
 import argparse
 import json
+import sys
 
 import torch
 
+from sceneparse.cli.script import run_script
 from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import load_refine_config
@@ -61,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -14,10 +14,12 @@ python tools/export_weights.py runs/siftflow/final_prior.pt sceneparse/weights/s
 
 import argparse
 import json
+import sys
 
 import numpy as np
 import torch
 
+from sceneparse.cli.script import run_script
 from sceneparse.data import dataset_for_model
 from sceneparse.evaluate import cached_predictions, heldout_dataset
 from sceneparse.losses import class_frequencies
@@ -35,10 +37,23 @@ def table(title: str, rows: list[dict], chosen: float | None = None) -> str:
     return "\n".join(out)
 
 
+def gamma_grid(text: str) -> np.ndarray:
+    """An argparse type: ``START:STOP:STEP`` (STOP included) as the grid of exponents."""
+    try:
+        start, stop, step = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP:STEP, e.g. -0.3:0.6:0.05, got {text!r}") from None
+    if step <= 0 or stop < start:
+        raise argparse.ArgumentTypeError(f"expected START <= STOP and a STEP above 0, got {text!r}")
+    return np.round(np.arange(start, stop + step / 2, step), 4)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="shipped model name or checkpoint (not adjusted before)")
-    ap.add_argument("--gammas", default="-0.3:0.6:0.05", help="grid as START:STOP:STEP (STOP included)")
+    ap.add_argument(
+        "--gammas", type=gamma_grid, default="-0.3:0.6:0.05", help="grid as START:STOP:STEP (STOP included)"
+    )
     ap.add_argument("--criterion", choices=CRITERIA, default="miou")
     ap.add_argument(
         "--targets",
@@ -54,8 +69,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     src = resolve_model(args.model)[0]
     parser = SceneParser.from_checkpoint(src)
-    start, stop, step = (float(x) for x in args.gammas.split(":"))
-    gammas = np.round(np.arange(start, stop + step / 2, step), 4)
+    gammas = args.gammas
 
     train_set = dataset_for_model(parser.meta.get("train_config", {}), "train", class_set=parser.info.name,
                                   in_channels=parser.in_channels, class_names=parser.class_names)  # fmt: skip
@@ -74,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import cv2
 import torch
 
 from sceneparse import SceneParser, create_model
+from sceneparse.cli.script import run_script
 from sceneparse.data import dataset_for_model
 from sceneparse.evaluate import device_name, evaluate_parser
 from sceneparse.pipeline import list_pretrained
@@ -119,4 +121,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
 import torch
 
+from sceneparse.cli.script import run_script
 from sceneparse.evaluate import heldout_dataset
 from sceneparse.metrics import ConfusionMatrix
 from sceneparse.pipeline import SceneParser
@@ -80,4 +82,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

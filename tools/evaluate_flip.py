@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 import torch
 from torch import nn
 
+from sceneparse.cli.script import run_script
 from sceneparse.data import dataset_for_model
 from sceneparse.data.presets import eval_preset
 from sceneparse.engine import evaluate, load_checkpoint, model_from_checkpoint
@@ -75,4 +77,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

@@ -12,13 +12,16 @@ pixels that depth labelled).
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from sceneparse import SceneParser
+from sceneparse.cli.script import run_script
 from sceneparse.data import build_dataset
+from sceneparse.errors import ConfigError
 from sceneparse.visualize import overlay
 
 NO_DEPTH = (0, 0, 0)
@@ -41,12 +44,25 @@ def write_jpeg(path, rgb, quality=80):
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
 
 
-def main(args):
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--root", help="RGB-D sequence folder (default: $SCENEPARSE_DATA/rgbd-sequence-7scenes)")
+    ap.add_argument("--frames", type=int, nargs="+", default=[0], help="frame positions in the sequence (0-based)")
+    ap.add_argument("--model", help="also parse with this model (name or checkpoint): what it adds beyond depth")
+    ap.add_argument("--split", default="val", help="split the model is measured on (with --model)")
+    ap.add_argument("--width", type=int, default=320, help="width of each panel")
+    ap.add_argument("--out", default="docs/images")
+    args = ap.parse_args(argv)
     ds = build_dataset("indoor-geometry", root=args.root, split=args.split if args.model else "all")
     info = ds.info
     by_frame = {ds.load(n)["frame"]: n for n in ds.ids}
+    unknown = [f for f in args.frames if f not in by_frame]
+    if unknown:  # before anything is parsed or written
+        where = f"split {args.split!r}" if args.model else "the sequence"
+        raise ConfigError(f"--frames: {', '.join(map(str, unknown))} not among the frames of {where} "
+                          f"({min(by_frame)}..{max(by_frame)}, {len(by_frame)} frames)")  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     if not args.model:
         for f in args.frames:
             s = ds.load(by_frame[f])
@@ -88,11 +104,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--root", help="RGB-D sequence folder (default: $SCENEPARSE_DATA/rgbd-sequence-7scenes)")
-    ap.add_argument("--frames", type=int, nargs="+", default=[0], help="frame positions in the sequence (0-based)")
-    ap.add_argument("--model", help="also parse with this model (name or checkpoint): what it adds beyond depth")
-    ap.add_argument("--split", default="val", help="split the model is measured on (with --model)")
-    ap.add_argument("--width", type=int, default=320, help="width of each panel")
-    ap.add_argument("--out", default="docs/images")
-    main(ap.parse_args())
+    sys.exit(run_script(main))

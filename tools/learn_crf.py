@@ -22,12 +22,14 @@ python tools/learn_crf.py --model stanford-background --fit train --factor 8 --t
 
 import argparse
 import json
+import sys
 import time
 
 import cv2
 import numpy as np
 import torch
 
+from sceneparse.cli.script import run_script
 from sceneparse.evaluate import cached_predictions, heldout_dataset
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import load_refine_config
@@ -150,4 +152,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from sceneparse.cli.script import run_script
+
 
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -167,4 +169,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

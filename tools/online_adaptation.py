@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import cv2
 import numpy as np
 import torch
 
 from sceneparse import SceneParser, run
+from sceneparse.cli.script import run_script
 from sceneparse.data import build_dataset
 from sceneparse.data.geometry import time_split
 from sceneparse.metrics import ConfusionMatrix
@@ -93,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

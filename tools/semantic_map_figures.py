@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import sys
 import time
 from collections import defaultdict
 
@@ -49,6 +50,8 @@ import torch
 
 from sceneparse import SceneParser
 from sceneparse.cli.options import frame_slice
+from sceneparse.cli.script import run_script
+from sceneparse.errors import ConfigError
 from sceneparse.robotics.adapt import classifier_steps
 from sceneparse.robotics.geometry import backproject, project_points
 from sceneparse.robotics.mapping import SemanticMap
@@ -375,6 +378,10 @@ def main(argv=None) -> dict:
 
     cv2.setNumThreads(args.threads)
     frames = [f for f in open_source(args.sequence) if f.depth is not None and f.pose is not None]
+    if not frames[args.frames]:
+        s = args.frames
+        raise ConfigError(f"--frames {'' if s.start is None else s.start}:{'' if s.stop is None else s.stop} selects "
+                          f"none of the sequence's {len(frames)} frames with depth and pose")  # fmt: skip
     frames = frames[args.frames]
     parser = SceneParser.from_pretrained(args.model)
     parser.tta = args.tta
@@ -485,4 +492,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

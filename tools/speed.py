@@ -22,12 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import cv2
 import torch
 
 from sceneparse import SceneParser
+from sceneparse.cli.script import run_script
 from sceneparse.evaluate import device_name, heldout_dataset
 from sceneparse.pipeline import list_pretrained
 from sceneparse.refine import load_refine_config
@@ -187,4 +189,4 @@ def time_smoothers(args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

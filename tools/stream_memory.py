@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
 
 import cv2
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from sceneparse import SceneParser, run
+from sceneparse.cli.script import run_script
 from sceneparse.evaluate import heldout_dataset
 from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
 from sceneparse.sinks import Sink
@@ -60,11 +62,22 @@ class MemorySink(Sink):
                   flush=True)  # fmt: skip
 
 
+def frame_size(text: str) -> tuple[int, int]:
+    """An argparse type: ``WxH`` in pixels."""
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 240x180, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"expected a width and height of at least 1, got {text!r}")
+    return w, h
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="camvid")
     ap.add_argument("--frames", type=int, default=10000)
-    ap.add_argument("--size", default="240x180", help="WxH of the frames")
+    ap.add_argument("--size", type=frame_size, default="240x180", help="WxH of the frames")
     ap.add_argument("--temporal", default=DEFAULT_METHOD, choices=list_smoothers())
     ap.add_argument("--every", type=int, default=500, help="sample the memory every N frames")
     ap.add_argument("--warmup", type=int, default=500)
@@ -73,7 +86,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    w, h = map(int, args.size.lower().split("x"))
+    w, h = args.size
     parser = SceneParser.from_pretrained(args.model)
     ds = heldout_dataset(parser, data_root=args.data_root)
     order = next(iter(ds.sequences().values())) if hasattr(ds, "sequences") else range(len(ds))
@@ -93,4 +106,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

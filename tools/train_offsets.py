@@ -7,14 +7,17 @@ python tools/train_offsets.py --model stanford-background --split train \
 
 import argparse
 import logging
+import sys
 
 import torch
 
+from sceneparse.cli.script import run_script
 from sceneparse.evaluate import heldout_dataset
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import train_offset_head
 
-if __name__ == "__main__":
+
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="shipped model name or checkpoint .pt")
     ap.add_argument("--split", default="train", help="dataset split whose label maps train the head")
@@ -29,7 +32,7 @@ if __name__ == "__main__":
     ap.add_argument("--dilations", type=int, nargs="+", default=[2],
                     help="dilation of each full-resolution convolution after the fusion")  # fmt: skip
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model)
@@ -41,3 +44,7 @@ if __name__ == "__main__":
         image_layers=args.image_layers, dilations=tuple(args.dilations),
     )  # fmt: skip
     print(f"wrote {args.out}: {report['images']} images (with mirror images), final loss {report['loss'][-1]:.4f}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main))

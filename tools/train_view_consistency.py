@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from tqdm import tqdm
 
 from sceneparse import SceneParser
 from sceneparse.cli.options import frame_slice
+from sceneparse.cli.script import run_script
 from sceneparse.data.geometry import IndoorGeometry
 from sceneparse.data.transforms import ColorJitter
 from sceneparse.engine import load_checkpoint, seed_everything
@@ -213,4 +215,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

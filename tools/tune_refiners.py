@@ -13,40 +13,63 @@ python tools/tune_refiners.py --model stanford-background --refine crf --before 
 import argparse
 import itertools
 import json
+import sys
 
 import torch
 
+from sceneparse.cli.script import run_script
 from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
 
 
-def main() -> None:
+def json_object(text: str) -> dict:
+    """An argparse type: a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
+    return value
+
+
+def refiner_spec(text: str):
+    """An argparse type: a refiner's name or its JSON spec."""
+    return json_object(text) if text.lstrip().startswith("{") else text
+
+
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--refine", required=True, help="refiner to tune")
-    ap.add_argument("--grid", default="{}", help="JSON {param: [values]}")
-    ap.add_argument("--fixed", default="{}", help="JSON {param: value} kept fixed")
-    ap.add_argument("--before", nargs="*", default=[], help="refiners applied first: names or JSON specs")
-    ap.add_argument("--after", nargs="*", default=[], help="refiners applied after: names or JSON specs")
+    ap.add_argument("--grid", type=json_object, default={}, help="JSON {param: [values]}")
+    ap.add_argument("--fixed", type=json_object, default={}, help="JSON {param: value} kept fixed")
+    ap.add_argument(
+        "--before", type=refiner_spec, nargs="*", default=[], help="refiners applied first: names or JSON specs"
+    )
+    ap.add_argument(
+        "--after", type=refiner_spec, nargs="*", default=[], help="refiners applied after: names or JSON specs"
+    )
     ap.add_argument("--subset", choices=("tune", "report"), default="tune")
     ap.add_argument("--limit", type=int, default=0, help="at most this many images")
     ap.add_argument("--tta", default=None, help="test-time augmentation of the convnet (SceneParser.tta)")
     ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model)
     parser.tta = args.tta
+    # refiners checked before the convnet runs over the images: a typo fails at once
+    before = parser.refiners(args.before)  # with the model's chosen parameters
+    after = parser.refiners(args.after)
+    for values in itertools.product(*args.grid.values()):
+        parser.refiners([(args.refine, args.fixed | dict(zip(args.grid, values)))])
     ds = heldout_dataset(parser, args.subset)
     if args.limit:
         ds.ids = ds.ids[: args.limit]
     cached = cached_predictions(parser, ds)
-    spec = lambda r: json.loads(r) if r.lstrip().startswith("{") else r  # noqa: E731
-    before = parser.refiners([spec(r) for r in args.before])  # with the model's chosen parameters
-    after = parser.refiners([spec(r) for r in args.after])
     raw = score_refiners(cached, parser.num_classes)
     print(f"{'raw':70s} " + " ".join(f"{k} {v:.2f}" for k, v in raw.items()), flush=True)
-    grid = json.loads(args.grid)
-    fixed = json.loads(args.fixed)
+    grid, fixed = args.grid, args.fixed
     results = []
     for values in itertools.product(*grid.values()):
         params = fixed | dict(zip(grid, values))
@@ -60,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

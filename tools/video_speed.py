@@ -27,6 +27,7 @@ import argparse
 import json
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 
 from sceneparse import SceneParser
+from sceneparse.cli.script import run_script
 from sceneparse.labelling import label_stream
 from sceneparse.loop import _reuse_freed_memory, device_name
 from sceneparse.refine.temporal import build_smoother
@@ -187,4 +189,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))
