@@ -13,6 +13,7 @@ __all__ = [
     "scaled_class_weights",
     "loss_class_weights",
     "build_loss",
+    "SegmentationCrossEntropy",
     "distillation_loss",
     "DistillationLoss",
 ]
@@ -23,7 +24,7 @@ def class_frequencies(dataset, num_classes: int, ignore_index: int = 255) -> np.
     counts = np.zeros(num_classes, dtype=np.int64)
     for i in range(len(dataset)):
         label = np.asarray(dataset[i]["label"]).ravel()
-        label = label[(label != ignore_index) & (label < num_classes)]
+        label = label[(label != ignore_index) & (label >= 0) & (label < num_classes)].astype(np.int64)
         counts += np.bincount(label, minlength=num_classes)[:num_classes]
     total = counts.sum()
     if total == 0:
@@ -90,9 +91,35 @@ def loss_class_weights(freqs, class_names, balance_power: float, scale: dict | N
     return weights
 
 
+class SegmentationCrossEntropy(nn.CrossEntropyLoss):
+    """PyTorch's mean cross-entropy (the weighted sum over the labelled pixels divided by their
+    total weight), but 0, with zero gradients, for a batch with no labelled pixel of non-zero
+    weight, where PyTorch's is NaN (0 / 0): a random crop of void only (Stanford's unknown, SIFT
+    Flow's unlabelled regions) or of a class weighted 0 then aborted a run as a diverged loss.
+
+    Example:
+        >>> loss = SegmentationCrossEntropy(ignore_index=255)
+        >>> loss(torch.zeros(1, 3, 2, 2, requires_grad=True), torch.full((1, 2, 2), 255)).item()
+        0.0
+    """
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index,
+                                reduction="sum", label_smoothing=self.label_smoothing)  # fmt: skip
+        labelled = target[target != self.ignore_index]
+        if self.weight is not None:
+            mass = self.weight.to(logits.dtype)[labelled].sum()
+        else:
+            mass = torch.tensor(float(labelled.numel()), dtype=logits.dtype, device=logits.device)
+        # no host sync: both branches are computed; the safe denominator keeps the gradient finite
+        some = mass > 0
+        return torch.where(some, total / torch.where(some, mass, torch.ones_like(mass)), total * 0)
+
+
 def build_loss(weights: torch.Tensor | None = None, ignore_index: int = 255, label_smoothing: float = 0.0):
-    """Pixel-wise cross-entropy with ignore index and optional class weights."""
-    return nn.CrossEntropyLoss(weight=weights, ignore_index=ignore_index, label_smoothing=label_smoothing)
+    """Pixel-wise cross-entropy with ignore index and optional class weights
+    (:class:`SegmentationCrossEntropy`: 0 for a batch without labelled pixels)."""
+    return SegmentationCrossEntropy(weight=weights, ignore_index=ignore_index, label_smoothing=label_smoothing)
 
 
 def distillation_loss(
