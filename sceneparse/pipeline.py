@@ -57,6 +57,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: Depth beyond this many metres is taken for a unit mistake (millimetres given as metres).
 MAX_DEPTH_METRES = 100.0
+#: How RGB-D models see missing depth readings (:attr:`SceneParser.depth_fill`).
+DEPTH_FILLS = ("nearest", "inpaint", "none")
 
 
 def list_pretrained() -> list[str]:
@@ -141,13 +143,19 @@ class SceneParser:
         tta: test-time augmentation (:class:`sceneparse.tta.TestTimeAugmentation`): None
             (default) or the copies of each frame whose class probabilities are averaged,
             set from a string such as ``"flip,0.75,1.25,1.5"``.
+
+    Threads: :meth:`parse`, :meth:`parse_file` and :meth:`predict_probs` may run in several
+    threads at once on one parser (each builds its own refiners; the network's traces are
+    made under a lock); set the attributes above before sharing it. A :meth:`parse_stream`
+    generator, and the temporal smoother inside it, belong to one stream in one thread; while
+    it runs it shares PyTorch's (process-wide) threads out between its network workers.
     """
 
-    depth_fill: str = "nearest"
+    _depth_fill: str = "nearest"
     #: Refiners and smoothers run on frames of at most this many pixels: larger ones are shrunk
     #: for them and their probabilities upsampled back (a 24-megapixel photo with "crf" needed
     #: about 9 GB at full size). Frames up to it are refined at full size; 0: always full size.
-    max_refine_pixels: int = 4_000_000
+    _max_refine_pixels: int = 4_000_000
     #: On the CPU, run the network as a frozen, optimised ``torch.jit`` trace (about a third
     #: faster here), traced for an input size the second time that size comes (about half a
     #: second, once per size) and dropped when the weights change (online adaptation). Models
@@ -215,6 +223,30 @@ class SceneParser:
         self._tta = None if tta is not None and tta.copies == 1 else tta  # the frame alone: the plain path
 
     @property
+    def depth_fill(self) -> str:
+        return self._depth_fill
+
+    @depth_fill.setter
+    def depth_fill(self, method: str) -> None:
+        if method not in DEPTH_FILLS:  # checked here: a hole-free frame would never reach the fill
+            raise ConfigError(f"depth_fill must be one of {', '.join(DEPTH_FILLS)}, got {method!r}")
+        self._depth_fill = method
+
+    @property
+    def max_refine_pixels(self) -> int:
+        return self._max_refine_pixels
+
+    @max_refine_pixels.setter
+    def max_refine_pixels(self, pixels: int | None) -> None:
+        pixels = 0 if pixels is None else pixels
+        number = isinstance(pixels, (int, float, np.integer, np.floating)) and not isinstance(pixels, bool)
+        if not number or not math.isfinite(pixels) or pixels < 0 or not float(pixels).is_integer():  # 4e6 is fine
+            raise ConfigError(f"max_refine_pixels must be a non-negative integer (0: full size), got {pixels!r}")
+        if 0 < pixels < 64:
+            raise ConfigError(f"max_refine_pixels must be 0 (full size) or at least 64 (8x8), got {pixels}")
+        self._max_refine_pixels = int(pixels)
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         return self.info.class_names
 
@@ -229,14 +261,11 @@ class SceneParser:
     # ------------------------------------------------------------------ input checks
 
     def _check_rgb(self, rgb) -> np.ndarray:
-        if not isinstance(rgb, np.ndarray):
-            raise TypeError(f"rgb must be a numpy array (HxWx3 uint8), got {type(rgb).__name__}")
+        rgb = _as_array(rgb, "rgb", "an HxWx3 uint8 RGB image")
         if rgb.ndim != 3 or rgb.shape[2] != 3:
-            hint = " (a grey image? stack it to 3 channels)" if rgb.ndim == 2 else ""
-            hint = " (RGBA? drop the alpha channel)" if rgb.ndim == 3 and rgb.shape[2] == 4 else hint
-            raise InputError(f"rgb must have shape HxWx3, got {rgb.shape}{hint}")
+            raise InputError(f"rgb must have shape HxWx3, got {rgb.shape}{_shape_hint(rgb.shape)}")
         if rgb.dtype != np.uint8:
-            raise InputError(f"rgb must be uint8 in [0, 255], got dtype {rgb.dtype}")
+            raise InputError(f"rgb must be uint8 in [0, 255], got dtype {rgb.dtype}{_dtype_hint(rgb.dtype)}")
         if min(rgb.shape[:2]) < 8:
             raise InputError(f"image of {rgb.shape[0]}x{rgb.shape[1]} pixels is too small to parse (8x8 at least)")
         return rgb
@@ -249,7 +278,9 @@ class SceneParser:
             return None
         if self.in_channels != 4:
             raise InputError("depth was given, but this model takes RGB only (use an RGB-D model)")
-        depth = np.asarray(depth)
+        depth = _as_array(depth, "depth", "an HxW float array of metres")
+        if depth.ndim == 3 and depth.shape[2] == 1:  # HxWx1, as some readers give a one-channel image
+            depth = depth[..., 0]
         if depth.shape != tuple(shape):
             raise InputError(f"depth must be HxW = {tuple(shape)} like the image, got {depth.shape}")
         if not np.issubdtype(depth.dtype, np.floating):
@@ -460,7 +491,8 @@ class SceneParser:
         """Label every pixel of ``rgb`` (HxWx3 uint8, RGB order).
 
         Args:
-            rgb: the image.
+            rgb: the image: a numpy array, a PIL image or a CPU torch tensor, HxWx3 uint8, in RGB
+                order (OpenCV's ``imread`` gives BGR: ``sceneparse.io.read_image`` reads RGB).
             depth: HxW float metres (0 = no reading), for RGB-D models only.
             refine: refiners applied in order after the convnet: names (see :data:`REFINERS`),
                 ``{"name": ..., **params}`` mappings or refiner instances.
@@ -671,3 +703,45 @@ def _trace(model: torch.nn.Module, x: torch.Tensor, coarse: bool):
 def _same_size_runs(items: list) -> list[list]:
     """``items`` ((frame, rgb, depth) tuples) split into runs of consecutive frames of one size."""
     return [list(run) for _, run in itertools.groupby(items, key=lambda f: f[1].shape)]
+
+
+def _as_array(value, name: str, what: str) -> np.ndarray:
+    """``value`` as a numpy array: an array as it is, a CPU torch tensor or a PIL image converted
+    (no copy where it can be avoided); anything else an :class:`InputError` naming it."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, (str, Path)):
+        raise InputError(f"{name} must be {what}, got the path {str(value)!r}: read it first "
+                         "(sceneparse.io.read_image, or parser.parse_file(path))")  # fmt: skip
+    if hasattr(value, "__array_interface__") or hasattr(value, "__array__"):  # PIL images and other arrays
+        try:
+            return np.asarray(value)
+        except Exception as err:  # an object that only claims to be an array
+            raise InputError(f"{name} must be {what}; {type(value).__name__} did not convert: {err}") from None
+    raise InputError(f"{name} must be {what} (a numpy array), got {type(value).__name__}")
+
+
+def _shape_hint(shape: tuple) -> str:
+    """What an image of ``shape`` (not HxWx3) probably is, and the fix."""
+    if len(shape) == 2 or (len(shape) == 3 and shape[2] == 1):
+        return " (a grey image? stack it to 3 channels: np.dstack([grey] * 3))"
+    if len(shape) == 3 and shape[2] == 4:
+        return " (RGBA? drop the alpha channel: rgb[..., :3])"
+    if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] > 4:
+        return " (channels first? use rgb.transpose(1, 2, 0))"
+    if len(shape) == 4 and shape[0] == 1:
+        return " (a batch of one? pass rgb[0]; parse_stream takes many frames)"
+    return ""
+
+
+def _dtype_hint(dtype: np.dtype) -> str:
+    """The likely mix-up behind an image of ``dtype`` (not uint8), and the fix."""
+    if dtype == np.uint16:
+        return " (16-bit? scale it to 8 bits: (rgb // 257).astype(np.uint8))"
+    if np.issubdtype(dtype, np.floating):
+        return " (floats in [0, 1]? convert: (rgb * 255).round().astype(np.uint8))"
+    if dtype == np.bool_:
+        return " (a mask? parse the photo itself)"
+    return ""

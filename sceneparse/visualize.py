@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sceneparse.errors import ConfigError, InputError
+
 __all__ = ["LEGEND_POSITIONS", "colorize", "confusion_figure", "overlay", "plot_confusion"]
 
 LEGEND_POSITIONS = ("auto", "top-left", "top-right", "bottom-left", "bottom-right", "off")
@@ -25,8 +27,14 @@ def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """
     palette = np.asarray(palette, dtype=np.uint8)
     labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
+        if not np.issubdtype(labels.dtype, np.floating) or not np.all(
+            np.isfinite(labels) & (labels == np.round(labels))
+        ):
+            raise InputError(f"labels must be integer class indices, got dtype {labels.dtype} with non-integer values")
+        labels = labels.astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= len(palette)):
-        raise ValueError(f"labels outside [0, {len(palette) - 1}] for a palette of {len(palette)} colours")
+        raise InputError(f"labels outside [0, {len(palette) - 1}] for a palette of {len(palette)} colours")
     if labels.ndim == 2 and len(palette) <= 256 and palette.shape[1:] == (3,):
         # OpenCV's table lookup: several times numpy's fancy indexing on a video frame
         lut = np.zeros((256, 1, 3), np.uint8)
@@ -41,7 +49,7 @@ def _legend_position(legend) -> str:
         return "auto" if legend else "off"
     if isinstance(legend, str) and legend in LEGEND_POSITIONS:
         return legend
-    raise ValueError(f"legend={legend!r}: expected one of {', '.join(LEGEND_POSITIONS)} (or True/False)")
+    raise ConfigError(f"legend={legend!r}: expected one of {', '.join(LEGEND_POSITIONS)} (or True/False)")
 
 
 def overlay(
@@ -63,8 +71,13 @@ def overlay(
             height, listing as many classes, largest first, as fit.
     """
     position = _legend_position(legend)
+    image, labels = _image(image), np.asarray(labels)
     if image.shape[:2] != labels.shape:
-        raise ValueError(f"image {image.shape[:2]} and labels {labels.shape} differ in size")
+        raise InputError(f"image {image.shape[:2]} and labels {labels.shape} differ in size")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not 0 <= alpha <= 1:
+        raise ConfigError(f"alpha (the opacity of the colours) must be in [0, 1], got {alpha!r}")
+    if class_names is not None and len(class_names) < len(palette):
+        raise InputError(f"{len(class_names)} class names for a palette of {len(palette)} colours")
     colour = colorize(labels, palette)
     out = cv2.addWeighted(image, 1 - alpha, colour, alpha, 0)
     lab = labels.astype(np.uint8 if len(palette) <= 256 else np.int32)  # smaller: faster to compare
@@ -75,6 +88,23 @@ def overlay(
     if position != "off" and class_names is not None:
         _draw_legend(out, lab, np.asarray(palette, np.uint8), class_names, position, edges)
     return out
+
+
+def _image(image) -> np.ndarray:
+    """``image`` as the HxWx3 uint8 RGB picture that overlays are drawn on: a grey image stacked
+    to 3 channels, an RGBA one without its alpha; anything else an :class:`InputError`."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.dtype != np.uint8:
+        raise InputError(f"the image under an overlay must be uint8, got dtype {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[..., :3])
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"the image under an overlay must be HxWx3 RGB (or grey, or RGBA), got shape {image.shape}")
+    return image
 
 
 def _draw_legend(out, labels, palette, class_names, position, edges) -> None:

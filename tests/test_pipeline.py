@@ -9,7 +9,7 @@ import torch
 
 from sceneparse import SceneParser, create_model, engine
 from sceneparse.data import STANFORD_REGIONS
-from sceneparse.errors import ConfigError
+from sceneparse.errors import ConfigError, InputError
 from sceneparse.metrics import ConfusionMatrix
 from sceneparse.pipeline import list_pretrained
 
@@ -110,7 +110,7 @@ def test_exception_bad_inputs(parser, tmp_path):
         parser.parse(np.zeros((32, 32, 4), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         parser.parse(good.astype(np.float32))
-    with pytest.raises(TypeError, match="numpy array"):
+    with pytest.raises(InputError, match="numpy array"):
         parser.parse([[1, 2, 3]])
     with pytest.raises(ValueError, match="too small"):
         parser.parse(np.zeros((4, 32, 3), np.uint8))

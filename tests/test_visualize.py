@@ -112,3 +112,36 @@ def test_feature_shipped_camvid_model_carries_the_colours():
 
     meta = load_checkpoint(pretrained_path("camvid"))["meta"]
     assert [tuple(c) for c in meta["colors"]] == list(CAMVID.colors)
+
+
+def test_feature_overlay_on_grey_and_rgba_photos():
+    image, labels = scene(60, 80, classes=3)
+    grey = image[..., 0]
+    expected = overlay(np.dstack([grey] * 3), labels, PALETTE, NAMES)
+    assert np.array_equal(overlay(grey, labels, PALETTE, NAMES), expected)
+    assert np.array_equal(overlay(grey[..., None], labels, PALETTE, NAMES), expected)
+    rgba = np.dstack([image, np.full(image.shape[:2], 7, np.uint8)])
+    assert np.array_equal(overlay(rgba, labels, PALETTE, NAMES), overlay(image, labels, PALETTE, NAMES))
+
+
+def test_exception_overlay_bad_arguments():
+    from sceneparse.errors import ConfigError, InputError
+    from sceneparse.visualize import colorize
+
+    image, labels = scene(60, 80, classes=3)
+    with pytest.raises(InputError, match="must be uint8, got dtype float64"):
+        overlay(image / 255.0, labels, PALETTE, NAMES)
+    with pytest.raises(InputError, match="must be uint8, got dtype uint16"):
+        overlay(image.astype(np.uint16), labels, PALETTE, NAMES)
+    with pytest.raises(InputError, match="HxWx3 RGB"):
+        overlay(image[None], labels, PALETTE, NAMES)
+    for alpha in (2, -0.1, float("nan"), "half"):
+        with pytest.raises(ConfigError, match="alpha"):
+            overlay(image, labels, PALETTE, NAMES, alpha=alpha)
+    with pytest.raises(InputError, match="2 class names for a palette of 11 colours"):
+        overlay(image, labels, PALETTE, NAMES[:2])
+    with pytest.raises(InputError, match="integer class indices"):
+        colorize(np.full((2, 2), np.nan), PALETTE)
+    with pytest.raises(InputError, match="integer class indices"):
+        colorize(np.full((2, 2), 0.5), PALETTE)
+    assert np.array_equal(colorize(np.ones((2, 2)), PALETTE), colorize(np.ones((2, 2), int), PALETTE))  # whole floats

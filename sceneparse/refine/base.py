@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sceneparse.errors import ConfigError, InputError, NotFoundError, did_you_mean
 from sceneparse.io import per_file_version
 
 if TYPE_CHECKING:
@@ -93,27 +95,43 @@ def _name_params(spec) -> tuple[str, dict]:
         return spec, {}
     if isinstance(spec, dict):
         params = dict(spec)
-        return params.pop("name", None), params
-    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], dict):
+        if "name" not in params:
+            raise ConfigError(f"a refiner mapping needs a 'name' (one of {', '.join(sorted(REFINERS))}); got {spec!r}")
+        return params.pop("name"), params
+    if _is_pair(spec):
         return spec[0], dict(spec[1])
-    raise ValueError(f"a refiner is a name, a mapping with 'name', or (name, params); got {spec!r}")
+    raise ConfigError(f"a refiner is a name, a mapping with 'name', (name, params) or a Refiner; got {spec!r}")
+
+
+def _is_pair(spec) -> bool:
+    """``spec`` is one (name, params) pair, such as ``("crf", {"iterations": 10})``."""
+    return isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict)
 
 
 def build_refiner(spec) -> Refiner:
-    """A refiner from a name, a ``{"name": ..., **params}`` mapping, a (name, params) pair or an instance."""
+    """A refiner from a name, a ``{"name": ..., **params}`` mapping, a (name, params) pair or an instance.
+
+    Raises:
+        ConfigError: an unknown name or parameter (the known ones listed), or a bad value.
+    """
     if isinstance(spec, Refiner):
         return spec
     name, params = _name_params(spec)
     if name not in REFINERS:
-        raise ValueError(f"unknown refiner {name!r}; available: {', '.join(sorted(REFINERS))}")
+        raise ConfigError(
+            f"unknown refiner {name!r}{did_you_mean(name, REFINERS)}; available: {', '.join(sorted(REFINERS))}"
+        )
     cls = REFINERS[name]
     known = set(inspect.signature(cls).parameters)
-    unknown = sorted(set(params) - known)
+    unknown = sorted(set(params) - known, key=str)
     if unknown:
-        raise ValueError(
-            f"refiner {name!r} has no parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    return cls(**params)
+        hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
+        raise ConfigError(f"refiner {name!r} has no parameter(s) {', '.join(map(str, unknown))}{hint}; "
+                          f"known: {', '.join(sorted(known))}")  # fmt: skip
+    try:
+        return cls(**params)
+    except ConfigError as err:  # a bad value: say whose
+        raise ConfigError(f"refiner {name!r}: {err}") from None
 
 
 def build_refiners(refine, config: dict | None = None) -> tuple[Refiner, ...]:
@@ -125,8 +143,11 @@ def build_refiners(refine, config: dict | None = None) -> tuple[Refiner, ...]:
     """
     if refine is None:
         return ()
-    if isinstance(refine, (str, dict, Refiner)):
-        refine = (refine,)
+    if isinstance(refine, (str, dict, Refiner)) or _is_pair(refine):
+        refine = (refine,)  # one refiner: "crf", {"name": "crf", ...} or ("crf", {...})
+    if not isinstance(refine, (tuple, list)):
+        raise ConfigError(f"refine must be a refiner or a sequence of refiners (names, mappings, (name, params) "
+                          f"pairs, Refiner instances), got {type(refine).__name__} {refine!r}")  # fmt: skip
     config = config or {}
     refiners = []
     for spec in refine:
@@ -156,9 +177,12 @@ def load_refine_config(path) -> dict:
     data = read_yaml_mapping(path, "refiner config")
     table = data.get("refiners", data)
     if not isinstance(table, dict) or not all(isinstance(v, dict) or v is None for v in table.values()):
-        raise ValueError(f"{path}: expected 'refiners:' mapping each refiner name to its parameters")
+        raise ConfigError(f"{path}: expected 'refiners:' mapping each refiner name to its parameters")
     for name, params in table.items():
-        build_refiner((name, params or {}))  # unknown names and parameters fail here, naming them
+        try:  # unknown names, parameters and bad values fail here, naming the file and the refiner
+            build_refiner((str(name), params or {}))
+        except (ValueError, FileNotFoundError) as err:  # the error names the refiner, this the file
+            raise (NotFoundError if isinstance(err, FileNotFoundError) else ConfigError)(f"{path}: {err}") from None
     return {name: dict(params or {}) for name, params in table.items()}
 
 
@@ -178,19 +202,27 @@ def _read_refine_config(path: str) -> dict:
 
 
 def check_probs(probs: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """``probs`` as float32 CxHxW class probabilities of the HxWx3 uint8 image ``rgb``, what every
+    refiner takes; an :class:`~sceneparse.errors.InputError` naming the problem otherwise."""
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        what = f"{rgb.dtype} array of shape {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise InputError(f"a refiner's rgb must be an HxWx3 uint8 image, got a {what}")
     probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim != 3 or probs.shape[1:] != rgb.shape[:2]:
-        raise ValueError(f"probs must be CxHxW with HxW = {rgb.shape[:2]}, got {probs.shape}")
+        raise InputError(f"probs must be CxHxW with HxW = {rgb.shape[:2]} (the image's), got {probs.shape}")
+    if not np.isfinite(probs).all():
+        raise InputError("probs hold NaN or infinite values: refiners take class probabilities (a softmax)")
     return probs
 
 
 def positive(name: str, value, integer: bool = False, zero: bool = False):
     """``value`` checked to be a positive (or non-negative) number; a clear error otherwise."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and (value >= 0 if zero else value > 0) and (not integer or float(value).is_integer())
+    ok = ok and math.isfinite(value) and (value >= 0 if zero else value > 0)
+    ok = ok and (not integer or float(value).is_integer())
     if not ok:
         kind = "integer" if integer else "number"
-        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} {kind}, got {value!r}")
+        raise ConfigError(f"{name} must be a {'non-negative' if zero else 'positive'} {kind}, got {value!r}")
     return int(value) if integer else float(value)
 
 

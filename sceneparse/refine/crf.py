@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sceneparse.errors import ConfigError, InputError, NotFoundError
 from sceneparse.refine.base import Refiner, check_probs, positive, register_refiner
 
 __all__ = ["DenseCRF", "COMPAT_FORMAT", "load_compat"]
@@ -37,15 +38,18 @@ def load_compat(path) -> dict:
     a and b; a Potts weight w is the matrix w (1 - I))."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CRF compatibility file not found: {path}")
-    data = json.loads(path.read_text())
-    if data.get("format") != COMPAT_FORMAT:
-        raise ValueError(f"{path}: not a sceneparse CRF compatibility file (format {COMPAT_FORMAT})")
+        raise NotFoundError(f"CRF compatibility file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a sceneparse CRF compatibility file (not JSON: {err})") from None
+    if not isinstance(data, dict) or data.get("format") != COMPAT_FORMAT:
+        raise InputError(f"{path}: not a sceneparse CRF compatibility file (format {COMPAT_FORMAT})")
     c = len(data["class_names"])
     for key in ("gaussian_compat", "bilateral_compat"):
         m = np.asarray(data[key], np.float32)
         if m.shape != (c, c) or not np.isfinite(m).all():
-            raise ValueError(f"{path}: {key} must be a finite {c}x{c} matrix, got shape {m.shape}")
+            raise InputError(f"{path}: {key} must be a finite {c}x{c} matrix, got shape {m.shape}")
         data[key] = np.ascontiguousarray((m + m.T) / 2)  # pydensecrf symmetrises it too
     return data
 
@@ -105,7 +109,7 @@ class DenseCRF(Refiner):
             learnt = load_compat(self.compat)
             widths = {k: float(learnt[k]) for k in _KERNEL_KEYS}
             if widths != {k: getattr(self, k) for k in _KERNEL_KEYS}:
-                raise ValueError(f"{self.compat} was learnt for the kernel widths {widths}, not this CRF's "
+                raise ConfigError(f"{self.compat} was learnt for the kernel widths {widths}, not this CRF's "
                                  f"{ {k: getattr(self, k) for k in _KERNEL_KEYS} }")  # fmt: skip
             self._learnt = learnt
 
@@ -120,7 +124,7 @@ class DenseCRF(Refiner):
         if self._learnt is not None:
             gaussian, bilateral = self._learnt["gaussian_compat"], self._learnt["bilateral_compat"]
             if len(gaussian) != c:
-                raise ValueError(f"the learnt CRF compatibilities are for {len(gaussian)} classes, the scores have {c}")
+                raise InputError(f"the learnt CRF compatibilities are for {len(gaussian)} classes, the scores have {c}")
         if np.any(gaussian):
             crf.addPairwiseGaussian(sxy=self.gaussian_sxy, compat=gaussian)
         if np.any(bilateral):

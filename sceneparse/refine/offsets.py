@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from sceneparse.errors import InputError
+from sceneparse.errors import ConfigError, InputError, NotFoundError
 from sceneparse.io import per_file_version
 from sceneparse.refine.base import REFINER_WEIGHTS, Refiner, check_probs, model_fingerprint, positive, register_refiner
 
@@ -123,9 +123,12 @@ def shipped_head(model_name: str | None) -> Path | None:
 @per_file_version()
 def _read_head(path: str, device: str) -> tuple[OffsetHead, str, str | None]:
     """The head in ``path`` ready for inference on ``device``, its model's fingerprint and name."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: pickle, zip and torch errors alike
+        raise InputError(f"{path}: not a readable sceneparse boundary-offset head ({type(err).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a sceneparse boundary-offset head")
+        raise InputError(f"{path}: not a sceneparse boundary-offset head")
     net = OffsetHead(**ckpt["head"])
     net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
     return _for_inference(net).to(device), ckpt["fingerprint"], ckpt.get("model")
@@ -171,11 +174,11 @@ class BoundaryOffsets(Refiner):
     def __init__(self, distance: float = 3.0, threshold: float = 0.3, flip: bool = True, head: str = "auto") -> None:
         self.distance = positive("distance", distance)
         if not isinstance(flip, bool):
-            raise ValueError(f"flip must be true or false, got {flip!r}")
+            raise ConfigError(f"flip must be true or false, got {flip!r}")
         self.flip = flip
         self.threshold = positive("threshold", threshold, zero=True)
         if self.threshold >= 1:
-            raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+            raise ConfigError(f"threshold must be in [0, 1), got {threshold}")
         self.head = str(head)
         self._net: OffsetHead | None = None
         self._fingerprint: str | None = None
@@ -187,7 +190,7 @@ class BoundaryOffsets(Refiner):
 
     def _load(self, path: Path, device: str | torch.device = "cpu") -> None:
         if not path.is_file():
-            raise FileNotFoundError(f"boundary-offset head not found: {path}")
+            raise NotFoundError(f"boundary-offset head not found: {path}")
         self._path = path
         self._net, self._fingerprint, self._model_name = _read_head(path, str(torch.device(device)))
 
@@ -198,12 +201,12 @@ class BoundaryOffsets(Refiner):
         if self.head == "auto" and (self._net is None or self._model_name != parser.name):
             path = shipped_head(parser.name)
             if path is None:
-                raise ValueError(f"no boundary-offset head is shipped for model {parser.name or 'from a file'}: "
+                raise ConfigError(f"no boundary-offset head is shipped for model {parser.name or 'from a file'}: "
                                  "train one with tools/train_offsets.py and pass head=PATH (on the command line: "
                                  "--refine-config FILE with offsets: {head: PATH})")  # fmt: skip
         self._load(path, parser.device)  # the cached head for the parser's device
         if model_fingerprint(parser.model) != self._fingerprint:
-            raise ValueError(f"the boundary-offset head was trained on the features of another model "
+            raise ConfigError(f"the boundary-offset head was trained on the features of another model "
                              f"({self._model_name}); train one for this model with tools/train_offsets.py")  # fmt: skip
         self._parser = parser
 

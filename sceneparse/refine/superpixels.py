@@ -14,6 +14,7 @@ import numpy as np
 import skimage.segmentation
 import torch
 
+from sceneparse.errors import ConfigError
 from sceneparse.refine.base import Refiner, check_probs, positive, register_refiner, resize_chw
 
 __all__ = ["SuperpixelVoting", "superpixel_vote", "votes_to_pixels", "oversegment", "oversegment_at", "region_mean"]
@@ -29,7 +30,7 @@ def oversegment(rgb: np.ndarray, method: str = "felzenszwalb", scale: float = 50
     elif method == "slic":
         seg = skimage.segmentation.slic(rgb, n_segments=n_segments, compactness=compactness, start_label=0)
     else:
-        raise ValueError(f"superpixel method must be one of {', '.join(_METHODS)}, got {method!r}")
+        raise ConfigError(f"superpixel method must be one of {', '.join(_METHODS)}, got {method!r}")
     return seg.astype(np.int64)
 
 
@@ -125,9 +126,9 @@ class SuperpixelVoting(Refiner):
                  n_segments: int = 600, compactness: float = 10.0, mode: str = "mean",
                  confidence: float = 0.7, seg_scale: float = 0.5) -> None:  # fmt: skip
         if method not in _METHODS:
-            raise ValueError(f"superpixel method must be one of {', '.join(_METHODS)}, got {method!r}")
+            raise ConfigError(f"superpixel method must be one of {', '.join(_METHODS)}, got {method!r}")
         if mode not in ("mean", "majority"):
-            raise ValueError(f"superpixel mode must be 'mean' or 'majority', got {mode!r}")
+            raise ConfigError(f"superpixel mode must be 'mean' or 'majority', got {mode!r}")
         self.method, self.mode = method, mode
         self.scale, self.sigma = positive("scale", scale), positive("sigma", sigma, zero=True)
         self.min_size = positive("min_size", min_size, integer=True)
@@ -135,10 +136,10 @@ class SuperpixelVoting(Refiner):
         self.compactness = positive("compactness", compactness)
         self.confidence = positive("confidence", confidence)
         if self.confidence > 1:
-            raise ValueError(f"confidence must be in (0, 1], got {confidence}")
+            raise ConfigError(f"confidence must be in (0, 1], got {confidence}")
         self.seg_scale = positive("seg_scale", seg_scale)
         if self.seg_scale > 1:
-            raise ValueError(f"seg_scale must be in (0, 1], got {seg_scale}")
+            raise ConfigError(f"seg_scale must be in (0, 1], got {seg_scale}")
 
     def segments(self, rgb: np.ndarray) -> np.ndarray:
         seg = oversegment_at(rgb, self.seg_scale, self.method, self.scale, self.sigma, self.min_size,

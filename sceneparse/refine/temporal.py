@@ -22,6 +22,7 @@ a change of frame size.
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import threading
 
 import cv2
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sceneparse.errors import ConfigError
+from sceneparse.errors import ConfigError, did_you_mean
 from sceneparse.refine.base import class_argmax, positive, resize_chw
 from sceneparse.refine.superpixels import oversegment_at, region_mean, superpixel_vote, votes_to_pixels
 
@@ -43,6 +44,7 @@ __all__ = [
     "register_smoother",
     "list_smoothers",
     "build_smoother",
+    "smoother_params",
     "method_name",
     "DEFAULT_METHOD",
     "dense_flow",
@@ -317,11 +319,11 @@ class FlowSmoother(TemporalSmoother):
         self.alpha = positive("alpha", alpha, zero=True)
         self.floor = positive("floor", floor, zero=True)
         if self.floor > 1:
-            raise ValueError(f"floor must be in [0, 1], got {floor!r}")
+            raise ConfigError(f"floor must be in [0, 1], got {floor!r}")
         self.stickiness = positive("stickiness", stickiness, zero=True)
         self.fuse_scale = positive("fuse_scale", fuse_scale)
         if self.fuse_scale > 1:
-            raise ValueError(f"fuse_scale must be in (0, 1], got {fuse_scale!r}")
+            raise ConfigError(f"fuse_scale must be in (0, 1], got {fuse_scale!r}")
 
     def reset(self) -> None:
         super().reset()
@@ -399,7 +401,7 @@ class SuperpixelSmoother(_SuperpixelsAhead, TemporalSmoother):
         self.memory = positive("memory", memory, zero=True)
         self.min_overlap = positive("min_overlap", min_overlap)
         if self.memory >= 1 or self.min_overlap > 1:
-            raise ValueError("memory must be in [0, 1) and min_overlap in (0, 1]")
+            raise ConfigError(f"memory must be in [0, 1) and min_overlap in (0, 1], got {memory!r} and {min_overlap!r}")
 
     def reset(self) -> None:
         super().reset()
@@ -514,9 +516,34 @@ def build_smoother(temporal=True, **params) -> TemporalSmoother | None:
     if isinstance(temporal, TemporalSmoother):
         return temporal
     name = DEFAULT_METHOD if temporal is True else temporal
-    if name not in SMOOTHERS:
-        raise ConfigError(f"unknown temporal method {temporal!r}; available: {', '.join(list_smoothers())}")
+    if not isinstance(name, str) or name not in SMOOTHERS:
+        hint = did_you_mean(name, SMOOTHERS) if isinstance(name, str) else ""
+        raise ConfigError(f"unknown temporal method {temporal!r}{hint}; available: {', '.join(list_smoothers())}")
+    known = smoother_params(SMOOTHERS[name])
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
+        raise ConfigError(f"temporal method {name!r} has no parameter(s) {', '.join(unknown)}{hint}; "
+                          f"known: {', '.join(sorted(known))}")  # fmt: skip
     return SMOOTHERS[name](**params)
+
+
+def smoother_params(cls: type[TemporalSmoother]) -> list[str]:
+    """The keyword parameters a smoother class takes, those its ``**kwargs`` passes to the class
+    it extends included (``FlowSuperpixelSmoother``'s ``flow_params``)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        more = False
+        for param in inspect.signature(vars(klass)["__init__"]).parameters.values():
+            if param.kind == param.VAR_KEYWORD:
+                more = True
+            elif param.name != "self" and param.kind != param.VAR_POSITIONAL and param.name not in names:
+                names.append(param.name)
+        if not more:
+            break
+    return names
 
 
 def method_name(temporal) -> str:

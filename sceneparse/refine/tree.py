@@ -27,6 +27,7 @@ import skimage.segmentation
 import torch
 from torch import nn
 
+from sceneparse.errors import ConfigError, InputError, NotFoundError
 from sceneparse.io import per_file_version
 from sceneparse.refine.base import REFINER_WEIGHTS, Refiner, check_probs, model_fingerprint, positive, register_refiner
 
@@ -221,9 +222,12 @@ class RegionClassifier(nn.Module):
 def _read_classifier(path: str) -> tuple[RegionClassifier, tuple[str, ...], str | None]:
     """The region classifier in ``path`` (in eval mode), its class names and the fingerprint of
     the model whose probabilities trained it."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: pickle, zip and torch errors alike
+        raise InputError(f"{path}: not a readable sceneparse region classifier ({type(err).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "sceneparse-region-classifier-v1":
-        raise ValueError(f"{path}: not a sceneparse region classifier")
+        raise InputError(f"{path}: not a sceneparse region classifier")
     net = RegionClassifier(len(ckpt["class_names"]), ckpt["hidden"])
     net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
     return net.eval(), tuple(ckpt["class_names"]), ckpt.get("fingerprint")
@@ -257,7 +261,7 @@ class PurityTree(Refiner):
         self.node_cost = positive("node_cost", node_cost, zero=True)
         self.blend = positive("blend", blend, zero=True)
         if self.blend > 1:
-            raise ValueError(f"blend must be in [0, 1], got {blend}")
+            raise ConfigError(f"blend must be in [0, 1], got {blend}")
         self.classifier = str(classifier)
         self._net: RegionClassifier | None = None
         self._net_names: tuple[str, ...] | None = None
@@ -267,7 +271,7 @@ class PurityTree(Refiner):
 
     def _load(self, path: Path) -> None:
         if not path.is_file():
-            raise FileNotFoundError(f"region classifier not found: {path}")
+            raise NotFoundError(f"region classifier not found: {path}")
         self._net, self._net_names, self._fingerprint = _read_classifier(path)
 
     def bind(self, parser) -> None:
@@ -278,7 +282,9 @@ class PurityTree(Refiner):
         if path is not None:
             self._load(path)
         if self._net_names is not None and self._net_names != tuple(parser.class_names):
-            raise ValueError(f"region classifier classes {self._net_names} differ from the model's")
+            raise ConfigError(
+                f"region classifier classes {self._net_names} differ from the model's {tuple(parser.class_names)}"
+            )
         model = getattr(parser, "model", None)
         if self._fingerprint and isinstance(model, nn.Module):
             stale = (str(path), model_fingerprint(model, True))

@@ -337,3 +337,65 @@ def test_feature_model_chosen_refiner_parameters(real, tmp_path):
     assert parser.refiners(specs)[0].bilateral_compat == chosen["bilateral_compat"]
     with pytest.raises(ValueError, match="unknown refiner 'magic'"):
         refiners_from(argparse.Namespace(refine=["magic"], refine_config=None))
+
+
+def test_exception_refiner_called_on_the_wrong_arrays():
+    """Refiners are public functions of arrays: a float image (which pydensecrf would read as
+    black), probabilities of another size or with NaN are refused naming the problem."""
+    from sceneparse.errors import InputError
+
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    probs = np.full((3, 24, 32), 1 / 3, np.float32)
+    for spec in ("superpixels", "tree", "crf"):
+        refiner = build_refiner(spec)
+        with pytest.raises(InputError, match="HxWx3 uint8 image, got a float64 array"):
+            refiner(rgb / 255.0, probs)
+        with pytest.raises(InputError, match="HxWx3 uint8 image, got a uint8 array of shape \\(24, 32\\)"):
+            refiner(rgb[..., 0], probs)
+        with pytest.raises(InputError, match="the image's"):
+            refiner(rgb, probs[:, :10])
+        nan = probs.copy()
+        nan[0, 3, 4] = np.nan
+        with pytest.raises(InputError, match="NaN"):
+            refiner(rgb, nan)
+
+
+def test_exception_refiner_config_file_names_the_file_and_the_refiner(tmp_path):
+    from sceneparse.errors import ConfigError, NotFoundError
+
+    cases = {
+        "neg.yaml": ("crf:\n  iterations: -1\n", "neg.yaml: refiner 'crf': iterations must be a positive integer"),
+        "inf.yaml": ("crf:\n  gaussian_sxy: .inf\n", "inf.yaml: refiner 'crf': gaussian_sxy must be a positive"),
+        "nan.yaml": ("tree:\n  blend: .nan\n", "nan.yaml: refiner 'tree': blend must be a non-negative number"),
+        "str.yaml": ("superpixels:\n  confidence: '0.5'\n", "str.yaml: refiner 'superpixels': confidence"),
+        "typo.yaml": ("crff: {}\n", r"typo.yaml: unknown refiner 'crff' \(did you mean 'crf'\?\)"),
+        "param.yaml": ("crf:\n  iteratons: 2\n", r"param.yaml: .*iteratons \(did you mean 'iterations'\?\)"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text("refiners:\n" + "".join("  " + line + "\n" for line in text.splitlines()))
+        with pytest.raises(ConfigError, match=message):
+            load_refine_config(tmp_path / name)
+    (tmp_path / "missing.yaml").write_text("refiners:\n  tree:\n    classifier: nowhere.pt\n")
+    with pytest.raises(NotFoundError, match="missing.yaml: refiner 'tree'|missing.yaml: region classifier not found"):
+        load_refine_config(tmp_path / "missing.yaml")
+
+
+def test_exception_unreadable_refiner_files(tmp_path):
+    """A truncated or foreign file given as a region classifier, a boundary-offset head or CRF
+    compatibilities: an InputError naming it, not a pickle or JSON traceback."""
+    from sceneparse.errors import InputError
+    from sceneparse.refine import BoundaryOffsets
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(InputError, match="junk.pt: not a readable sceneparse region classifier"):
+        PurityTree(classifier=str(junk))
+    with pytest.raises(InputError, match="junk.pt: not a readable sceneparse boundary-offset head"):
+        BoundaryOffsets(head=str(junk))
+    text = tmp_path / "compat.json"
+    text.write_text("{not json")
+    with pytest.raises(InputError, match="compat.json: not a sceneparse CRF compatibility file"):
+        DenseCRF(compat=str(text))
+    text.write_text("[1, 2]")
+    with pytest.raises(InputError, match="compat.json: not a sceneparse CRF compatibility file"):
+        DenseCRF(compat=str(text))

@@ -239,3 +239,20 @@ def test_feature_probabilities_at_the_network_stride(method):
     fresh = build_smoother(method)
     assert np.array_equal(at_stride.update(frames[0], coarse[0]), fresh.update(frames[0], coarse[0]))
     at_stride.close()
+
+
+def test_exception_smoother_parameters_are_checked_by_name():
+    from sceneparse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'flow' has no parameter\(s\) alhpa \(did you mean 'alpha'\?\); known: "):
+        build_smoother("flow", alhpa=0.3)
+    with pytest.raises(ConfigError, match=r"unknown temporal method 'flw' \(did you mean 'flow'\?\)"):
+        build_smoother("flw")
+    with pytest.raises(ConfigError, match="unknown temporal method"):
+        build_smoother(["flow"])
+    with pytest.raises(ConfigError, match="alpha must be a non-negative number, got -1"):
+        build_smoother("flow", alpha=-1)
+    with pytest.raises(ConfigError, match="cut_threshold must be a non-negative number, got inf"):
+        build_smoother("superpixels", cut_threshold=float("inf"))
+    # flow-superpixels passes FlowSmoother's parameters on: they are known to it
+    assert build_smoother("flow-superpixels", fuse_scale=0.25, floor=0.1).fuse_scale == 0.25
