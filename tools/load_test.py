@@ -17,11 +17,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from sceneparse.cli.script import run_script
+from sceneparse.errors import SceneparseError
 
 
 def rss_mb(pid: int) -> float:
@@ -63,7 +65,8 @@ def one_run(args, max_batch: int, images: list[bytes]) -> dict:
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "sceneparse", "serve", "--model", args.model, "--host", "127.0.0.1", "--port",
            str(port), "--threads", str(args.threads), "--max-batch", str(max_batch)]  # fmt: skip
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tempfile.TemporaryFile("w+")  # the service's messages: why it did not start, if it did not
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.time() + 120
         while True:
@@ -73,7 +76,10 @@ def one_run(args, max_batch: int, images: list[bytes]) -> dict:
             except httpx.HTTPError:
                 pass
             if server.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the service did not start ({' '.join(cmd)})")
+                log.seek(0)
+                said = [line.strip() for line in log.read().splitlines() if line.strip()]
+                why = f": {said[-1]}" if said else " within 120 s"
+                raise SceneparseError(f"the service did not start ({' '.join(cmd)}){why}")
             time.sleep(0.2)
         # a short warm-up, not counted
         with httpx.Client(base_url=url, timeout=30) as c:
@@ -140,6 +146,7 @@ def one_run(args, max_batch: int, images: list[bytes]) -> dict:
             server.wait(20)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
 
 
 def main(argv=None) -> int:

@@ -81,6 +81,11 @@ def test_exception_average_weights_of_one_checkpoint(monkeypatch, capsys, tmp_pa
     assert code == 1 and "averaging takes at least two checkpoints, got 1" in err
 
 
+def test_exception_load_test_says_why_the_service_did_not_start(monkeypatch, capsys, stanford_path):
+    code, err = _run("load_test", ["--model", "nosuch", "--requests", "1", "--max-batch", "1"], monkeypatch, capsys)
+    assert code == 1 and "the service did not start" in err and "unknown pretrained model 'nosuch'" in err, err
+
+
 def test_exception_tune_refiners_checks_the_refiner_before_parsing_the_images(monkeypatch, capsys):
     import sceneparse.evaluate
 
