@@ -22,6 +22,7 @@ from pathlib import Path
 from sceneparse.errors import ConfigError, NotFoundError, OutputError
 from sceneparse.io import IMAGE_EXTENSIONS, ensure_writable, unique_names
 from sceneparse.loop import run
+from sceneparse.refine.temporal import TemporalSmoother, build_smoother
 from sceneparse.sinks import SINKS, Sink, build_sink
 from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles, Source, open_source
 
@@ -243,6 +244,7 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
 
     Raises:
         OutputError: ``out`` cannot be written, or holds outputs of an earlier run.
+        ConfigError: an unknown sink, refiner or temporal method, or a bad parameter of one.
     """
     inputs = [inputs] if isinstance(inputs, (str, int, Path)) else list(inputs)
     for spec in sinks:  # before any work: a typo should not cost a model load and a first video
@@ -250,6 +252,9 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
             build_sink(spec, out=out)  # raises, listing the known sinks
     if not inputs:
         raise ConfigError("nothing to label: give image files, folders, videos or camera indices")
+    # an unknown refiner or temporal method, or a bad parameter, fails here: not once per stream,
+    # each stream reported as failed while the call returns
+    parser.refiners(refine)
     inputs = _videos_in_folders(inputs, stream, exclude=out)
     streams = _once([i for i in inputs if is_stream(i, stream)])
     missing = [s for s in streams if isinstance(s, (str, Path)) and Path(s).suffix.lower() in VIDEO_EXTS
@@ -258,6 +263,8 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
         raise NotFoundError(
             f"input not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
         )
+    if streams and not isinstance(temporal, TemporalSmoother):
+        build_smoother(temporal)
     images = [i for i in inputs if not is_stream(i, stream)]
     folders = stream_folders(streams, out, single=len(inputs) == 1)
     if depth is not None and streams:

@@ -43,3 +43,21 @@ def test_exception_nothing_to_label(parser, tmp_path):
     with pytest.raises(FileNotFoundError, match="input not found: .*missing.mp4"):  # before any work
         label(parser, [tmp_path / "missing.mp4"], tmp_path / "o", progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_exception_unknown_refiner_or_temporal_method_before_any_work(parser, tmp_path):
+    """A mistyped refiner or temporal method fails the call before any output, not once per
+    stream with the call returning (and the still images labelled without the refiner's fix)."""
+    from sceneparse.errors import ConfigError
+
+    frames, _ = moving_scene(3)
+    write_clip(tmp_path / "a.avi", frames)
+    cv2.imwrite(str(tmp_path / "still.png"), frames[0])
+    inputs = [tmp_path / "a.avi", tmp_path / "still.png"]
+    with pytest.raises(ConfigError, match=r"unknown refiner 'crff' \(did you mean 'crf'\?\)"):
+        label(parser, inputs, tmp_path / "o1", refine="crff", progress=False)
+    with pytest.raises(ConfigError, match=r"refiner 'crf': iterations must be a positive integer"):
+        label(parser, inputs, tmp_path / "o1", refine=[{"name": "crf", "iterations": 0}], progress=False)
+    with pytest.raises(ConfigError, match=r"unknown temporal method 'flw' \(did you mean 'flow'\?\)"):
+        label(parser, inputs, tmp_path / "o2", temporal="flw", progress=False)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
