@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sceneparse.errors import ConfigError
+from sceneparse.errors import ConfigError, InputError
 from sceneparse.models.base import PretrainedCfg, SegmentationModel, input_convention
 from sceneparse.models.layers import ConvBNReLU, ResidualBlock
 from sceneparse.models.pyramid import LaplacianPyramid, pad_to_multiple, uv_statistics
@@ -157,12 +157,25 @@ class MultiscaleConvNet(SegmentationModel):
             out.append(maps[-1].mean(dim=(-2, -1), keepdim=True).expand(-1, -1, *size))
         return torch.cat(out, dim=1)
 
+    def _check_batch_statistics(self, size: tuple[int, int]) -> None:
+        """A batch of one whose coarsest scale's features are 1x1: batch normalisation has one
+        value per channel to take statistics of (torch fails deep inside with a ValueError)."""
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.encoder.modules()):
+            d = self.size_divisor
+            raise InputError(
+                f"training on one {size[0]}x{size[1]} crop: the coarsest of the {self.levels} scales gives 1x1 "
+                f"features, too few for batch normalisation; use crops with a side over {d} pixels or batches of 2+"
+            )
+
     def output_bias(self) -> nn.Parameter:
         return self.classifier[-1].bias
 
     def forward_coarse(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        size = tuple(x.shape[-2:])
         x, _ = pad_to_multiple(x, self.size_divisor)
+        if self.training and x.shape[0] * (x.shape[-2] // self.size_divisor) * (x.shape[-1] // self.size_divisor) == 1:
+            self._check_batch_statistics(size)
         return self.classifier(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

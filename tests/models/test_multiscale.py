@@ -6,7 +6,7 @@ import torch
 from sceneparse import create_model
 from sceneparse.data import STANFORD_REGIONS
 from sceneparse.engine import load_checkpoint, model_from_checkpoint, save_checkpoint
-from sceneparse.errors import ConfigError
+from sceneparse.errors import ConfigError, InputError
 from sceneparse.models.base import model_cfg
 from sceneparse.models.pyramid import uv_statistics
 from sceneparse.pipeline import list_pretrained, pretrained_path
@@ -101,3 +101,15 @@ def test_feature_shipped_weights_load_with_their_metadata(name):
     assert cfg.normalization["uv_mean"] == state["pyramid.uv_mean"].float().flatten().tolist()
     assert cfg.normalization["uv_std"] == state["pyramid.uv_std"].float().flatten().tolist()
     assert cfg.normalization["uv_std"] == pytest.approx(ckpt["meta"]["normalization"]["uv_std"], rel=1e-3)
+
+
+def test_exception_training_on_one_crop_with_1x1_coarsest_features():
+    """levels 4 on one 32x32 crop (the smallest crop_size): the coarsest scale's features are
+    1x1 and batch normalisation failed deep in torch ("Expected more than 1 value per channel")."""
+    model = create_model("msconvnet", num_classes=3, levels=4, width=8, hidden=8).train()
+    with pytest.raises(InputError, match="training on one 32x32 crop: .* 4 scales gives 1x1 features.* side over 32"):
+        model(torch.rand(1, 3, 32, 32))
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3, 32, 32)  # a batch of two has statistics
+    assert model(torch.rand(1, 3, 32, 40)).shape == (1, 3, 32, 40)  # so has a crop of 1x2 features
+    assert model.eval()(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)  # running statistics in eval
+    create_model("msconvnet_paper", num_classes=3, levels=4).train()(torch.rand(1, 3, 32, 32))  # no batch norm
