@@ -317,14 +317,46 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
 
 
 def _run_streams(ray, streams, ctor, resources, workers, retries, report, bar) -> None:
-    """Each video a task on a pool of model actors, results as they finish."""
-    from ray.util import ActorPool
+    """Each video a task on a pool of model actors, results as they finish.
+
+    Ray restarts a dead actor and retries its video up to ``retries`` times; a video whose actor
+    dies once more is reported failed (and its staging folder removed) and a fresh actor takes the
+    next video, so one video that kills its worker (out of memory) does not end the run.
+    """
+    from ray.exceptions import RayActorError, RayTaskError
 
     actor = ray.remote(max_restarts=retries, max_task_retries=retries, **resources)(LabelWorker)
-    actors = [actor.remote(**ctor) for _ in range(min(workers, len(streams)))]
+    todo = list(reversed(streams))  # popped from the end: in the given order
+    running = {}  # the task's ObjectRef -> (actor, item)
+    actors = []
+
+    def submit(a) -> None:
+        item = todo.pop()
+        running[a.label_video.remote(*item)] = (a, item)
+
     try:
-        pool = ActorPool(actors)
-        for res in pool.map_unordered(lambda a, item: a.label_video.remote(*item), streams):
+        for _ in range(min(workers, len(streams))):
+            actors.append(actor.remote(**ctor))
+            submit(actors[-1])
+        while running:
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            a, (spec, folder) = running.pop(ref)
+            try:
+                res = ray.get(ref)
+            except (RayActorError, RayTaskError) as err:
+                if isinstance(err, RayActorError):  # dead for good: a new actor for what is left
+                    ray.kill(a)
+                    actors.remove(a)
+                    a = None
+                    if todo:
+                        actors.append(actor.remote(**ctor))
+                        a = actors[-1]
+                    reason = (f"its worker died {retries + 1} time(s) while labelling it (out of memory, a lost "
+                              "node?); the next run tries it again")  # fmt: skip
+                else:
+                    reason = f"the worker failed: {str(err).strip().splitlines()[-1]}"
+                shutil.rmtree(_staging(Path(ctor["out"]), Path(folder)), ignore_errors=True)
+                res = {"item": spec, "status": "failed", "error": reason}
             if res["status"] == "done":
                 report["labelled"] += 1
                 report["busy_seconds"] += res["seconds"]
@@ -335,6 +367,8 @@ def _run_streams(ray, streams, ctor, resources, workers, retries, report, bar) -
             else:
                 report["failed"][res["item"]] = res["error"]
             bar.update(1)
+            if todo and a is not None:
+                submit(a)
     finally:
         for a in actors:
             ray.kill(a)

@@ -133,3 +133,29 @@ def test_exception_cameras_stay_local(tmp_path):
     with pytest.raises(ConfigError, match="cameras and stream URLs are labelled on this machine"):
         label_on_ray("stanford-background", ["0"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_exception_a_video_whose_worker_dies_for_good_is_reported_and_the_rest_labelled(
+    ray_cluster, collection, tmp_path, monkeypatch
+):
+    from sceneparse.distributed import ray_label
+
+    class DyingWorker(ray_label.LabelWorker):  # defined here: Ray ships it to the workers by value
+        def label_video(self, spec, folder):
+            if "dies" in os.path.basename(spec):
+                os._exit(1)  # as the kernel's OOM killer would end it
+            return super().label_video(spec, folder)
+
+    monkeypatch.setattr(ray_label, "LabelWorker", DyingWorker)
+    dies = tmp_path / "dies.mp4"
+    shutil.copy(collection[1], dies)
+    out = tmp_path / "out"
+    # one worker: the video that kills it comes first, so a fresh actor must label the next
+    report = ray_label.label_on_ray("stanford-background", [str(dies), collection[1]], out, workers=1, threads=1,
+                                    retries=0, progress=False)  # fmt: skip
+    assert report["labelled"] == 1 and [*report["failed"]] == [str(dies)]
+    assert "its worker died 1 time(s) while labelling it" in report["failed"][str(dies)]
+    assert _frames(out / "pan" / "overlay.mp4") == 6 and not (out / "dies").exists()
+    assert not (out / ".sceneparse-ray").exists()  # the dead worker's staging folder removed
+    assert json.loads((out / "label_report.json").read_text())["failed"] == report["failed"]
