@@ -28,7 +28,7 @@ import torch
 from sceneparse.data.base import DatasetInfo
 from sceneparse.data.depth import fill_depth
 from sceneparse.engine import load_checkpoint, model_from_checkpoint, resolve_device
-from sceneparse.errors import ConfigError, InputError
+from sceneparse.errors import ConfigError, InputError, did_you_mean
 from sceneparse.models.base import SegmentationModel, model_cfg
 from sceneparse.refine import (
     REFINERS,
@@ -71,7 +71,8 @@ def pretrained_path(name: str) -> Path:
     if not path.is_file():
         known = ", ".join(list_pretrained()) or "none"
         raise ConfigError(
-            f"unknown pretrained model {name!r}; shipped models: {known} (or give a .pt path; "
+            f"unknown pretrained model {name!r}{did_you_mean(name, list_pretrained())}; shipped models: {known} "
+            "(or give a .pt path; "
             "the commands also take an exported .onnx)"
         )
     return path
@@ -559,6 +560,7 @@ class SceneParser:
         """
         from sceneparse.refine.temporal import build_smoother
 
+        _check_frames_iterable(frames)
         smoother = build_smoother(temporal, **temporal_params)
         refiners = self.refiners(refine)
         if batch_size is None:
@@ -703,6 +705,24 @@ def _trace(model: torch.nn.Module, x: torch.Tensor, coarse: bool):
 def _same_size_runs(items: list) -> list[list]:
     """``items`` ((frame, rgb, depth) tuples) split into runs of consecutive frames of one size."""
     return [list(run) for _, run in itertools.groupby(items, key=lambda f: f[1].shape)]
+
+
+def _check_frames_iterable(frames) -> None:
+    """``frames`` can be a stream: not one image (whose rows would be taken for frames) and
+    not something that cannot be iterated; an :class:`InputError` otherwise."""
+    if isinstance(frames, (np.ndarray, torch.Tensor)) and frames.ndim < 4:
+        raise InputError(f"parse_stream takes an iterable of frames, got one array of shape {tuple(frames.shape)}: "
+                         "parse() labels one image; pass [rgb] or a list of frames")  # fmt: skip
+    if isinstance(frames, (str, Path)):
+        raise InputError(f"parse_stream takes an iterable of frames, got the path {str(frames)!r}: "
+                         "open it with sceneparse.open_source(path)")  # fmt: skip
+    try:
+        iter(frames)
+    except TypeError:
+        raise InputError(
+            f"parse_stream takes an iterable of frames (arrays, (rgb, depth) pairs or Frames), "
+            f"got {type(frames).__name__}"
+        ) from None
 
 
 def _as_array(value, name: str, what: str) -> np.ndarray:

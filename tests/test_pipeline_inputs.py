@@ -172,3 +172,23 @@ def test_feature_stream_whose_frame_size_changes(parser, camvid_path, temporal):
         for i in (2, 4):
             alone = parser.parse(frames[i])
             assert np.allclose(smoothed[i].probs, alone.probs, atol=1e-4)
+
+
+def test_exception_parse_stream_given_one_image_or_no_stream(parser, frames):
+    """One image given as the stream would be iterated row by row (each row refused as a frame
+    of the wrong shape): it is refused as a whole, as are a path and a non-iterable."""
+    for bad, message in (
+        (frames[0], r"got one array of shape \(180, 240, 3\): parse\(\) labels one image"),
+        (torch.from_numpy(frames[0]), r"got one array of shape \(180, 240, 3\)"),
+        ("drive.mp4", "the path 'drive.mp4': open it with sceneparse.open_source"),
+        (42, "iterable of frames .*got int"),
+    ):
+        with pytest.raises(InputError, match=message):
+            next(parser.parse_stream(bad, temporal="flow"))
+    stack = np.stack(frames[:2])  # NxHxWx3: a stream of N frames
+    assert [r.labels.shape for r in parser.parse_stream(stack, temporal="flow")] == [(180, 240)] * 2
+
+
+def test_exception_mistyped_shipped_model_name():
+    with pytest.raises(ConfigError, match=r"unknown pretrained model 'camvd' \(did you mean 'camvid'\?\)"):
+        SceneParser.from_pretrained("camvd")
