@@ -478,7 +478,7 @@ class _UploadLimit:
             from fastapi.responses import JSONResponse
 
             # the client may still be sending: close the connection after the answer
-            response = JSONResponse({"error": f"upload of {int(length) / 1e6:.1f} MB is {message}"}, status_code=413,
+            response = JSONResponse({"error": f"upload of {int(length) / 1e6:.3g} MB is {message}"}, status_code=413,
                                     headers={"Connection": "close"})  # fmt: skip
             return await response(scope, receive, send)
         received = 0

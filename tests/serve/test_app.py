@@ -125,6 +125,14 @@ def test_feature_the_image_as_the_request_body(client, parser, photos):
            "truncated JPEG")  # fmt: skip
 
 
+def test_exception_a_small_upload_limit_is_stated_in_the_units_given(parser, photos):
+    name, rgb, data = photos[3]
+    with TestClient(create_app(parser, max_upload_mb=0.01)) as c:
+        size = f"{len(data) / 1e6:.3g}"
+        _error(c.post("/v1/parse", content=data, headers={"content-type": "image/jpeg"}), 413,
+               f"upload of {size} MB is larger than this service's limit of 0.01 MB")  # fmt: skip
+
+
 def test_feature_token(parser, photos):
     name, rgb, data = photos[3]
     with TestClient(create_app(parser, token=TOKEN)) as c:
