@@ -51,6 +51,9 @@ def evaluate(parser, dataset, refine=(), temporal=None, progress: bool = True, b
     frame order with the smoother starting afresh, and the flicker and raw change rate of
     :class:`sceneparse.metrics.TemporalConsistency` over consecutive labelled frames and the
     smoother's milliseconds per frame are added.
+
+    Raises:
+        InputError: no image has a labelled pixel (nothing to score).
     """
     sequences = temporal is not None
     sink = MetricsSink(boundary_width, temporal=sequences)
@@ -61,6 +64,13 @@ def evaluate(parser, dataset, refine=(), temporal=None, progress: bool = True, b
     if stats["interrupted"]:
         raise KeyboardInterrupt  # scores of part of a split would pass for the whole
     scores = stats["outputs"]["metrics"]
+    if "pixel_accuracy" not in scores:  # the sink scores nothing without a labelled pixel
+        from sceneparse.errors import InputError
+
+        raise InputError(
+            f"the {scores['images']} image(s) evaluated have no labelled pixel (every label is void, "
+            f"{parser.info.ignore_index}): nothing to score; is this the model's dataset and class set?"
+        )
     scores["refine"] = [repr(r) for r in refine]
     scores["tta"] = str(parser.tta) if getattr(parser, "tta", None) else None
     if sequences:

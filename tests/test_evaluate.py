@@ -79,3 +79,19 @@ def test_exception_evaluate_temporal_needs_sequences(tmp_path):
 
     with pytest.raises(ValueError, match="no video sequences"):
         evaluate_stream(None, Images(), "flow")
+
+
+def test_exception_evaluate_without_a_labelled_pixel(stanford_val):
+    """Labels all void (a wrong class set maps everything to 255): one InputError, where
+    the report failed with KeyError 'boundary_width' after parsing every image."""
+    from sceneparse.errors import InputError
+    from sceneparse.evaluate import evaluate
+    from sceneparse.pipeline import SceneParser
+
+    class Void(list):
+        ids = [0, 1]
+
+    samples = [stanford_val[i] for i in range(2)]
+    dataset = Void([{"image": s["image"], "label": np.full(s["label"].shape, 255, np.uint8)} for s in samples])
+    with pytest.raises(InputError, match="the 2 image\\(s\\) evaluated have no labelled pixel .*void, 255"):
+        evaluate(SceneParser.from_pretrained("stanford-background"), dataset, progress=False)
