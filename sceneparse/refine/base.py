@@ -104,8 +104,10 @@ def _name_params(spec) -> tuple[str, dict]:
 
 
 def _is_pair(spec) -> bool:
-    """``spec`` is one (name, params) pair, such as ``("crf", {"iterations": 10})``."""
-    return isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict)
+    """``spec`` is one (name, params) pair, such as ``("crf", {"iterations": 10})``; not two
+    refiners, such as ``("tree", {"name": "crf"})``."""
+    return (isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str)
+            and isinstance(spec[1], dict) and "name" not in spec[1])  # fmt: skip
 
 
 def build_refiner(spec) -> Refiner:
