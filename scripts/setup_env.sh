@@ -26,6 +26,13 @@ pip() { .venv/bin/python -m pip "$@" 2> >(grep -v "is ignored: it is neither a f
 # The installed version, read from its metadata (torch may not import yet: its dependencies come later).
 torch_version() { .venv/bin/python -c "import importlib.metadata as m; print(m.version('torch'))" 2>/dev/null || true; }
 
+# torch 2.13.0 has wheels for Python 3.10 and newer only: say so, not pip's "no matching distribution".
+if [ ! -x .venv/bin/python ] && ! "$PY" -c "import sys; sys.exit(sys.version_info < (3, 10))" 2>/dev/null; then
+    found="$("$PY" --version 2>/dev/null)" || found="not found"
+    echo "setup_env.sh: sceneparse needs Python 3.10 or newer (torch 2.13.0); $PY: $found" >&2
+    echo "  Give another one: PYTHON=python3.11 scripts/setup_env.sh ${extras}" >&2
+    exit 1
+fi
 if [ ! -x .venv/bin/python ]; then
     step "creating .venv with $("$PY" --version 2>&1)"
     "$PY" -m venv .venv

@@ -78,3 +78,16 @@ def test_feature_setup_takes_torch_from_local_wheels_then_cpu_index(tmp_path, gp
     assert calls == ["local", "pypi" if gpu else "cpu-index", "editable"]
     said = "NVIDIA GPU found: the CUDA build from PyPI" if gpu else "the CPU build from https://download.pytorch.org"
     assert said in proc.stdout
+
+
+def test_exception_setup_on_an_old_python_says_which_python_it_needs(tmp_path):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "setup_env.sh").write_text((ROOT / "scripts" / "setup_env.sh").read_text())
+    old = tmp_path / "python3.9"
+    old.write_text('#!/bin/bash\n[ "$1" = --version ] && { echo "Python 3.9.18"; exit 0; }\nexit 1\n')  # too old
+    old.chmod(0o755)
+    for python, found in ((old, "Python 3.9.18"), (tmp_path / "none", "not found")):
+        proc = subprocess.run(["bash", str(tmp_path / "scripts" / "setup_env.sh"), "dev"], capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "PYTHON": str(python)})  # fmt: skip
+        assert proc.returncode == 1 and f"needs Python 3.10 or newer (torch 2.13.0); {python}: {found}" in proc.stderr
+        assert not (tmp_path / ".venv").exists()
