@@ -100,9 +100,20 @@ def seed_everything(seed: int) -> None:
 
 
 def code_revision() -> str:
-    """Git revision of the sceneparse source tree, or "unknown" outside a checkout."""
+    """Git revision of the sceneparse source tree, or "unknown" outside a checkout of it.
+
+    A package installed inside another project's git tree (a virtual environment in the
+    project's folder) is not part of that tree: its files are untracked there, and the
+    project's revision is not sceneparse's.
+    """
     here = Path(__file__).resolve().parent
     try:
+        tracked = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", "--", Path(__file__).name], cwd=here, capture_output=True,
+            text=True, timeout=5,
+        )  # fmt: skip
+        if tracked.returncode != 0:
+            return "unknown"
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
         )

@@ -214,3 +214,27 @@ def test_feature_seeding_repeats_and_refuses_seeds_numpy_cannot_take():
     for bad in (-1, MAX_SEED + 1, 1.5, True, "3"):
         with pytest.raises(ConfigError, match="seed must be an integer from 0 to 4294967295"):
             seed_everything(bad)
+
+
+def test_edge_code_revision_of_a_package_inside_another_projects_tree(tmp_path, monkeypatch):
+    """sceneparse installed in a virtual environment inside a user's git project: the project's
+    revision (and its '-dirty') went into every checkpoint as sceneparse's code revision."""
+    import subprocess
+
+    from sceneparse import engine
+
+    project = tmp_path / "project"
+    package = project / ".venv" / "lib" / "site-packages" / "sceneparse"
+    package.mkdir(parents=True)
+    (package / "engine.py").write_text("# installed copy\n")
+    (project / "notes.txt").write_text("the user's own work\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(project)]
+    for args in (["init", "-q"], ["add", "notes.txt"], ["commit", "-q", "-m", "user"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    monkeypatch.setattr(engine, "__file__", str(package / "engine.py"))
+    assert engine.code_revision() == "unknown"
+    subprocess.run([*git, "add", "-f", ".venv"], check=True, capture_output=True)  # a checkout that tracks it
+    subprocess.run([*git, "commit", "-q", "-m", "vendored"], check=True, capture_output=True)
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert engine.code_revision() == head
