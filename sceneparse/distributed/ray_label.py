@@ -194,6 +194,15 @@ def _plan(inputs, out: Path, stream: bool, probs: bool, overwrite: bool) -> dict
     return plan
 
 
+def _check_model(model: str) -> None:
+    """Load ``model`` once on the driver, on the CPU: an unknown name or a missing or broken
+    checkpoint fails here with its message, before Ray starts, rather than in every actor's
+    constructor (which Ray Data retries without end, each time with a traceback)."""
+    from sceneparse.pipeline import SceneParser
+
+    SceneParser.from_pretrained(model, device="cpu")
+
+
 def _start(ray, address: str, workers: int | None, cpus: float, gpus: float) -> tuple[bool, int]:
     """Connect to (or start) the cluster; whether this call started Ray, and the number of actors."""
     started = False
@@ -279,6 +288,7 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
         log.info("%d item(s) already labelled in %s: skipped", len(plan["skipped"]), out)
     if todo:
         tta = TestTimeAugmentation.parse(tta)  # a bad spec fails here, not in every actor
+        _check_model(model)
         options = {"temporal": temporal, "refine": tuple(refine), "labels": labels, "probs": probs, "alpha": alpha,
                    "legend": legend, "sinks": list(sinks), "depth": None if depth is None else str(depth),
                    "depth_scale": depth_scale, "max_frames": max_frames,

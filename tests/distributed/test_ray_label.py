@@ -159,3 +159,21 @@ def test_exception_a_video_whose_worker_dies_for_good_is_reported_and_the_rest_l
     assert _frames(out / "pan" / "overlay.mp4") == 6 and not (out / "dies").exists()
     assert not (out / ".sceneparse-ray").exists()  # the dead worker's staging folder removed
     assert json.loads((out / "label_report.json").read_text())["failed"] == report["failed"]
+
+
+def test_exception_an_unknown_model_fails_before_ray_starts(tmp_path, monkeypatch):
+    ray = require("ray", "pip install 'sceneparse[ray]'")
+    require("ray.data", "pip install 'sceneparse[ray]'")
+    from sceneparse.distributed import ray_label
+
+    def no_start(*a, **k):
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(ray, "init", no_start)
+    photo = tmp_path / "in" / "a.jpg"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(ConfigError, match="unknown pretrained model 'nosuch'"):
+        ray_label.label_on_ray("nosuch", [str(photo.parent)], tmp_path / "out", progress=False)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        ray_label.label_on_ray(str(tmp_path / "missing.pt"), [str(photo.parent)], tmp_path / "out", progress=False)
