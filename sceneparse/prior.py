@@ -32,9 +32,14 @@ CRITERIA = ("miou", "pixel+class", "targets")
 def prior_bias(frequencies, gamma: float) -> np.ndarray:
     """``gamma * log(frequency)`` per class, float32, centred on zero (a constant changes neither
     the probabilities nor the labels); classes never seen in training count as frequency 1e-6."""
-    f = np.asarray(frequencies, dtype=np.float64)
-    if f.ndim != 1 or not len(f) or (f < 0).any():
-        raise ConfigError(f"class frequencies must be a non-negative vector, got {f.tolist()}")
+    try:
+        f = np.asarray(frequencies, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"class frequencies must be a vector of numbers, got {frequencies!r}") from None
+    if f.ndim != 1 or not len(f) or not np.isfinite(f).all() or (f < 0).any():
+        raise ConfigError(f"class frequencies must be a finite non-negative vector, got {f.tolist()}")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.number)) or not np.isfinite(gamma):
+        raise ConfigError(f"gamma must be a finite number, got {gamma!r}")
     b = gamma * np.log(np.maximum(f / max(f.sum(), 1e-12), 1e-6))
     return (b - b.mean()).astype(np.float32)
 
@@ -47,6 +52,8 @@ class PriorShift:
         self.bias = np.asarray(bias, dtype=np.float32)[:, None, None]
 
     def __call__(self, rgb, probs: np.ndarray, depth=None) -> np.ndarray:
+        if len(probs) != len(self.bias):
+            raise InputError(f"a prior shift of {len(self.bias)} classes for probabilities of {len(probs)}")
         logits = np.log(np.maximum(probs, 1e-12)) + self.bias
         return torch.softmax(torch.from_numpy(logits), dim=0).numpy()
 
@@ -96,6 +103,7 @@ def adjust_checkpoint(src: str | Path, dst: str | Path, frequencies, gamma: floa
     adjusted before is refused: adjust the original, so that gammas never add up unseen."""
     from sceneparse.engine import atomic_write, load_checkpoint, model_from_checkpoint
 
+    bias = torch.from_numpy(prior_bias(frequencies, gamma))  # checked before the checkpoint is read
     ckpt = load_checkpoint(src)
     if "class_prior" in ckpt["meta"]:
         raise InputError(f"{src}: already adjusted (gamma {ckpt['meta']['class_prior']['gamma']}); adjust the original")
@@ -105,7 +113,6 @@ def adjust_checkpoint(src: str | Path, dst: str | Path, frequencies, gamma: floa
     param = model.output_bias()
     name = next(n for n, p in model.named_parameters() if p is param)
     stored = ckpt["state_dict"][name]
-    bias = torch.from_numpy(prior_bias(frequencies, gamma))
     ckpt["state_dict"][name] = (stored.float() + bias).to(stored.dtype)
     ckpt["meta"] = dict(ckpt["meta"], class_prior={
         "gamma": float(gamma),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -48,6 +49,8 @@ class TestTimeAugmentation:
         bad = [s for s in scales if not (math.isfinite(s) and MIN_SCALE <= s <= MAX_SCALE)]
         if bad:
             raise ConfigError(f"test-time scales must lie in [{MIN_SCALE}, {MAX_SCALE}], got {bad}")
+        if not isinstance(self.flip, (bool, np.bool_)):  # bool("false") would be True
+            raise ConfigError(f"test-time flip must be True or False, got {self.flip!r}")
         object.__setattr__(self, "scales", tuple(scales))
         object.__setattr__(self, "flip", bool(self.flip))
 

@@ -106,3 +106,22 @@ def test_feature_adjusted_shipped_model_on_real_images(tmp_path, stanford_val):
         adjust_checkpoint(dst, tmp_path / "twice.pt", freqs, 0.1)
     with pytest.raises(ConfigError, match="class frequencies"):
         adjust_checkpoint(src, tmp_path / "bad.pt", freqs[:3], 0.1)
+
+
+def test_exception_non_finite_prior_is_refused(tmp_path):
+    """A NaN gamma or frequency would be folded into the model's output bias: every probability
+    NaN in the adjusted checkpoint. Refused before anything is written."""
+    for freqs, gamma, message in (
+        ([0.5, 0.5], float("nan"), "gamma must be a finite number"),
+        ([0.5, 0.5], "0.5", "gamma must be a finite number"),
+        ([0.5, float("nan")], 0.5, "finite non-negative vector"),
+        ([0.5, float("inf")], 0.5, "finite non-negative vector"),
+        (["a", "b"], 0.5, "vector of numbers"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            prior_bias(freqs, gamma)
+    with pytest.raises(ConfigError, match="gamma must be a finite number"):
+        adjust_checkpoint(pretrained_path("siftflow"), tmp_path / "nan.pt", np.ones(33) / 33, float("nan"))
+    assert not (tmp_path / "nan.pt").exists()
+    with pytest.raises(InputError, match="a prior shift of 3 classes for probabilities of 2"):
+        PriorShift(np.zeros(3))(None, np.full((2, 4, 4), 0.5, np.float32))

@@ -116,3 +116,9 @@ def test_feature_evaluate_command_records_the_augmentation(tmp_path, siftflow_pa
     assert "Test-time augmentation: flip,0.75,1." in (out / "metrics.md").read_text()
     assert main(["evaluate", "--model", "siftflow", "--tta", "flip,x", "--out", str(tmp_path / "bad")]) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_exception_flip_must_be_a_bool():
+    with pytest.raises(ConfigError, match="flip must be True or False, got 'false'"):
+        TestTimeAugmentation((1.0,), flip="false")  # bool("false") is True: a mirrored copy nobody asked for
+    assert TestTimeAugmentation((1.0,), flip=np.bool_(True)).flip is True
