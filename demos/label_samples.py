@@ -24,6 +24,7 @@ try:
     import cv2
 
     from sceneparse import SceneParser
+    from sceneparse.cli.script import run_script
     from sceneparse.labelling import label_images
 except ImportError as err:  # a Python without sceneparse or its dependencies: say which to use
     sys.exit(no_sceneparse(err, __file__))
@@ -65,13 +66,13 @@ def sample_media(work: Path) -> list[Path]:
     return media
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="out/demo")
     ap.add_argument("--inputs", nargs="*", help="your own images or folders instead of the samples")
     ap.add_argument("--model", default="stanford-background")
     ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     out = Path(args.out)
     inputs = args.inputs or sample_media(out)
@@ -87,9 +88,11 @@ def main() -> None:
             print(f"  {path}")
         print(f"labelled {len(report['overlays'])} image(s) with {model!r}; overlays in {folder}/")
         failed |= report["failed"]
-    if failed:
-        raise SystemExit(f"{len(failed)} input(s) failed: {failed}")
+    for path, reason in failed.items():
+        print(f"  not labelled: {reason if str(reason).startswith(str(path)) else f'{path}: {reason}'}",
+              file=sys.stderr)  # fmt: skip
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

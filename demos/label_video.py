@@ -23,6 +23,7 @@ try:
     import torch
 
     from sceneparse import SceneParser
+    from sceneparse.cli.script import run_script
     from sceneparse.labelling import label_stream
     from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
 except ImportError as err:  # a Python without sceneparse or its dependencies: say which to use
@@ -56,4 +57,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))
