@@ -246,6 +246,9 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
         OutputError: ``out`` cannot be written, or holds outputs of an earlier run.
         ConfigError: an unknown sink, refiner or temporal method, or a bad parameter of one.
     """
+    if hasattr(inputs, "__array__") or hasattr(inputs, "__array_interface__"):  # an image, not files
+        raise ConfigError("label() takes files, folders, videos or camera indices, got an array: "
+                          "parser.parse(rgb) labels an image in memory")  # fmt: skip
     inputs = [inputs] if isinstance(inputs, (str, int, Path)) else list(inputs)
     for spec in sinks:  # before any work: a typo should not cost a model load and a first video
         if not isinstance(spec, Sink) and (spec.get("name") if isinstance(spec, dict) else spec) not in SINKS:

@@ -2,6 +2,7 @@
 streams, where each output goes."""
 
 import cv2
+import numpy as np
 import pytest
 from synthetic import moving_scene, write_clip
 
@@ -40,6 +41,8 @@ def test_feature_mixed_inputs_each_get_their_outputs(parser, tmp_path):
 def test_exception_nothing_to_label(parser, tmp_path):
     with pytest.raises(ValueError, match="nothing to label"):
         label(parser, [], tmp_path)
+    with pytest.raises(ValueError, match=r"got an array: parser.parse\(rgb\) labels an image in memory"):
+        label(parser, np.zeros((32, 32, 3), np.uint8), tmp_path / "o")  # its rows were taken for inputs
     with pytest.raises(FileNotFoundError, match="input not found: .*missing.mp4"):  # before any work
         label(parser, [tmp_path / "missing.mp4"], tmp_path / "o", progress=False)
     assert not (tmp_path / "o").exists()
