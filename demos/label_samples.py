@@ -88,6 +88,9 @@ def main(argv=None) -> int:
             print(f"  {path}")
         print(f"labelled {len(report['overlays'])} image(s) with {model!r}; overlays in {folder}/")
         failed |= report["failed"]
+        if report["interrupted"]:
+            print("interrupted: the overlays written so far are complete", file=sys.stderr)
+            return 130
     for path, reason in failed.items():
         print(f"  not labelled: {reason if str(reason).startswith(str(path)) else f'{path}: {reason}'}",
               file=sys.stderr)  # fmt: skip

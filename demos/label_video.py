@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     print(f"{video}: {st['frames']} frames -> {st['video']} ({st['codec']}); "
           f"{st['fps']:.1f} frames/s end to end, latency {st['latency_ms_mean']:.0f} ms "
           f"(p95 {st['latency_ms_p95']:.0f}), temporal {args.temporal}")  # fmt: skip
+    if st["interrupted"]:
+        print("interrupted: the video written so far is complete and plays", file=sys.stderr)
+        return 130
     return 0 if st["written"] else 1
 
 

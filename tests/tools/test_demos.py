@@ -36,3 +36,25 @@ def test_exception_missing_inputs_and_unknown_models_are_one_line(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "label_video.py: error: unknown pretrained model 'nosuch'" in done.stderr
     assert not (tmp_path / "v").exists()
+
+
+def _load(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"demo_{name}", ROOT / "demos" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_exception_ctrl_c_ends_the_demos_with_exit_code_130(monkeypatch, tmp_path, capsys):
+    # the frame loop catches Ctrl-C, closes the outputs and reports it in its statistics
+    video = _load("label_video")
+    stats = {"frames": 3, "video": tmp_path / "overlay.mp4", "codec": "mp4v", "fps": 1.0, "latency_ms_mean": 1.0,
+             "latency_ms_p95": 1.0, "written": 3, "interrupted": True}  # fmt: skip
+    monkeypatch.setattr(video, "label_stream", lambda *a, **k: stats)
+    assert video.main([str(tmp_path / "drive.mp4"), "--out", str(tmp_path), "--threads", "1"]) == 130
+    samples = _load("label_samples")
+    monkeypatch.setattr(samples, "label_images", lambda *a, **k: {"overlays": [], "failed": {}, "interrupted": True})
+    assert samples.main(["--inputs", str(tmp_path), "--out", str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err.count("interrupted") == 2
