@@ -32,13 +32,16 @@ class ConfusionMatrix:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+        #: per true class, the pixels predicted as no class (a label out of 0..K-1, e.g. 255)
+        self.unassigned = np.zeros(num_classes, dtype=np.int64)
 
     def update(self, pred, target) -> None:
         """Add predictions ``pred`` against ground truth ``target``: integer class labels of the
         same shape (size-1 dimensions aside), as torch tensors or NumPy arrays.
 
-        Predictions out of 0..K-1 count as the nearest class; targets out of it, and
-        ``ignore_index``, are left out.
+        A prediction out of 0..K-1 (255, -1: no class) is wrong and is counted in
+        :attr:`unassigned`, outside the matrix; targets out of it, and ``ignore_index``, are
+        left out.
 
         Raises:
             ValueError: shapes that differ (a transposed HxW against WxH, a batch against one
@@ -57,14 +60,18 @@ class ConfusionMatrix:
         pred, target = pred.reshape(-1), target.reshape(-1)
         k = self.num_classes
         keep = (target != self.ignore_index) & (target >= 0) & (target < k)
-        counts = np.bincount(target[keep].astype(np.int64) * k + np.clip(pred[keep], 0, k - 1), minlength=k * k)
-        self.matrix += counts.reshape(k, k)
+        pred, target = pred[keep].astype(np.int64), target[keep].astype(np.int64)
+        # column k: no class (counting it as the nearest class made 255 right wherever class K-1 was true)
+        pred[(pred < 0) | (pred >= k)] = k
+        counts = np.bincount(target * (k + 1) + pred, minlength=k * (k + 1)).reshape(k, k + 1)
+        self.matrix += counts[:, :k]
+        self.unassigned += counts[:, k]
 
     def scores(self, class_names=None) -> dict:
-        return scores_from_confusion(self.matrix, class_names)
+        return scores_from_confusion(self.matrix, class_names, self.unassigned)
 
 
-def scores_from_confusion(matrix: np.ndarray, class_names=None) -> dict:
+def scores_from_confusion(matrix: np.ndarray, class_names=None, unassigned=None) -> dict:
     """Pixel accuracy, mean class accuracy, mean and frequency-weighted IoU and per-class
     figures (fractions).
 
@@ -72,7 +79,8 @@ def scores_from_confusion(matrix: np.ndarray, class_names=None) -> dict:
     accuracy). Its IoU is 0 where it was predicted (every pixel given it is a false positive,
     and the mean IoU counts it, as Long et al. 2015, Cityscapes and mmsegmentation do) and NaN
     only where it is absent from the predictions too (left out of the mean IoU). A set of
-    images lacking a class the model predicts thus scores what it got wrong.
+    images lacking a class the model predicts thus scores what it got wrong. ``unassigned``
+    (per true class) counts pixels predicted as no class: wrong, in no column.
 
     Example:
         >>> s = scores_from_confusion(np.array([[3, 1], [0, 4]]))
@@ -91,8 +99,10 @@ def scores_from_confusion(matrix: np.ndarray, class_names=None) -> dict:
         raise ValueError(f"{len(names)} class names for a {k}x{k} confusion matrix")
     tp = np.diag(m)
     gt = m.sum(axis=1)
+    if unassigned is not None:
+        gt = gt + np.asarray(unassigned, dtype=np.float64)
     pred = m.sum(axis=0)
-    total = m.sum()
+    total = gt.sum()
     present = gt > 0
     union = gt + pred - tp
     with np.errstate(invalid="ignore", divide="ignore"):

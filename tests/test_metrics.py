@@ -122,18 +122,31 @@ def test_feature_compensated_change_follows_the_motion():
 
 def test_edge_confusion_input_types_agree():
     # uint8 labels with void 255, int64 predictions, torch or NumPy: the same counts as a
-    # direct tally (predictions out of range count as the nearest class, as before)
+    # direct tally; predictions out of range (-1, 6) are no class: wrong, outside the matrix
     rng = np.random.default_rng(0)
     label = rng.integers(0, 6, (40, 50)).astype(np.uint8)
     label[:5] = 255
     pred = rng.integers(-1, 7, (40, 50))
     ref = np.zeros((6, 6), np.int64)
     keep = label != 255
-    np.add.at(ref, (label[keep], np.clip(pred[keep], 0, 5)), 1)
+    inside = keep & (pred >= 0) & (pred < 6)
+    np.add.at(ref, (label[inside], pred[inside]), 1)
     for p, t in ((pred, label), (torch.from_numpy(pred), torch.from_numpy(label)), (pred.astype(np.int32), label)):
         cm = ConfusionMatrix(6)
         cm.update(p, t)
         assert (cm.matrix == ref).all()
+        assert cm.unassigned.tolist() == [int((label[keep & ~inside] == c).sum()) for c in range(6)]
+        s = cm.scores()
+        assert s["pixels"] == keep.sum() and s["pixel_accuracy"] == pytest.approx((pred == label)[keep].mean())
+
+
+def test_edge_prediction_of_no_class_is_wrong_not_the_last_class():
+    # 255 predicted where class 2 (the last) is true: counted as class 2, hence right, before
+    cm = ConfusionMatrix(3)
+    cm.update(np.array([255, 255, 0, 1]), np.array([2, 2, 0, 1]))
+    s = cm.scores()
+    assert s["pixel_accuracy"] == 0.5 and s["per_class"]["2"]["accuracy"] == 0 and s["per_class"]["2"]["iou"] == 0
+    assert s["per_class"]["2"]["pixels"] == 2 and s["pixels"] == 4 and cm.matrix.sum() == 2
 
 
 def test_feature_sceneparse_evaluate_matches_long_et_al_on_siftflow(siftflow_path, tmp_path):
