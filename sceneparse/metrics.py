@@ -133,7 +133,13 @@ def boundary_band(label: np.ndarray, width: int = 4, ignore_index: int = 255) ->
         >>> boundary_band(lab, 2).astype(int).tolist()
         [[0, 0, 0, 1, 1, 1, 1, 0, 0, 0]]
     """
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        from sceneparse.errors import ConfigError
+
+        raise ConfigError(f"boundary width must be a whole number of pixels, 1 or more, got {width!r}")
     label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"label must be an HxW array, got shape {label.shape}")
     valid = label != ignore_index
     edge = np.zeros(label.shape, bool)
     dh = (label[:, 1:] != label[:, :-1]) & valid[:, 1:] & valid[:, :-1]

@@ -201,3 +201,17 @@ def test_exception_confusion_refuses_transposed_and_float_labels():
     assert cm.matrix.sum() == 0
     cm.update(torch.zeros(1, 4, 6, dtype=torch.long), label)  # a batch of one against one label: fine
     assert cm.matrix[0, 0] == 24
+
+
+def test_exception_boundary_band_width_and_shape():
+    # width 0 gave an empty band and a NaN boundary accuracy without a word
+    from sceneparse.errors import ConfigError
+
+    lab = np.zeros((4, 8), np.uint8)
+    lab[:, 4:] = 1
+    for width in (0, -2, 1.5):
+        with pytest.raises(ConfigError, match="boundary width must be a whole number of pixels, 1 or more"):
+            boundary_band(lab, width)
+    with pytest.raises(ValueError, match="HxW array, got shape \\(1, 4, 8\\)"):
+        boundary_band(lab[None], 2)
+    assert boundary_band(lab, 1).any(0).tolist() == [c in (3, 4) for c in range(8)]
