@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -211,7 +212,9 @@ def export_onnx(parser, path: str | Path, opset: int = OPSET) -> Path:
 
     check_opset(opset)
     cfg = model_cfg(parser.model)
-    model = parser.model.to("cpu").eval()
+    # a CPU copy: Module.to and eval act in place, and a parser on a GPU would be left with its
+    # model on the CPU (its next parse failing on mismatched devices)
+    model = copy.deepcopy(parser.model).to("cpu").eval()
     graph = _PaddedGraph(model, max(1, cfg.size_divisor)).eval()
     # An example large enough that every blur of the pyramid reflects (as at any size >= min_side).
     side = graph_min_side(cfg.size_divisor, cfg.levels, _lcn_radius(model))

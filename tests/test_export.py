@@ -261,3 +261,22 @@ def test_feature_four_scale_rgbd_graph_runs_thin_frames(sevenscenes_path, tmp_pa
     next(p for p in proto.metadata_props if p.key == "min_side").value = "17"
     onnx.save(proto, str(tmp_path / "old.onnx"))
     assert SceneParser.from_onnx(tmp_path / "old.onnx", threads=1).parse(*thin).labels.shape == (20, 640)
+
+
+def test_edge_export_leaves_the_parsers_model_as_it_was(torch_parser, tmp_path, monkeypatch):
+    """export_onnx moved the parser's own model to the CPU (Module.to acts in place): a parser on
+    a GPU then failed its next parse. Recorded here through the devices each module was sent to."""
+    import torch
+
+    from sceneparse.export import export_onnx
+
+    moved = []
+    original = torch.nn.Module.to
+
+    def record(module, *args, **kwargs):
+        moved.append(module)
+        return original(module, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", record)
+    export_onnx(torch_parser, tmp_path / "m.onnx")
+    assert moved and torch_parser.model not in moved and not torch_parser.model.training
