@@ -361,7 +361,9 @@ def test_feature_one_rule_for_a_name_or_a_checkpoint(tmp_path):
     assert resolve_model(copy) == (copy, None)
     assert SceneParser.from_pretrained(str(copy)).name is None
     assert SceneParser.from_pretrained("camvid").name == "camvid"
-    with pytest.raises(ConfigError, match="unknown pretrained model 'camvidd'; shipped models: .*camvid"):
+    with pytest.raises(
+        ConfigError, match=r"unknown pretrained model 'camvidd' \(did you mean 'camvid'\?\); shipped models: .*camvid"
+    ):
         resolve_model("camvidd")
     for spec in ("nowhere/final.ckpt", str(tmp_path / "missing.pt")):  # a missing path is not taken for a name
         with pytest.raises(NotFoundError):
