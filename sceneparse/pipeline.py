@@ -509,6 +509,9 @@ class SceneParser:
         Args:
             frames: an iterable of HxWx3 uint8 RGB arrays, of (rgb, depth) pairs, or of
                 :class:`sceneparse.sources.Frame` (see :func:`sceneparse.sources.open_source`).
+                With ``workers`` or ``batch_size`` above 1, frames are taken ahead of the results
+                (the network runs on the next while the previous is smoothed): yield a new array
+                per frame, never one buffer refilled in place.
             temporal: a smoother's name (see :func:`sceneparse.refine.temporal.list_smoothers`):
                 True is :data:`~sceneparse.refine.temporal.DEFAULT_METHOD` ("flow-superpixels":
                 superpixel voting, then optical-flow propagation), "flow" (the fastest),
