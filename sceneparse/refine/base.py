@@ -29,6 +29,8 @@ __all__ = [
     "REFINER_WEIGHTS",
     "resize_chw",
     "class_argmax",
+    "check_depth",
+    "check_probs",
     "model_fingerprint",
 ]
 
@@ -215,6 +217,20 @@ def check_probs(probs: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     if not np.isfinite(probs).all():
         raise InputError("probs hold NaN or infinite values: refiners take class probabilities (a softmax)")
     return probs
+
+
+def check_depth(depth, rgb: np.ndarray) -> np.ndarray | None:
+    """``depth`` (HxW metres or None) of the image ``rgb`` as float32, readings that are not
+    finite taken for none (0), as :meth:`SceneParser.parse` takes them: pydensecrf's lattice
+    crashes the process on a NaN. An :class:`~sceneparse.errors.InputError` for another size."""
+    if depth is None:
+        return None
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.shape != rgb.shape[:2]:
+        raise InputError(f"depth must be HxW = {rgb.shape[:2]} (the image's), got {depth.shape}")
+    if not np.isfinite(depth).all():
+        depth = np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0)
+    return depth
 
 
 def positive(name: str, value, integer: bool = False, zero: bool = False):

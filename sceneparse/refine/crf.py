@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sceneparse.errors import ConfigError, InputError, NotFoundError
-from sceneparse.refine.base import Refiner, check_probs, positive, register_refiner
+from sceneparse.refine.base import Refiner, check_depth, check_probs, positive, register_refiner
 
 __all__ = ["DenseCRF", "COMPAT_FORMAT", "load_compat"]
 
@@ -115,7 +115,7 @@ class DenseCRF(Refiner):
 
     def __call__(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         dcrf = _densecrf()
-        probs = check_probs(probs, rgb)
+        probs, depth = check_probs(probs, rgb), check_depth(depth, rgb)
         c, h, w = probs.shape
         crf = dcrf.DenseCRF2D(w, h, c)
         unary = -np.log(np.clip(probs, 1e-8, 1.0)).reshape(c, -1)

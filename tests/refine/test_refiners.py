@@ -399,3 +399,37 @@ def test_exception_unreadable_refiner_files(tmp_path):
     text.write_text("[1, 2]")
     with pytest.raises(InputError, match="compat.json: not a sceneparse CRF compatibility file"):
         DenseCRF(compat=str(text))
+
+
+def test_exception_crf_depth_with_nan_or_of_another_size():
+    """pydensecrf's lattice crashes the process (SIGSEGV) on a NaN depth: the CRF called as a
+    function takes non-finite readings for none (0), as parse() does, and refuses another size.
+    Run in a child process, so that a regression fails this test instead of killing the run."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from sceneparse.refine import DenseCRF
+rng = np.random.default_rng(0)
+rgb = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+probs = rng.dirichlet(np.ones(4), (24, 32)).transpose(2, 0, 1).astype(np.float32)
+depth = rng.uniform(1, 3, (24, 32)).astype(np.float32)
+holes = depth.copy()
+holes[:, :5] = np.nan
+holes[0, 10] = np.inf
+zeros = np.where(np.isfinite(holes), holes, 0).astype(np.float32)
+out = DenseCRF()(rgb, probs, depth=holes)
+assert np.array_equal(out, DenseCRF()(rgb, probs, depth=zeros))
+assert np.isfinite(out).all() and np.allclose(out.sum(0), 1, atol=1e-4)
+out = DenseCRF()(rgb, probs, depth=np.full((24, 32), np.nan))
+assert np.isfinite(out).all()
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
+    from sceneparse.errors import InputError
+
+    rgb = np.zeros((24, 32, 3), np.uint8)
+    with pytest.raises(InputError, match=r"depth must be HxW = \(24, 32\) \(the image's\), got \(10, 32\)"):
+        DenseCRF()(rgb, np.full((2, 24, 32), 0.5, np.float32), depth=np.ones((10, 32), np.float32))
