@@ -23,7 +23,7 @@ import numpy as np
 from sceneparse.errors import ConfigError, InputError, NotFoundError
 from sceneparse.refine.base import Refiner, check_depth, check_probs, positive, register_refiner
 
-__all__ = ["DenseCRF", "COMPAT_FORMAT", "load_compat"]
+__all__ = ["DenseCRF", "COMPAT_FORMAT", "MIN_WIDTH", "MIN_DEPTH_WIDTH", "load_compat"]
 
 #: ``format`` of a learnt label-compatibility file (see tools/learn_crf.py).
 COMPAT_FORMAT = "sceneparse-crf-compat-v1"
@@ -68,6 +68,22 @@ def _own(array: np.ndarray, dtype) -> np.ndarray:
     return np.require(array, dtype, ["C", "W"])
 
 
+#: The smallest kernel widths taken (pixels and colour levels; metres for depth): features of a
+#: few hundred million (a position over a tiny width) overflow pydensecrf's lattice, which
+#: crashes the process (SIGSEGV) rather than raise.
+MIN_WIDTH, MIN_DEPTH_WIDTH = 0.01, 1e-4
+#: The largest feature value (a position, colour or depth over its kernel width) passed on.
+_MAX_FEATURE = 5e7
+
+
+def _width(name: str, value, least: float) -> float:
+    width = positive(name, value)
+    if width < least:
+        raise ConfigError(f"{name} must be at least {least:g} (a kernel narrower than that is no kernel, and "
+                          f"overflows pydensecrf), got {value!r}")  # fmt: skip
+    return width
+
+
 @register_refiner
 class DenseCRF(Refiner):
     """``refine="crf"``: dense CRF with Gaussian, bilateral and (RGB-D) depth pairwise terms.
@@ -95,13 +111,13 @@ class DenseCRF(Refiner):
                  depth_sxy: float = 30.0, depth_sd: float = 0.1, depth_compat: float = 5.0,
                  compat: str = "potts") -> None:  # fmt: skip
         self.iterations = positive("iterations", iterations, integer=True)
-        self.gaussian_sxy = positive("gaussian_sxy", gaussian_sxy)
+        self.gaussian_sxy = _width("gaussian_sxy", gaussian_sxy, MIN_WIDTH)
         self.gaussian_compat = positive("gaussian_compat", gaussian_compat, zero=True)
-        self.bilateral_sxy = positive("bilateral_sxy", bilateral_sxy)
-        self.bilateral_srgb = positive("bilateral_srgb", bilateral_srgb)
+        self.bilateral_sxy = _width("bilateral_sxy", bilateral_sxy, MIN_WIDTH)
+        self.bilateral_srgb = _width("bilateral_srgb", bilateral_srgb, MIN_WIDTH)
         self.bilateral_compat = positive("bilateral_compat", bilateral_compat, zero=True)
-        self.depth_sxy = positive("depth_sxy", depth_sxy)
-        self.depth_sd = positive("depth_sd", depth_sd)
+        self.depth_sxy = _width("depth_sxy", depth_sxy, MIN_WIDTH)
+        self.depth_sd = _width("depth_sd", depth_sd, MIN_DEPTH_WIDTH)
         self.depth_compat = positive("depth_compat", depth_compat, zero=True)
         self.compat = str(compat)
         self._learnt: dict | None = None
@@ -113,10 +129,23 @@ class DenseCRF(Refiner):
                                  f"{ {k: getattr(self, k) for k in _KERNEL_KEYS} }")  # fmt: skip
             self._learnt = learnt
 
+    def _check_range(self, size: int, depth: np.ndarray | None) -> None:
+        """The kernels' features stay in the range pydensecrf's lattice holds on an image of
+        ``size`` pixels (its longer side) and ``depth``."""
+        features = {"gaussian_sxy": size / self.gaussian_sxy, "bilateral_sxy": size / self.bilateral_sxy,
+                    "bilateral_srgb": 255 / self.bilateral_srgb}  # fmt: skip
+        if depth is not None and self.depth_compat:
+            features |= {"depth_sxy": size / self.depth_sxy, "depth_sd": float(depth.max(initial=0)) / self.depth_sd}
+        name, top = max(features.items(), key=lambda kv: kv[1])
+        if top > _MAX_FEATURE:
+            raise ConfigError(f"{name}={getattr(self, name):g} is too narrow for this image ({size} pixels): "
+                              "pydensecrf would overflow; widen it or refine a smaller image")  # fmt: skip
+
     def __call__(self, rgb: np.ndarray, probs: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
         dcrf = _densecrf()
         probs, depth = check_probs(probs, rgb), check_depth(depth, rgb)
         c, h, w = probs.shape
+        self._check_range(max(h, w), depth)
         crf = dcrf.DenseCRF2D(w, h, c)
         unary = -np.log(np.clip(probs, 1e-8, 1.0)).reshape(c, -1)
         crf.setUnaryEnergy(_own(unary, np.float32))

@@ -433,3 +433,39 @@ print("ok")
     rgb = np.zeros((24, 32, 3), np.uint8)
     with pytest.raises(InputError, match=r"depth must be HxW = \(24, 32\) \(the image's\), got \(10, 32\)"):
         DenseCRF()(rgb, np.full((2, 24, 32), 0.5, np.float32), depth=np.ones((10, 32), np.float32))
+
+
+def test_exception_crf_kernel_widths_pydensecrf_cannot_hold():
+    """Kernel widths so narrow that a position or colour over them reaches a few hundred million
+    crashed the process in pydensecrf (SIGSEGV, or abort): refused when the CRF is built, and a
+    width too narrow for the image's size when it runs. In a child process, as above."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from sceneparse.errors import ConfigError
+from sceneparse.refine import DenseCRF
+for kw in ({"gaussian_sxy": 1e-8}, {"bilateral_sxy": 1e-9}, {"bilateral_srgb": 1e-7}, {"depth_sxy": 1e-9},
+           {"depth_sd": 1e-12}):
+    try:
+        DenseCRF(**kw)
+    except ConfigError as err:
+        assert "must be at least" in str(err) and next(iter(kw)) in str(err), err
+    else:
+        raise AssertionError(kw)
+rgb = np.zeros((1, 600_000, 3), np.uint8)  # 600k pixels / 0.01: 6e7, past what the lattice holds
+try:
+    DenseCRF(gaussian_sxy=0.01)(rgb, np.full((2, 1, 600_000), 0.5, np.float32))
+except ConfigError as err:
+    assert "gaussian_sxy=0.01 is too narrow for this image (600000 pixels)" in str(err), err
+else:
+    raise AssertionError("no error")
+small = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+out = DenseCRF(gaussian_sxy=0.01, bilateral_srgb=0.01, depth_sd=1e-4)(
+    small, np.full((2, 24, 32), 0.5, np.float32), depth=np.full((24, 32), 99.0, np.float32))
+assert np.isfinite(out).all()
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
