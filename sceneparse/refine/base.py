@@ -233,6 +233,19 @@ def check_depth(depth, rgb: np.ndarray) -> np.ndarray | None:
     return depth
 
 
+#: The largest Gaussian pre-smoothing (pixels) of the superpixels: wider blurs every image flat,
+#: and scikit-image allocates the kernel (sigma 1e9: 60 GB).
+MAX_SIGMA = 50.0
+
+
+def check_sigma(sigma) -> float:
+    """Felzenszwalb's ``sigma``, checked: non-negative and at most :data:`MAX_SIGMA`."""
+    sigma = positive("sigma", sigma, zero=True)
+    if sigma > MAX_SIGMA:
+        raise ConfigError(f"sigma (the blur before the superpixels, pixels) must be at most {MAX_SIGMA:g}, got {sigma}")
+    return sigma
+
+
 def positive(name: str, value, integer: bool = False, zero: bool = False):
     """``value`` checked to be a positive (or non-negative) number; a clear error otherwise."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)

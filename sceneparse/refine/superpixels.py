@@ -15,7 +15,7 @@ import skimage.segmentation
 import torch
 
 from sceneparse.errors import ConfigError
-from sceneparse.refine.base import Refiner, check_probs, positive, register_refiner, resize_chw
+from sceneparse.refine.base import Refiner, check_probs, check_sigma, positive, register_refiner, resize_chw
 
 __all__ = ["SuperpixelVoting", "superpixel_vote", "votes_to_pixels", "oversegment", "oversegment_at", "region_mean"]
 
@@ -130,7 +130,7 @@ class SuperpixelVoting(Refiner):
         if mode not in ("mean", "majority"):
             raise ConfigError(f"superpixel mode must be 'mean' or 'majority', got {mode!r}")
         self.method, self.mode = method, mode
-        self.scale, self.sigma = positive("scale", scale), positive("sigma", sigma, zero=True)
+        self.scale, self.sigma = positive("scale", scale), check_sigma(sigma)
         self.min_size = positive("min_size", min_size, integer=True)
         self.n_segments = positive("n_segments", n_segments, integer=True)
         self.compactness = positive("compactness", compactness)

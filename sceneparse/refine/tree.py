@@ -29,7 +29,15 @@ from torch import nn
 
 from sceneparse.errors import ConfigError, InputError, NotFoundError
 from sceneparse.io import per_file_version
-from sceneparse.refine.base import REFINER_WEIGHTS, Refiner, check_probs, model_fingerprint, positive, register_refiner
+from sceneparse.refine.base import (
+    REFINER_WEIGHTS,
+    Refiner,
+    check_probs,
+    check_sigma,
+    model_fingerprint,
+    positive,
+    register_refiner,
+)
 
 __all__ = ["SegmentationTree", "build_tree", "optimal_cover", "RegionClassifier", "PurityTree",
            "node_features", "shipped_classifier", "train_region_classifier"]  # fmt: skip
@@ -255,7 +263,7 @@ class PurityTree(Refiner):
 
     def __init__(self, scale: float = 20.0, sigma: float = 0.5, min_size: int = 10, boundary_weight: float = 2.0,
                  node_cost: float = 0.002, classifier: str = "auto", blend: float = 1.0) -> None:  # fmt: skip
-        self.scale, self.sigma = positive("scale", scale), positive("sigma", sigma, zero=True)
+        self.scale, self.sigma = positive("scale", scale), check_sigma(sigma)
         self.min_size = positive("min_size", min_size, integer=True)
         self.boundary_weight = positive("boundary_weight", boundary_weight, zero=True)
         self.node_cost = positive("node_cost", node_cost, zero=True)

@@ -469,3 +469,13 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
+
+
+def test_exception_superpixel_blur_too_wide():
+    """sigma=1e9 made scikit-image allocate a 60 GB Gaussian kernel: refused when built."""
+    from sceneparse.errors import ConfigError
+
+    for spec in ("superpixels", "tree"):
+        with pytest.raises(ConfigError, match=f"refiner '{spec}': sigma .* must be at most 50, got 1000000000.0"):
+            build_refiner({"name": spec, "sigma": 1e9})
+        assert build_refiner({"name": spec, "sigma": 50}).sigma == 50
