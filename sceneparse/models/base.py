@@ -9,6 +9,7 @@ the model fits on the training set all come from :meth:`SegmentationModel.pretra
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -16,7 +17,20 @@ from torch import nn
 
 from sceneparse.errors import ConfigError, InputError
 
-__all__ = ["PretrainedCfg", "SegmentationModel", "model_cfg", "input_convention"]
+__all__ = ["PretrainedCfg", "SegmentationModel", "model_cfg", "input_convention", "check_count"]
+
+
+def check_count(name: str, value, low: int = 1) -> int:
+    """``value`` if it is a whole number >= ``low`` (a model argument: classes, scales, widths),
+    else a ConfigError naming it (a float or 0 failed deep inside a layer's constructor).
+
+    Example:
+        >>> check_count("num_classes", 8)
+        8
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:  # NumPy's ints too
+        raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return value
 
 
 def input_convention(in_channels: int) -> str:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sceneparse.errors import ConfigError, InputError
-from sceneparse.models.base import PretrainedCfg, SegmentationModel, input_convention
+from sceneparse.models.base import PretrainedCfg, SegmentationModel, check_count, input_convention
 from sceneparse.models.layers import ConvBNReLU, ResidualBlock
 from sceneparse.models.pyramid import LaplacianPyramid, pad_to_multiple, uv_statistics
 from sceneparse.registry import register_model
@@ -49,6 +49,7 @@ class ModernEncoder(nn.Sequential):
     stride = 4
 
     def __init__(self, in_channels: int = 3, width: int = 48, dilations: tuple[int, ...] = (1, 2, 4)) -> None:
+        check_count("width", width, 2)  # its first layer has width // 2 maps
         super().__init__(
             ConvBNReLU(in_channels, width // 2, stride=2),
             ConvBNReLU(width // 2, width, stride=2),
@@ -93,10 +94,9 @@ class MultiscaleConvNet(SegmentationModel):
         lcn_kernel: int = 9,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
-        if levels < 1:
-            raise ConfigError(f"levels must be >= 1, got {levels}")
+        check_count("num_classes", num_classes)
+        check_count("levels", levels)
+        check_count("hidden", hidden, 0)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.levels = levels

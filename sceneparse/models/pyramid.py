@@ -12,6 +12,8 @@ same local way as Y.
 
 from __future__ import annotations
 
+import numbers
+
 import kornia
 import numpy as np
 import torch
@@ -196,6 +198,13 @@ class LaplacianPyramid(nn.Module):
             raise ConfigError(f"in_channels must be 3 (RGB) or 4 (RGB-D), got {in_channels}")
         self.levels = levels
         self.in_channels = in_channels
+        if (
+            isinstance(lcn_kernel, bool)
+            or not isinstance(lcn_kernel, numbers.Integral)
+            or lcn_kernel < 1
+            or lcn_kernel % 2 != 1
+        ):
+            raise ConfigError(f"lcn_kernel must be an odd whole number of pixels, got {lcn_kernel!r}")  # not at forward
         self.lcn = LocalContrastNorm(lcn_kernel, sigma=lcn_kernel / 4)
         self.register_buffer("uv_mean", torch.tensor(uv_mean, dtype=torch.float32).view(1, 2, 1, 1))
         self.register_buffer("uv_std", torch.tensor(uv_std, dtype=torch.float32).view(1, 2, 1, 1))

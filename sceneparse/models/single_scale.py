@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from sceneparse.errors import ConfigError
-from sceneparse.models.base import PretrainedCfg, SegmentationModel, input_convention
+from sceneparse.models.base import PretrainedCfg, SegmentationModel, check_count, input_convention
 from sceneparse.models.pyramid import pad_to_multiple
 
 __all__ = ["SingleScaleModel", "RGB_MEAN", "RGB_STD", "DEPTH_MEAN", "DEPTH_STD"]
@@ -43,8 +43,7 @@ class SingleScaleModel(SegmentationModel):
     def __init__(self, num_classes: int, in_channels: int = 3, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None) -> None:  # fmt: skip
         super().__init__()
-        if num_classes < 1:
-            raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
+        check_count("num_classes", num_classes)
         input_convention(in_channels)  # checks in_channels
         mean = tuple(mean) if mean is not None else RGB_MEAN + (DEPTH_MEAN,) * (in_channels - 3)
         std = tuple(std) if std is not None else RGB_STD + (DEPTH_STD,) * (in_channels - 3)

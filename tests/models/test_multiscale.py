@@ -49,6 +49,19 @@ def test_exception_bad_arguments():
     for bad in ([], [1, 0], [1, "2"], [1.5], 4):
         with pytest.raises(ConfigError, match="dilations must be a non-empty list"):
             create_model("msconvnet", dilations=bad)
+    # a float or 0 failed deep in a layer ("out_channels must be divisible by groups") or built
+    # a model of empty layers; an even window failed at the first forward
+    for kwargs, message in (({"num_classes": 2.5}, "num_classes must be a whole number >= 1, got 2.5"),
+                            ({"width": 0}, "width must be a whole number >= 2, got 0"),
+                            ({"levels": 2.0}, "levels must be a whole number >= 1"),
+                            ({"hidden": -1}, "hidden must be a whole number >= 0"),
+                            ({"lcn_kernel": 8}, "lcn_kernel must be an odd whole"),
+                            ({"lcn_kernel": -3}, "lcn_kernel must be an odd whole")):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            create_model("msconvnet", **kwargs)
+    for name in ("encdec", "lraspp_mobilenetv3", "msconvnet_paper"):
+        with pytest.raises(ConfigError, match="num_classes must be a whole number >= 1, got 2.5"):
+            create_model(name, num_classes=2.5)
 
 
 def test_feature_dilations_set_depth_and_receptive_field():
