@@ -14,7 +14,8 @@ import sys
 
 import torch
 
-from sceneparse.cli.script import run_script
+from sceneparse.cli.script import json_list, run_script
+from sceneparse.errors import ConfigError
 from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import load_refine_config
@@ -25,31 +26,32 @@ COMBINATIONS = [[], ["superpixels"], ["tree"], ["crf"], ["superpixels", "crf"], 
 WITH_OFFSETS = [["offsets"], ["crf", "offsets"], ["superpixels", "crf", "offsets"]]
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--refine-config", help="refiner parameters (default: the model's, else the refiners' own)")
     ap.add_argument("--subset", choices=("tune", "report", "all"), default="report")
-    ap.add_argument("--combinations", default=None,
+    ap.add_argument("--combinations", type=json_list, default=None,
                     help="JSON list of refiner lists (default: every refiner alone and the usual chains)")  # fmt: skip
     ap.add_argument("--tta", default=None, help="test-time augmentation of the convnet (SceneParser.tta)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="also write the rows as JSON here")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model)
     parser.tta = args.tta
     ds = heldout_dataset(parser, args.subset)
     config = load_refine_config(args.refine_config)
+    combinations = args.combinations or COMBINATIONS + (WITH_OFFSETS if shipped_head(parser.name) else [])
+    for combo in combinations:  # checked before the convnet runs over the images: a typo fails at once
+        if not isinstance(combo, list):
+            raise ConfigError(f"--combinations: expected a JSON list of refiner lists, got {combo!r} in it")
+        parser.refiners(combo, config)
     cached = cached_predictions(parser, ds)
     rows = []
     print(f"{args.model}, {len(ds)} images ({args.subset} half of the held-out split), {args.threads} threads\n")
     print("| refiners | pixel | class | mIoU | boundary (4 px) | ms / image (refiners) |")
     print("|---|---:|---:|---:|---:|---:|")
-    if args.combinations:
-        combinations = json.loads(args.combinations)
-    else:
-        combinations = COMBINATIONS + (WITH_OFFSETS if shipped_head(parser.name) else [])
     for combo in combinations:
         refiners = parser.refiners(combo, config)
         r = score_refiners(cached, parser.num_classes, refiners, parser.info.ignore_index)

@@ -17,25 +17,18 @@ import json
 import sys
 
 from sceneparse.cli.options import frame_slice
-from sceneparse.cli.script import run_script
+from sceneparse.cli.script import positive_int, run_script
 from sceneparse.data.base import data_root
 from sceneparse.errors import ConfigError
 from sceneparse.sources import SevenScenesSource
 from sceneparse.sources.registration import KINECT_7SCENES, ColorRegistration, edge_alignment, estimate_registration
 
 
-def positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return int(text)
-
-
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sequence", default=None, help="7-Scenes sequence folder (default: the data root's)")
     ap.add_argument("--frames", type=frame_slice, default="0:150", help="A:B, indices of the frames to use")
-    ap.add_argument("--every", type=positive, default=6, help="use every N-th of them")
+    ap.add_argument("--every", type=positive_int, default=6, help="use every N-th of them")
     ap.add_argument("--check", action="store_true", help="only measure the shipped registration, fit nothing")
     args = ap.parse_args(argv)
     root = args.sequence or data_root() / "rgbd-sequence-7scenes"

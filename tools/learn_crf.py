@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from sceneparse.cli.script import run_script
+from sceneparse.cli.script import positive_int, run_script
 from sceneparse.evaluate import cached_predictions, heldout_dataset
 from sceneparse.pipeline import SceneParser
 from sceneparse.refine import load_refine_config
@@ -74,8 +74,8 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--refine-config", help="refiner parameters (default: the model's, else the refiners' own)")
     ap.add_argument("--fit", choices=("tune", "train"), default="train", help="images to fit on (see above)")
-    ap.add_argument("--factor", type=int, default=8, help="images shrunk by this for training")
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--factor", type=positive_int, default=8, help="images shrunk by this for training")
+    ap.add_argument("--epochs", type=positive_int, default=4)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--decay", type=float, default=1e-3, help="L2 pull towards the Potts start")
     ap.add_argument("--zero-diagonal", action="store_true",

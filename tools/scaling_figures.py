@@ -29,7 +29,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from sceneparse.cli.script import run_script
+from sceneparse.cli.script import positive_int, run_script
 from sceneparse.errors import SceneparseError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,17 +43,6 @@ def _run(cmd: list[str], env: dict | None = None) -> float:
     if done.returncode:
         raise SceneparseError(f"{' '.join(cmd)} failed (exit code {done.returncode}; its messages are above)")
     return time.perf_counter() - t
-
-
-def positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
 
 
 def _rows(run: Path) -> list[dict]:
@@ -179,16 +168,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=("ddp", "ray"))
     ap.add_argument("--out", default="runs/scaling")
-    ap.add_argument("--epochs", type=positive, default=4, help="ddp: epochs of each run")
+    ap.add_argument("--epochs", type=positive_int, default=4, help="ddp: epochs of each run")
     ap.add_argument("--limit", type=int, default=0, help="ddp: training images (0: all of the fold's)")
-    ap.add_argument("--nproc", type=positive, default=2, help="ddp: processes of the distributed run")
+    ap.add_argument("--nproc", type=positive_int, default=2, help="ddp: processes of the distributed run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ddp: a run of each kind per seed")
-    ap.add_argument("--threads", type=positive, default=1,
+    ap.add_argument("--threads", type=positive_int, default=1,
                     help="threads of one process (ddp: shared out among the N, at least 1 each)")  # fmt: skip
-    ap.add_argument("--images", type=positive, default=500, help="ray: images to label")
-    ap.add_argument("--workers", type=positive, default=2, help="ray: model actors")
-    ap.add_argument("--clips", type=positive, default=4, help="ray: videos of the video collection")
-    ap.add_argument("--frames", type=positive, default=30, help="ray: frames of each video")
+    ap.add_argument("--images", type=positive_int, default=500, help="ray: images to label")
+    ap.add_argument("--workers", type=positive_int, default=2, help="ray: model actors")
+    ap.add_argument("--clips", type=positive_int, default=4, help="ray: videos of the video collection")
+    ap.add_argument("--frames", type=positive_int, default=30, help="ray: frames of each video")
     args = ap.parse_args(argv)
     report = ddp(args) if args.what == "ddp" else ray(args)
     path = Path(args.out) / f"{args.what}.json"

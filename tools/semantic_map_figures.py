@@ -50,7 +50,7 @@ import torch
 
 from sceneparse import SceneParser
 from sceneparse.cli.options import frame_slice
-from sceneparse.cli.script import run_script
+from sceneparse.cli.script import number_list, run_script
 from sceneparse.errors import ConfigError
 from sceneparse.robotics.adapt import classifier_steps
 from sceneparse.robotics.geometry import backproject, project_points
@@ -335,7 +335,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--voxel", type=float, default=0.02)
     ap.add_argument("--depth-max", type=float, default=4.0)
     ap.add_argument("--hold-out", type=int, default=4, help="every N-th frame is left out of the map (0: none)")
-    ap.add_argument("--windows", default="", help="comma-separated k: also maps of the frames within +-k (why)")
+    ap.add_argument(
+        "--windows",
+        type=number_list(int),
+        default=[],
+        help="comma-separated k: also maps of the frames within +-k (why)",
+    )
     ap.add_argument("--loops", type=int, default=3, help="passes over the frames for the memory figure")
     ap.add_argument("--adapt", choices=("none", "depth", "depth-steps", "map"), default="none",
                     help="online adaptation while parsing, from the fused frames only (never a held-out one): "
@@ -383,6 +388,9 @@ def main(argv=None) -> dict:
         raise ConfigError(f"--frames {'' if s.start is None else s.start}:{'' if s.stop is None else s.stop} selects "
                           f"none of the sequence's {len(frames)} frames with depth and pose")  # fmt: skip
     frames = frames[args.frames]
+    if len(frames) < max(2, args.hold_out):
+        raise ConfigError(f"--frames: {len(frames)} frame(s) chosen; the map and its held-out frames (every "
+                          f"--hold-out {args.hold_out}-th) need at least {max(2, args.hold_out)}")  # fmt: skip
     parser = SceneParser.from_pretrained(args.model)
     parser.tta = args.tta
     held = [i for i in range(len(frames)) if args.hold_out and i % args.hold_out == args.hold_out - 1]
@@ -458,7 +466,7 @@ def main(argv=None) -> dict:
         if key.startswith("confidence"):
             print(f"  own label's {key}: map {100 * r['map']:.1f}%, consecutive {100 * r['consecutive']:.1f}% "
                   f"({100 * r['points'] / max(same['points'], 1):.0f}% of the points)")  # fmt: skip
-    windows = [int(k) for k in args.windows.split(",") if k.strip()]
+    windows = args.windows
     window_figures = window_agreement(frames, labels, probs, held, parser.class_names, args.voxel, windows,
                                       args.depth_max) if windows else {}  # fmt: skip
     # memory: the frames looped (forwards, backwards, ...)

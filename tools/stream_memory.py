@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sceneparse import SceneParser, run
-from sceneparse.cli.script import run_script
+from sceneparse.cli.script import positive_int, run_script
 from sceneparse.evaluate import heldout_dataset
 from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
 from sceneparse.sinks import Sink
@@ -76,10 +76,10 @@ def frame_size(text: str) -> tuple[int, int]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="camvid")
-    ap.add_argument("--frames", type=int, default=10000)
+    ap.add_argument("--frames", type=positive_int, default=10000)
     ap.add_argument("--size", type=frame_size, default="240x180", help="WxH of the frames")
     ap.add_argument("--temporal", default=DEFAULT_METHOD, choices=list_smoothers())
-    ap.add_argument("--every", type=int, default=500, help="sample the memory every N frames")
+    ap.add_argument("--every", type=positive_int, default=500, help="sample the memory every N frames")
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-root", default=None)

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from sceneparse import SceneParser
 from sceneparse.cli.options import frame_slice
-from sceneparse.cli.script import run_script
+from sceneparse.cli.script import number_list, positive_int, run_script
 from sceneparse.data.geometry import IndoorGeometry
 from sceneparse.data.transforms import ColorJitter
 from sceneparse.engine import load_checkpoint, seed_everything
@@ -124,12 +124,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", default="indoor-geometry-rgbd", help="shipped model name or checkpoint to start from")
     ap.add_argument("--sequence", default=None, help="posed RGB-D sequence (default: the data root's 7-Scenes one)")
     ap.add_argument("--frames", type=frame_slice, default="0:50", help="A:B, indices of the frames to train on")
-    ap.add_argument("--steps", type=int, default=300, help="optimisation steps")
-    ap.add_argument("--pairs", type=int, default=4, help="frame pairs per step")
-    ap.add_argument("--max-gap", type=int, default=16, help="frames b are up to this many frames from a")
+    ap.add_argument("--steps", type=positive_int, default=300, help="optimisation steps")
+    ap.add_argument("--pairs", type=positive_int, default=4, help="frame pairs per step")
+    ap.add_argument("--max-gap", type=positive_int, default=16, help="frames b are up to this many frames from a")
     ap.add_argument("--weight", type=float, default=1.0, help="weight of the consistency term")
     ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--scales", default="0.5,0.75", help="frame sizes trained at (fractions of the full size)")
+    ap.add_argument(
+        "--scales",
+        type=number_list(float),
+        default="0.5,0.75",
+        help="frame sizes trained at (fractions of the full size)",
+    )
     ap.add_argument("--jitter", type=float, default=0.2, help="brightness and contrast jitter, per frame")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -152,7 +157,7 @@ def main(argv=None) -> dict:
     freqs = class_frequencies([{"label": lab} for lab in frames.labels], len(names))
     weights = loss_class_weights(freqs, names, 0.5, {"other": 0.5})
     print(f"{len(frames)} frames {frames.names[0]}..{frames.names[-1]}; class weights {weights.tolist()}")
-    scales = [float(s) for s in args.scales.split(",")]
+    scales = args.scales
     full = frames.depth[0].shape
 
     params = [p for p in model.parameters() if p.requires_grad]

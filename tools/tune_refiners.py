@@ -17,20 +17,9 @@ import sys
 
 import torch
 
-from sceneparse.cli.script import run_script
+from sceneparse.cli.script import json_object, run_script
 from sceneparse.evaluate import cached_predictions, heldout_dataset, score_refiners
 from sceneparse.pipeline import SceneParser
-
-
-def json_object(text: str) -> dict:
-    """An argparse type: a JSON object."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
-    return value
 
 
 def refiner_spec(text: str):

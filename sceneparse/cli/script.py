@@ -8,13 +8,15 @@ one line on stderr and exit code 1; Ctrl-C is exit code 130; neither prints a tr
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable
 
 from sceneparse.errors import SceneparseError
 
-__all__ = ["run_script"]
+__all__ = ["run_script", "positive_int", "json_object", "json_list", "number_list"]
 
 
 def run_script(main: Callable, argv: list[str] | None = None) -> int:
@@ -34,3 +36,49 @@ def run_script(main: Callable, argv: list[str] | None = None) -> int:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 1
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _json(text: str, kind: type, name: str):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+    if not isinstance(value, kind):
+        raise argparse.ArgumentTypeError(f"expected a JSON {name}, got {text!r}")
+    return value
+
+
+def json_object(text: str) -> dict:
+    """An argparse type: a JSON object."""
+    return _json(text, dict, "object {...}")
+
+
+def json_list(text: str) -> list:
+    """An argparse type: a JSON list."""
+    return _json(text, list, "list [...]")
+
+
+def number_list(kind: type = float):
+    """An argparse type: comma-separated numbers of ``kind`` above 0 (``"0.5,0.75"``)."""
+
+    def parse(text: str) -> list:
+        try:
+            values = [kind(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            values = []
+        if not values or min(values) <= 0:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s above 0, got {text!r}")
+        return values
+
+    return parse

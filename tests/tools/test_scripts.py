@@ -66,6 +66,14 @@ def test_exception_an_unknown_model_is_one_line_without_a_traceback():
         ("export_weights", ["/nonexistent.pt", "out.pt"], 1, "checkpoint not found: /nonexistent.pt"),
         ("evaluate_flip", ["/nonexistent.pt"], 1, "checkpoint not found: /nonexistent.pt"),
         ("choose_tta", ["--model", "stanford-background", "--candidates", "bogus"], 1, "'bogus' is neither 'flip'"),
+        ("ablation", ["--model", "stanford-background", "--combinations", "bogus"], 2, "not JSON"),
+        ("ablation", ["--model", "stanford-background", "--combinations", '{"a": 1}'], 2, "expected a JSON list"),
+        ("train_view_consistency", ["--scales", "x", "--out", "v.pt"], 2, "comma-separated floats above 0"),
+        ("train_view_consistency", ["--steps", "0", "--out", "v.pt"], 2, "--steps: expected an integer >= 1"),
+        ("learn_crf", ["--model", "stanford-background", "--factor", "0", "--out", "c.json"], 2, "integer >= 1"),
+        ("stream_memory", ["--frames", "0"], 2, "--frames: expected an integer >= 1, got 0"),
+        ("semantic_map_figures", ["--windows", "x"], 2, "--windows: expected comma-separated ints above 0"),
+        ("estimate_registration", ["--every", "0"], 2, "--every: expected an integer >= 1, got 0"),
     ],
 )
 def test_exception_bad_arguments_name_the_problem(name, args, code, message, monkeypatch, capsys, tmp_path):
@@ -84,6 +92,29 @@ def test_exception_average_weights_of_one_checkpoint(monkeypatch, capsys, tmp_pa
 def test_exception_load_test_says_why_the_service_did_not_start(monkeypatch, capsys, stanford_path):
     code, err = _run("load_test", ["--model", "nosuch", "--requests", "1", "--max-batch", "1"], monkeypatch, capsys)
     assert code == 1 and "the service did not start" in err and "unknown pretrained model 'nosuch'" in err, err
+
+
+def test_exception_ablation_checks_the_refiners_before_parsing_the_images(monkeypatch, capsys):
+    import sceneparse.evaluate
+
+    def no_parsing(*a, **k):
+        raise AssertionError("the convnet ran over the images before the refiners were checked")
+
+    monkeypatch.setattr(sceneparse.evaluate, "cached_predictions", no_parsing)
+    monkeypatch.setattr(sceneparse.evaluate, "heldout_dataset", lambda *a, **k: [])
+    code, err = _run("ablation", ["--model", "stanford-background", "--combinations", '[["crf"], ["nosuch"]]'],
+                     monkeypatch, capsys)  # fmt: skip
+    assert code == 1 and "unknown refiner 'nosuch'" in err, err
+    code, err = _run("ablation", ["--model", "stanford-background", "--combinations", '["crf"]'], monkeypatch, capsys)
+    assert code == 1 and "expected a JSON list of refiner lists, got 'crf'" in err, err
+
+
+def test_exception_semantic_map_figures_needs_enough_frames(monkeypatch, capsys):
+    from conftest import require_data, shared_data
+
+    root = require_data("rgbd-sequence-7scenes", shared_data() / "rgbd-sequence-7scenes")
+    code, err = _run("semantic_map_figures", ["--sequence", str(root), "--frames", "0:2"], monkeypatch, capsys)
+    assert code == 1 and "--frames: 2 frame(s) chosen" in err and "at least 4" in err, err
 
 
 def test_exception_tune_refiners_checks_the_refiner_before_parsing_the_images(monkeypatch, capsys):
