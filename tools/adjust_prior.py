@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args()
+    if args.criterion == "targets" and not (args.targets and min(args.targets) > 0):
+        ap.error("--criterion targets needs --targets PIXEL CLASS, two accuracies in percent above 0")
     torch.set_num_threads(args.threads)
     src = resolve_model(args.model)[0]
     parser = SceneParser.from_checkpoint(src)

@@ -49,6 +49,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
+    if args.criterion == "targets" and not (args.targets and min(args.targets) > 0):
+        ap.error("--criterion targets needs --targets PIXEL CLASS, two accuracies in percent above 0")
     torch.set_num_threads(args.threads)
     parser = SceneParser.from_pretrained(args.model)
     parser.jit = False  # copies of many sizes: traces would be made and dropped

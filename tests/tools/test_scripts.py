@@ -67,6 +67,13 @@ def test_exception_an_unknown_model_is_one_line_without_a_traceback():
         ("evaluate_flip", ["/nonexistent.pt"], 1, "checkpoint not found: /nonexistent.pt"),
         ("choose_tta", ["--model", "stanford-background", "--candidates", "bogus"], 1, "'bogus' is neither 'flip'"),
         ("ablation", ["--model", "stanford-background", "--combinations", "bogus"], 2, "not JSON"),
+        ("choose_tta", ["--model", "stanford-background", "--criterion", "targets"], 2, "needs --targets PIXEL CLASS"),
+        (
+            "adjust_prior",
+            ["--model", "stanford-background", "--criterion", "targets", "--targets", "80", "0"],
+            2,
+            "needs --targets PIXEL CLASS",
+        ),
         ("ablation", ["--model", "stanford-background", "--combinations", '{"a": 1}'], 2, "expected a JSON list"),
         ("train_view_consistency", ["--scales", "x", "--out", "v.pt"], 2, "comma-separated floats above 0"),
         ("train_view_consistency", ["--steps", "0", "--out", "v.pt"], 2, "--steps: expected an integer >= 1"),
