@@ -41,7 +41,11 @@ def oversegment_at(rgb: np.ndarray, seg_scale: float, method: str = "felzenszwal
     size; Felzenszwalb's ``scale`` and ``min_size`` are given in full-size pixels."""
     if seg_scale >= 1:
         return oversegment(rgb, method, scale, sigma, min_size, n_segments, compactness)
-    small = cv2.resize(rgb, None, fx=seg_scale, fy=seg_scale, interpolation=cv2.INTER_AREA)
+    if min(rgb.shape[:2]) * seg_scale >= 0.5:
+        small = cv2.resize(rgb, None, fx=seg_scale, fy=seg_scale, interpolation=cv2.INTER_AREA)
+    else:  # at least a pixel a side: OpenCV refuses an empty size (a tiny image at a small scale)
+        size = (max(1, round(rgb.shape[1] * seg_scale)), max(1, round(rgb.shape[0] * seg_scale)))
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return oversegment(small, method, scale * seg_scale, sigma, max(1, round(min_size * seg_scale**2)),
                        n_segments, compactness)  # fmt: skip
 

@@ -55,8 +55,17 @@ __all__ = [
 def _grey(rgb: np.ndarray, scale: float) -> np.ndarray:
     g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if scale != 1:
-        g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        g = _shrink(g, scale)
     return g
+
+
+def _shrink(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` resized by ``scale`` (area), at least a pixel a side: OpenCV refuses an empty size
+    (a tiny frame at a small scale)."""
+    if min(image.shape[:2]) * scale >= 0.5:
+        return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 _DIS = threading.local()  # one DIS object per thread: OpenCV's is not safe to share between threads
@@ -69,6 +78,12 @@ def dense_flow(src: np.ndarray, dst: np.ndarray, scale: float = 1.0) -> np.ndarr
     if dis is None:
         dis = _DIS.fast = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     return dis.calc(src, dst, None) / scale
+
+
+def flow_fits(shape: tuple[int, int]) -> bool:
+    """DIS (its 8-pixel patches) can measure the flow of an image of ``shape``; OpenCV raises on
+    smaller ones: 8 pixels a side at least, 12 along one of them."""
+    return min(shape[:2]) >= 8 and max(shape[:2]) >= 12
 
 
 _GRIDS: dict = {}
@@ -122,6 +137,8 @@ class MotionTracker:
 
     def __init__(self, flow_scale: float = 0.5, cut_threshold: float = 0.5, fb_threshold: float = 2.0) -> None:
         self.flow_scale = positive("flow_scale", flow_scale)
+        if self.flow_scale > 1:  # above the frame's size: the same flow for many times the work and memory
+            raise ConfigError(f"flow_scale must be in (0, 1], got {flow_scale!r}")
         self.cut_threshold = positive("cut_threshold", cut_threshold, zero=True)
         self.fb_threshold = positive("fb_threshold", fb_threshold)
         #: scene cuts and size changes seen (each starts the memory afresh)
@@ -142,12 +159,16 @@ class MotionTracker:
 
     def small(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """At the flow's own resolution (``flow_scale`` of the frame): (backward flow current ->
-        previous in those pixels, reliable mask), or None at a stream start or a cut."""
+        previous in those pixels, reliable mask), or None at a stream start or a cut, and for
+        frames too small for DIS at that scale (under about 16x24 pixels at 0.5): no motion is
+        known there, so each such frame is its own."""
         grey = _grey(rgb, self.flow_scale)
         prev, self._grey = self._grey, grey
         if self._scene_cut(grey) or prev is None or prev.shape != grey.shape:
             if prev is not None:
                 self.cuts += 1
+            return None
+        if not flow_fits(grey.shape):
             return None
         back = dense_flow(grey, prev)
         fwd = dense_flow(prev, grey)
@@ -264,6 +285,8 @@ class _SuperpixelsAhead:
         self.scale = positive("scale", scale)
         self.min_size = positive("min_size", min_size, integer=True)
         self.seg_scale = positive("seg_scale", seg_scale)
+        if self.seg_scale > 1:  # the superpixels are at most the frame's size: the votes' scale would be wrong
+            raise ConfigError(f"seg_scale must be in (0, 1], got {seg_scale!r}")
 
     def _work_ahead(self, rgb: np.ndarray) -> dict:
         return {**super()._work_ahead(rgb), "segments": self._superpixels(rgb)}

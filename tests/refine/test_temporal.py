@@ -256,3 +256,34 @@ def test_exception_smoother_parameters_are_checked_by_name():
         build_smoother("superpixels", cut_threshold=float("inf"))
     # flow-superpixels passes FlowSmoother's parameters on: they are known to it
     assert build_smoother("flow-superpixels", fuse_scale=0.25, floor=0.1).fuse_scale == 0.25
+
+
+@pytest.mark.parametrize("name", ["flow", "superpixels", "flow-superpixels"])
+def test_edge_frames_too_small_for_optical_flow(name):
+    """parse() takes 8x8 frames, but OpenCV's DIS refuses images under 8 pixels a side (or 12
+    along both) and the flow runs at half the frame's size: a stream of small frames raised
+    cv2.error at its second frame. Each such frame is now its own (no motion is known)."""
+    from sceneparse.refine.temporal import flow_fits
+
+    rng = np.random.default_rng(0)
+    for shape in [(8, 8), (8, 500), (20, 20), (23, 40)]:
+        smoother = build_smoother(name)
+        scene = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+        for step in range(3):
+            rgb = np.roll(scene, step, axis=1)  # a panning camera: the same grey levels, no cut
+            probs = rng.dirichlet(np.ones(3), shape).transpose(2, 0, 1).astype(np.float32)
+            out = smoother.update(rgb, probs)
+            assert out.shape == probs.shape and np.allclose(out.sum(0), 1, atol=1e-4)
+    assert not flow_fits((4, 250)) and not flow_fits((11, 11)) and flow_fits((8, 12)) and flow_fits((12, 8))
+    smoother = build_smoother(name, flow_scale=0.25)
+    for _ in range(2):  # a larger frame whose flow, at a quarter of its size, is too small: the same
+        smoother.update(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), np.full((3, 40, 40), 1 / 3, np.float32))
+
+
+def test_exception_smoother_scales_above_the_frame():
+    from sceneparse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="flow_scale must be in \\(0, 1\\], got 100"):
+        build_smoother("flow", flow_scale=100)  # a flow at 100 times the frame's size
+    with pytest.raises(ConfigError, match="seg_scale must be in \\(0, 1\\], got 2"):
+        build_smoother("superpixels", seg_scale=2)  # the votes' scale was then wrong
