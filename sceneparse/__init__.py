@@ -38,3 +38,8 @@ def __getattr__(name):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sceneparse' has no attribute {name!r}")
+
+
+def __dir__():
+    # the lazily imported names too: tab completion and dir() show the whole public API
+    return sorted(set(globals()) | set(_LAZY))

@@ -194,3 +194,11 @@ def test_exception_parse_stream_given_one_image_or_no_stream(parser, frames):
 def test_exception_mistyped_shipped_model_name():
     with pytest.raises(ConfigError, match=r"unknown pretrained model 'camvd' \(did you mean 'camvid'\?\)"):
         SceneParser.from_pretrained("camvd")
+
+
+def test_feature_public_api_is_listed_by_dir():
+    """The names the package imports lazily (SceneParser, run, ...) show in dir() and tab completion."""
+    import sceneparse
+
+    assert set(sceneparse.__all__) <= set(dir(sceneparse))
+    assert all(getattr(sceneparse, name) is not None for name in sceneparse.__all__)
