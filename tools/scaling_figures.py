@@ -179,6 +179,10 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=positive_int, default=4, help="ray: videos of the video collection")
     ap.add_argument("--frames", type=positive_int, default=30, help="ray: frames of each video")
     args = ap.parse_args(argv)
+    runs = Path(args.out) / args.what
+    if runs.is_dir() and any(runs.iterdir()):  # its runs and outputs would clash with the earlier ones
+        raise SceneparseError(f"--out: {runs} holds the runs of an earlier `{args.what}`; give another --out "
+                              "(or remove that folder)")  # fmt: skip
     report = ddp(args) if args.what == "ddp" else ray(args)
     path = Path(args.out) / f"{args.what}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,14 @@ def test_exception_bad_arguments_name_the_problem(name, args, code, message, mon
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.parametrize("what", ["ddp", "ray"])
+def test_exception_scaling_figures_refuses_an_out_with_earlier_runs(what, monkeypatch, capsys, tmp_path):
+    (tmp_path / what / "plain").mkdir(parents=True)
+    code, err = _run("scaling_figures", [what, "--out", str(tmp_path)], monkeypatch, capsys)
+    assert code == 1 and f"--out: {tmp_path / what} holds the runs of an earlier `{what}`; give another --out" in err
+    assert [p.name for p in tmp_path.rglob("*")] == [what, "plain"]  # nothing run, nothing written
+
+
 def test_exception_average_weights_of_one_checkpoint(monkeypatch, capsys, tmp_path):
     code, err = _run("average_weights", [str(tmp_path / "a.pt"), "--out", str(tmp_path / "soup.pt")], monkeypatch,
                      capsys)  # fmt: skip
