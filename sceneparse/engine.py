@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from sceneparse.data.base import DatasetInfo
-from sceneparse.errors import ConfigError, InputError, NotFoundError
+from sceneparse.errors import ConfigError, InputError, NotFoundError, OutputError
 from sceneparse.io import atomic_write
 from sceneparse.metrics import ConfusionMatrix
 from sceneparse.models.base import model_cfg
@@ -164,8 +164,7 @@ def save_checkpoint(
     cfg = model_cfg(model)
     if cfg.num_classes != info.num_classes:
         raise InputError(f"model has {cfg.num_classes} outputs but {info.num_classes} class names")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)  # its folder is made by _save (atomic_write)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = {
         "format": CHECKPOINT_FORMAT,
@@ -192,7 +191,21 @@ def save_checkpoint(
     }
     if extra:
         ckpt.update(extra)
-    return atomic_write(path, lambda p: torch.save(ckpt, p))
+    return _save(ckpt, path)
+
+
+def _save(ckpt: dict, path: str | Path) -> Path:
+    """``torch.save`` of ``ckpt`` to ``path`` atomically; an OutputError naming the file where it
+    cannot be written (a folder of that name, no such place, a full disk), not torch's
+    "[enforce fail at inline_container.cc]" or a rename of a temporary file."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: a folder of that name is in the way of the checkpoint; give a file name (.pt)")
+    try:
+        return atomic_write(path, lambda p: torch.save(ckpt, p))
+    except (OSError, RuntimeError) as err:
+        reason = " ".join(str(err).split())
+        raise OutputError(f"cannot write the checkpoint {path}: {reason}") from err
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -253,7 +266,7 @@ def export_checkpoint(src: str | Path, dst: str | Path, half: bool = True) -> Pa
     if half:
         keep["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in keep["state_dict"].items()}
     keep["meta"] = dict(keep["meta"], exported_from=str(src), stored_as="float16" if half else "float32")
-    return atomic_write(dst, lambda p: torch.save(keep, p))
+    return _save(keep, dst)
 
 
 def average_checkpoints(srcs, dst: str | Path, weights=None) -> Path:
@@ -295,7 +308,7 @@ def average_checkpoints(srcs, dst: str | Path, weights=None) -> Path:
     meta["averaged_from"] = [{"path": str(p), "weight": w / total} for p, w in zip(srcs, weights)]
     out = {"format": CHECKPOINT_FORMAT, "model": first["model"], "model_args": first["model_args"], "state_dict": state,
            "meta": meta}  # fmt: skip
-    return atomic_write(dst, lambda p: torch.save(out, p))
+    return _save(out, dst)
 
 
 # ---------------------------------------------------------------------------- optimisation

@@ -238,3 +238,20 @@ def test_edge_code_revision_of_a_package_inside_another_projects_tree(tmp_path, 
     subprocess.run([*git, "commit", "-q", "-m", "vendored"], check=True, capture_output=True)
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert engine.code_revision() == head
+
+
+def test_exception_checkpoint_destinations_that_cannot_be_written(tmp_path):
+    """A folder as the destination gave "[Errno 21] Is a directory: '/.tmp.tmp' -> '/tmp'"; a place
+    that cannot be created gave torch's "[enforce fail at inline_container.cc:747]"."""
+    from sceneparse.engine import export_checkpoint
+    from sceneparse.errors import OutputError
+
+    src = msconvnet_checkpoint(tmp_path / "m.pt", 3, 0, width=16, hidden=16)
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(OutputError, match="folder.pt: a folder of that name is in the way"):
+        export_checkpoint(src, tmp_path / "folder.pt")
+    (tmp_path / "afile").write_text("keep")
+    with pytest.raises(OutputError, match="cannot write the checkpoint .*afile/sub/m.pt"):
+        export_checkpoint(src, tmp_path / "afile" / "sub" / "m.pt")
+    assert (tmp_path / "afile").read_text() == "keep"
+    assert load_checkpoint(export_checkpoint(src, tmp_path / "new" / "m.pt"))["meta"]["stored_as"] == "float16"
