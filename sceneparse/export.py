@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from sceneparse.data.base import DatasetInfo
-from sceneparse.errors import ConfigError, InputError, NotFoundError
+from sceneparse.errors import ConfigError, InputError, NotFoundError, OutputError
 from sceneparse.models.base import PretrainedCfg, SegmentationModel, model_cfg
 
 __all__ = [
@@ -198,6 +198,19 @@ def _metadata(parser) -> dict[str, str]:
     return {k: json.dumps(v, default=str) for k, v in values.items()}
 
 
+def _destination(path: str | Path) -> Path:
+    """``path`` with its folder made, checked before any work: an OutputError naming it where a
+    folder of that name is in the way or the folder cannot be made."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: a folder of that name is in the way; give the .onnx file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err} ({err.filename or path.parent})") from err
+    return path
+
+
 def export_onnx(parser, path: str | Path, opset: int = OPSET) -> Path:
     """Write ``parser``'s network as an ONNX graph with dynamic batch, height and width, its
     metadata in ``metadata_props``, and check it with ``onnx.checker``.
@@ -211,6 +224,7 @@ def export_onnx(parser, path: str | Path, opset: int = OPSET) -> Path:
     from sceneparse.io import atomic_write
 
     check_opset(opset)
+    path = _destination(path)
     cfg = model_cfg(parser.model)
     # a CPU copy: Module.to and eval act in place, and a parser on a GPU would be left with its
     # model on the CPU (its next parse failing on mismatched devices)
@@ -222,8 +236,7 @@ def export_onnx(parser, path: str | Path, opset: int = OPSET) -> Path:
     if cfg.in_channels == 4:
         example[:, 3] = 0.5 + 4 * example[:, 3]  # metres
     t = time.perf_counter()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_name(f".{Path(path).name}.trace.onnx")
+    tmp = path.with_name(f".{path.name}.trace.onnx")
     try:
         with warnings.catch_warnings():
             # The tracer's notes on Python values (sizes, kernel taps) are what we expect here.
@@ -235,6 +248,8 @@ def export_onnx(parser, path: str | Path, opset: int = OPSET) -> Path:
                               dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                             "logits": {0: "batch", 2: "height", 3: "width"}})  # fmt: skip
         proto = onnx.load(str(tmp))
+    except OSError as err:  # a place that takes no files (/proc), a full disk
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
     finally:
         tmp.unlink(missing_ok=True)
     _drop_weight_identities(proto)
@@ -242,7 +257,10 @@ def export_onnx(parser, path: str | Path, opset: int = OPSET) -> Path:
     proto.doc_string = f"sceneparse {model_name}: scene parsing logits; metadata_props hold the classes"
     _set_metadata(proto, _metadata(parser))
     onnx.checker.check_model(proto, full_check=True)
-    out = atomic_write(Path(path), lambda p: onnx.save(proto, str(p)))
+    try:
+        out = atomic_write(path, lambda p: onnx.save(proto, str(p)))
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
     log.info("wrote %s (opset %d, %.1f s, %.1f MB)", out, opset, time.perf_counter() - t, out.stat().st_size / 1e6)
     return out
 
@@ -282,7 +300,7 @@ def quantize_onnx(src: str | Path, dst: str | Path, per_channel: bool = True) ->
 
     from sceneparse.io import atomic_write
 
-    src, dst = Path(src), Path(dst)
+    src, dst = Path(src), _destination(dst)
     tmp = dst.with_name(f".{dst.name}.quant.onnx")
     try:
         root = logging.getLogger()

@@ -280,3 +280,21 @@ def test_edge_export_leaves_the_parsers_model_as_it_was(torch_parser, tmp_path, 
     monkeypatch.setattr(torch.nn.Module, "to", record)
     export_onnx(torch_parser, tmp_path / "m.onnx")
     assert moved and torch_parser.model not in moved and not torch_parser.model.training
+
+
+def test_exception_library_export_to_places_that_cannot_be_written(torch_parser, tmp_path):
+    """export_onnx traced the model, then failed with "[Errno 21] Is a directory:
+    '/tmp/.m.onnx.tmp.onnx' -> '/tmp/m.onnx'" or "[Errno 17] File exists"; now one OutputError
+    naming the file, before the tracing for the first two."""
+    from sceneparse.errors import OutputError
+    from sceneparse.export import export_onnx, quantize_onnx
+
+    (tmp_path / "m.onnx").mkdir()
+    (tmp_path / "afile").write_text("keep")
+    for dst, message in ((tmp_path / "m.onnx", "m.onnx: a folder of that name is in the way"),
+                         (tmp_path / "afile" / "m.onnx", "cannot write .*afile/m.onnx")):  # fmt: skip
+        with pytest.raises(OutputError, match=message):
+            export_onnx(torch_parser, dst)
+        with pytest.raises(OutputError, match=message):
+            quantize_onnx(tmp_path / "never-read.onnx", dst)
+    assert (tmp_path / "afile").read_text() == "keep"
