@@ -263,7 +263,8 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
         statistics}), "workers", "seconds"}`` and the timings ``startup_seconds`` (planning and
         joining or starting the cluster), ``streams_seconds`` and ``images_seconds`` (each phase,
         the actors' start included) and ``busy_seconds`` (the actors' time inside the loop);
-        also written to ``out/label_report.json``.
+        also written to ``out/label_report.json``, also when Ctrl-C ends the run (then with
+        ``"interrupted": true`` and what was done so far; the KeyboardInterrupt goes on).
     """
     from tqdm import tqdm
 
@@ -282,7 +283,7 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
     ensure_writable(out)
     todo = len(plan["images"]) + len(plan["streams"])
     report = {"labelled": 0, "skipped": len(plan["skipped"]), "failed": {}, "images": 0, "streams": {},
-              "workers": 0, "seconds": 0.0, "startup_seconds": 0.0, "busy_seconds": 0.0,
+              "interrupted": False, "workers": 0, "seconds": 0.0, "startup_seconds": 0.0, "busy_seconds": 0.0,
               "images_seconds": 0.0, "streams_seconds": 0.0}  # fmt: skip
     if plan["skipped"]:
         log.info("%d item(s) already labelled in %s: skipped", len(plan["skipped"]), out)
@@ -311,6 +312,12 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
                 t = time.perf_counter()
                 _run_images(ray, plan["images"], ctor, resources, workers, batch_size, report, bar)
                 report["images_seconds"] = time.perf_counter() - t
+        except KeyboardInterrupt:  # the report says what this run did, not what the run before it did
+            report["interrupted"] = True
+            report["seconds"] = time.perf_counter() - t0
+            text = json.dumps(report, indent=2, default=str) + "\n"
+            atomic_write(out / REPORT_NAME, lambda p: p.write_text(text))
+            raise
         finally:
             bar.close()
             staging = out / STAGING_NAME

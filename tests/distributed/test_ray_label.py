@@ -177,3 +177,29 @@ def test_exception_an_unknown_model_fails_before_ray_starts(tmp_path, monkeypatc
         ray_label.label_on_ray("nosuch", [str(photo.parent)], tmp_path / "out", progress=False)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         ray_label.label_on_ray(str(tmp_path / "missing.pt"), [str(photo.parent)], tmp_path / "out", progress=False)
+
+
+def test_exception_ctrl_c_leaves_the_report_of_the_interrupted_run(tmp_path, monkeypatch):
+    require("ray", "pip install 'sceneparse[ray]'")
+    require("ray.data", "pip install 'sceneparse[ray]'")
+    from sceneparse.distributed import ray_label
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(photos / name), np.zeros((64, 64, 3), np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ray_label.REPORT_NAME).write_text('{"labelled": 0, "failed": {"old.jpg": "of the run before"}}')
+
+    def one_then_ctrl_c(ray, images, ctor, resources, workers, batch_size, report, bar):
+        report["labelled"] += 1
+        report["images"] += 1
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray_label, "_start", lambda *a, **k: (False, 1))  # no Ray needed to see the report
+    monkeypatch.setattr(ray_label, "_run_images", one_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        ray_label.label_on_ray("stanford-background", [str(photos)], out, progress=False)
+    report = json.loads((out / ray_label.REPORT_NAME).read_text())
+    assert report["interrupted"] is True and report["labelled"] == 1 and report["failed"] == {}
