@@ -114,6 +114,8 @@ def test_feature_refine_specs(parser, frames):
     # one (name, params) pair, as a refine of its own: not two refiners "crf" and {...}
     assert np.array_equal(parser.parse(rgb, refine=("crf", {"iterations": 1})).labels, one)
     assert np.array_equal(parser.parse(rgb, refine=[("crf", {"iterations": 1})]).labels, one)
+    generator = (r for r in [("crf", {"iterations": 1})])  # any iterable of refiners
+    assert np.array_equal(parser.parse(rgb, refine=generator).labels, one)
     # a name and a mapping with its own name: two refiners
     assert [r.name for r in parser.refiners(("superpixels", {"name": "crf"}))] == ["superpixels", "crf"]
     with pytest.raises(ConfigError, match=r"unknown refiner 'crff' \(did you mean 'crf'\?\)"):

@@ -149,9 +149,11 @@ def build_refiners(refine, config: dict | None = None) -> tuple[Refiner, ...]:
         return ()
     if isinstance(refine, (str, dict, Refiner)) or _is_pair(refine):
         refine = (refine,)  # one refiner: "crf", {"name": "crf", ...} or ("crf", {...})
-    if not isinstance(refine, (tuple, list)):
+    try:  # any iterable of specs: a tuple, a list, a generator
+        refine = tuple(refine)
+    except TypeError:
         raise ConfigError(f"refine must be a refiner or a sequence of refiners (names, mappings, (name, params) "
-                          f"pairs, Refiner instances), got {type(refine).__name__} {refine!r}")  # fmt: skip
+                          f"pairs, Refiner instances), got {type(refine).__name__} {refine!r}") from None  # fmt: skip
     config = config or {}
     refiners = []
     for spec in refine:
