@@ -164,6 +164,9 @@ def confusion_figure(matrix: np.ndarray, class_names, title: str = ""):
     import matplotlib.pyplot as plt
 
     matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (len(class_names), len(class_names)):
+        raise InputError(f"a confusion matrix of {len(class_names)} classes must be {len(class_names)}x"
+                         f"{len(class_names)}, got shape {matrix.shape}")  # fmt: skip
     with np.errstate(invalid="ignore", divide="ignore"):
         percent = np.nan_to_num(100 * matrix / matrix.sum(axis=1, keepdims=True))
     k = len(class_names)

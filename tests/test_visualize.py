@@ -145,3 +145,11 @@ def test_exception_overlay_bad_arguments():
     with pytest.raises(InputError, match="integer class indices"):
         colorize(np.full((2, 2), 0.5), PALETTE)
     assert np.array_equal(colorize(np.ones((2, 2)), PALETTE), colorize(np.ones((2, 2), int), PALETTE))  # whole floats
+
+
+def test_exception_confusion_matrix_of_another_size(tmp_path):
+    from sceneparse.errors import InputError
+
+    with pytest.raises(InputError, match=r"must be 2x2, got shape \(3, 3\)"):  # was drawn, its third class unnamed
+        plot_confusion(np.eye(3), ["a", "b"], tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()
