@@ -23,7 +23,7 @@ def add_runtime_arguments(ap: argparse.ArgumentParser, model_default: str = "sta
         default=model_default,
         help="shipped model name, checkpoint .pt or exported .onnx (default: %(default)s)",
     )
-    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads of PyTorch and OpenCV (0: their defaults)")
     add_tta_argument(ap)
     ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
