@@ -90,7 +90,7 @@ def pyr_down(x: torch.Tensor) -> torch.Tensor:
 
     Not kornia's ``pyrdown``: that one resamples the blurred image bilinearly at half-pixel
     positions (an extra 2x2 average, floor sizes), which the trained models did not see (up to
-    0.47 change in their probabilities, 2-7% of labels), and it is 4-60x slower here.
+    0.47 change in their probabilities, 2-7% of labels), and it is 3.6-12x slower here (docs/ARCHITECTURE.md).
 
     Example:
         >>> pyr_down(torch.ones(1, 1, 7, 10)).shape
