@@ -35,6 +35,7 @@ from sceneparse.refine import (
     Refiner,
     bind_refiners,
     build_refiners,
+    load_refine_config,
     merge_refine_configs,
     shipped_refine_config,
 )
@@ -475,12 +476,17 @@ class SceneParser:
         refiners bound to this model (its shipped region classifier, boundary-offset head, ...).
 
         A refiner given by name or with parameters takes, under its own parameters and those of
-        ``config`` (a :func:`~sceneparse.refine.load_refine_config` table), the parameters chosen
+        ``config`` (a :func:`~sceneparse.refine.load_refine_config` table, or the YAML file's
+        path), the parameters chosen
         for this shipped model (:func:`~sceneparse.refine.shipped_refine_config`), then its
         defaults; an instance is used as it is.
         """
         if not refine:
             return ()
+        if isinstance(config, (str, Path)):  # a refiner config file's path
+            config = load_refine_config(config)
+        elif config is not None and not isinstance(config, dict):
+            raise ConfigError(f"config must be a {{name: params}} table or a refiner config file, got {config!r}")
         table = merge_refine_configs(shipped_refine_config(self.name), config)
         return tuple(bind_refiners(build_refiners(refine, table), self))
 

@@ -204,3 +204,13 @@ def test_feature_public_api_is_listed_by_dir():
 
     assert set(sceneparse.__all__) <= set(dir(sceneparse))
     assert all(getattr(sceneparse, name) is not None for name in sceneparse.__all__)
+
+
+def test_feature_refiners_take_a_config_file_path(parser, tmp_path):
+    path = tmp_path / "refine.yaml"
+    path.write_text("refiners:\n  crf:\n    iterations: 2\n")
+    for config in (path, str(path)):  # the path given as it is on the command line (--refine-config)
+        (crf,) = parser.refiners("crf", config)
+        assert crf.iterations == 2 and crf.bilateral_sxy == 140.0  # the file's, over camvid's own
+    with pytest.raises(ConfigError, match="config must be a"):
+        parser.refiners("crf", ["iterations", 2])
