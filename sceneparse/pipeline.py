@@ -661,7 +661,8 @@ class SceneParser:
         warned = False
         for i, item in enumerate(frames):
             if not isinstance(item, Frame):
-                rgb, depth = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+                pair = isinstance(item, (tuple, list)) and len(item) == 2  # (rgb, depth), [rgb, depth]
+                rgb, depth = item if pair else (item, None)
                 item = Frame(rgb, i, float(i), depth)
             # an RGB model on an RGB-D stream: the depth is not for it
             depth = item.depth if self.in_channels == 4 else None

@@ -214,3 +214,15 @@ def test_feature_refiners_take_a_config_file_path(parser, tmp_path):
         assert crf.iterations == 2 and crf.bilateral_sxy == 140.0  # the file's, over camvid's own
     with pytest.raises(ConfigError, match="config must be a"):
         parser.refiners("crf", ["iterations", 2])
+
+
+def test_feature_stream_of_rgbd_pairs_as_lists():
+    """(rgb, depth) pairs may come as lists (zip of lists, JSON-like data): parsed as tuples are."""
+    rgbd = SceneParser(create_model("msconvnet_rgbd", num_classes=8), STANFORD_REGIONS)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    depth = rng.uniform(0.5, 4, (40, 48)).astype(np.float32)
+    as_tuples = list(rgbd.parse_stream([(rgb, depth)] * 2, temporal=False))
+    as_lists = list(rgbd.parse_stream([[rgb, depth]] * 2, temporal=False))
+    for a, b in zip(as_tuples, as_lists):
+        assert np.allclose(a.probs, b.probs, atol=1e-6)
