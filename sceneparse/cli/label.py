@@ -108,7 +108,7 @@ def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
     failed, listed = report["failed"], Path(args.out) / REPORT_NAME
     print(f"labelled {report['labelled']} item(s) into {args.out} on {report['workers']} Ray worker(s) in "
           f"{report['seconds']:.1f} s; {report['skipped']} already done, skipped"
-          + (f"; {len(failed)} could not be read (listed in {listed})" if failed else ""))  # fmt: skip
+          + (f"; {len(failed)} failed (each with its reason in {listed})" if failed else ""))  # fmt: skip
     return 1 if failed else 0
 
 

@@ -64,12 +64,13 @@ def _frames(path):
 
 @pytest.mark.slow
 def test_feature_ray_writes_the_local_commands_files_reports_corrupt_inputs_and_reruns_without_work(
-    ray_cluster, collection, tmp_path
+    ray_cluster, collection, tmp_path, capsys
 ):
     on_ray, local = tmp_path / "ray", tmp_path / "local"
     argv = ["label", *collection, "--out", str(on_ray), "--ray", "local", "--workers", "2", "--threads", "1",
             "--ray-batch", "2", "--labels", "--no-progress"]  # fmt: skip
     assert main(argv) == 1  # two inputs could not be read
+    assert f"; 2 failed (each with its reason in {on_ray / 'label_report.json'})" in capsys.readouterr().out
 
     parser = SceneParser.from_pretrained("stanford-background")
     label(parser, collection, local, labels=True, progress=False)
