@@ -45,6 +45,7 @@ __all__ = [
     "json_safe",
     "json_text",
     "write_json",
+    "rss_mb",
 ]
 
 log = logging.getLogger(__name__)
@@ -478,6 +479,20 @@ def json_safe(data):
 def json_text(data, indent: int | None = None) -> str:
     """``data`` as standard JSON: NaN and infinities as null (:func:`json_safe`), other objects as text."""
     return json.dumps(json_safe(data), indent=indent, default=str, allow_nan=False)
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of process ``pid`` (this one by default) in MB, from Linux's ``/proc``;
+    NaN where there is none (another system, a process that is gone). For the memory figures of
+    the benchmark tools."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def write_json(path: str | Path, data) -> None:

@@ -255,3 +255,25 @@ def test_exception_checkpoint_destinations_that_cannot_be_written(tmp_path):
         export_checkpoint(src, tmp_path / "afile" / "sub" / "m.pt")
     assert (tmp_path / "afile").read_text() == "keep"
     assert load_checkpoint(export_checkpoint(src, tmp_path / "new" / "m.pt"))["meta"]["stored_as"] == "float16"
+
+
+def test_feature_rss_mb_of_this_and_another_process():
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from sceneparse.engine import rss_mb
+
+    before = rss_mb()
+    block = np.ones(64 * 2**20, np.uint8)  # 64 MB, touched
+    assert rss_mb() - before > 50 and block.sum() == block.size
+    code = "import time; print('ready', flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert 1 < rss_mb(child.pid) < before  # a Python interpreter, without torch
+    finally:
+        child.kill()
+        child.wait()
+    assert np.isnan(rss_mb(child.pid))  # gone

@@ -23,14 +23,8 @@ import time
 from pathlib import Path
 
 from sceneparse.cli.script import run_script
+from sceneparse.engine import rss_mb
 from sceneparse.errors import SceneparseError
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def photos(n: int) -> list[bytes]:

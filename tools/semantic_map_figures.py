@@ -51,6 +51,7 @@ import torch
 from sceneparse import SceneParser
 from sceneparse.cli.options import frame_slice
 from sceneparse.cli.script import number_list, run_script
+from sceneparse.engine import rss_mb
 from sceneparse.errors import ConfigError
 from sceneparse.robotics.adapt import classifier_steps
 from sceneparse.robotics.geometry import backproject, project_points
@@ -59,14 +60,6 @@ from sceneparse.sources import open_source
 
 #: confidence bins of the held-out frame's own label, for the breakdown
 CONFIDENCE_BINS = (0.0, 0.6, 0.8, 0.95, 1.01)
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def world_points(frame, stride=2, max_depth=4.0):

@@ -22,17 +22,10 @@ import torch
 
 from sceneparse import SceneParser, run
 from sceneparse.cli.script import positive_int, run_script
+from sceneparse.engine import rss_mb
 from sceneparse.evaluate import heldout_dataset
 from sceneparse.refine.temporal import DEFAULT_METHOD, list_smoothers
 from sceneparse.sinks import Sink
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def looped(frames: list[np.ndarray], n: int):
