@@ -5,6 +5,7 @@ The registry of datasets (what each one is, reads, downloads from) is :mod:`scen
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ __all__ = [
     "data_root",
     "decode_image",
     "kfold_split",
+    "duplicate_groups",
     "dataset_not_found",
 ]
 
@@ -80,18 +82,31 @@ def dataset_not_found(name: str, title: str, path: Path, expected: str = "") -> 
     )
 
 
-def kfold_split(ids: list[str], fold: int, num_folds: int = 5, seed: int = 0):
+def kfold_split(ids: list[str], fold: int, num_folds: int = 5, seed: int = 0, groups: dict[str, str] | None = None):
     """Split sorted ``ids`` into (train, val) for ``fold`` of ``num_folds``, deterministically.
 
     The ids are shuffled by a fixed seed and dealt out round-robin, so every id lands in exactly
-    one validation fold and the folds differ in size by at most one.
+    one validation fold and the folds differ in size by at most one. ``groups`` ({id: key}) keeps
+    ids of one key (the same image under two names) in one fold: each joins the fold of the first
+    of its group in sorted order, so an image is never both trained on and validated on; ids
+    without duplicates keep their folds.
     """
     if not 0 <= fold < num_folds:
         raise ConfigError(f"fold must be in [0, {num_folds}), got {fold}")
     ids = sorted(ids)
     order = np.random.default_rng(seed).permutation(len(ids))
-    val = {ids[i] for k, i in enumerate(order) if k % num_folds == fold}
-    return [i for i in ids if i not in val], [i for i in ids if i in val]
+    fold_of = {ids[i]: k % num_folds for k, i in enumerate(order)}
+    if groups:
+        first: dict[str, int] = {}
+        for i in ids:  # sorted: the first id of a group decides its fold
+            key = groups.get(i, i)
+            fold_of[i] = first.setdefault(key, fold_of[i])
+    return [i for i in ids if fold_of[i] != fold], [i for i in ids if fold_of[i] == fold]
+
+
+def duplicate_groups(ids: list[str], content) -> dict[str, str]:
+    """{id: digest of ``content(id)``} (bytes) for :func:`kfold_split`'s ``groups``."""
+    return {i: hashlib.sha1(content(i)).hexdigest() for i in ids}
 
 
 def decode_image(data: bytes, name: str) -> np.ndarray:

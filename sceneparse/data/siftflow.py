@@ -25,6 +25,7 @@ from sceneparse.data.base import (
     data_root,
     dataset_not_found,
     decode_image,
+    duplicate_groups,
     kfold_split,
 )
 from sceneparse.data.download import Archive, require_members, top_folder
@@ -170,7 +171,9 @@ class SiftFlow(SegmentationDataset):
             have = set(annotated)
             ids = sorted(n for n in listed if n in have)  # trainval.txt names 2 unannotated images
             if split in ("train", "val"):
-                train, val = kfold_split(ids, fold, num_folds, seed)
+                # trainval holds two images twice under other names: a pair stays in one fold
+                same = duplicate_groups(ids, lambda n: self._source.read(f"Images/{_SUBDIR}/{n}.jpg") or n.encode())
+                train, val = kfold_split(ids, fold, num_folds, seed, groups=same)
                 ids = train if split == "train" else val
         if not ids:
             raise InputError(f"{root}: no annotated images in split {split!r}")

@@ -22,6 +22,7 @@ from sceneparse.data.base import (
     data_root,
     dataset_not_found,
     decode_image,
+    duplicate_groups,
     kfold_split,
 )
 from sceneparse.data.download import Archive, require_members, top_folder
@@ -158,7 +159,8 @@ class StanfordBackground(SegmentationDataset):
         if split == "all":
             self.ids = ids
         else:
-            train, val = kfold_split(ids, fold, num_folds, seed)
+            same = duplicate_groups(ids, lambda n: self._data[n][0].tobytes())  # one image never in two folds
+            train, val = kfold_split(ids, fold, num_folds, seed, groups=same)
             self.ids = train if split == "train" else val
 
     def load(self, name: str) -> dict:

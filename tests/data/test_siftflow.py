@@ -23,6 +23,17 @@ def test_feature_official_zip_splits(siftflow_path):
         SiftFlow(siftflow_path, split="test")  # the standard test split is held out here
 
 
+@pytest.mark.parametrize("fold", [1, 3, 4, 8])
+def test_feature_duplicate_images_share_a_fold(siftflow_path, fold):
+    # trainval holds two images twice under other names (byte-identical jpgs); the round-robin
+    # folds put one copy in train and the other in val in folds 1, 4 (and 3, 8)
+    train = set(SiftFlow(siftflow_path, split="train", fold=fold, num_folds=10).ids)
+    val = set(SiftFlow(siftflow_path, split="val", fold=fold, num_folds=10).ids)
+    assert not train & val and len(train | val) == 2486
+    for pair in (("insidecity_urb992", "tallbuilding_urb992"), ("mountain_sclos4", "mountain_sharp59")):
+        assert (pair[0] in val) == (pair[1] in val), pair
+
+
 def test_feature_class_order_is_official(siftflow_path):
     with zipfile.ZipFile(siftflow_path) as z:
         listed = [line.split()[1] for line in z.read("SiftFlowDataset/classes.txt").decode().splitlines()]

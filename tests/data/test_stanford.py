@@ -40,6 +40,19 @@ def test_feature_folds_are_deterministic_disjoint_and_cover(stanford_path):
     assert kfold_split(all_ids, 2, seed=1) != kfold_split(all_ids, 2)
 
 
+def test_feature_kfold_groups_keep_duplicates_in_one_fold():
+    ids = [f"i{k:02d}" for k in range(20)]
+    plain = [kfold_split(ids, f, 4)[1] for f in range(4)]
+    groups = {"i03": "same", "i17": "same"}
+    apart = [f for f in range(4) if ("i03" in plain[f]) != ("i17" in plain[f])]
+    assert apart  # without groups the two copies fall in different folds (seed 0)
+    grouped = [kfold_split(ids, f, 4, groups=groups)[1] for f in range(4)]
+    assert all(("i03" in v) == ("i17" in v) for v in grouped)
+    assert sorted(sum(grouped, [])) == ids
+    # ids without duplicates keep their folds
+    assert [[i for i in v if i != "i17"] for v in grouped] == [[i for i in v if i != "i17"] for v in plain]
+
+
 @pytest.mark.slow
 def test_feature_surfaces_target(stanford_path):
     ds = StanfordBackground(stanford_path, split="val", target="surfaces")
