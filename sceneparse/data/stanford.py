@@ -67,11 +67,19 @@ CITATION = "Gould et al., ICCV 2009"
 # ----------------------------------------------------------------------------- reading
 
 
-def _parse_label_text(text: str, name: str) -> np.ndarray:
+def _parse_label_text(text: str, name: str, num_classes: int) -> np.ndarray:
+    """HxW uint8 model indices of a ``*.regions.txt`` / ``*.surfaces.txt`` matrix (-1 -> ignore)."""
     rows = [r.split() for r in text.strip().splitlines()]
     if not rows or any(len(r) != len(rows[0]) for r in rows):
         raise InputError(f"{name}: label matrix rows have different lengths")
-    label = np.asarray(rows, dtype=np.int64)
+    try:
+        label = np.asarray(rows, dtype=np.int64)
+    except ValueError as err:
+        raise InputError(f"{name}: label matrix holds a value that is not an integer ({err})") from err
+    if label.min() < -1 or label.max() >= num_classes:
+        raise InputError(
+            f"{name}: label values {label.min()}..{label.max()}, expected -1 (unknown) and 0..{num_classes - 1}"
+        )
     out = np.full(label.shape, IGNORE_INDEX, dtype=np.uint8)
     valid = label >= 0
     out[valid] = label[valid]
@@ -151,7 +159,10 @@ class StanfordBackground(SegmentationDataset):
         key = (str(root.resolve()), target)
         if key not in _CACHE:  # decoding 572 images takes seconds: do it once per process
             raw = _read_raw(root, target)
-            _CACHE[key] = {k: (decode_image(img, k), _parse_label_text(txt, k)) for k, (img, txt) in raw.items()}
+            _CACHE[key] = {
+                k: (decode_image(img, k), _parse_label_text(txt, k, self.info.num_classes))
+                for k, (img, txt) in raw.items()
+            }
         self._data = _CACHE[key]
         ids = sorted(self._data)
         #: The cross-validation fold and number of folds of "train" / "val" (None for "all").

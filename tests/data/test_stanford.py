@@ -1,11 +1,12 @@
 import tarfile
 
+import cv2
 import numpy as np
 import pytest
 
 from sceneparse.data import IGNORE_INDEX, StanfordBackground, build_dataset, get_dataset_info
 from sceneparse.data.stanford import kfold_split
-from sceneparse.errors import NotFoundError
+from sceneparse.errors import InputError, NotFoundError
 
 
 @pytest.mark.slow
@@ -90,3 +91,22 @@ def test_exception_missing_and_corrupt(tmp_path):
         build_dataset("imagenet")
     with pytest.raises(ValueError, match="stanford-background"):
         get_dataset_info("nope")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("0 1\n8 2\n", "label values 0..8, expected -1 .unknown. and 0..7"),  # one past the 8 regions
+        ("0 1\n300 2\n", "label values 0..300"),  # would wrap to 44 in uint8
+        ("0 1\n-2 2\n", "label values -2..2"),
+        ("0 x\n1 2\n", "label matrix holds a value that is not an integer"),
+    ],
+)
+def test_exception_bad_label_values(tmp_path, text, message):
+    base = tmp_path / "iccv09Data"
+    (base / "images").mkdir(parents=True)
+    (base / "labels").mkdir()
+    cv2.imwrite(str(base / "images" / "0000001.jpg"), np.zeros((2, 2, 3), np.uint8))
+    (base / "labels" / "0000001.regions.txt").write_text(text)
+    with pytest.raises(InputError, match=f"0000001: {message}"):
+        StanfordBackground(base, split="all")
