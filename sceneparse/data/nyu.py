@@ -269,24 +269,31 @@ class NYUDepthV2(SegmentationDataset):
     def map_labels(self, labels: np.ndarray, source: str) -> np.ndarray:
         """Labels in the ``source`` class set ("894", "40" or "13"), 0 = void, to model indices."""
         labels = labels.astype(np.int64)
+        top = {"894": 894, "40": 40, "13": 13}[source]
+        if labels.size and (labels.min() < 0 or labels.max() > top):
+            raise InputError(
+                f"label values {labels.min()}..{labels.max()} are not those of the {source}-class set "
+                f"(0 = void, 1..{top})"
+            )
         if source == "894":
-            labels = self.maps["894to40"][np.clip(labels, 0, 894)]
+            labels = self.maps["894to40"][labels]
             source = "40"
         if source == "40" and self.target != "40":
             labels = self.maps[f"40to{self.target}"][labels]
         elif source == "13" and self.target == "4":
             raise InputError("4-class labels cannot be made from 13-class labels; give labels40/ or the .mat")
-        top = len(self.info.class_names)
-        if labels.max() > top:
-            raise InputError(f"label values reach {labels.max()}, above the {top} classes of {self.info.name}")
         return np.where(labels == 0, IGNORE_INDEX, labels - 1).astype(np.uint8)
 
     def load(self, name: str) -> dict:
         image, depth, labels, source = self._source.read(int(name))
+        try:
+            label = self.map_labels(labels, source)
+        except InputError as err:
+            raise InputError(f"{self.root}: frame {name}: {err}") from err
         valid = depth > 0
         if self.depth_fill != "none":
             depth = fill_depth(depth, self.depth_fill)
-        sample = {"image": image, "label": self.map_labels(labels, source), "name": name}
+        sample = {"image": image, "label": label, "name": name}
         if self.modality == "rgbd":
             sample.update(depth=depth, depth_valid=valid)
         return sample

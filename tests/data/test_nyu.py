@@ -8,6 +8,7 @@ import scipy.io
 
 from sceneparse.data import IGNORE_INDEX, NYUDepthV2, build_dataset
 from sceneparse.data.nyu import load_class_mappings, load_splits
+from sceneparse.errors import InputError
 
 TEST_FRAMES = [1, 2, 9, 14, 15, 16, 17, 18]
 
@@ -124,3 +125,26 @@ def test_error_bad_nyu_input(tmp_path, nyu_frames, nyu_meta):
         NYUDepthV2(tmp_path / "other.mat", split="all", meta=nyu_meta)
     with pytest.raises(FileNotFoundError, match="mapping"):
         NYUDepthV2(nyu_frames, meta=tmp_path)
+
+
+@pytest.mark.parametrize("target, value", [("13", 41), ("4", 200), ("40", 41)])
+def test_exception_label_png_out_of_range(tmp_path, nyu_frames, nyu_meta, target, value):
+    # a 40-class label PNG with a value above 40: the 40 -> 13/4 lookup raised numpy's IndexError
+    frames = tmp_path / "frames"
+    for sub in ("rgb", "depth", "labels40"):
+        (frames / sub).mkdir(parents=True)
+        shutil.copy(nyu_frames / sub / "0001.png", frames / sub)
+    lab = cv2.imread(str(frames / "labels40" / "0001.png"), cv2.IMREAD_UNCHANGED)
+    lab[0, 0] = value
+    cv2.imwrite(str(frames / "labels40" / "0001.png"), lab)
+    ds = NYUDepthV2(frames, split="all", target=target, meta=nyu_meta)
+    with pytest.raises(InputError, match=rf"frame 0001: label values 0\.\.{value} are not those of the 40-class set"):
+        ds[0]
+
+
+def test_exception_raw_labels_above_894(tmp_path, nyu_meta):
+    _write_official_mat(tmp_path / "nyu.mat", n=1)
+    with h5py.File(tmp_path / "nyu.mat", "r+") as f:
+        f["labels"][0, 0, 0] = 900  # was clipped to 894 and mapped as that class
+    with pytest.raises(InputError, match=r"frame 0001: label values \d+\.\.900 are not those of the 894-class set"):
+        NYUDepthV2(tmp_path / "nyu.mat", split="all", meta=nyu_meta)[0]
