@@ -297,14 +297,18 @@ def _train(cfg: dict, ckpt: dict | None, last_saved: dict, ctx: ddp.DistContext)
     # rank loads its slice of every global batch of a one-process run (sceneparse.data.sampling).
     g = torch.Generator().manual_seed(cfg["seed"])
     sampler = GlobalBatchSampler(len(train_set), cfg["batch_size"], ctx.rank, ctx.world_size, g)
+    # Not persistent workers: a loader draws its workers' base seed from `g` when it starts its
+    # workers, which persistent ones do once per run (once per resume), so a resumed run, or one
+    # with workers, would go on with other orders than a run without them.
     train_loader = torch.utils.data.DataLoader(
-        SeededSamples(train_set), batch_size=batch_size, sampler=sampler, generator=g,
-        num_workers=cfg["workers"], persistent_workers=cfg["workers"] > 0,
+        SeededSamples(train_set), batch_size=batch_size, sampler=sampler, generator=g, num_workers=cfg["workers"],
     )  # fmt: skip
     val_loader = None
     if val_set:
         shard = ddp.ShardSampler(len(val_set), ctx.rank, ctx.world_size) if ctx.distributed else None
-        val_loader = torch.utils.data.DataLoader(val_set, batch_size=1, sampler=shard)
+        # its own generator: validating (on extra epochs: the last before a time limit) leaves the
+        # global one, and so the dropout masks of the epochs after it, as they were
+        val_loader = torch.utils.data.DataLoader(val_set, batch_size=1, sampler=shard, generator=torch.Generator())
     if len(train_loader) == 0:
         per = f" ({batch_size} on each of {ctx.world_size} processes)" if ctx.distributed else ""
         raise ConfigError(f"batch size {cfg['batch_size']}{per} is larger than the {len(train_set)} training images")

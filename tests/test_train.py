@@ -71,6 +71,22 @@ def test_feature_multiscale_model_fits_its_statistics_and_resumes(tmp_path, stan
     assert rows[0]["lr"] > rows[1]["lr"]
 
 
+@pytest.mark.slow
+def test_feature_resumed_run_with_workers_equals_one_uninterrupted_run(tmp_path, stanford_path):
+    # Validation only at the end (eval_every 5): the interrupted run validates after epoch 0 (the
+    # time limit), which drew from the global generator (its loader's base seed), so the dropout
+    # masks after the resume differed; and persistent loader workers drew their base seed from the
+    # order's generator once per run, so a resumed run (or one with workers) had other orders.
+    cfg = _cfg(tmp_path, stanford_path, model="msconvnet", model_args={"width": 8, "hidden": 8}, limit=6,
+               batch_size=3, epochs=2, eval_every=5)  # fmt: skip
+    plain = run_keeping_threads(dict(cfg, out=str(tmp_path / "plain")))
+    part = dict(cfg, workers=1, out=str(tmp_path / "part"))
+    run_keeping_threads(dict(part, time_limit_minutes=1e-9))
+    resumed = run_keeping_threads(dict(part, resume=str(tmp_path / "part" / "last.pt")))
+    a, b = load_checkpoint(plain / "final.pt")["state_dict"], load_checkpoint(resumed / "final.pt")["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize(
     "change, words",
     [({"epochs": 0}, "option epochs: expected an integer >= 1, got 0"),
