@@ -151,10 +151,16 @@ def run_training(cfg: dict) -> Path:
 
 
 def _check_model_input(cfg: dict) -> None:
-    """A model that takes depth (4 input channels) needs a dataset with depth: refused before any
-    data is read, not at the first step from inside the model."""
+    """A model that takes depth (4 input channels) needs a dataset with depth, and a fold a dataset
+    with folds: refused before any data is read, not at the first step from inside the model."""
     from sceneparse.data.registry import dataset_takes, list_datasets
 
+    if cfg["fold"] and not dataset_takes(cfg["dataset"], "fold"):  # it would be ignored, and recorded as if held out
+        folded = ", ".join(d for d in list_datasets() if dataset_takes(d, "fold"))
+        raise ConfigError(
+            f"option fold: {cfg['dataset']} has official train and validation splits, no folds; leave fold at 0 "
+            f"(folds are for {folded})"
+        )
     if cfg["datasets"] or _model_in_channels(cfg) != 4 or dataset_takes(cfg["dataset"], "modality"):
         return  # multi-dataset and transfer runs refuse RGB-D models themselves
     rgbd = ", ".join(d for d in list_datasets() if dataset_takes(d, "modality"))

@@ -186,6 +186,8 @@ def test_exception_options_that_do_not_fit_the_dataset_or_model_fail_before_writ
         (["--freeze", "encoder"], "option freeze: encoder takes init_from"),
         (["--model", "msconvnet_rgbd"], "msconvnet_rgbd needs depth (RGB-D input, 4 channels); stanford-background "
          "has none"),
+        (["--dataset", "camvid", "--fold", "3"], "option fold: camvid has official train and validation splits, no "
+         "folds"),  # it was ignored, and the run recorded fold 3
     ]  # fmt: skip
     for flags, message in cases:
         caplog.clear()
