@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +102,12 @@ def _read_raw(root: Path, target: str) -> dict[str, tuple[bytes, str]]:
                         images[name[:-4]] = tar.extractfile(member).read()
                     elif "/labels/" in member.name and name.endswith(suffix):
                         labels[name[: -len(suffix)]] = tar.extractfile(member).read().decode()
-        except (tarfile.TarError, EOFError, OSError) as err:
-            raise InputError(f"{root}: not a readable Stanford Background archive ({err})") from err
+                # tarfile ends its listing quietly at a damaged header; the compressed stream's checksum,
+                # read to its end, tells a damaged archive from a complete one
+                while tar.fileobj.read(1 << 20):
+                    pass
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+            raise InputError(f"{root}: not a readable Stanford Background archive, or a damaged one ({err})") from err
     else:
         base = root / "iccv09Data" if (root / "iccv09Data").is_dir() else root
         if not (base / "images").is_dir() or not (base / "labels").is_dir():

@@ -110,3 +110,13 @@ def test_exception_bad_label_values(tmp_path, text, message):
     (base / "labels" / "0000001.regions.txt").write_text(text)
     with pytest.raises(InputError, match=f"0000001: {message}"):
         StanfordBackground(base, split="all")
+
+
+def test_exception_damaged_archive_is_not_read_as_a_smaller_dataset(tmp_path, stanford_path):
+    # zeros over 200 bytes in the middle of the gzip stream: tarfile ended its listing at the
+    # damaged header, and the reader went on with the images before it, minus their labels
+    data = bytearray(stanford_path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 200] = bytes(200)
+    (tmp_path / "iccv09Data.tar.gz").write_bytes(data)
+    with pytest.raises(InputError, match="a damaged one .CRC check failed"):
+        StanfordBackground(tmp_path / "iccv09Data.tar.gz", split="all")
