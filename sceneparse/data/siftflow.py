@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import shutil
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,12 @@ class _Source:
     def read(self, rel: str) -> bytes | None:
         if self.zip is not None:
             key = self.base + rel
-            return self.zip.read(key) if key in self.files else None
+            if key not in self.files:
+                return None
+            try:
+                return self.zip.read(key)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+                raise InputError(f"{self.root}: {key} is damaged in the archive ({err})") from err
         path = self.base / rel
         return path.read_bytes() if path.is_file() else None
 

@@ -7,6 +7,7 @@ import scipy.io
 
 from sceneparse.data import IGNORE_INDEX, SiftFlow, build_dataset
 from sceneparse.data.siftflow import label_from_mat
+from sceneparse.errors import InputError
 
 SUB = "spatial_envelope_256x256_static_8outdoorcategories"
 
@@ -92,3 +93,23 @@ def test_error_bad_files(tmp_path):
         SiftFlow(tmp_path / "missing.zip")
     with pytest.raises(ValueError, match="split"):
         SiftFlow(split="training")
+
+
+def test_exception_damaged_member_of_the_zip(tmp_path, siftflow_path):
+    # a member whose bytes were damaged: zipfile's BadZipFile (Bad CRC-32) came out of load()
+    with zipfile.ZipFile(siftflow_path) as z:
+        name = sorted(n for n in z.namelist() if n.endswith(".mat"))[0].rsplit("/", 1)[1][:-4]
+        with zipfile.ZipFile(tmp_path / "SiftFlowDataset.zip", "w", zipfile.ZIP_DEFLATED) as out:
+            out.writestr("SiftFlowDataset/trainval.txt", name)
+            for folder, ext in (("Images", "jpg"), ("SemanticLabels", "mat")):
+                member = f"SiftFlowDataset/{folder}/{SUB}/{name}.{ext}"
+                out.writestr(member, z.read(member))
+    data = bytearray((tmp_path / "SiftFlowDataset.zip").read_bytes())
+    at = data.find(f"{name}.jpg".encode()) + 200
+    data[at : at + 50] = bytes(50)
+    (tmp_path / "SiftFlowDataset.zip").write_bytes(data)
+    ds = SiftFlow(tmp_path / "SiftFlowDataset.zip", split="all")
+    with pytest.raises(InputError, match=rf"Images/{SUB}/{name}\.jpg is damaged in the archive"):
+        ds[0]
+    with pytest.raises(InputError, match="is damaged in the archive"):  # the folds read every image
+        SiftFlow(tmp_path / "SiftFlowDataset.zip", split="val", num_folds=2)
