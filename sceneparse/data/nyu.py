@@ -248,10 +248,11 @@ class NYUDepthV2(SegmentationDataset):
         self.info = NYU_INFOS[target]
         self.maps = load_class_mappings(str(meta))
         self._source = _MatSource(root) if root.is_file() else _FolderSource(root)
-        frames = self._source.frames()
+        frames = present = self._source.frames()
         if split != "all":
             wanted = set(load_splits(str(meta))["test" if split == "val" else split])
             frames = [i for i in frames if i in wanted]
+        in_split = len(frames)
         if isinstance(self._source, _FolderSource):
             labelled = [i for i in frames if any((d / f"{i:04d}.png").is_file() for _, d in self._source.label_dirs)]
             if len(labelled) < len(frames):
@@ -262,7 +263,11 @@ class NYUDepthV2(SegmentationDataset):
             if target == "40" and "40" not in finest:
                 raise InputError(f"{root}: 40-class labels need labels40/ (only labels{'/'.join(finest)} present)")
         if not frames:
-            raise InputError(f"{root}: no labelled frames in split {split!r}")
+            raise InputError(
+                f"{root}: no labelled frames in split {split!r}: of its {len(present)} frame(s), {in_split} are in "
+                f"the split (splits.mat) and none of those has labels; give the full labelled set {LABELLED_SET} "
+                f"(sceneparse data download {NAME}) or another split"
+            )
         self.frames = frames
         self.ids = [f"{i:04d}" for i in frames]
 

@@ -30,7 +30,9 @@ def test_feature_real_frames_labels_and_depth(nyu_frames, nyu_meta):
     ds = NYUDepthV2(nyu_frames, split="test", target="13", meta=nyu_meta)
     assert [int(n) for n in ds.ids] == TEST_FRAMES  # the 8 labelled test-split frames
     assert len(NYUDepthV2(nyu_frames, split="all", target="4", meta=nyu_meta)) == 8
-    with pytest.raises(ValueError, match="no labelled frames"):
+    # the 10 train-split frames here have no labels: said, with the way to the full labelled set
+    with pytest.raises(ValueError, match=r"no labelled frames in split 'train': of its 18 frame\(s\), 10 are in the "
+                       r"split \(splits.mat\) and none of those has labels; give the full labelled set"):  # fmt: skip
         NYUDepthV2(nyu_frames, split="train", meta=nyu_meta)
     s = ds[0]
     assert s["image"].shape == (480, 640, 3) and s["image"].dtype == np.uint8
