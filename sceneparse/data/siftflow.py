@@ -129,6 +129,7 @@ class _Source:
 
 
 _CACHE: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+_GROUPS: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
 
 
 class SiftFlow(SegmentationDataset):
@@ -178,7 +179,12 @@ class SiftFlow(SegmentationDataset):
             ids = sorted(n for n in listed if n in have)  # trainval.txt names 2 unannotated images
             if split in ("train", "val"):
                 # trainval holds two images twice under other names: a pair stays in one fold
-                same = duplicate_groups(ids, lambda n: self._source.read(f"Images/{_SUBDIR}/{n}.jpg") or n.encode())
+                key = (str(root.resolve()), tuple(ids))
+                if key not in _GROUPS:  # reading 2,486 images takes a second: once per process
+                    _GROUPS[key] = duplicate_groups(
+                        ids, lambda n: self._source.read(f"Images/{_SUBDIR}/{n}.jpg") or n.encode()
+                    )
+                same = _GROUPS[key]
                 train, val = kfold_split(ids, fold, num_folds, seed, groups=same)
                 ids = train if split == "train" else val
         if not ids:
