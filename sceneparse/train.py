@@ -161,6 +161,11 @@ def _check_model_input(cfg: dict) -> None:
             f"option fold: {cfg['dataset']} has official train and validation splits, no folds; leave fold at 0 "
             f"(folds are for {folded})"
         )
+    if cfg["fold"] and cfg["num_folds"] <= 1:
+        raise ConfigError(
+            f"option fold: num_folds {cfg['num_folds']} trains on every image and holds no fold out, so fold "
+            f"{cfg['fold']} means nothing; leave fold at 0, or give num_folds above {cfg['fold']}"
+        )
     if cfg["datasets"] or _model_in_channels(cfg) != 4 or dataset_takes(cfg["dataset"], "modality"):
         return  # multi-dataset and transfer runs refuse RGB-D models themselves
     rgbd = ", ".join(d for d in list_datasets() if dataset_takes(d, "modality"))

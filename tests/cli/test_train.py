@@ -188,6 +188,7 @@ def test_exception_options_that_do_not_fit_the_dataset_or_model_fail_before_writ
          "has none"),
         (["--dataset", "camvid", "--fold", "3"], "option fold: camvid has official train and validation splits, no "
          "folds"),  # it was ignored, and the run recorded fold 3
+        (["--num-folds", "1", "--fold", "2"], "option fold: num_folds 1 trains on every image and holds no fold out"),
     ]  # fmt: skip
     for flags, message in cases:
         caplog.clear()
