@@ -31,6 +31,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -92,7 +93,11 @@ class Archive:
                 names = [i.filename for i in self.zip.infolist() if not i.is_dir()]
             else:
                 names = [m.name for m in self.tar.getmembers() if m.isfile()]
-        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as err:
+                # tarfile ends its listing quietly at a damaged header: read the compressed stream to
+                # its checksum, or a damaged archive would be listed as a smaller one
+                while self.tar.fileobj.read(1 << 20):
+                    pass
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
             raise InputError(f"{self.path}: truncated or corrupt archive ({err})") from err
         for name in names:
             p = PurePosixPath(name)
@@ -115,7 +120,7 @@ class Archive:
                         f = self.tar.extractfile(m)
                         while f.read(1 << 20):
                             pass
-        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as err:
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
             raise InputError(f"{self.path}: truncated or corrupt archive ({err})") from err
 
     def find(self, suffix: str) -> list[str]:

@@ -315,3 +315,15 @@ def test_exception_corrupt_cached_archive_is_moved_aside_and_a_new_url_downloads
     good.write_bytes(_siftflow_zip(tmp_path / "other.zip", names=("coast_a1", "forest_b2")).read_bytes())
     installed = fetch("siftflow", root, url=f"{url}/SiftFlowDataset.zip", progress=False, force=True)
     assert len(build_dataset("siftflow", root=installed, split="all")) == 2
+
+
+def test_exception_damaged_stanford_archive_is_not_taken_for_another_layout(tmp_path, stanford_path):
+    # zeros over 200 bytes in the middle of the real archive's gzip stream: tarfile's listing
+    # ended quietly at the damaged header, and prepare said "no README inside: not the layout"
+    data = bytearray(stanford_path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 200] = bytes(200)
+    (tmp_path / "iccv09Data.tar.gz").write_bytes(data)
+    root = tmp_path / "data"
+    with pytest.raises(InputError, match=r"truncated or corrupt archive \(CRC check failed"):
+        prepare("stanford-background", tmp_path / "iccv09Data.tar.gz", root, progress=False)
+    assert not (root / "stanford-background").exists()
