@@ -11,6 +11,7 @@ The archive or the folder it extracts to are read alike. Model index ``k`` is la
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import zipfile
 import zlib
@@ -34,6 +35,8 @@ from sceneparse.data.registry import DatasetSource, DatasetSpec, RemoteFile, reg
 from sceneparse.errors import ConfigError, InputError, NotFoundError
 
 __all__ = ["SIFTFLOW", "SPEC", "SiftFlow", "label_from_mat"]
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- constants
 
@@ -177,6 +180,10 @@ class SiftFlow(SegmentationDataset):
             listed = [line.strip() for line in text.decode().splitlines() if line.strip()]
             have = set(annotated)
             ids = sorted(n for n in listed if n in have)  # trainval.txt names 2 unannotated images
+            unlabelled = sorted(set(listed) - have)
+            if len(unlabelled) > 2:  # more than the official list's two: a damaged or partial copy
+                log.warning("%s: %d images of %s have no label file and are left out (the official list names 2), "
+                            "e.g. %s", root, len(unlabelled), list_name, ", ".join(unlabelled[:3]))  # fmt: skip
             if split in ("train", "val"):
                 # trainval holds two images twice under other names: a pair stays in one fold
                 key = (str(root.resolve()), tuple(ids))

@@ -1,4 +1,5 @@
 import io
+import logging
 import zipfile
 
 import numpy as np
@@ -113,3 +114,23 @@ def test_exception_damaged_member_of_the_zip(tmp_path, siftflow_path):
         ds[0]
     with pytest.raises(InputError, match="is damaged in the archive"):  # the folds read every image
         SiftFlow(tmp_path / "SiftFlowDataset.zip", split="val", num_folds=2)
+
+
+def test_feature_partial_copy_warns_of_listed_images_without_labels(siftflow_path, tmp_path, caplog):
+    names = SiftFlow(siftflow_path, split="val").ids[:2]
+    base = tmp_path / "SiftFlowDataset"
+    with zipfile.ZipFile(siftflow_path) as z:
+        for n in names:
+            for folder, ext in (("Images", "jpg"), ("SemanticLabels", "mat")):
+                out = base / folder / SUB / f"{n}.{ext}"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(z.read(f"SiftFlowDataset/{folder}/{SUB}/{n}.{ext}"))
+    # the two official unannotated names are left out quietly; a third missing label file is said
+    (base / "trainval.txt").write_text("\n".join([*names, "gone_a", "gone_b"]) + "\n")
+    with caplog.at_level(logging.WARNING, "sceneparse"):
+        assert SiftFlow(tmp_path, split="trainval").ids == sorted(names)
+    assert not caplog.records
+    (base / "trainval.txt").write_text("\n".join([*names, "gone_a", "gone_b", "gone_c"]) + "\n")
+    with caplog.at_level(logging.WARNING, "sceneparse"):
+        assert SiftFlow(tmp_path, split="trainval").ids == sorted(names)
+    assert "3 images of trainval.txt have no label file and are left out (the official list names 2)" in caplog.text
