@@ -144,6 +144,15 @@ class CamVid(SegmentationDataset):
             parts = ["train", "val"] if split == "trainval" else [split]
         for part in parts:
             self._pairs.update(self._list(part))
+        if split in ("train", "val"):  # an image listed in both would be trained on and validated on
+            other = "val" if split == "train" else "train"
+            if (root / f"{other}.txt").is_file() or (root / other).is_dir():
+                both = sorted(set(self._pairs) & set(self._list(other)))
+                if both:
+                    raise InputError(
+                        f"{root}: {len(both)} image(s) are in both the train and the val split, e.g. {both[0]}; "
+                        "fix train.txt / val.txt (or the train/ and val/ folders)"
+                    )
         self.ids = sorted(self._pairs, key=lambda n: (parse_frame_name(n), n))
 
     def _list(self, part: str) -> dict[str, tuple[Path, Path]]:

@@ -6,6 +6,7 @@ import pytest
 
 from sceneparse.data import CAMVID, IGNORE_INDEX, CamVid, build_dataset
 from sceneparse.data.camvid import CAMVID_32_COLORS, colors_to_labels, parse_frame_name
+from sceneparse.errors import InputError
 
 
 def test_feature_segnet_layout_splits_and_samples(camvid_path):
@@ -93,3 +94,20 @@ def test_error_bad_labels(tmp_path):
         CamVid(tmp_path, "train")
     with pytest.raises(FileNotFoundError, match="CamVid not found"):
         CamVid(tmp_path / "nope")
+
+
+def test_exception_image_in_both_train_and_val(tmp_path):
+    for folder in ("train", "trainannot", "val", "valannot"):
+        (tmp_path / folder).mkdir()
+    for folder, names in (("train", ("0001TP_000001", "0001TP_000031")), ("val", ("0001TP_000031",))):
+        for name in names:
+            cv2.imwrite(str(tmp_path / folder / f"{name}.png"), np.zeros((8, 8, 3), np.uint8))
+            cv2.imwrite(str(tmp_path / f"{folder}annot" / f"{name}.png"), np.zeros((8, 8), np.uint8))
+    for split in ("train", "val"):
+        with pytest.raises(
+            InputError, match=r"1 image\(s\) are in both the train and the val split, e.g. 0001TP_000031"
+        ):
+            CamVid(tmp_path, split)
+    (tmp_path / "val" / "0001TP_000031.png").rename(tmp_path / "val" / "0001TP_000061.png")
+    (tmp_path / "valannot" / "0001TP_000031.png").rename(tmp_path / "valannot" / "0001TP_000061.png")
+    assert len(CamVid(tmp_path, "train")) == 2 and CamVid(tmp_path, "val").ids == ["0001TP_000061"]
