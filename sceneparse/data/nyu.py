@@ -119,11 +119,18 @@ def load_splits(meta: str | Path) -> dict[str, list[int]]:
     path = Path(meta) / "splits.mat"
     if not path.is_file():
         raise NotFoundError(f"{path}: NYU split file not found")
-    m = scipy.io.loadmat(path)
-    return {
-        "train": sorted(int(i) for i in m["trainNdxs"].ravel()),
-        "test": sorted(int(i) for i in m["testNdxs"].ravel()),
-    }
+    try:
+        m = scipy.io.loadmat(path)
+        out = {
+            "train": sorted(int(i) for i in m["trainNdxs"].ravel()),
+            "test": sorted(int(i) for i in m["testNdxs"].ravel()),
+        }
+    except (KeyError, ValueError, TypeError, OSError, scipy.io.matlab.MatReadError) as err:
+        raise InputError(f"{path}: not the NYU split file with trainNdxs and testNdxs ({err})") from err
+    both = sorted(set(out["train"]) & set(out["test"]))
+    if both:
+        raise InputError(f"{path}: {len(both)} frame(s) are in both trainNdxs and testNdxs, e.g. {both[0]}")
+    return out
 
 
 class _MatSource:

@@ -150,3 +150,17 @@ def test_exception_raw_labels_above_894(tmp_path, nyu_meta):
         f["labels"][0, 0, 0] = 900  # was clipped to 894 and mapped as that class
     with pytest.raises(InputError, match=r"frame 0001: label values \d+\.\.900 are not those of the 894-class set"):
         NYUDepthV2(tmp_path / "nyu.mat", split="all", meta=nyu_meta)[0]
+
+
+def test_exception_bad_split_file(tmp_path):
+    scipy.io.savemat(tmp_path / "splits.mat", {"trainNdxs": np.array([[1], [2]]), "testNdxs": np.array([[2], [3]])})
+    with pytest.raises(InputError, match=r"1 frame\(s\) are in both trainNdxs and testNdxs, e.g. 2"):
+        load_splits(str(tmp_path))
+    (tmp_path / "other").mkdir()
+    scipy.io.savemat(tmp_path / "other" / "splits.mat", {"train": np.array([[1]])})
+    with pytest.raises(InputError, match="not the NYU split file with trainNdxs and testNdxs"):
+        load_splits(str(tmp_path / "other"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "splits.mat").write_bytes(b"not a mat file")
+    with pytest.raises(InputError, match="not the NYU split file"):
+        load_splits(str(tmp_path / "bad"))
