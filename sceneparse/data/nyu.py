@@ -99,7 +99,7 @@ def load_class_mappings(meta: str | Path) -> dict[str, np.ndarray]:
     try:
         m40 = scipy.io.loadmat(meta / "classMapping40.mat")
         m13 = scipy.io.loadmat(meta / "class13Mapping.mat")["classMapping13"][0, 0]["labels13"]
-    except (KeyError, ValueError, IndexError, OSError) as err:
+    except (KeyError, ValueError, IndexError, TypeError, OSError, scipy.io.matlab.MatReadError) as err:
         raise InputError(f"{meta}: not the NYU class mapping files ({err})") from err
     maps = {
         "894to40": np.concatenate([[0], np.asarray(m40["mapClass"]).ravel()]),

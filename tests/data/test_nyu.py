@@ -164,3 +164,10 @@ def test_exception_bad_split_file(tmp_path):
     (tmp_path / "bad" / "splits.mat").write_bytes(b"not a mat file")
     with pytest.raises(InputError, match="not the NYU split file"):
         load_splits(str(tmp_path / "bad"))
+
+
+def test_exception_truncated_class_mapping_file(tmp_path, nyu_meta):
+    shutil.copy(nyu_meta / "class13Mapping.mat", tmp_path)
+    (tmp_path / "classMapping40.mat").write_bytes(b"")  # scipy's MatReadError came through
+    with pytest.raises(InputError, match="not the NYU class mapping files .Mat file appears to be truncated"):
+        load_class_mappings(str(tmp_path))
