@@ -44,7 +44,7 @@ from sceneparse.losses import (
 from sceneparse.models.base import model_cfg
 from sceneparse.registry import create_model
 
-__all__ = ["run_training", "recorded_train_config"]
+__all__ = ["run_training", "recorded_train_config", "teacher_saw_validation"]
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,35 @@ def _dataset_kwargs(cfg: dict) -> dict:
     return dataset_args_for_model(cfg, in_channels=_model_in_channels(cfg), root=cfg["data_root"])[1]
 
 
+def teacher_saw_validation(cfg: dict, teacher_config: dict) -> str | None:
+    """Why the teacher of a distillation run has trained on the images that the run validates on
+    (its validation figures then overstate the student), or None where it has not or cannot be told."""
+    if cfg["num_folds"] <= 1 or teacher_config.get("datasets") or teacher_config.get("dataset") != cfg["dataset"]:
+        return None
+    from sceneparse.data import dataset_args_for_model
+    from sceneparse.data.registry import dataset_takes
+
+    if (teacher_config.get("num_folds") or 2) <= 1:
+        return "it trained on every image (num_folds 1)"
+    if not dataset_takes(cfg["dataset"], "fold"):
+        return None
+    mine, theirs = (dataset_args_for_model(c)[1] for c in (cfg, teacher_config))
+    if (theirs["fold"], theirs["num_folds"]) != (mine["fold"], mine["num_folds"]):
+        return (f"it held out fold {theirs['fold']} of {theirs['num_folds']}, so it trained on images of fold "
+                f"{mine['fold']} of {mine['num_folds']}, which this run validates on")  # fmt: skip
+    return None
+
+
 def _distillation_teacher(cfg: dict, kw: dict, info, device) -> tuple[torch.nn.Module, dict]:
     """The frozen teacher of option ``distill_from`` and the dataset options of the training
     batches: with depth when the teacher takes it and the student does not (filled as option
     ``depth_fill`` says, else as the teacher was trained)."""
     teacher, teacher_config = load_teacher(cfg["distill_from"], info.class_names, device, cfg["distill_tta"])
+    leak = teacher_saw_validation(cfg, teacher_config)
+    if leak:
+        log.warning("the teacher %s has seen the validation images of this run: %s; the validation figures "
+                    "overstate the student (train the teacher on the same fold)",
+                    cfg["distill_from"], leak)  # fmt: skip
     if model_cfg(teacher).in_channels == 4 and kw["modality"] != "rgbd":
         fill = cfg["depth_fill"] or teacher_config.get("depth_fill")
         kw = {**kw, "modality": "rgbd", "depth_fill": fill}

@@ -15,6 +15,7 @@ from sceneparse.config import TRAIN_DEFAULTS, check_train_config
 from sceneparse.distill import TeacherStudent, load_teacher
 from sceneparse.errors import ConfigError, NotFoundError
 from sceneparse.losses import DistillationLoss, build_loss, distillation_loss
+from sceneparse.train import teacher_saw_validation
 
 
 def test_feature_distillation_loss_is_zero_when_student_equals_teacher():
@@ -197,3 +198,20 @@ def test_feature_short_run_rgb_student_rgbd_teacher_on_real_frames(sevenscenes_p
     assert parser.in_channels == 3 and parser.meta["train_config"]["distill_from"] == "indoor-geometry-rgbd"
     val = dataset_for_model(parser.meta["train_config"], "val", in_channels=3, root=sevenscenes_path)
     assert "depth" not in val[0] and val.ids[0] == "frame-000224"  # the tuning frames, RGB only
+
+
+def test_feature_teacher_that_trained_on_the_validation_fold_is_said():
+    # a teacher of another fold has trained on the images the student validates on: said, not silent
+    cfg = {**TRAIN_DEFAULTS, "dataset": "stanford-background", "fold": 0, "num_folds": 5}
+    other = {"dataset": "stanford-background", "fold": 1, "num_folds": 5}
+    assert teacher_saw_validation(cfg, other) == (
+        "it held out fold 1 of 5, so it trained on images of fold 0 of 5, which this run validates on"
+    )
+    assert teacher_saw_validation(cfg, {"dataset": "stanford-background", "num_folds": 1}) == (
+        "it trained on every image (num_folds 1)"
+    )
+    assert teacher_saw_validation(cfg, {"dataset": "stanford-background", "fold": 0, "num_folds": 5}) is None
+    assert teacher_saw_validation(cfg, {"dataset": "siftflow", "fold": 3, "num_folds": 10}) is None
+    assert teacher_saw_validation({**cfg, "num_folds": 1}, other) is None  # the run validates on nothing
+    camvid = {**TRAIN_DEFAULTS, "dataset": "camvid"}
+    assert teacher_saw_validation(camvid, {"dataset": "camvid"}) is None  # official splits
