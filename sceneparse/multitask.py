@@ -291,6 +291,14 @@ def run_multitask_training(cfg: dict) -> Path:
     if cfg["init_from"]:
         copied = init_encoder(model, cfg["init_from"])
         log.info("encoder and input normalisation from %s (%d tensors)", cfg["init_from"], len(copied))
+        from sceneparse.engine import load_checkpoint
+        from sceneparse.train import teacher_saw_validation
+
+        leak = teacher_saw_validation(cfg, load_checkpoint(cfg["init_from"])["meta"].get("train_config") or {})
+        if leak:
+            log.warning("the model of init_from %s has seen the validation images of this run: %s; the validation "
+                        "figures overstate the model (start from one trained on the same fold)",
+                        cfg["init_from"], leak)  # fmt: skip
         if cfg["init_head"]:
             copied = init_classifier(model.heads[cfg["dataset"]], cfg["init_from"], infos[cfg["dataset"]].class_names)
             log.info("%s's classifier from %s too (%d tensors)", cfg["dataset"], cfg["init_from"], len(copied))

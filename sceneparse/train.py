@@ -107,13 +107,17 @@ def _dataset_kwargs(cfg: dict) -> dict:
 
 
 def teacher_saw_validation(cfg: dict, teacher_config: dict) -> str | None:
-    """Why the teacher of a distillation run has trained on the images that the run validates on
-    (its validation figures then overstate the student), or None where it has not or cannot be told."""
-    if cfg["num_folds"] <= 1 or teacher_config.get("datasets") or teacher_config.get("dataset") != cfg["dataset"]:
+    """Why the teacher of a distillation run (or the model an ``init_from`` run starts from), whose
+    training options are ``teacher_config``, has trained on the images that the run ``cfg``
+    validates on (its validation figures then overstate), or None where it has not or cannot be told."""
+    trained = [teacher_config.get("dataset"), *(teacher_config.get("datasets") or ())]
+    if cfg["num_folds"] <= 1 or cfg["dataset"] not in trained:
         return None
     from sceneparse.data import dataset_args_for_model
     from sceneparse.data.registry import dataset_takes
 
+    if teacher_config.get("dataset") != cfg["dataset"]:  # one of its other heads: that dataset's own folds
+        teacher_config = {"dataset": cfg["dataset"]}
     if (teacher_config.get("num_folds") or 2) <= 1:
         return "it trained on every image (num_folds 1)"
     if not dataset_takes(cfg["dataset"], "fold"):

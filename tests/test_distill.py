@@ -215,3 +215,18 @@ def test_feature_teacher_that_trained_on_the_validation_fold_is_said():
     assert teacher_saw_validation({**cfg, "num_folds": 1}, other) is None  # the run validates on nothing
     camvid = {**TRAIN_DEFAULTS, "dataset": "camvid"}
     assert teacher_saw_validation(camvid, {"dataset": "camvid"}) is None  # official splits
+
+
+def test_feature_multi_dataset_source_uses_each_heads_own_folds():
+    # a model trained with a head per dataset (the shipped siftflow.pt's options): its run dataset
+    # keeps the recorded fold, the other heads had their own default folds (fold 0)
+    source = {"dataset": "siftflow", "datasets": ["stanford-background", "siftflow", "camvid"], "fold": 3,
+              "num_folds": 10}  # fmt: skip
+    stanford = {**TRAIN_DEFAULTS, "dataset": "stanford-background", "fold": 0, "num_folds": 5}
+    assert teacher_saw_validation(stanford, source) is None
+    assert teacher_saw_validation({**stanford, "fold": 2}, source) == (
+        "it held out fold 0 of 5, so it trained on images of fold 2 of 5, which this run validates on"
+    )
+    siftflow = {**TRAIN_DEFAULTS, "dataset": "siftflow", "fold": 0, "num_folds": 10}
+    assert "it held out fold 3 of 10" in teacher_saw_validation(siftflow, source)
+    assert teacher_saw_validation({**siftflow, "fold": 3}, source) is None

@@ -2,6 +2,7 @@
 (init_from, freeze) that ``sceneparse train`` runs."""
 
 import json
+import logging
 
 import pytest
 import torch
@@ -222,3 +223,22 @@ def test_transfer_run_learns_from_an_augmented_teacher(stanford_path, tmp_path, 
         assert torch.allclose(total, torch.ones_like(total), atol=1e-4)
     cfg = load_checkpoint(tmp_path / "run" / "final.pt")["meta"]["train_config"]
     assert cfg["distill_from"] == "stanford-background" and cfg["distill_tta"] == "flip,0.75,1"
+
+
+def test_init_from_a_model_of_another_fold_is_warned_about(stanford_path, tmp_path, caplog):
+    # its encoder trained on the images of the fold this run validates on: said, not silent
+    src = _checkpoint(tmp_path / "src.pt")
+    ckpt = torch.load(src, weights_only=False)
+    ckpt["meta"]["train_config"] = {"dataset": "stanford-background", "fold": 1, "num_folds": 5}
+    torch.save(ckpt, src)
+    common = ["train", "--limit", "4", "--batch-size", "4", "--epochs", "1", "--model-args", json.dumps(ARGS),
+              "--crop-size", "48", "64", "--threads", "1", "--no-progress", "--init-from", str(src)]  # fmt: skip
+    with caplog.at_level(logging.WARNING, "sceneparse"):
+        assert main([*common, "--out", str(tmp_path / "other")]) == 0
+    assert "has seen the validation images of this run: it held out fold 1 of 5, so it trained on images of fold 0" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "sceneparse"):
+        assert main([*common, "--fold", "1", "--out", str(tmp_path / "same")]) == 0
+    assert "has seen the validation images" not in caplog.text
