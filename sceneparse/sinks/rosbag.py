@@ -8,7 +8,9 @@ source; else the frame's time and ``frame_id``), the messages that segmentation 
   scaled to 0-255;
 * ``/segmentation/overlay``: ``sensor_msgs/Image`` ``rgb8``, the labels blended over the image;
 * ``/segmentation/labels``, once: the class list, as ``vision_msgs/LabelInfo`` where the type
-  store has it, else a ``std_msgs/String`` holding JSON ``{"class_names": [...], "ignore_index": 255}``.
+  store has it, else a ``std_msgs/String`` holding JSON ``{"class_names": [...], "ignore_index": 255}``;
+  recorded with the QoS of a latched topic (reliable, transient local, depth 1), as LabelInfo is
+  published, so that ``ros2 bag play`` offers it to subscribers that join after it was played.
 
 Written with the pure-Python ``rosbags`` package into ``out/segmentation/`` (MCAP storage, bag
 format 8: ROS 2 Iron and later, and ``rosbags``, read it). Closed on every exit, so what was
@@ -35,6 +37,15 @@ log = logging.getLogger(__name__)
 SEGMENTATION_TOPICS = {"mask": "/segmentation/mask", "confidence": "/segmentation/confidence",
                        "overlay": "/segmentation/overlay", "labels": "/segmentation/labels"}  # fmt: skip
 LABEL_INFO = "vision_msgs/msg/LabelInfo"
+
+
+def _latched_qos():
+    """The QoS of a latched topic (reliable, transient local, keep last 1), other fields the defaults."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    zero = QosTime(0, 0)
+    return Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, zero, zero,
+               QosLiveliness.AUTOMATIC, zero, False)  # fmt: skip
 
 
 @register_sink
@@ -97,8 +108,11 @@ class RosbagSink(Sink):
         image = "sensor_msgs/msg/Image"
         self.conns = {k: self.writer.add_connection(SEGMENTATION_TOPICS[k], image, typestore=self.ts)
                       for k in ("mask", "confidence", *(("overlay",) if self.overlay else ()))}  # fmt: skip
+        # the one class-list message is latched (transient local): without an offered QoS in the
+        # metadata, ros2 bag play republishes it volatile and a subscriber that joins later never gets it
         self.conns["labels"] = self.writer.add_connection(SEGMENTATION_TOPICS["labels"], self.label_type,
-                                                          typestore=self.ts)  # fmt: skip
+                                                          typestore=self.ts,
+                                                          offered_qos_profiles=[_latched_qos()])  # fmt: skip
 
     def _header(self, frame):
         t = self.ts.types

@@ -181,3 +181,28 @@ def test_exception_sink_that_writes_no_frame_leaves_no_bag_and_keeps_the_one_it_
     assert (tmp_path / "b" / "segmentation").is_dir()
     sink.close()
     assert not (tmp_path / "b" / "segmentation").exists()
+
+
+def test_feature_the_class_list_is_recorded_latched(frames, tmp_path):
+    """ros2 bag play offers each topic with the QoS recorded in metadata.yaml: the one class-list
+    message must be transient local (latched), or a subscriber that joins after it never gets it."""
+    import yaml
+    from rosbags.highlevel import AnyReader
+    from rosbags.interfaces import QosDurability, QosReliability
+
+    from sceneparse import SceneParser, run
+    from sceneparse.sinks import build_sink
+
+    sink = build_sink("rosbag", out=tmp_path, overlay=False)
+    run(SceneParser.from_pretrained("indoor-geometry"), frames[:2], [sink], progress=False)
+    bag = tmp_path / "segmentation"
+    topics = {t["topic_metadata"]["name"]: t["topic_metadata"]
+              for t in yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+              ["topics_with_message_count"]}  # fmt: skip
+    (profile,) = yaml.safe_load(topics["/segmentation/labels"]["offered_qos_profiles"])
+    assert profile["durability"] == 1 and profile["reliability"] == 1 and profile["depth"] == 1  # transient local
+    with AnyReader([bag]) as reader:
+        (conn,) = [c for c in reader.connections if c.topic == "/segmentation/labels"]
+        (qos,) = conn.ext.offered_qos_profiles
+        assert qos.durability == QosDurability.TRANSIENT_LOCAL and qos.reliability == QosReliability.RELIABLE
+        assert sum(1 for _ in reader.messages([conn])) == 1
