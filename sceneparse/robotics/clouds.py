@@ -162,8 +162,10 @@ def _empty_cloud_header(suffix: str) -> str:
         return ("ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\nproperty float y\nproperty float z\n"
                 "property uchar red\nproperty uchar green\nproperty uchar blue\nproperty int label\n"
                 "property float confidence\nend_header\n")  # fmt: skip
-    return ("VERSION 0.7\nFIELDS x y z label confidence\nSIZE 4 4 4 4 4\nTYPE F F F I F\nCOUNT 1 1 1 1 1\n"
-            "WIDTH 0\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 0\nDATA ascii\n")  # fmt: skip
+    # the fields (rgb packed in 4 bytes, as open3d writes it) of a cloud of points: as the PLY's, a
+    # consumer that reads the fields of every frame's cloud finds the same ones in an empty one
+    return ("VERSION 0.7\nFIELDS x y z rgb label confidence\nSIZE 4 4 4 4 4 4\nTYPE F F F U I F\n"
+            "COUNT 1 1 1 1 1 1\nWIDTH 0\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 0\nDATA ascii\n")  # fmt: skip
 
 
 def _pcd_points(path: Path) -> int | None:

@@ -12,7 +12,9 @@ From a labelled point cloud (:meth:`~sceneparse.robotics.mapping.SemanticMap.ext
 * ``cost.pgm`` + ``cost.yaml``: a **traversability cost** layer (``mode: raw``: each pixel the
   cost 0-100 of the cell, 255 unknown, as map_server loads raw maps into an OccupancyGrid): the
   highest cost of the classes seen in the cell's height band, from a YAML table class -> cost
-  (``configs/costs.yaml``: floor free, support and vertical lethal);
+  (``configs/costs.yaml``: floor free, support and vertical lethal). For Nav2's static layer to
+  keep the costs between 1 and 99, set its ``trinary_costmap: false``: with the default (true)
+  every cost below its ``lethal_cost_threshold`` (100) becomes free space;
 * ``preview.png``: the labelled map from above beside the cost layer (matplotlib).
 
 The YAML files hold what map_server reads (``image``, ``mode``, ``resolution``, ``origin``

@@ -130,3 +130,14 @@ def test_smoke_empty_cloud_is_a_valid_file(tmp_path, suffix):
 
     path = write_cloud(tmp_path / f"empty{suffix}", make_cloud(np.zeros((0, 3)), labels=np.zeros(0)))
     assert read_cloud(path).is_empty()
+    # the same fields, of the same types, as open3d writes for a labelled cloud of points
+    full = write_cloud(tmp_path / f"full{suffix}", make_cloud(np.ones((2, 3)), np.ones((2, 3)), [0, 1], [0.5, 1.0]))
+
+    def fields(file):
+        head = file.read_bytes().split(b"end_header" if suffix == ".ply" else b"DATA")[0].decode()
+        if suffix == ".ply":
+            return sorted(line.split()[1:] for line in head.splitlines() if line.startswith("property"))
+        rows = {line.split()[0]: line.split()[1:] for line in head.splitlines() if line and line[0] in "FST"}
+        return sorted(zip(rows["FIELDS"], rows["SIZE"], rows["TYPE"]))
+
+    assert fields(path) == fields(full)
