@@ -432,6 +432,9 @@ def write_mesh_ply(path: str | Path, mesh) -> Path:
             if name in v:
                 fields.append((name, dtype))
                 columns[name] = v[name].numpy().reshape(-1)
+    else:  # a map with no surface yet: the fields of a labelled mesh, as every other map's file has them
+        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1"), ("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4"),
+                   ("label", "<i4"), ("confidence", "<f4")]  # fmt: skip
     vertices = np.empty(n, dtype=fields)
     for name, _ in fields:
         if n:

@@ -109,6 +109,10 @@ def test_feature_save_load_and_mesh_files(room, tmp_path):
 
     legacy = o3d.io.read_triangle_mesh(str(tmp_path / "mesh.ply"))
     assert len(legacy.vertices) == len(vertices) and len(legacy.triangles) == len(faces)
+    # a map with no surface yet: a mesh file of no vertices with the same fields
+    empty = SemanticMap(CLASSES, device="cpu").extract_mesh()
+    none, no_faces = read_mesh_ply(write_mesh_ply(tmp_path / "empty.ply", empty))
+    assert len(none) == len(no_faces) == 0 and none.dtype == vertices.dtype
     with pytest.raises(InputError, match="no such map"):
         SemanticMap.load(tmp_path / "missing.npz")
     (tmp_path / "bad.npz").write_bytes(b"not a map")
