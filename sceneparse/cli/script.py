@@ -53,7 +53,7 @@ def _json(text: str, kind: type, name: str):
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text!r}") from None
     if not isinstance(value, kind):
         raise argparse.ArgumentTypeError(f"expected a JSON {name}, got {text!r}")
     return value

@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from sceneparse.cli.script import json_object
 from sceneparse.config import TRAIN_DEFAULTS, TRAIN_HELP, check_resume, check_train_config, load_yaml, train_defaults
 
 __all__ = ["add_train_arguments", "parse_with_config", "TrainHelpFormatter", "main"]
@@ -51,17 +52,6 @@ class TrainHelpFormatter(argparse.HelpFormatter):
         return text
 
 
-def _json_object(text: str) -> dict:
-    """A flag's JSON object (``--model-args '{"width": 48}'``), or a usage error saying why not."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
-    return value
-
-
 def _check_file_numbers(path: str, from_file: dict) -> None:
     """A YAML file's number options that are text, named with the file (argparse would blame a flag)."""
     from sceneparse.errors import ConfigError
@@ -93,7 +83,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         elif isinstance(default, list):
             parser.add_argument(flag, nargs=len(default), type=type(default[0]), **kw)
         elif isinstance(default, dict):
-            parser.add_argument(flag, type=_json_object, **kw)
+            parser.add_argument(flag, type=json_object, **kw)
         elif default is None:
             parser.add_argument(flag, **kw)
         else:

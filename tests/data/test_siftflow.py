@@ -61,15 +61,20 @@ def test_feature_samples_and_label_mapping(siftflow_path):
     assert seen <= set(range(33)) | {IGNORE_INDEX} and len(seen) > 10
 
 
-def test_feature_extracted_folder_reads_like_the_zip(siftflow_path, tmp_path):
-    names = SiftFlow(siftflow_path, split="val").ids[:3]
-    base = tmp_path / "SiftFlowDataset"
-    with zipfile.ZipFile(siftflow_path) as z:
+def _extract(zip_path, names, base) -> None:
+    """The images and label files of ``names`` from the official zip into the folder ``base``."""
+    with zipfile.ZipFile(zip_path) as z:
         for n in names:
             for folder, ext in (("Images", "jpg"), ("SemanticLabels", "mat")):
                 out = base / folder / SUB / f"{n}.{ext}"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(z.read(f"SiftFlowDataset/{folder}/{SUB}/{n}.{ext}"))
+
+
+def test_feature_extracted_folder_reads_like_the_zip(siftflow_path, tmp_path):
+    names = SiftFlow(siftflow_path, split="val").ids[:3]
+    base = tmp_path / "SiftFlowDataset"
+    _extract(siftflow_path, names, base)
     (base / "trainval.txt").write_text("\n".join(names) + "\n")
     folder = SiftFlow(tmp_path, split="trainval")
     zipped = SiftFlow(siftflow_path, split="val")
@@ -119,12 +124,7 @@ def test_exception_damaged_member_of_the_zip(tmp_path, siftflow_path):
 def test_feature_partial_copy_warns_of_listed_images_without_labels(siftflow_path, tmp_path, caplog):
     names = SiftFlow(siftflow_path, split="val").ids[:2]
     base = tmp_path / "SiftFlowDataset"
-    with zipfile.ZipFile(siftflow_path) as z:
-        for n in names:
-            for folder, ext in (("Images", "jpg"), ("SemanticLabels", "mat")):
-                out = base / folder / SUB / f"{n}.{ext}"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(z.read(f"SiftFlowDataset/{folder}/{SUB}/{n}.{ext}"))
+    _extract(siftflow_path, names, base)
     # the two official unannotated names are left out quietly; a third missing label file is said
     (base / "trainval.txt").write_text("\n".join([*names, "gone_a", "gone_b"]) + "\n")
     with caplog.at_level(logging.WARNING, "sceneparse"):
