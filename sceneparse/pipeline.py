@@ -39,7 +39,7 @@ from sceneparse.refine import (
     merge_refine_configs,
     shipped_refine_config,
 )
-from sceneparse.refine.base import class_argmax
+from sceneparse.refine.base import class_argmax, positive
 from sceneparse.tta import TestTimeAugmentation
 
 #: Where a stream's temporal smoothing runs (``parse_stream(smooth_at=...)``): on the network's
@@ -240,13 +240,10 @@ class SceneParser:
 
     @max_refine_pixels.setter
     def max_refine_pixels(self, pixels: int | None) -> None:
-        pixels = 0 if pixels is None else pixels
-        number = isinstance(pixels, (int, float, np.integer, np.floating)) and not isinstance(pixels, bool)
-        if not number or not math.isfinite(pixels) or pixels < 0 or not float(pixels).is_integer():  # 4e6 is fine
-            raise ConfigError(f"max_refine_pixels must be a non-negative integer (0: full size), got {pixels!r}")
+        pixels = positive("max_refine_pixels", 0 if pixels is None else pixels, integer=True, zero=True)  # 4e6 is fine
         if 0 < pixels < 64:
             raise ConfigError(f"max_refine_pixels must be 0 (full size) or at least 64 (8x8), got {pixels}")
-        self._max_refine_pixels = int(pixels)
+        self._max_refine_pixels = pixels
 
     @property
     def class_names(self) -> tuple[str, ...]:
