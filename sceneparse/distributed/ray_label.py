@@ -287,6 +287,12 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
               "images_seconds": 0.0, "streams_seconds": 0.0}  # fmt: skip
     if plan["skipped"]:
         log.info("%d item(s) already labelled in %s: skipped", len(plan["skipped"]), out)
+
+    def write_report() -> None:
+        report["seconds"] = time.perf_counter() - t0
+        text = json.dumps(report, indent=2, default=str) + "\n"
+        atomic_write(out / REPORT_NAME, lambda p: p.write_text(text))
+
     if todo:
         tta = TestTimeAugmentation.parse(tta)  # a bad spec fails here, not in every actor
         _check_model(model)
@@ -314,9 +320,7 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
                 report["images_seconds"] = time.perf_counter() - t
         except KeyboardInterrupt:  # the report says what this run did, not what the run before it did
             report["interrupted"] = True
-            report["seconds"] = time.perf_counter() - t0
-            text = json.dumps(report, indent=2, default=str) + "\n"
-            atomic_write(out / REPORT_NAME, lambda p: p.write_text(text))
+            write_report()
             raise
         finally:
             bar.close()
@@ -325,9 +329,7 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
                 staging.rmdir()
             if started:
                 ray.shutdown()
-    report["seconds"] = time.perf_counter() - t0
-    text = json.dumps(report, indent=2, default=str) + "\n"
-    atomic_write(out / REPORT_NAME, lambda p: p.write_text(text))
+    write_report()
     for item, reason in report["failed"].items():
         log.error("%s", reason if reason.startswith(item) else f"{item}: {reason}")
     return report
