@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from sceneparse.data.base import DatasetInfo
 from sceneparse.errors import ConfigError, InputError, NotFoundError, OutputError
-from sceneparse.io import atomic_write
+from sceneparse.io import atomic_write, file_destination
 from sceneparse.metrics import ConfusionMatrix
 from sceneparse.models.base import model_cfg
 from sceneparse.models.pyramid import uv_statistics  # noqa: F401  (moved next to the pyramid; kept importable)
@@ -199,9 +199,7 @@ def _save(ckpt: dict, path: str | Path) -> Path:
     """``torch.save`` of ``ckpt`` to ``path`` atomically; an OutputError naming the file where it
     cannot be written (a folder of that name, no such place, a full disk), not torch's
     "[enforce fail at inline_container.cc]" or a rename of a temporary file."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: a folder of that name is in the way of the checkpoint; give a file name (.pt)")
+    path = file_destination(path, "checkpoint", ".pt")
     try:
         return atomic_write(path, lambda p: torch.save(ckpt, p))
     except (OSError, RuntimeError) as err:

@@ -201,9 +201,9 @@ def _metadata(parser) -> dict[str, str]:
 def _destination(path: str | Path) -> Path:
     """``path`` with its folder made, checked before any work: an OutputError naming it where a
     folder of that name is in the way or the folder cannot be made."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: a folder of that name is in the way; give the .onnx file to write")
+    from sceneparse.io import file_destination
+
+    path = file_destination(path, "ONNX graph", ".onnx")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -249,6 +249,15 @@ def unique_names(items: list[tuple[Path, Path]]) -> list[str]:
     return names
 
 
+def file_destination(path: str | Path, what: str, suffix: str) -> Path:
+    """``path`` as a file to write, checked before any work: an OutputError naming it where a
+    folder of that name is in the way (``what`` names the file, ``suffix`` the name to give)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: a folder of that name is in the way of the {what}; give a file name ({suffix})")
+    return path
+
+
 def atomic_write(path: str | Path, write) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``: a
     failed or interrupted write leaves the old file (if any) and no temporary one."""

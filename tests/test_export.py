@@ -222,6 +222,9 @@ def test_exception_cli_out_with_a_file_in_the_way_fails_before_loading(tmp_path,
     (tmp_path / "afile").write_text("keep")
     assert main(["export", "--out", str(tmp_path / "afile" / "m.onnx")]) == 1
     assert "a file of that name is in the way" in caplog.text
+    (tmp_path / "m.onnx").mkdir()  # the same message as the library's, not a ValueError of its own
+    assert main(["export", "--out", str(tmp_path / "m.onnx")]) == 1
+    assert "m.onnx: a folder of that name is in the way of the ONNX graph; give a file name (.onnx)" in caplog.text
 
 
 def test_feature_cli_help_gives_the_rgbd_input_shape(capsys):

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from sceneparse.errors import InputError
-    from sceneparse.io import output_folder
+    from sceneparse.io import file_destination, output_folder
 
     args = build_parser().parse_args(argv)
     out = Path(args.out)
@@ -68,8 +68,7 @@ def main(argv=None) -> int:
     if Path(args.model).suffix.lower() == ".onnx":
         raise InputError(f"--model {args.model}: an ONNX graph cannot be exported again; give the checkpoint .pt or "
                          "the shipped model it was exported from")  # fmt: skip
-    if out.is_dir():
-        raise ValueError(f"--out {out}: a folder of that name is in the way")
+    file_destination(out, "ONNX graph", ".onnx")
     apply_threads(args.threads)
     with output_folder(out.parent):  # checked before the model loads; removed again if nothing is written
         return _export(args, out)
