@@ -30,6 +30,7 @@ frame without a pose line comes without a pose (the map skips it and says so).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,16 +42,18 @@ from sceneparse.io import read_image
 from sceneparse.sources.base import Frame, Source, frame_number, nearest_pose, read_frame_depth, register_source
 from sceneparse.sources.registration import ColorRegistration
 
-__all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory", "read_registration"]
+__all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory", "read_registration", "check_rigid"]
 
 INTRINSICS_FILES = ("intrinsics.txt", "camera-intrinsics.txt")
 COLOR_INTRINSICS_FILE = "color-intrinsics.txt"
 DEPTH_TO_COLOR_FILE = "depth-to-color.txt"
 
+log = logging.getLogger(__name__)
+
 
 def _numbers(path: Path) -> np.ndarray:
-    try:
-        return np.array(path.read_text().split(), np.float64)
+    try:  # utf-8-sig: a byte-order mark, as Windows editors write one, is not a number
+        return np.array(path.read_text(encoding="utf-8-sig").split(), np.float64)
     except ValueError as err:
         raise InputError(f"{path}: expected numbers only ({err})") from err
 
@@ -61,11 +64,16 @@ def read_intrinsics(path: str | Path) -> np.ndarray:
     values = _numbers(path)
     if len(values) == 4:
         fx, fy, cx, cy = values
-        return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
-    if len(values) in (9, 16):
+        k = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+    elif len(values) in (9, 16):
         n = 3 if len(values) == 9 else 4
-        return values.reshape(n, n)[:3, :3].copy()
-    raise InputError(f"{path}: expected fx fy cx cy, or a 3x3 or 4x4 camera matrix; got {len(values)} numbers")
+        k = values.reshape(n, n)[:3, :3].copy()
+    else:
+        raise InputError(f"{path}: expected fx fy cx cy, or a 3x3 or 4x4 camera matrix; got {len(values)} numbers")
+    # a camera matrix that is not one would project every point to nan, or all onto one pixel, downstream
+    if not np.all(np.isfinite(k)) or not (k[0, 0] > 0 and k[1, 1] > 0) or not np.allclose(k[2], [0, 0, 1]):
+        raise InputError(f"{path}: not a camera matrix (fx and fy positive, last row 0 0 1): {k.tolist()}")
+    return k
 
 
 def read_registration(folder: str | Path) -> ColorRegistration | None:
@@ -99,7 +107,31 @@ def read_pose_matrix(path: str | Path) -> np.ndarray:
         raise InputError(f"{path}: the camera-to-world matrix holds non-finite numbers (nan or inf)")
     pose = np.eye(4)
     pose[: len(values) // 4] = values.reshape(-1, 4)
+    check_rigid(pose, path)
     return pose
+
+
+#: How far R^T R may be from the identity in a camera pose read from text (7-Scenes' rotations are
+#: orthonormal to 2e-4; a pose written with 3 decimals to about 2e-3).
+RIGID_TOLERANCE = 1e-2
+
+
+def check_rigid(pose: np.ndarray, where) -> None:
+    """Raise an InputError naming ``where`` unless ``pose`` is a rigid 4x4 transform: a rotation
+    (orthonormal, determinant +1) and a translation over the row 0 0 0 1. A scaled, sheared or
+    mirrored matrix (a projection matrix, a pose of another convention) would put every point of
+    a map in the wrong place without a word."""
+    rotation = pose[:3, :3]
+    error = np.abs(rotation.T @ rotation - np.eye(3)).max()
+    if not np.allclose(pose[3], [0, 0, 0, 1]):
+        raise InputError(f"{where}: not a camera-to-world matrix: its last row is {pose[3].tolist()}, not 0 0 0 1")
+    if error > RIGID_TOLERANCE or np.linalg.det(rotation) < 0:
+        what = "a reflection" if np.linalg.det(rotation) < 0 else f"R^T R is off the identity by {error:.3g}"
+        raise InputError(f"{where}: not a camera-to-world matrix: its top-left 3x3 is not a rotation ({what})")
+
+
+#: How far from 1 the norm of a trajectory line's quaternion may be (written with 3 decimals: 2e-3).
+QUATERNION_TOLERANCE = 0.01
 
 
 def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +141,7 @@ def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     path = Path(path)
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -119,8 +151,12 @@ def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             values = []
         if len(values) != 8 or not np.all(np.isfinite(values)):
             raise InputError(f"{path}:{lineno}: expected 'TIMESTAMP TX TY TZ QX QY QZ QW', got {line!r}")
-        if np.linalg.norm(values[4:8]) < 1e-6:
+        norm = float(np.linalg.norm(values[4:8]))
+        if norm < 1e-6:
             raise InputError(f"{path}:{lineno}: the quaternion QX QY QZ QW is zero, not a rotation: {line!r}")
+        if abs(norm - 1) > QUATERNION_TOLERANCE:  # TUM's are unit quaternions: other columns, another layout
+            raise InputError(f"{path}:{lineno}: the quaternion QX QY QZ QW has norm {norm:.4g}, not 1: expected "
+                             f"'TIMESTAMP TX TY TZ QX QY QZ QW' (a unit quaternion, w last), got {line!r}")  # fmt: skip
         rows.append(values)
     if not rows:
         raise InputError(f"{path}: no poses")
@@ -200,18 +236,26 @@ class FolderSource(Source):
                             key=_order)  # fmt: skip
         if not self.files:
             raise InputError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)})")
+        by_key: dict[str, Path] = {}
+        for path in self.files:  # two files of one frame would write the same outputs, one over the other
+            other = by_key.setdefault(_frame_key(path), path)
+            if other is not path:
+                raise InputError(f"{self.folder}: {other.name} and {path.name} are both frame {_frame_key(path)}: "
+                                 "keep one of them (or move one out of the folder)")  # fmt: skip
         if not depth_scale > 0:
             raise InputError(f"depth_scale must be positive, got {depth_scale}")
         self.fps, self.depth_scale, self.max_difference = fps, float(depth_scale), float(max_difference)
         self.depth_files = {_frame_key(p): p for p in self.folder.iterdir() if _is_depth(p)}
         depth_dir = self.folder / "depth"
         if depth_dir.is_dir():
-            self.depth_files.update({p.stem: p for p in depth_dir.iterdir() if p.suffix.lower() == ".png"})
+            self.depth_files.update({_frame_key(p): p for p in depth_dir.iterdir() if p.suffix.lower() == ".png"})
         k = next((self.folder / n for n in INTRINSICS_FILES if (self.folder / n).is_file()), None)
         self.intrinsics = read_intrinsics(k) if k is not None else None
         trajectory = self.folder / "poses.txt"
         self.trajectory = read_trajectory(trajectory) if trajectory.is_file() else None
         self.has_poses = self.trajectory is not None or any(self.folder.glob("*.pose.txt"))
+        if self.trajectory is not None:
+            self._check_trajectory_times(trajectory)
         self.registration = read_registration(self.folder) if registration is None else (registration or None)
         if self.registration is not None and (self.intrinsics is None or not self.depth_files):
             raise InputError(f"{self.folder}: registering colour to depth needs depth images and the depth camera's "
@@ -219,6 +263,26 @@ class FolderSource(Source):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def _timestamp(self, index: int, path: Path) -> float:
+        """A frame's time: the one its name gives in seconds, else its number (over fps)."""
+        key = _frame_key(path)
+        number, stamp = frame_number(key)[0], _stamp(key)
+        if stamp is not None:  # named by its time in seconds
+            return stamp
+        return number / self.fps if self.fps and number >= 0 else float(number if number >= 0 else index)
+
+    def _check_trajectory_times(self, trajectory: Path) -> None:
+        """Warn where no line of ``poses.txt`` lies near any frame's time: every frame would come
+        without a pose (a map would skip them all), usually because the frames are numbered and
+        the poses stamped in seconds."""
+        stamps = [self._timestamp(i, p) for i, p in enumerate(self.files)]
+        if all(nearest_pose(self.trajectory, t, self.max_difference) is None for t in stamps):
+            times = self.trajectory[0]
+            log.warning("%s: no line within %g of any frame's time: the frames' times are %.6f to %.6f, the poses' "
+                        "%.6f to %.6f, so no frame gets a pose; name the frames by their time in seconds "
+                        "(1305031102.066667.jpg), or give fps where the poses are stamped with frame number / fps",
+                        trajectory, self.max_difference, min(stamps), max(stamps), times[0], times[-1])  # fmt: skip
 
     def _pose(self, path: Path, timestamp: float) -> np.ndarray | None:
         for own in (path.with_name(f"{path.stem}.pose.txt"), path.with_name(f"{_frame_key(path)}.pose.txt")):
@@ -229,11 +293,7 @@ class FolderSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
             key = _frame_key(path)
-            number, stamp = frame_number(key)[0], _stamp(key)
-            if stamp is not None:  # named by its time in seconds
-                ts = stamp
-            else:
-                ts = number / self.fps if self.fps and number >= 0 else float(number if number >= 0 else index)
+            ts = self._timestamp(index, path)
             depth, extra = None, {}
             if self.depth_files:  # an RGB-D folder: a frame without its depth is reported
                 depth, extra = read_frame_depth(self.depth_files.get(key), self.depth_scale,

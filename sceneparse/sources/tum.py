@@ -21,17 +21,22 @@ __all__ = ["TUMSource"]
 
 
 def _read_tum_list(path: Path) -> list[tuple[float, str]]:
+    """(timestamp, path) of each line of an ``rgb.txt`` or ``depth.txt``, in time order (the
+    frames' order, whatever the lines')."""
     out = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         fields = line.split()
         try:
-            out.append((float(fields[0]), fields[1]))
+            stamp = float(fields[0])
+            out.append((stamp, fields[1]))
         except (ValueError, IndexError) as err:
             raise InputError(f"{path}:{lineno}: expected 'TIMESTAMP PATH', got {line!r}") from err
-    return out
+        if not np.isfinite(stamp):
+            raise InputError(f"{path}:{lineno}: the timestamp is not a number of seconds: {line!r}")
+    return sorted(out, key=lambda item: item[0])
 
 
 def _read_poses(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -62,6 +67,8 @@ class TUMSource(Source):
         if not rgb_list.is_file():
             raise InputError(f"{self.folder}: no rgb.txt: not a TUM RGB-D sequence")
         self.rgb = _read_tum_list(rgb_list)
+        if not self.rgb:
+            raise InputError(f"{rgb_list}: lists no frames (expected lines 'TIMESTAMP PATH')")
         depth_list = self.folder / "depth.txt"
         self.depth = _read_tum_list(depth_list) if depth_list.is_file() else []
         self.max_difference = max_difference

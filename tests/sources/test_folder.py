@@ -139,3 +139,91 @@ def test_exception_unreadable_image_is_left_out_and_named(tmp_path):
     src = FolderSource(tmp_path)
     assert [f.name for f in src] == ["000000", "000002"]
     assert list(src.failed) == [str(tmp_path / "000001.png")]
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [("nan 585 320 240", "nan"), ("0 0 320 240", "zero focal length"), ("585 0 320 0 585 240 0 0 0", "last row 0 0 0")],
+)
+def test_exception_intrinsics_that_are_not_a_camera_matrix(tmp_path, text, why):
+    """A camera matrix with nan, a zero focal length or a last row other than 0 0 1 was taken as
+    it was, and every 3D point of a map came out nan or at one pixel."""
+    cv2.imwrite(str(tmp_path / "000000.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "intrinsics.txt").write_text(text)
+    with pytest.raises(ValueError, match=r"intrinsics.txt: not a camera matrix \(fx and fy positive, last row"):
+        FolderSource(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "matrix, message",
+    [
+        (np.diag([2.0, 2.0, 2.0, 1.0]), "not a rotation"),  # scaled
+        (np.diag([1.0, 1.0, -1.0, 1.0]), "a reflection"),  # mirrored
+        (np.diag([1.0, 1.0, 1.0, 0.0]), "its last row is"),
+    ],
+)
+def test_exception_pose_that_is_not_a_rigid_transform_is_named(sevenscenes_path, tmp_path, matrix, message):
+    """A pose file holding a scaled, mirrored or projective matrix was taken as a camera pose and
+    put the frame's points in the wrong place; now that frame is left out with the reason, as a
+    pose with nan is. The real poses (orthonormal to 2e-4 only) are still read."""
+    _folder_from_7scenes(sevenscenes_path, tmp_path / "f", n=3)
+    np.savetxt(tmp_path / "f" / "000002.pose.txt", matrix)
+    src = FolderSource(tmp_path / "f")
+    assert [f.name for f in src] == ["000000", "000004"]
+    assert "000002.pose.txt: not a camera-to-world matrix" in src.failed[str(tmp_path / "f" / "000002.jpg")]
+    assert message in src.failed[str(tmp_path / "f" / "000002.jpg")]
+
+
+def test_feature_depth_folder_with_depth_suffixed_names(sevenscenes_path, tmp_path):
+    """``depth/000000.depth.png`` beside ``000000.jpg``: the depth images were looked up as
+    ``000000.depth`` and every frame came without depth."""
+    refs = _folder_from_7scenes(sevenscenes_path, tmp_path / "f", n=3, depth_dir=True)
+    for p in (tmp_path / "f" / "depth").iterdir():
+        p.rename(p.with_name(f"{p.stem}.depth.png"))
+    got = list(FolderSource(tmp_path / "f"))
+    assert [f.extra.get("depth_error") for f in got] == [None] * 3
+    assert all(np.array_equal(f.depth, ref.depth) for f, ref in zip(got, refs))
+
+
+def test_exception_two_files_of_one_frame(tmp_path):
+    """``000001.jpg`` and ``000001.png`` were two frames named 000001: the second's outputs
+    (labels/000001.png) replaced the first's. Mixed extensions of different frames are fine."""
+    for name in ("000000.jpg", "000001.png", "000002.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+    assert [f.name for f in FolderSource(tmp_path)] == ["000000", "000001", "000002"]
+    cv2.imwrite(str(tmp_path / "000001.jpg"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="000001.jpg and 000001.png are both frame 000001"):
+        FolderSource(tmp_path)
+
+
+def test_exception_a_trajectory_that_matches_no_frame_is_warned_of(sevenscenes_path, tmp_path, caplog):
+    """Frames numbered 000000, 000002, ... with a poses.txt stamped in seconds since 1970: no
+    frame got a pose, without a word until a map skipped them all."""
+    import logging
+
+    _folder_from_7scenes(sevenscenes_path, tmp_path / "f", n=3, trajectory=True)
+    lines = (tmp_path / "f" / "poses.txt").read_text().splitlines()
+    (tmp_path / "f" / "poses.txt").write_text(
+        "\n".join([lines[0]] + [f"{1305031102 + float(ln.split()[0]):.6f} {ln.split(None, 1)[1]}" for ln in lines[1:]])
+    )
+    with caplog.at_level(logging.WARNING, logger="sceneparse"):
+        frames = list(FolderSource(tmp_path / "f"))
+    assert [f.pose for f in frames] == [None] * 3
+    assert "poses.txt: no line within 0.02 of any frame's time" in caplog.text and "1305031102" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sceneparse"):  # the frames named by their time: matched, quiet
+        for i in range(3):
+            for suffix in (".jpg", ".depth.png"):
+                (tmp_path / "f" / f"{2 * i:06d}{suffix}").rename(tmp_path / "f" / f"{1305031102 + 2 * i:.6f}{suffix}")
+        frames = list(FolderSource(tmp_path / "f"))
+    assert all(f.pose is not None for f in frames) and "no line within" not in caplog.text
+
+
+def test_edge_text_files_with_a_byte_order_mark(tmp_path):
+    """Intrinsics and poses saved by a Windows editor start with a byte-order mark, which was read
+    as part of the first number ('could not convert string to float')."""
+    cv2.imwrite(str(tmp_path / "000000.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "intrinsics.txt").write_text("\ufeff585 585 320 240\n", encoding="utf-8")
+    (tmp_path / "poses.txt").write_text("\ufeff0.0 1 2 3 0 0 0 1\n", encoding="utf-8")
+    frame = next(iter(FolderSource(tmp_path)))
+    assert frame.intrinsics[0, 0] == 585 and frame.pose[:3, 3].tolist() == [1, 2, 3]

@@ -118,3 +118,36 @@ def test_exception_unreadable_colour_frame_is_left_out_and_named(sevenscenes_pat
     frames = list(src)
     assert [f.name for f in frames] == [rgb[0].stem, rgb[3].stem]
     assert set(src.failed) == {str(rgb[1]), str(rgb[2])}
+
+
+def test_exception_rgb_list_without_frames(tmp_path):
+    """An rgb.txt of comments only opened as a sequence of no frames: ``sceneparse label`` said
+    'no frame labelled' and exited 0."""
+    (tmp_path / "rgb.txt").write_text("# color images\n# timestamp filename\n")
+    with pytest.raises(ValueError, match="rgb.txt: lists no frames"):
+        TUMSource(tmp_path)
+    from sceneparse.cli import main
+
+    assert main(["label", str(tmp_path), "--out", str(tmp_path / "out"), "--no-progress", "--threads", "1"]) == 1
+
+
+def test_feature_lists_out_of_time_order_are_read_in_time_order(sevenscenes_path, tmp_path):
+    """Lines of rgb.txt out of time order (lists concatenated, edited by hand) gave frames out of
+    time order: the temporal smoothing ran backwards between them. A byte-order mark is read too."""
+    _tum_from_7scenes(sevenscenes_path, tmp_path, n=4)
+    lines = (tmp_path / "rgb.txt").read_text().splitlines()
+    (tmp_path / "rgb.txt").write_text("\ufeff" + "\n".join([lines[0], *lines[3:], *lines[1:3]]), encoding="utf-8")
+    frames = list(TUMSource(tmp_path))
+    assert [round(f.timestamp, 3) for f in frames] == [1000.0, 1000.067, 1000.133, 1000.2]
+    assert all(f.depth is not None and f.pose is not None for f in frames)
+
+
+def test_exception_groundtruth_with_a_quaternion_that_is_not_a_unit_one(sevenscenes_path, tmp_path):
+    """TUM's quaternions are unit ones; a line whose last four numbers are not (the columns of
+    another layout: w first and the translation last, say) became a rotation without a word."""
+    _tum_from_7scenes(sevenscenes_path, tmp_path, n=2)
+    lines = (tmp_path / "groundtruth.txt").read_text().splitlines()
+    t, *values = lines[2].split()
+    (tmp_path / "groundtruth.txt").write_text("\n".join([*lines[:2], " ".join([t, *values[3:], *values[:3]])]) + "\n")
+    with pytest.raises(ValueError, match=r"groundtruth.txt:3: the quaternion QX QY QZ QW has norm .*, not 1"):
+        TUMSource(tmp_path)
