@@ -1,6 +1,8 @@
 """7-Scenes RGB-D sequences (Shotton et al., CVPR 2013): ``frame-NNNNNN.color.{jpg,png}``,
 ``frame-NNNNNN.depth.png`` (16-bit mm, 0 = no reading), ``frame-NNNNNN.pose.txt`` (4x4
-camera-to-world) and ``camera-intrinsics.txt`` (the depth camera's).
+camera-to-world) and optionally ``camera-intrinsics.txt`` (the depth camera's). The sequences as
+Microsoft distributes them have no such file: their page gives the depth camera's intrinsics
+(focal length 585, principal point (320, 240)), which the frames with a 640x480 depth image then get.
 
 The colour and depth images are stored as the Kinect took them, from two cameras, unregistered;
 the source registers each colour image to its depth image (:mod:`.registration`), so that pixel
@@ -9,6 +11,7 @@ intrinsics and the sequence's poses."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
@@ -22,11 +25,18 @@ from sceneparse.sources.folder import read_intrinsics as read_camera_matrix
 from sceneparse.sources.folder import read_pose_matrix
 from sceneparse.sources.registration import KINECT_7SCENES, ColorRegistration
 
-__all__ = ["SevenScenesSource", "read_intrinsics", "register_7scenes_file"]
+__all__ = ["SevenScenesSource", "read_intrinsics", "register_7scenes_file", "frame_intrinsics", "DEFAULT_INTRINSICS"]
 
 #: The colour images of a 7-Scenes sequence; the depth camera's intrinsics beside them.
 COLOR_FILES = "frame-*.color.*"
 INTRINSICS_FILE = "camera-intrinsics.txt"
+#: The depth camera of the 7-Scenes Kinect, for its 640x480 depth images, as the dataset's page gives it
+#: ("principal point (320, 240), focal length (585, 585)"); a sequence without camera-intrinsics.txt gets it.
+DEFAULT_INTRINSICS = np.array([[585.0, 0.0, 320.0], [0.0, 585.0, 240.0], [0.0, 0.0, 1.0]])
+#: The size (rows, columns) of the Kinect's images that DEFAULT_INTRINSICS and KINECT_7SCENES describe.
+KINECT_SIZE = (480, 640)
+
+log = logging.getLogger(__name__)
 
 
 def read_intrinsics(folder: Path) -> np.ndarray | None:
@@ -40,12 +50,22 @@ def _color_files(folder: Path) -> list[Path]:
     return [p for p in folder.glob(COLOR_FILES) if p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
+def frame_intrinsics(k: np.ndarray | None, depth: np.ndarray | None) -> np.ndarray | None:
+    """The depth camera matrix of a 7-Scenes frame: ``k`` (its sequence's camera-intrinsics.txt),
+    else the dataset's documented one where the depth image has the Kinect's 640x480 size."""
+    if k is not None:
+        return k
+    return DEFAULT_INTRINSICS.copy() if depth is not None and depth.shape[:2] == KINECT_SIZE else None
+
+
 def register_7scenes_file(path: str | Path, image: np.ndarray, depth: np.ndarray | None) -> tuple[np.ndarray, bool]:
-    """A 7-Scenes frame read on its own (``frame-NNNNNN.color.*`` with ``camera-intrinsics.txt`` beside it)
-    registered as :class:`SevenScenesSource` registers it; any other image, or one without depth, as it is.
+    """A 7-Scenes frame read on its own (``frame-NNNNNN.color.*``, its depth given) registered as
+    :class:`SevenScenesSource` registers it; any other image, or one without depth, as it is.
     Returns the image and whether it was registered."""
     path = Path(path)
-    k = read_intrinsics(path.parent) if depth is not None and fnmatch(path.name, COLOR_FILES) else None
+    if depth is None or not fnmatch(path.name, COLOR_FILES) or image.shape[:2] != KINECT_SIZE:
+        return image, False
+    k = frame_intrinsics(read_intrinsics(path.parent), depth)
     if k is None:
         return image, False
     return KINECT_7SCENES.color_to_depth(image, depth, k), True
@@ -86,6 +106,10 @@ class SevenScenesSource(Source):
         step = float(np.median(np.diff(numbers))) if len(numbers) > 1 else 1.0
         self.fps = self.rate / max(step, 1.0)  # the frames' (every 2nd frame of a 30 Hz sequence: 15)
         self.intrinsics = read_intrinsics(self.folder)
+        if self.intrinsics is None:
+            log.info("%s: no %s; the frames with 640x480 depth get the 7-Scenes depth camera's intrinsics "
+                     "(fx = fy = 585, cx = 320, cy = 240)", self.folder, INTRINSICS_FILE)  # fmt: skip
+        self._warned_size = False
 
     def __len__(self) -> int:
         return len(self.colors)
@@ -105,8 +129,21 @@ class SevenScenesSource(Source):
                 self.skip(color, err)
                 continue
             number = frame_number(stem)[0]
-            if self.registration is not None and depth is not None and self.intrinsics is not None:
-                image = self.registration.color_to_depth(image, depth, self.intrinsics)
+            k = frame_intrinsics(self.intrinsics, depth)
+            if self.registration is not None and depth is not None and k is not None and self._registers(image):
+                image = self.registration.color_to_depth(image, depth, k)
                 extra["color_registered"] = True
-            yield Frame(image, index, number / self.rate, depth, self.intrinsics, pose, stem,
+            yield Frame(image, index, number / self.rate, depth, k, pose, stem,
                         extra={"path": str(color), **extra})  # fmt: skip
+
+    def _registers(self, image: np.ndarray) -> bool:
+        """Whether the registration applies to a colour image of this size: the 7-Scenes Kinect's
+        (the default) to 640x480 images only; another camera's colour (12-Scenes, say) would be
+        resampled at the wrong pixels. Warned once."""
+        if self.registration is not KINECT_7SCENES or image.shape[:2] == KINECT_SIZE:
+            return True
+        if not self._warned_size:
+            self._warned_size = True
+            log.warning("%s: colour images of %dx%d, not the 7-Scenes Kinect's 640x480: passed on as stored, not "
+                        "registered to depth", self.folder, image.shape[1], image.shape[0])  # fmt: skip
+        return False

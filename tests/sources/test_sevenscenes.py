@@ -95,3 +95,39 @@ def test_exception_unreadable_colour_or_pose_leaves_out_that_frame_only(sevensce
 
     with pytest.raises(InputError, match="camera-intrinsics.txt: expected fx fy cx cy"):
         SevenScenesSource(seq)
+
+
+def test_feature_sequence_without_intrinsics_file_gets_the_datasets_intrinsics(sevenscenes_path, tmp_path):
+    """The 7-Scenes sequences as distributed have no camera-intrinsics.txt: their frames came
+    without intrinsics and unregistered, and ``sceneparse map`` refused them. They now get the
+    depth camera the dataset documents (585, 320, 240) and the same frames as with the file."""
+    seq, stems = _broken_sequence(sevenscenes_path, tmp_path, n=4)
+    with_file = list(SevenScenesSource(seq))
+    (seq / "camera-intrinsics.txt").unlink()
+    without = list(SevenScenesSource(seq))
+    assert [f.name for f in without] == stems
+    for a, b in zip(with_file, without):
+        if a.depth is None:  # intrinsics are the depth camera's: none for a frame without depth
+            assert b.intrinsics is None and "color_registered" not in b.extra
+            continue
+        assert np.array_equal(a.intrinsics, b.intrinsics) and np.array_equal(a.image, b.image)
+        assert b.extra["color_registered"]
+
+
+def test_exception_colour_of_another_camera_is_not_registered_as_the_kinects(sevenscenes_path, tmp_path, caplog):
+    """Colour images of another size than the Kinect's 640x480 (12-Scenes' 1296x968) were
+    resampled with the 7-Scenes colour camera: the frame became a crop of its top-left corner.
+    Now they are passed on as stored, with one warning."""
+    import logging
+
+    import cv2
+
+    seq, stems = _broken_sequence(sevenscenes_path, tmp_path, n=4)  # frame 0 and 3 have their depth
+    for stem in stems:
+        color = seq / f"{stem}.color.jpg"
+        cv2.imwrite(str(color), cv2.resize(cv2.imread(str(color)), (1296, 968)))
+    with caplog.at_level(logging.WARNING, logger="sceneparse"):
+        frames = list(SevenScenesSource(seq))
+    assert frames[0].depth is not None and frames[3].depth is not None
+    assert all(f.image.shape == (968, 1296, 3) and "color_registered" not in f.extra for f in frames)
+    assert caplog.text.count("not the 7-Scenes Kinect's 640x480") == 1
