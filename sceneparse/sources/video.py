@@ -38,6 +38,8 @@ class VideoSource(Source):
             spec = int(spec)
         self.spec = spec
         self.live = isinstance(spec, int) or bool(URL_RE.match(str(spec)))
+        if not self.live and Path(spec).is_dir():
+            raise InputError(f"{spec}: a folder, not a video file (a folder of frames is read as a frame folder)")
         if not self.live and not Path(spec).is_file():
             raise NotFoundError(f"video not found: {spec}")
         if not self.live and Path(spec).stat().st_size == 0:

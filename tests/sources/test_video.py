@@ -91,3 +91,10 @@ def test_exception_unopenable_inputs_print_only_their_error(tmp_path):
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     lines = run.stderr.strip().splitlines()
     assert lines == ["97: not a readable camera", f"{tmp_path / 'cut.mp4'}: not a readable video"], run.stderr
+
+
+def test_exception_a_folder_given_as_a_video(tmp_path):
+    """A folder named like a video was reported as 'video not found', though it is there."""
+    (tmp_path / "clip.mp4").mkdir()
+    with pytest.raises(ValueError, match="clip.mp4: a folder, not a video file"):
+        VideoSource(str(tmp_path / "clip.mp4"))
