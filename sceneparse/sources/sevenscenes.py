@@ -106,7 +106,10 @@ class SevenScenesSource(Source):
         step = float(np.median(np.diff(numbers))) if len(numbers) > 1 else 1.0
         self.fps = self.rate / max(step, 1.0)  # the frames' (every 2nd frame of a 30 Hz sequence: 15)
         self.intrinsics = read_intrinsics(self.folder)
-        if self.intrinsics is None:
+        #: no camera-intrinsics.txt: ``intrinsics`` is the dataset's documented one, for 640x480 depth frames
+        self.intrinsics_assumed = self.intrinsics is None
+        if self.intrinsics_assumed:
+            self.intrinsics = DEFAULT_INTRINSICS.copy()
             log.info("%s: no %s; the frames with 640x480 depth get the 7-Scenes depth camera's intrinsics "
                      "(fx = fy = 585, cx = 320, cy = 240)", self.folder, INTRINSICS_FILE)  # fmt: skip
         self._warned_size = False
@@ -129,7 +132,7 @@ class SevenScenesSource(Source):
                 self.skip(color, err)
                 continue
             number = frame_number(stem)[0]
-            k = frame_intrinsics(self.intrinsics, depth)
+            k = frame_intrinsics(None if self.intrinsics_assumed else self.intrinsics, depth)
             if self.registration is not None and depth is not None and k is not None and self._registers(image):
                 image = self.registration.color_to_depth(image, depth, k)
                 extra["color_registered"] = True

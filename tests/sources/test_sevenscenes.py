@@ -104,8 +104,12 @@ def test_feature_sequence_without_intrinsics_file_gets_the_datasets_intrinsics(s
     seq, stems = _broken_sequence(sevenscenes_path, tmp_path, n=4)
     with_file = list(SevenScenesSource(seq))
     (seq / "camera-intrinsics.txt").unlink()
-    without = list(SevenScenesSource(seq))
+    source = SevenScenesSource(seq)
+    without = list(source)
     assert [f.name for f in without] == stems
+    from sceneparse.cli.map import _check_mappable
+
+    _check_mappable(source, seq)  # `sceneparse map` refused it: "the sequence has no camera-intrinsics.txt"
     for a, b in zip(with_file, without):
         if a.depth is None:  # intrinsics are the depth camera's: none for a frame without depth
             assert b.intrinsics is None and "color_registered" not in b.extra
