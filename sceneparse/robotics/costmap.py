@@ -43,6 +43,9 @@ FREE, OCCUPIED, UNKNOWN = 254, 0, 205  # trinary PGM values
 #: 0.196, so 0.196 (ROS 1 map_saver's) keeps unknown cells unknown, where 0.25 would make them free.
 FREE_THRESH = 0.196
 UNKNOWN_COST = 255
+#: The most cells a grid may have (5000 x 5000: 250 m square at 5 cm): a finer grid of a large map
+#: would take gigabytes in the rasterisation's arrays.
+MAX_CELLS = 25_000_000
 
 
 def load_costs(costs=None, class_names=()) -> dict[str, int]:
@@ -136,8 +139,8 @@ def rasterize(points: np.ndarray, labels: np.ndarray, class_names, transform: np
     Returns ``occupancy`` (uint8 trinary values), ``cost`` (uint8 0-100, 255 unknown),
     ``origin`` (x, y of the lower-left cell's corner in the map frame) and ``shape``.
     """
-    if not resolution > 0:
-        raise ConfigError(f"grid resolution must be positive, got {resolution}")
+    if not 0 < resolution < float("inf"):
+        raise ConfigError(f"grid resolution must be a positive number of metres per cell, got {resolution}")
     labels = np.asarray(labels).reshape(-1)
     p = points @ transform[:3, :3].T + transform[:3, 3]
     keep = (labels < len(class_names)) & (p[:, 2] <= robot_height)
@@ -145,8 +148,13 @@ def rasterize(points: np.ndarray, labels: np.ndarray, class_names, transform: np
     if not len(p):
         raise InputError("no labelled points below the robot's height: nothing to draw a grid from")
     lo = np.floor(p[:, :2].min(0) / resolution) * resolution
-    ij = np.floor((p[:, :2] - lo) / resolution).astype(np.int64)
+    # a point one rounding error below a cell border (lo rounded up past it) belongs to the first cell, not to -1
+    ij = np.maximum(np.floor((p[:, :2] - lo) / resolution), 0).astype(np.int64)
     w, h = ij.max(0) + 1
+    if w * h > MAX_CELLS:
+        raise ConfigError(f"a grid of {w} x {h} cells at {resolution:g} m per cell ({w * resolution:.1f} x "
+                          f"{h * resolution:.1f} m) is too large (at most {MAX_CELLS:,} cells): use a coarser "
+                          "grid resolution")  # fmt: skip
     cell = ij[:, 1] * w + ij[:, 0]
     floor_class = class_names.index("floor") if "floor" in class_names else None
     is_floor = labels == floor_class

@@ -59,8 +59,8 @@ class SemanticMapSink(Sink):
         from sceneparse.robotics.geometry import require_open3d
 
         require_open3d()  # fail before the first frame, with how to install it
-        if grid_resolution is not None and not grid_resolution > 0:
-            raise ConfigError(f"grid_resolution must be positive (metres per cell), got {grid_resolution}")
+        if grid_resolution is not None and not 0 < grid_resolution < float("inf"):
+            raise ConfigError(f"grid_resolution must be a positive number (metres per cell), got {grid_resolution}")
         self.out = Path(out)
         self.voxel, self.depth_max, self.device = float(voxel), float(depth_max), device
         load_costs(costs)  # a missing file or a bad cost: an error now, not after the last frame
@@ -160,8 +160,9 @@ def write_map_outputs(semantic_map, out, costs=None, resolution=None, weight_thr
             grids = write_grids(cloud, m.class_names, out, resolution=resolution or 2 * m.voxel_size, costs=costs,
                                 up_guess=up, palette=palette)  # fmt: skip
             files.update(grids.pop("files"))
-        except InputError as err:  # no labelled points: the 3D outputs still stand
+        except (InputError, ConfigError) as err:  # no labelled points, a grid too large: the 3D outputs still stand
             log.warning("no grids: %s", err)
+            grids = {"grid_error": str(err)}
     n = len(cloud.point.positions) if "positions" in cloud.point else 0
     labels = cloud.point.label.numpy()[:, 0] if n else []
     shares = {c: float((labels == i).mean()) if n else 0.0 for i, c in enumerate(m.class_names)}

@@ -90,7 +90,8 @@ def test_exception_bad_cost_table_and_grid_resolution_fail_before_any_work(tmp_p
     seq = write_sequence(tmp_path / "seq", n=2)
     bad = tmp_path / "costs.yaml"
     bad.write_text("floor: 300\n")
-    for extra in (["--costs", str(tmp_path / "missing.yaml")], ["--costs", str(bad)], ["--grid-resolution", "0"]):
+    for extra in (["--costs", str(tmp_path / "missing.yaml")], ["--costs", str(bad)], ["--grid-resolution", "0"],
+                  ["--grid-resolution", "inf"]):  # fmt: skip
         out = tmp_path / "out"
         assert main(["map", str(seq), "--out", str(out), "--no-progress", *extra]) == 1
         assert not out.exists()

@@ -116,3 +116,54 @@ def test_feature_real_map_grids_through_the_sink(sevenscenes_path, tmp_path):
     assert (grid == FREE).mean() > 0.02 and (grid == OCCUPIED).mean() > 0.05
     assert sink.summary()["grid"]["shape"] == list(grid.shape)
     assert (tmp_path / "preview.png").stat().st_size > 10000
+
+
+def test_exception_grid_resolution_and_size():
+    """A resolution that is not a finite positive number, and a grid of too many cells, are
+    named errors, not numpy's ('can only specify one unknown dimension', 'Unable to allocate
+    479 GiB')."""
+    from sceneparse.robotics.costmap import DEFAULT_COSTS, MAX_CELLS, rasterize
+
+    points = np.array([[0.0, 0.0, 0.0], [3.0, 2.0, 0.0]])
+    labels = np.array([0, 0])
+    for bad in (0, -0.05, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="positive number of metres per cell"):
+            rasterize(points, labels, CLASSES, np.eye(4), bad, DEFAULT_COSTS)
+    too_large = r"a grid of 30000. x 2000.. cells .*at most 25,000,000 cells\): use a coarser"
+    with pytest.raises(ConfigError, match=too_large):
+        rasterize(points, labels, CLASSES, np.eye(4), 1e-5, DEFAULT_COSTS)
+    assert MAX_CELLS == 25_000_000
+
+
+def test_smoke_point_a_rounding_error_below_a_cell_border():
+    """x = 0.85: x / 0.05 rounds to 17.0 and 17 * 0.05 to 0.8500000000000001, so the grid's
+    corner lies above the point; the point is in the first cell (its index of -1 made
+    np.bincount fail with a numpy error)."""
+    from sceneparse.robotics.costmap import DEFAULT_COSTS, rasterize
+
+    x = 0.85
+    assert np.floor(x / 0.05) * 0.05 > x  # the case itself
+    points = np.array([[x, x, 0.0], [x + 0.12, x, 0.0], [x, x, 0.5], [x, x, 0.6]])
+    grids = rasterize(points, np.array([0, 0, 2, 2]), CLASSES, np.eye(4), 0.05, DEFAULT_COSTS)
+    assert grids["shape"] == [1, 3] and grids["origin"] == pytest.approx([0.85, 0.85])
+    assert grids["occupancy"].tolist() == [[OCCUPIED, UNKNOWN, FREE]]
+    assert grids["cost"].tolist() == [[100, 255, 0]]
+
+
+def test_feature_grid_too_large_keeps_the_3d_outputs(tmp_path):
+    """A grid too fine for the map: the 3D outputs and summary.json are written, the grids are
+    left out with the reason (before: every file but summary.json, then a MemoryError)."""
+    import json
+
+    from sceneparse.sinks.semantic_map import write_map_outputs
+
+    m = SemanticMap(CLASSES, 0.04, device="cpu")
+    for i in range(4):
+        pose = camera_pose(-10 + 6 * i, 30, position=(0.1 * i, -0.5, 1.4))
+        depth, truth = render_exact(pose)
+        m.integrate(depth, K, pose, probs=probs_from_labels(truth))
+    summary = write_map_outputs(m, tmp_path, resolution=1e-5)
+    assert {"map", "mesh", "state", "summary"} <= set(summary["files"]) and "grid" not in summary["files"]
+    assert "use a coarser grid resolution" in summary["grid_error"]
+    assert json.loads((tmp_path / "summary.json").read_text())["grid_error"] == summary["grid_error"]
+    assert not (tmp_path / "grid.pgm").exists() and (tmp_path / "map.ply").is_file()
