@@ -12,7 +12,11 @@ class label and the network's confidence in it. The result is an open3d tensor
 
 :func:`write_cloud` writes it as PLY (binary or ASCII) or PCD with the label and confidence as
 per-point fields, which open3d (``o3d.t.io.read_point_cloud``) and CloudCompare (scalar fields
-``label`` and ``confidence``) read back; :func:`read_cloud` reads it.
+``label`` and ``confidence``) read back; :func:`read_cloud` reads it. The PCD fields are those PCL
+reads into ``pcl::PointXYZRGBL``: ``x y z`` (F 4), ``rgb`` (U 4, packed 0x00RRGGBB, which PCL 1.8
+and later take for its ``rgb`` as for a float one) and ``label`` (U 4, PCL's ``std::uint32_t``;
+a signed ``I`` label, open3d's default, is one PCL leaves at 0 with "Failed to find match for
+field 'label'"), plus ``confidence`` (F 4, the name of ``pcl::PointSurfel``'s).
 """
 
 from __future__ import annotations
@@ -141,8 +145,12 @@ def write_cloud(path: str | Path, cloud, ascii: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     cloud = cloud.cpu().clone()
-    if "label" in cloud.point and cloud.point.label.dtype != o3d.core.int32:
-        cloud.point.label = cloud.point.label.to(o3d.core.int32)
+    if "label" in cloud.point:
+        # PLY: int (open3d's PLY writer has no uint); PCD: U 4, PCL's label type (see the module)
+        labels = cloud.point.label.numpy().astype(np.int64)
+        labels = np.where((labels < 0) | (labels > IGNORE), IGNORE, labels)
+        dtype = np.uint32 if path.suffix.lower() == ".pcd" else np.int32
+        cloud.point.label = o3d.core.Tensor(np.ascontiguousarray(labels.astype(dtype)).reshape(-1, 1))
     if "colors" in cloud.point and cloud.point.colors.dtype != o3d.core.uint8:
         # 8-bit colours: what CloudCompare, MeshLab and PCL take for RGB (floats become scalar fields)
         colors = np.clip(np.rint(cloud.point.colors.numpy() * 255), 0, 255).astype(np.uint8)
@@ -164,7 +172,7 @@ def _empty_cloud_header(suffix: str) -> str:
                 "property float confidence\nend_header\n")  # fmt: skip
     # the fields (rgb packed in 4 bytes, as open3d writes it) of a cloud of points: as the PLY's, a
     # consumer that reads the fields of every frame's cloud finds the same ones in an empty one
-    return ("VERSION 0.7\nFIELDS x y z rgb label confidence\nSIZE 4 4 4 4 4 4\nTYPE F F F U I F\n"
+    return ("VERSION 0.7\nFIELDS x y z rgb label confidence\nSIZE 4 4 4 4 4 4\nTYPE F F F U U F\n"
             "COUNT 1 1 1 1 1 1\nWIDTH 0\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 0\nDATA ascii\n")  # fmt: skip
 
 
@@ -191,4 +199,6 @@ def read_cloud(path: str | Path):
     cloud = o3d.t.io.read_point_cloud(str(path))
     if cloud.is_empty() and path.stat().st_size > 400:
         raise InputError(f"{path}: open3d read no points from it")
+    if "label" in cloud.point and cloud.point.label.dtype != o3d.core.int32:  # a PCD's U 4 (PCL's), as labelled_cloud's
+        cloud.point.label = cloud.point.label.to(o3d.core.int32)
     return cloud

@@ -87,6 +87,59 @@ def test_feature_file_round_trip_through_open3d(synthetic, tmp_path, suffix, asc
         assert "property float confidence" in header
 
 
+def read_pcd(path):
+    """A PCD file (DATA ascii or binary) read by the format's own rules, not open3d's: the header
+    as a dict of lists and the points as a numpy structured array with the header's fields."""
+    raw = path.read_bytes()
+    header, pos = {}, 0
+    while "DATA" not in header:
+        end = raw.index(b"\n", pos)
+        line = raw[pos:end].decode().strip()
+        pos = end + 1
+        if line and not line.startswith("#"):
+            key, *values = line.split()
+            header[key] = values
+    kinds = {("F", "4"): "<f4", ("F", "8"): "<f8", ("U", "1"): "u1", ("U", "4"): "<u4", ("I", "4"): "<i4"}
+    dtype = np.dtype([(name, kinds[(kind, size)]) for name, size, kind in
+                      zip(header["FIELDS"], header["SIZE"], header["TYPE"])])  # fmt: skip
+    n = int(header["POINTS"][0])
+    if header["DATA"][0] == "binary":
+        return header, np.frombuffer(raw, dtype, n, offset=pos)
+    assert header["DATA"][0] == "ascii"
+    rows = [line.split() for line in raw[pos:].decode().splitlines() if line.strip()]
+    return header, np.array([tuple(int(v) if t != "F" else float(v) for v, t in zip(row, header["TYPE"]))
+                             for row in rows], dtype)  # fmt: skip
+
+
+@pytest.mark.parametrize("ascii", [False, True])
+def test_feature_pcd_as_pcl_reads_it(synthetic, tmp_path, ascii):
+    """The PCD's fields match what PCL's loadPCDFile + fromPCLPointCloud2 need for
+    pcl::PointXYZRGBL (FieldMatches: name, datatype and count): x y z float, rgb packed in 4
+    bytes (float, or uint32 since PCL 1.8) and label uint32. open3d writes a label of its
+    int32 tensor as TYPE I, which PCL does not match: every label read as 0."""
+    depth, truth, pose = synthetic
+    rgb = np.random.default_rng(1).integers(0, 256, (*truth.shape, 3), dtype=np.uint8)
+    conf = np.random.default_rng(0).random(truth.shape).astype(np.float32)
+    cloud = labelled_cloud(depth, K, labels=truth, image=rgb, confidence=conf, pose=pose, stride=3)
+    header, points = read_pcd(write_cloud(tmp_path / "cloud.pcd", cloud, ascii=ascii))
+    fields = {name: (kind, size, count) for name, size, kind, count in
+              zip(header["FIELDS"], header["SIZE"], header["TYPE"], header["COUNT"])}  # fmt: skip
+    for name in "xyz":
+        assert fields[name] == ("F", "4", "1")
+    assert fields["rgb"] in (("F", "4", "1"), ("U", "4", "1")) and fields["label"] == ("U", "4", "1")
+    assert fields["confidence"] == ("F", "4", "1")
+    a = cloud_arrays(cloud)
+    assert int(header["WIDTH"][0]) * int(header["HEIGHT"][0]) == len(points) == len(a["positions"])
+    assert np.allclose(np.stack([points["x"], points["y"], points["z"]], 1), a["positions"], atol=1e-5)
+    assert np.array_equal(points["label"], a["label"]) and set(np.unique(points["label"])) <= {0, 1, 2, 3, 255}
+    packed = points["rgb"].view("<u4") if fields["rgb"][0] == "F" else points["rgb"]
+    unpacked = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], 1)  # PCL's r, g, b
+    assert np.array_equal(unpacked, np.rint(a["colors"] * 255).astype(np.uint32))
+    assert np.allclose(points["confidence"], a["confidence"], atol=1e-5)
+    back = cloud_arrays(read_cloud(tmp_path / "cloud.pcd"))  # open3d reads it back: labels int32 as written
+    assert back["label"].dtype == np.int32 and np.array_equal(back["label"], a["label"])
+
+
 def test_exception_write_and_read_errors(synthetic, tmp_path):
     depth, truth, _ = synthetic
     with pytest.raises(OutputError, match=".ply or .pcd"):
