@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 
 from sceneparse.cli.options import add_refine_arguments, add_tta_argument, apply_threads, load_model, refiners_from
@@ -26,6 +27,22 @@ def _port(text: str) -> int:
     return port
 
 
+def _number(kind: type, minimum: float, above: bool):
+    """An argparse type: a number of ``kind`` above ``minimum`` (``above``) or at least it."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+        if not math.isfinite(value) or (value <= minimum if above else value < minimum):
+            raise argparse.ArgumentTypeError(f"give a number {'above' if above else 'of at least'} {minimum:g}, "
+                                             f"got {text}")  # fmt: skip
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sceneparse.refine.temporal import list_smoothers
 
@@ -39,9 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="port, 1 to 65535, or 0 for a free one the system picks (default: %(default)s)")  # fmt: skip
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads of the model (0: PyTorch's default)")
-    ap.add_argument("--max-upload-mb", type=float, default=20.0, help="largest image upload (default: %(default)s)")
-    ap.add_argument("--max-video-mb", type=float, default=200.0, help="largest video upload (default: %(default)s)")
-    ap.add_argument("--max-pixels", type=int, default=25_000_000,
+    ap.add_argument(
+        "--max-upload-mb",
+        type=_number(float, 0, True),
+        default=20.0,
+        help="largest image upload (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--max-video-mb",
+        type=_number(float, 0, True),
+        default=200.0,
+        help="largest video upload (default: %(default)s)",
+    )
+    ap.add_argument("--max-pixels", type=_number(int, 1, False), default=25_000_000,
                     help="largest image in pixels, checked before decoding (default: %(default)s)")  # fmt: skip
     ap.add_argument("--token", default=os.environ.get("SCENEPARSE_TOKEN"),
                     help="require 'Authorization: Bearer TOKEN' on /v1/* (default: $SCENEPARSE_TOKEN, "
@@ -49,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-batch", type=int, default=8,
                     help="images per model call when requests arrive together (1: one at a time; default: "
                     "%(default)s)")  # fmt: skip
-    ap.add_argument("--max-wait-ms", type=float, default=5.0,
+    ap.add_argument("--max-wait-ms", type=_number(float, 0, False), default=5.0,
                     help="how long a batch waits for more requests (default: %(default)s)")  # fmt: skip
     ap.add_argument("--queue-size", type=int, default=64,
                     help="requests that may wait; more are answered 503 (default: %(default)s)")  # fmt: skip
@@ -57,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_tta_argument(ap)
     ap.add_argument("--temporal", default="flow", choices=list_smoothers(),
                     help="video jobs' temporal smoothing (default: %(default)s)")  # fmt: skip
-    ap.add_argument("--max-video-frames", type=int, default=3000, help="frames of a video job at most (0: all)")
+    ap.add_argument(
+        "--max-video-frames", type=_number(int, 0, False), default=3000, help="frames of a video job at most (0: all)"
+    )
     ap.add_argument("--access-log", action="store_true", help="log every request")
     return ap
 

@@ -34,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from sceneparse.errors import ConfigError
+from sceneparse.errors import ConfigError, did_you_mean
 from sceneparse.serve.batcher import Batcher, QueueFull
 
 __all__ = ["create_app", "ApiError", "decode_image", "label_png", "FORMATS", "STATIC_DIR"]
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FORMATS = ("png", "overlay", "probs", "json")
+#: The query parameters of ``POST /v1/parse`` and what each takes.
+PARSE_QUERY = {"format": ", ".join(FORMATS), "maps": "1 with format=json: the labels and confidence too"}
 #: Finished video jobs kept (with their videos) before the oldest is removed.
 KEEP_JOBS = 16
 
@@ -95,10 +97,42 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     try:
         im.load()
         im = ImageOps.exif_transpose(im)
+        if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+            return _high_depth_rgb(np.asarray(im), fmt)
         rgb = np.asarray(im.convert("RGB"))
     except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError for broken data
+        if isinstance(err, ApiError):
+            raise
         raise ApiError(400, f"corrupt or truncated {fmt} file: {err}") from None
     return rgb
+
+
+def _high_depth_rgb(grey: np.ndarray, fmt: str) -> np.ndarray:
+    """HxWx3 uint8 of a 16-bit, 32-bit integer or floating-point grey image, read as
+    ``sceneparse.io.read_image`` reads the file: integers by their high byte (OpenCV's
+    ``IMREAD_COLOR``), floats in [0, 1] times 255. Pillow's ``convert("RGB")`` clips these to
+    255: the image would be labelled as white."""
+    if grey.dtype.kind == "f":
+        finite = grey[np.isfinite(grey)]
+        if finite.size and (finite.min() < 0 or finite.max() > 1):
+            raise ApiError(422, f"a floating-point {fmt} image with values in [{finite.min():g}, {finite.max():g}]: "
+                                "read as colours only in [0, 1]; send an 8- or 16-bit image")  # fmt: skip
+        grey = np.round(np.nan_to_num(grey) * 255).astype(np.uint8)
+    else:
+        grey = (np.clip(grey.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _disposition(filename: str) -> str:
+    """``Content-Disposition: inline`` naming ``filename``: an ASCII ``filename`` and, for any other
+    name (an upload named in Chinese, with quotes or control characters), its UTF-8 spelling in
+    ``filename*`` (RFC 6266): HTTP headers are Latin-1, a name outside it would fail the answer."""
+    from urllib.parse import quote
+
+    plain = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    if plain == filename:
+        return f'inline; filename="{filename}"'
+    return f"inline; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def label_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
@@ -247,11 +281,18 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
     from fastapi.staticfiles import StaticFiles
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
+    from sceneparse.refine.base import positive
     from sceneparse.refine.temporal import DEFAULT_METHOD
 
     if parser.in_channels != 3:
         raise ConfigError("sceneparse serve takes RGB models; this one also needs depth (4 input channels)")
+    # a limit of 0 or less would refuse every upload, each with a message that names the limit
+    max_upload_mb, max_video_mb = positive("max_upload_mb", max_upload_mb), positive("max_video_mb", max_video_mb)
+    max_pixels = positive("max_pixels", max_pixels, integer=True)
+    max_jobs = positive("max_jobs", max_jobs, integer=True)
+    max_video_frames = positive("max_video_frames", max_video_frames, integer=True, zero=True)
     refine = parser.refiners(refine)  # the model's chosen parameters under the given ones, checked now
     temporal_default = "none" if temporal in (False, None) else (DEFAULT_METHOD if temporal is True else temporal)
     batcher = Batcher(parser, max_batch=max_batch, max_wait=max_wait_ms / 1000, queue_size=queue_size, refine=refine)
@@ -306,13 +347,30 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
             raise ApiError(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'",
                            {"WWW-Authenticate": "Bearer"})  # fmt: skip
 
+    def _client_gone(request: Request, kind: str) -> ApiError:
+        # nobody reads the answer: a line in the log, not an "unexpected error" with its traceback
+        log.info("%s: the client disconnected during the %s upload", request.url.path, kind)
+        return ApiError(400, f"the client disconnected before the {kind} upload was complete")
+
+    def check_query(request: Request, known: dict[str, str], hint: str = "") -> None:
+        """A 400 for query parameters the endpoint does not take (``?refine=crf`` would otherwise be
+        ignored without a word and the answer taken for a refined one)."""
+        unknown = [k for k in request.query_params if k not in known]
+        if unknown:
+            takes = "; ".join(f"{k} ({v})" for k, v in known.items())
+            raise ApiError(400, f"unknown query parameter {unknown[0]!r}{did_you_mean(unknown[0], known)}; "
+                                f"{request.url.path} takes: {takes}{hint}")  # fmt: skip
+
     async def read_upload(request: Request, field: str, kind: str) -> tuple[bytes, str]:
         """The upload's bytes and name: a multipart file field, or the whole body sent with the
         kind's own content type (``image/jpeg``, ``video/mp4``) or ``application/octet-stream``."""
         ctype = request.headers.get("content-type", "")
         media = ctype.split(";")[0].strip().lower()
         if media.startswith(f"{kind}/") or media == "application/octet-stream":
-            data = await request.body()
+            try:
+                data = await request.body()
+            except ClientDisconnect:
+                raise _client_gone(request, kind) from None
             if not data:
                 raise ApiError(400, f"the request body is empty: send the {kind}'s bytes")
             return data, field
@@ -324,17 +382,26 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
             form = await request.form()
         except ApiError:
             raise
+        except ClientDisconnect:
+            raise _client_gone(request, kind) from None
         except Exception as err:  # python-multipart's parse errors
             raise ApiError(400, f"malformed multipart body: {err}") from None
         try:
-            upload = form.get(field)
-            if upload is None or isinstance(upload, str):
+            uploads = form.getlist(field)
+            if not uploads:
                 raise ApiError(400, f"multipart file field '{field}' is missing (curl -F {field}=@file)")
+            if len(uploads) > 1:
+                raise ApiError(400, f"{len(uploads)} values in the multipart field '{field}': send one {kind} "
+                                    "per request")  # fmt: skip
+            upload = uploads[0]
+            if isinstance(upload, str):
+                raise ApiError(400, f"multipart field '{field}' is text, not a file: send the file's contents "
+                                    f"(curl -F {field}=@file, with the @)")  # fmt: skip
             return await upload.read(), upload.filename or field
         finally:
             await form.close()
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])  # HEAD: curl -I and monitors that only look
     async def healthz():
         return {"status": "ok", "model": parser.name, "queued": batcher.pending(),
                 "uptime_s": round(time.time() - started, 1)}  # fmt: skip
@@ -360,6 +427,7 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
     async def parse(request: Request, format: str = "png", maps: bool = False):
         t0 = time.perf_counter()
         check_token(request)
+        check_query(request, PARSE_QUERY, "; refiners are chosen when the service starts (sceneparse serve --refine)")
         if format not in FORMATS:
             raise ApiError(400, f"unknown format {format!r}; one of: {', '.join(FORMATS)}")
         data, name = await read_upload(request, "image", "image")
@@ -390,7 +458,7 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
         else:
             content, media, filename = await run_in_threadpool(_npz, result), "application/octet-stream", \
                 f"{stem}_probs.npz"  # fmt: skip
-        headers["Content-Disposition"] = f'inline; filename="{filename}"'
+        headers["Content-Disposition"] = _disposition(filename)
         return Response(content, media_type=media, headers=headers)
 
     @app.post("/v1/jobs", status_code=202)
@@ -398,6 +466,7 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
         check_token(request)
         from sceneparse.refine.temporal import list_smoothers
 
+        check_query(request, {"temporal": ", ".join(list_smoothers())})
         method = temporal or temporal_default
         if method not in list_smoothers():
             raise ApiError(400, f"unknown temporal method {method!r}; one of: {', '.join(list_smoothers())}")
@@ -449,7 +518,7 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
             raise ApiError(409, f"video job {job_id} is {job.status}" + (f": {job.error}" if job.error else ""))
         return FileResponse(job.folder / "overlay.mp4", media_type="video/mp4", filename=f"{job_id}_overlay.mp4")
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page():
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 

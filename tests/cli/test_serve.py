@@ -18,3 +18,18 @@ def test_feature_port_zero_asks_for_a_free_port():
 
     assert build_parser().parse_args(["--port", "0"]).port == 0
     assert build_parser().parse_args(["--port", "65535"]).port == 65535
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--max-pixels", "-5", "give a number of at least 1, got -5"),  # every image was refused with 413
+    ("--max-upload-mb", "0", "give a number above 0, got 0"),  # every upload was refused
+    ("--max-video-mb", "-1", "give a number above 0, got -1"),
+    ("--max-video-frames", "-4", "give a number of at least 0, got -4"),
+    ("--max-wait-ms", "-3", "give a number of at least 0, got -3"),  # failed after the model loaded
+    ("--max-upload-mb", "nan", "give a number above 0, got nan"),
+    ("--max-pixels", "1e6", "not an integer: '1e6'"),
+])  # fmt: skip
+def test_exception_limits_are_usage_errors_before_the_model_loads(flag, value, message, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["serve", flag, value])
+    assert done.value.code == 2 and f"{flag}: {message}" in capsys.readouterr().err

@@ -234,3 +234,111 @@ def test_feature_video_job_runs_to_completion(client, photos, tmp_path):
     _error(client.post("/v1/jobs", content=b"not a video" * 100, headers={"content-type": "video/mp4"}), 415,
            "not a readable video")  # the body is the video: read and checked as an upload is  # fmt: skip
     _error(client.get("/v1/jobs/nope"), 404, "no video job")
+
+
+def test_exception_query_parameters_the_endpoint_does_not_take(client, photos):
+    """?refine=crf was ignored without a word: the answer looked refined and was not."""
+    name, rgb, data = photos[0]
+    _error(client.post("/v1/parse?refine=crf", files={"image": (name, data)}), 400,
+           "unknown query parameter 'refine'")  # fmt: skip
+    response = client.post("/v1/parse?fromat=json", files={"image": (name, data)})
+    _error(response, 400, "'fromat' (did you mean 'format'?)")
+    assert "format (png, overlay, probs, json)" in response.json()["error"]
+    _error(client.post("/v1/jobs?temporl=none", files={"video": (name, data)}), 400, "did you mean 'temporal'?")
+    assert client.post("/v1/parse?format=json&maps=0", files={"image": (name, data)}).status_code == 200
+
+
+def test_exception_the_image_field_twice_or_as_text(client, photos):
+    (name, _, data), (other, _, data2) = photos[0], photos[1]
+    # two files: the service labelled one of them (the last) and said nothing
+    _error(client.post("/v1/parse", files=[("image", (name, data)), ("image", (other, data2))]), 400,
+           "2 values in the multipart field 'image': send one image per request")  # fmt: skip
+    # curl -F image=photo.jpg (without the @) sends the name as text
+    _error(client.post("/v1/parse", files={"image": (None, name)}), 400, "is text, not a file")
+
+
+def test_feature_a_file_name_outside_latin_1(client, parser, photos):
+    """An upload named 照片.jpg failed with 500 (UnicodeEncodeError): headers are Latin-1."""
+    _, rgb, data = photos[0]
+    response = client.post("/v1/parse", files={"image": ("照片.jpg", data)})
+    assert (_labels(response) == parser.parse(rgb).labels).mean() >= 0.999
+    assert response.headers["content-disposition"] == (
+        "inline; filename=\"___labels.png\"; filename*=UTF-8''%E7%85%A7%E7%89%87_labels.png"
+    )
+
+
+def test_feature_16_bit_and_float_images_are_read_as_the_cli_reads_them(client, parser, photos, tmp_path):
+    """A 16-bit grey PNG was clipped to white by Pillow's convert('RGB') and labelled all sky."""
+    import cv2
+
+    from sceneparse.io import read_image
+
+    _, rgb, _ = photos[6]
+    grey16 = (rgb.mean(axis=2) * 257).astype(np.uint16)
+    for suffix in (".png", ".tif"):
+        path = tmp_path / f"grey16{suffix}"
+        cv2.imwrite(str(path), grey16)
+        labels = _labels(client.post("/v1/parse", files={"image": (path.name, path.read_bytes())}))
+        expected = parser.parse(read_image(path)).labels  # what `sceneparse label` gives the same file
+        assert (labels == expected).mean() >= 0.999, suffix
+        assert len(np.unique(labels)) > 1
+    grey = (rgb.mean(axis=2) / 255).astype(np.float32)
+    cv2.imwrite(str(tmp_path / "float.tif"), grey)
+    labels = _labels(client.post("/v1/parse", files={"image": ("float.tif", (tmp_path / "float.tif").read_bytes())}))
+    assert (labels == parser.parse(read_image(tmp_path / "float.tif")).labels).mean() >= 0.999
+    cv2.imwrite(str(tmp_path / "float255.tif"), grey * 255)
+    _error(client.post("/v1/parse", files={"image": ("f.tif", (tmp_path / "float255.tif").read_bytes())}), 422,
+           "floating-point TIFF image with values in [")  # fmt: skip
+
+
+def test_smoke_head_on_the_health_check_and_page(client):
+    assert client.head("/healthz").status_code == 200
+    assert client.head("/").status_code == 200
+    response = client.put("/v1/parse")
+    _error(response, 405, "Method Not Allowed")
+    assert response.headers["allow"] == "POST"
+
+
+def _upload_then_disconnect(app, ctype: str, body: bytes, length: int) -> list[dict]:
+    """What the ASGI ``app`` sends for a POST /v1/parse whose client leaves after ``body`` of ``length`` bytes."""
+    import asyncio
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/parse", "raw_path": b"/v1/parse", "query_string": b"", "root_path": "",
+             "client": ("127.0.0.1", 5), "server": ("127.0.0.1", 80),
+             "headers": [(b"content-type", ctype.encode()), (b"content-length", str(length).encode())]}  # fmt: skip
+    messages = iter([{"type": "http.request", "body": body, "more_body": True}])
+    sent = []
+
+    async def receive():
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_exception_a_client_that_disconnects_mid_upload(client, photos, caplog):
+    """A client gone during a raw-body upload was an 'unexpected error' with two tracebacks in the log."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="sceneparse.serve.app")
+    _, _, data = photos[0]
+    boundary = "b0undary"
+    multipart = f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'.encode()
+    for ctype, body in (("image/jpeg", data[:1000]), (f"multipart/form-data; boundary={boundary}", multipart)):
+        caplog.clear()
+        sent = _upload_then_disconnect(client.app, ctype, body, len(data))
+        assert sent[0]["status"] == 400, ctype
+        assert "unexpected error" not in caplog.text and "the client disconnected" in caplog.text, ctype
+    assert client.get("/healthz").status_code == 200
+
+
+def test_exception_limits_that_would_refuse_every_upload(parser):
+    for kw, match in ((dict(max_pixels=-5), "max_pixels must be a positive integer"),
+                      (dict(max_upload_mb=0), "max_upload_mb must be a positive number"),
+                      (dict(max_video_frames=-1), "max_video_frames must be a non-negative integer")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            create_app(parser, **kw)
