@@ -62,21 +62,30 @@ class VideoSource(Source):
         return self.frame_count
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        index, ts, step = 0, 0.0, 0.0  # step: the time between the last two frames
         while True:
             ok, bgr = self.cap.read()
             if not ok or bgr is None:
                 break
             ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
-            ts = ms / 1000 if ms and not self.live else (index / self.fps if self.fps else float(index))
+            previous, ts = ts, ms / 1000 if ms and not self.live else (index / self.fps if self.fps else float(index))
+            step = ts - previous if index else 0.0
             self.frames_read = index + 1
             yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, ts, name=f"{index:06d}")
             index += 1
         if index == 0:
             raise InputError(f"{self.spec}: no frame could be decoded (corrupt or empty video)")
-        if self.frame_count and index < self.frame_count - 1:
+        if self.frame_count and index < self.frame_count - 1 and not self._reached_the_end(ts, step):
             self.truncated = f"decoding stopped at frame {index} of {self.frame_count} (truncated or corrupt video)"
             log.warning("%s: %s", self.spec, self.truncated)
+
+    def _reached_the_end(self, last: float, step: float) -> bool:
+        """Whether a file whose frames ran out before ``frame_count`` was still read to its end: the
+        time of its last frame ``last`` is within two frames (of the nominal rate, or ``step``, the
+        time between its last two) of its duration. FFmpeg estimates the count of a WebM or MKV as
+        duration x frame rate, which a variable frame rate video (a phone's, a screen recording's)
+        does not reach."""
+        return bool(self.fps) and last + 2 * max(1 / self.fps, step) >= self.frame_count / self.fps
 
     def close(self) -> None:
         self.cap.release()

@@ -98,3 +98,48 @@ def test_exception_a_folder_given_as_a_video(tmp_path):
     (tmp_path / "clip.mp4").mkdir()
     with pytest.raises(ValueError, match="clip.mp4: a folder, not a video file"):
         VideoSource(str(tmp_path / "clip.mp4"))
+
+
+class _VariableRate:
+    """OpenCV's capture of a real variable frame rate VP8 WebM (25 frames, 10 at 15 Hz then 15 at
+    5 Hz): the frames of a clip, the times and the frame count it reports for that file; ``cut``:
+    the decoding stops after that many frames."""
+
+    TIMES = [i / 15 for i in range(10)] + [2.0 + i / 5 for i in range(15)]
+
+    def __init__(self, capture, spec, cut=25):
+        self.cap, self.n, self.cut = capture(spec), 0, cut
+
+    def read(self):
+        ok, bgr = self.cap.read() if self.n < self.cut else (False, None)
+        self.n += ok
+        return ok, bgr
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            return 1000 * self.TIMES[self.n - 1]
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return 73.0  # FFmpeg's estimate: duration 4.87 s x 15 Hz
+        return self.cap.get(prop)
+
+    def __getattr__(self, name):
+        return getattr(self.cap, name)
+
+
+@pytest.mark.parametrize("cut", [25, 15])
+def test_feature_variable_frame_rate_video_read_to_its_end_is_not_called_truncated(tmp_path, monkeypatch, cut):
+    """FFmpeg counts the frames of a WebM or MKV as its duration x its nominal frame rate, which a
+    variable frame rate video (a phone's, a screen recording's) does not have: the WebM read to
+    its end was reported as 'decoding stopped at frame 25 of 73 (truncated or corrupt video)' and
+    ``sceneparse label`` exited 1. Cut after 15 frames (at 2.8 s of 4.87), it is still reported."""
+    frames, _ = moving_scene(25, step=1)
+    path = write_clip(tmp_path / "clip.avi", frames)
+    capture = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda spec: _VariableRate(capture, spec, cut))
+    src = VideoSource(str(path))
+    got = list(src)
+    assert len(got) == cut and got[-1].timestamp == pytest.approx(_VariableRate.TIMES[cut - 1])
+    if cut == 25:
+        assert not src.truncated
+    else:
+        assert src.truncated == "decoding stopped at frame 15 of 73 (truncated or corrupt video)"
