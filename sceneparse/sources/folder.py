@@ -168,6 +168,12 @@ def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return data[order, 0], poses[order]
 
 
+def _is_image(path: Path) -> bool:
+    """An image file of the folder; not a hidden one (``._000001.jpg``: the resource fork macOS
+    writes beside each file it copies to a FAT or exFAT drive, which is no image)."""
+    return path.suffix.lower() in IMAGE_EXTS and not path.name.startswith(".")
+
+
 def _is_depth(path: Path) -> bool:
     return path.name.lower().split(".")[-2:-1] == ["depth"]
 
@@ -232,8 +238,7 @@ class FolderSource(Source):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: not a folder of frames")
-        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not _is_depth(p)),
-                            key=_order)  # fmt: skip
+        self.files = sorted((p for p in self.folder.iterdir() if _is_image(p) and not _is_depth(p)), key=_order)
         if not self.files:
             raise InputError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)})")
         by_key: dict[str, Path] = {}
@@ -245,10 +250,11 @@ class FolderSource(Source):
         if not depth_scale > 0:
             raise InputError(f"depth_scale must be positive, got {depth_scale}")
         self.fps, self.depth_scale, self.max_difference = fps, float(depth_scale), float(max_difference)
-        self.depth_files = {_frame_key(p): p for p in self.folder.iterdir() if _is_depth(p)}
+        self.depth_files = {_frame_key(p): p for p in self.folder.iterdir() if _is_depth(p) and p.name[0] != "."}
         depth_dir = self.folder / "depth"
         if depth_dir.is_dir():
-            self.depth_files.update({_frame_key(p): p for p in depth_dir.iterdir() if p.suffix.lower() == ".png"})
+            self.depth_files.update({_frame_key(p): p for p in depth_dir.iterdir()
+                                     if p.suffix.lower() == ".png" and p.name[0] != "."})  # fmt: skip
         k = next((self.folder / n for n in INTRINSICS_FILES if (self.folder / n).is_file()), None)
         self.intrinsics = read_intrinsics(k) if k is not None else None
         trajectory = self.folder / "poses.txt"

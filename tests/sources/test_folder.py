@@ -227,3 +227,15 @@ def test_edge_text_files_with_a_byte_order_mark(tmp_path):
     (tmp_path / "poses.txt").write_text("\ufeff0.0 1 2 3 0 0 0 1\n", encoding="utf-8")
     frame = next(iter(FolderSource(tmp_path)))
     assert frame.intrinsics[0, 0] == 585 and frame.pose[:3, 3].tolist() == [1, 2, 3]
+
+
+def test_edge_hidden_files_beside_the_frames_are_not_frames(sevenscenes_path, tmp_path):
+    """macOS writes ``._NAME`` beside each file it copies to a FAT or exFAT drive: each
+    ``._000002.jpg`` was a frame that could not be read, and ``sceneparse label`` exited 1."""
+    _folder_from_7scenes(sevenscenes_path, tmp_path / "f", n=3)
+    for name in ("000000.jpg", "000002.jpg", "000002.depth.png"):
+        (tmp_path / "f" / f"._{name}").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    src = FolderSource(tmp_path / "f")
+    frames = list(src)
+    assert [f.name for f in frames] == ["000000", "000002", "000004"] and not src.failed
+    assert all(f.depth is not None for f in frames)
