@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sceneparse.errors import ConfigError, InputError
+from sceneparse.errors import ConfigError, InputError, did_you_mean
 
 __all__ = [
     "first_layer_filters",
@@ -297,9 +297,13 @@ def _pick_classes(parser, labels: torch.Tensor, classes, min_fraction: float) ->
     out = []
     for c in [classes] if isinstance(classes, (str, int)) else classes:
         if isinstance(c, str):
-            if c not in names:
-                raise ConfigError(f"unknown class {c!r}; the model's classes: {', '.join(names)}")
-            c = names.index(c)
+            if c in names:
+                c = names.index(c)
+            elif c.strip().isdigit():  # an index from the command line (--classes 3)
+                c = int(c)
+            else:
+                raise ConfigError(f"unknown class {c!r}{did_you_mean(c, names)}; the model's classes: "
+                                  f"{', '.join(names)} (or their indices, 0 to {len(names) - 1})")  # fmt: skip
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < len(names):
             raise ConfigError(f"class index must be 0 to {len(names) - 1}, got {c!r}")
         out.append(int(c))
