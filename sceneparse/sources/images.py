@@ -8,26 +8,52 @@ in ``extra["depth_error"]``: RGB-D models skip and report it, RGB models parse i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from sceneparse.errors import NotFoundError
+from sceneparse.errors import InputError, NotFoundError
 from sceneparse.io import IMAGE_EXTENSIONS, list_images, read_image
 from sceneparse.sources.base import Frame, Source, read_frame_depth, register_source
 from sceneparse.sources.sevenscenes import register_7scenes_file
 
-__all__ = ["ImageFiles", "find_depth"]
+__all__ = ["ImageFiles", "find_depth", "without_depth_maps"]
+
+log = logging.getLogger(__name__)
 
 
-def find_depth(image: Path, depth_dir: Path) -> Path:
+def find_depth(image: Path, depth_dir: Path, name: str | Path | None = None) -> Path:
     """The depth map of ``image`` in ``depth_dir``: same stem (``0001.jpg`` -> ``0001.png``), or
-    the 7-Scenes naming (``frame-000000.color.jpg`` -> ``frame-000000.depth.png``)."""
+    the 7-Scenes naming (``frame-000000.color.jpg`` -> ``frame-000000.depth.png``). ``name``: the
+    image's output name (``scene1/0001`` for ``photos/scene1/0001.jpg``): its depth map is looked
+    for in the same sub-folder of ``depth_dir`` first (``depth/scene1/0001.png``), so that two
+    ``0001.jpg`` of two folders do not share one depth map."""
     stem = image.stem
-    for cand in (stem, stem.replace(".color", ".depth"), stem.replace("color", "depth")):
-        for ext in (".png", ".tif", ".tiff"):
-            if (depth_dir / f"{cand}{ext}").is_file():
-                return depth_dir / f"{cand}{ext}"
+    parent = Path(name).parent if name is not None else Path()
+    folders = [depth_dir / parent, depth_dir] if parent != Path() else [depth_dir]
+    for folder in folders:
+        for cand in (stem, stem.replace(".color", ".depth"), stem.replace("color", "depth")):
+            for ext in (".png", ".tif", ".tiff"):
+                if (folder / f"{cand}{ext}").is_file():
+                    return folder / f"{cand}{ext}"
     raise NotFoundError(f"{image}: no depth map named like it in {depth_dir}")
+
+
+def without_depth_maps(items: list[tuple[Path, Path]], depth: str | Path) -> list[tuple[Path, Path]]:
+    """``items`` (image path, output name) less the images inside the folder of depth maps
+    ``depth``: a folder given with its depth folder inside it (NYU's ``rgb/`` and ``depth/``
+    side by side) holds the depth maps too, which are not photos.
+
+    Raises:
+        InputError: every image is a depth map.
+    """
+    inside = Path(depth).resolve()
+    photos = [(p, n) for p, n in items if not Path(p).resolve().is_relative_to(inside)]
+    if items and not photos:
+        raise InputError(f"the images given are all in the depth folder {depth}: give the colour images")
+    if len(photos) < len(items):
+        log.info("%s: its %d depth map(s) are not labelled as images", depth, len(items) - len(photos))
+    return photos
 
 
 @register_source
@@ -56,6 +82,8 @@ class ImageFiles(Source):
         self.items = list_images(inputs, exclude)
         if depth is not None and not Path(depth).is_dir():
             raise NotFoundError(f"depth folder not found: {depth}")
+        if depth is not None:
+            self.items = without_depth_maps(self.items, depth)
         self.depth, self.depth_scale = depth, depth_scale
 
     @classmethod
@@ -80,7 +108,7 @@ class ImageFiles(Source):
             depth, extra = None, {}
             if self.depth:  # a missing or unreadable depth map is reported by the parse step
                 try:
-                    depth_path = find_depth(Path(path), Path(self.depth))
+                    depth_path = find_depth(Path(path), Path(self.depth), stem)
                 except FileNotFoundError:  # the frame's reports name the image already
                     missing = f"no depth map named like it in {self.depth}"
                     depth, extra = read_frame_depth(None, self.depth_scale, missing)

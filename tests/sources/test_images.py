@@ -65,3 +65,33 @@ def test_exception_images_without_readable_depth_come_without_depth(sevenscenes_
     assert len(frames) == 3 and frames[0].depth is not None
     assert frames[1].depth is None and "not a readable depth image" in frames[1].extra["depth_error"]
     assert frames[2].depth is None and "no depth map named like it" in frames[2].extra["depth_error"]
+
+
+def test_feature_depth_folder_inside_the_folder_given_is_not_labelled(nyu_frames, tmp_path):
+    """``sceneparse label frames --depth frames/depth`` (NYU's layout: rgb/ and depth/ side by
+    side) labelled each 16-bit depth map as a photo too, paired with itself as its depth."""
+    for sub in ("rgb", "depth"):
+        for p in sorted((nyu_frames / sub).glob("*.png"))[:2]:
+            (tmp_path / "frames" / sub).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "frames" / sub / p.name).write_bytes(p.read_bytes())
+    src = ImageFiles(tmp_path / "frames", depth=tmp_path / "frames" / "depth")
+    frames = list(src)
+    assert [f.name for f in frames] == ["rgb/0001", "rgb/0002"]
+    assert all(f.depth is not None and 0.3 < np.median(f.depth) < 10 for f in frames)
+    with pytest.raises(ValueError, match="all in the depth folder"):
+        ImageFiles(tmp_path / "frames" / "depth", depth=tmp_path / "frames" / "depth")
+
+
+def test_feature_depth_of_images_in_sub_folders_is_looked_for_in_the_same_sub_folder(tmp_path):
+    """``photos/a/0001.jpg`` and ``photos/b/0001.jpg`` with ``depth/a/0001.png`` and
+    ``depth/b/0001.png``: both images got no depth (or one flat ``depth/0001.png`` for both)."""
+    for i, sub in enumerate(("a", "b")):
+        _write(tmp_path / "photos" / sub / "0001.jpg")
+        (tmp_path / "depth" / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "depth" / sub / "0001.png"), np.full((20, 30), 1000 * (i + 1), np.uint16))
+    frames = list(ImageFiles(tmp_path / "photos", depth=tmp_path / "depth"))
+    assert [f.name for f in frames] == ["a/0001", "b/0001"]
+    assert [float(f.depth[0, 0]) for f in frames] == [1.0, 2.0]
+    cv2.imwrite(str(tmp_path / "depth" / "0001.png"), np.full((20, 30), 3000, np.uint16))  # a flat one: the fallback
+    (tmp_path / "depth" / "b" / "0001.png").unlink()
+    assert [float(f.depth[0, 0]) for f in ImageFiles(tmp_path / "photos", depth=tmp_path / "depth")] == [1.0, 3.0]
