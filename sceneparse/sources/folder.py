@@ -287,7 +287,8 @@ class FolderSource(Source):
             times = self.trajectory[0]
             log.warning("%s: no line within %g of any frame's time: the frames' times are %.6f to %.6f, the poses' "
                         "%.6f to %.6f, so no frame gets a pose; name the frames by their time in seconds "
-                        "(1305031102.066667.jpg), or give fps where the poses are stamped with frame number / fps",
+                        "(1305031102.066667.jpg), or stamp the lines with the frames' numbers (FolderSource's fps: "
+                        "with frame number / fps)",
                         trajectory, self.max_difference, min(stamps), max(stamps), times[0], times[-1])  # fmt: skip
 
     def _pose(self, path: Path, timestamp: float) -> np.ndarray | None:
