@@ -1,11 +1,12 @@
-"""A folder of frames: its images in the order of the (last) number in their names; with depth,
+"""A folder of frames: its images in the order of the number in their names; with depth,
 poses and intrinsics beside them, an RGB-D sequence that ``sceneparse map`` fuses.
 
 The layout (only the images are required)::
 
     FOLDER/
-      000000.jpg            colour (any image format; the order: the last number in the name, or
-                            the time where a name is one in seconds, 1305031102.066667.jpg)
+      000000.jpg            colour (any image format; the order: the last number in the name
+                            that differs between the frames, stuttgart_00_000000_000042_leftImg8bit:
+                            42; or the time where a name is one in seconds, 1305031102.066667.jpg)
       000000.depth.png      16-bit depth in units of 1/depth_scale m (default 1000: millimetres,
                             0 = no reading); or depth/000000.png
       000000.pose.txt       4x4 camera-to-world, row by row (as 7-Scenes and ScanNet's export);
@@ -31,6 +32,7 @@ frame without a pose line comes without a pose (the map skips it and says so).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -199,18 +201,25 @@ def _stamp(key: str) -> float | None:
     return value if "." in key and np.isfinite(value) else None
 
 
-def _order(path: Path) -> tuple:
-    """Frames in time: by their timestamp where named by one, else by the last number."""
-    key = _frame_key(path)
-    stamp = _stamp(key)
-    return (stamp, key) if stamp is not None else frame_number(key)
+def _frame_numbers(keys: list[str]) -> dict[str, int]:
+    """The number of each frame named by ``keys``: the last number in the names that differs
+    between them, where all have as many numbers (a number that every name ends with, as
+    Cityscapes' ``..._000042_leftImg8bit``, would give all frames one number and one time); else
+    the last number of each name (-1: none)."""
+    numbers = {key: [int(n) for n in re.findall(r"\d+", key)] for key in keys}
+    counts = {len(n) for n in numbers.values()}
+    if len(counts) == 1 and (count := counts.pop()) > 1:
+        varying = [i for i in range(count) if len({n[i] for n in numbers.values()}) > 1]
+        if varying:
+            return {key: n[varying[-1]] for key, n in numbers.items()}
+    return {key: frame_number(key)[0] for key in keys}
 
 
 @register_source
 class FolderSource(Source):
-    """Images of a folder as a video, in the order of the last number in their names; the
-    timestamp is that number over ``fps`` (or the number itself). Depth, poses and intrinsics
-    where the folder has them (see the module).
+    """Images of a folder as a video, in the order of the number in their names (the last one
+    that differs between them); the timestamp is that number over ``fps`` (or the number itself).
+    Depth, poses and intrinsics where the folder has them (see the module).
 
     Args:
         folder: the folder.
@@ -238,7 +247,9 @@ class FolderSource(Source):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: not a folder of frames")
-        self.files = sorted((p for p in self.folder.iterdir() if _is_image(p) and not _is_depth(p)), key=_order)
+        files = [p for p in self.folder.iterdir() if _is_image(p) and not _is_depth(p)]
+        self.numbers = _frame_numbers([_frame_key(p) for p in files])
+        self.files = sorted(files, key=self._order)
         if not self.files:
             raise InputError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)})")
         by_key: dict[str, Path] = {}
@@ -270,10 +281,16 @@ class FolderSource(Source):
     def __len__(self) -> int:
         return len(self.files)
 
+    def _order(self, path: Path) -> tuple:
+        """Frames in time: by their timestamp where named by one, else by their number."""
+        key = _frame_key(path)
+        stamp = _stamp(key)
+        return (stamp, key) if stamp is not None else (self.numbers[key], key)
+
     def _timestamp(self, index: int, path: Path) -> float:
         """A frame's time: the one its name gives in seconds, else its number (over fps)."""
         key = _frame_key(path)
-        number, stamp = frame_number(key)[0], _stamp(key)
+        number, stamp = self.numbers[key], _stamp(key)
         if stamp is not None:  # named by its time in seconds
             return stamp
         return number / self.fps if self.fps and number >= 0 else float(number if number >= 0 else index)

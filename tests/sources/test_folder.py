@@ -239,3 +239,15 @@ def test_edge_hidden_files_beside_the_frames_are_not_frames(sevenscenes_path, tm
     frames = list(src)
     assert [f.name for f in frames] == ["000000", "000002", "000004"] and not src.failed
     assert all(f.depth is not None for f in frames)
+
+
+def test_edge_names_that_all_end_with_the_same_number(camvid_path, tmp_path):
+    """Cityscapes' sequences (``stuttgart_00_000000_000042_leftImg8bit.png``): every name ends with
+    the 8 of leftImg8bit, and every frame had the number 8, so one timestamp (and, with poses.txt,
+    one pose). The frame number is the last number that differs between the names."""
+    val = sorted((camvid_path / "val").glob("*.jpg"))[:3]
+    for i, p in zip((10, 2, 1), val):  # frame 10 before frame 2 in name order: the number decides
+        (tmp_path / f"stuttgart_00_000000_{i:02d}_leftImg8bit.jpg").write_bytes(p.read_bytes())
+    frames = list(FolderSource(tmp_path, fps=17))
+    assert [f.name.split("_")[3] for f in frames] == ["01", "02", "10"]
+    assert [f.timestamp for f in frames] == [1 / 17, 2 / 17, 10 / 17]
