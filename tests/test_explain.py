@@ -239,3 +239,26 @@ def test_cli_explain_stanford(stanford_image, tmp_path, capsys):
     assert arrays["occlusion_classes"].tolist() == [0, 1]  # sky, tree
     assert arrays["occlusion_maps"].shape == (2, *rgb.shape[:2])
     assert main(["explain", str(path), "--out", str(out), "--classes", "cat", "--no-progress"]) == 1
+
+
+def test_occlusion_batches_of_a_large_image_are_smaller(monkeypatch, caplog):
+    """16 occluded copies of a 12-megapixel photo took 20 GB: the batch is cut to fit
+    MAX_BATCH_PIXELS (here made small, on a small image), and the maps are the same."""
+    import logging
+
+    import sceneparse.explain as explain_module
+
+    parser = _parser("msconvnet")
+    rgb, _ = _rgbd()
+    whole = occlusion_sensitivity(parser, rgb, patch=16, stride=8, batch_size=16, progress=False)
+    monkeypatch.setattr(explain_module, "MAX_BATCH_PIXELS", 3 * 48 * 64)
+    sizes = []
+    hook = parser.model.register_forward_hook(lambda module, args, out: sizes.append(args[0].shape[0]))
+    caplog.set_level(logging.INFO, logger="sceneparse.explain")
+    try:
+        cut = occlusion_sensitivity(parser, rgb, patch=16, stride=8, batch_size=16, progress=False)
+    finally:
+        hook.remove()
+    assert max(sizes) == 3 and sum(sizes) == 1 + whole.drops[0].size  # the unoccluded image, then every position
+    assert "3 occluded copies of the 64x48 image per network call, not 16" in caplog.text
+    np.testing.assert_allclose(cut.drops, whole.drops, atol=1e-5)
