@@ -58,6 +58,10 @@ def _check_mappable(source, spec) -> None:
         why = "the folder has no intrinsics.txt"
     elif source.kind == "7scenes" and source.intrinsics is None:
         why = "the sequence has no camera-intrinsics.txt (fx fy cx cy, or a 3x3 matrix)"
+    elif source.kind == "7scenes" and not any(source.folder.glob("*.depth.png")):
+        why = "the sequence has no depth images (frame-NNNNNN.depth.png)"
+    elif source.kind == "7scenes" and not any(source.folder.glob("*.pose.txt")):
+        why = "the sequence has no poses (frame-NNNNNN.pose.txt, 4x4 camera-to-world)"
     elif source.kind == "tum" and source.poses is None:
         why = "the sequence has no groundtruth.txt (the camera poses: timestamp tx ty tz qx qy qz qw)"
     elif source.kind == "folder" and not source.has_poses:
@@ -80,8 +84,8 @@ def main(argv=None) -> int:
     from sceneparse.io import output_folder
 
     args = build_parser().parse_args(argv)
-    if not args.voxel > 0:
-        raise ValueError(f"--voxel must be positive, got {args.voxel}")
+    if not 0 < args.voxel < float("inf"):
+        raise ValueError(f"--voxel must be a positive number of metres, got {args.voxel}")
     if args.depth_scale is not None and not args.depth_scale > 0:
         raise ValueError(f"--depth-scale must be positive (depth PNG units per metre), got {args.depth_scale}")
     out = Path(args.out)

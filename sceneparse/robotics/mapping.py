@@ -39,11 +39,40 @@ from sceneparse.errors import ConfigError, InputError, OutputError
 from sceneparse.robotics.clouds import make_cloud
 from sceneparse.robotics.geometry import IGNORE, require_open3d
 
-__all__ = ["SemanticMap", "map_device", "write_mesh_ply", "read_mesh_ply"]
+__all__ = ["SemanticMap", "map_device", "check_map_options", "write_mesh_ply", "read_mesh_ply"]
 
 log = logging.getLogger(__name__)
 
 _FORMAT = 1  # of the saved .npz
+
+#: The share of the memory available when a map is made that its voxels may take (saving the map
+#: copies them once more): a map that would grow beyond it stops with an error naming the voxel
+#: size, instead of the system killing the run (0.1 mm voxels take about 0.8 GB more per frame).
+MEMORY_SHARE = 0.25
+
+
+def check_map_options(voxel_size: float, depth_max: float, trunc_voxels: float = 4.0) -> None:
+    """A :class:`ConfigError` for a voxel size, depth range or truncation a map cannot work with."""
+    if not 0 < voxel_size < float("inf") or not depth_max > 0 or not trunc_voxels >= 1:
+        raise ConfigError(f"voxel_size and depth_max must be positive (the voxel finite) and trunc_voxels at least 1, "
+                          f"got {voxel_size}, {depth_max}, {trunc_voxels}")  # fmt: skip
+    if voxel_size > depth_max / 4:
+        raise ConfigError(f"a voxel of {voxel_size:g} m cannot hold the surfaces seen within the depth range of "
+                          f"{depth_max:g} m (at most a quarter of it; 0.01-0.1 m is usual)")  # fmt: skip
+
+
+def _memory_budget(device) -> int:
+    """Bytes a map's voxels may take: :data:`MEMORY_SHARE` of the memory available now (of the
+    GPU's too, for a map there)."""
+    import os
+
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that tells
+        available = 16 * 2**30
+    if device.get_type() == device.DeviceType.CUDA and torch.cuda.is_available():
+        available = min(available, torch.cuda.mem_get_info(device.get_id())[0])
+    return int(MEMORY_SHARE * available)
 
 
 def map_device(device: str = "auto"):
@@ -81,18 +110,19 @@ class SemanticMap:
             frame cannot veto a class forever.
         semantic_stride: the class update uses every ``semantic_stride``-th pixel.
         device: see :func:`map_device`.
+        max_memory_mb: the most its voxels may take (None: :data:`MEMORY_SHARE` of the memory
+            available); a frame that would grow the map beyond it is refused with a
+            :class:`ConfigError` (the map of the frames before stays usable).
     """
 
     def __init__(self, class_names, voxel_size: float = 0.02, block_resolution: int = 8, trunc_voxels: float = 4.0,
                  depth_max: float = 4.0, block_count: int = 1000, min_prob: float = 1e-3,
-                 semantic_stride: int = 4, device="auto") -> None:  # fmt: skip
+                 semantic_stride: int = 4, device="auto", max_memory_mb: float | None = None) -> None:  # fmt: skip
         o3d = require_open3d()
         self.class_names = tuple(class_names)
         if len(self.class_names) < 2:
             raise ConfigError(f"a semantic map needs at least two classes, got {self.class_names}")
-        if not voxel_size > 0 or not depth_max > 0 or not trunc_voxels >= 1:
-            raise ConfigError(f"voxel_size and depth_max must be positive and trunc_voxels at least 1, got "
-                              f"{voxel_size}, {depth_max}, {trunc_voxels}")  # fmt: skip
+        check_map_options(voxel_size, depth_max, trunc_voxels)
         if not 0 < min_prob < 1 / len(self.class_names):
             raise ConfigError(f"min_prob must lie in (0, 1/classes), got {min_prob}")
         self.voxel_size, self.block_resolution = float(voxel_size), int(block_resolution)
@@ -107,6 +137,8 @@ class SemanticMap:
             voxel_size=self.voxel_size, block_resolution=self.block_resolution, block_count=int(block_count),
             device=self.device,
         )  # fmt: skip
+        self.max_memory_bytes = _memory_budget(self.device) if max_memory_mb is None else int(max_memory_mb * 2**20)
+        self._budget = f"{MEMORY_SHARE:.0%} of the memory available" if max_memory_mb is None else "max_memory_mb"
         self.frames = 0
         self.seconds = {"blocks": 0.0, "tsdf": 0.0, "classes": 0.0}
         self._rays: dict = {}
@@ -128,11 +160,33 @@ class SemanticMap:
         return self.blocks * self.block_resolution**3
 
     @property
+    def block_bytes(self) -> int:
+        """Bytes of one block's voxel attributes."""
+        return self.block_resolution**3 * 4 * (1 + 1 + 3 + self.num_classes + 1)
+
+    @property
     def memory_bytes(self) -> int:
         """Bytes the voxel attributes take: the hash map's capacity (it grows with the mapped
         space) times the bytes per block."""
-        per_voxel = 4 * (1 + 1 + 3 + self.num_classes + 1)
-        return int(self.vbg.hashmap().capacity()) * self.block_resolution**3 * per_voxel
+        return int(self.vbg.hashmap().capacity()) * self.block_bytes
+
+    def _check_growth(self, blocks) -> None:
+        """Refuse a frame whose new ``blocks`` would grow the hash map (to twice its capacity,
+        or more) beyond :attr:`max_memory_bytes`."""
+        hashmap = self.vbg.hashmap()
+        size, capacity = int(hashmap.size()), int(hashmap.capacity())
+        if size + len(blocks) <= capacity:
+            return
+        _, found = hashmap.find(blocks)
+        new = len(blocks) - int(found.to(require_open3d().core.int64).sum().item())
+        if size + new <= capacity:
+            return
+        need = max(2 * capacity, size + new) * self.block_bytes
+        if need > self.max_memory_bytes:
+            raise ConfigError(f"the map would grow to {need / 2**30:.1f} GB ({size + new} blocks of "
+                              f"{self.voxel_size * 1000:g} mm voxels) after {self.frames} frames, beyond its "
+                              f"{self.max_memory_bytes / 2**30:.1f} GB ({self._budget}): use a larger voxel "
+                              "(0.01-0.05 m) or a smaller depth range")  # fmt: skip
 
     # ------------------------------------------------------------------------- fusion
 
@@ -156,6 +210,7 @@ class SemanticMap:
         # block coordinates touched by this frame (the truncation band around its readings)
         blocks = self.vbg.compute_unique_block_coordinates(depth_t, k, extrinsic, 1.0, self.depth_max,
                                                            trunc_voxel_multiplier=self.trunc_voxels)  # fmt: skip
+        self._check_growth(blocks)
         t1 = time.perf_counter()
         # open3d's TSDF kernel looks a voxel's reading up at the pixel int(u), not round(u):
         # half a pixel off, which put oblique surfaces up to 0.4 voxel off (the synthetic

@@ -57,8 +57,10 @@ class SemanticMapSink(Sink):
                  grid_resolution: float | None = None, weight_threshold: float = 3.0) -> None:  # fmt: skip
         from sceneparse.robotics.costmap import load_costs
         from sceneparse.robotics.geometry import require_open3d
+        from sceneparse.robotics.mapping import check_map_options
 
         require_open3d()  # fail before the first frame, with how to install it
+        check_map_options(voxel, depth_max)  # before the model loads
         if grid_resolution is not None and not 0 < grid_resolution < float("inf"):
             raise ConfigError(f"grid_resolution must be a positive number (metres per cell), got {grid_resolution}")
         self.out = Path(out)

@@ -36,17 +36,40 @@ def test_feature_map_command_writes_every_output(tmp_path):
     assert main(["map", str(seq), "--out", str(out), "--voxel", "0.05", "--overwrite", "--no-progress"]) == 0
 
 
-def test_exception_map_needs_poses_and_a_positive_voxel(tmp_path, capsys):
+def test_exception_map_needs_poses_and_a_positive_voxel(tmp_path, capsys, caplog):
     seq = write_sequence(tmp_path / "seq", n=3)
-    for p in seq.glob("*.pose.txt"):
-        p.unlink()
+    poses = sorted(seq.glob("*.pose.txt"))
+    poses[0].unlink()  # a trajectory that starts late: that frame is skipped and counted
     out = tmp_path / "out"
-    assert main(["map", str(seq), "--out", str(out), "--no-progress"]) == 1  # an empty map is no success
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["frames"] == 0 and summary["skipped"] == {"no pose": 3}
-    assert "no frame was fused, the map is empty" in capsys.readouterr().err
-    assert not (out / "map.ply").exists()  # a map of nothing is its summary: the corrected run needs no --overwrite
-    assert main(["map", str(seq), "--out", str(tmp_path / "o2"), "--voxel", "0", "--no-progress"]) == 1
+    assert main(["map", str(seq), "--out", str(out), "--voxel", "0.04", "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["skipped"] == {"no pose": 1}
+    for p in poses[1:]:
+        p.unlink()  # no pose at all: refused before the model parses every frame for nothing
+    out = tmp_path / "out2"
+    assert main(["map", str(seq), "--out", str(out), "--no-progress"]) == 1
+    assert "a map needs RGB-D frames with intrinsics and poses, and the sequence has no poses" in caplog.text
+    assert not out.exists()  # nothing written: the corrected run needs no --overwrite
+    seq = write_sequence(tmp_path / "seq2", n=2)
+    for voxel, why in (("0", "--voxel must be a positive number"), ("inf", "--voxel must be a positive number"),
+                       ("10", "a voxel of 10 m cannot hold the surfaces")):  # fmt: skip
+        out = tmp_path / f"o_{voxel}"
+        assert main(["map", str(seq), "--out", str(out), "--voxel", voxel, "--no-progress"]) == 1
+        assert why in caplog.text and not out.exists()
+
+
+def test_exception_map_beyond_its_memory_stops_with_the_voxel_named(tmp_path, caplog, monkeypatch):
+    """--voxel 0.0001: each frame adds blocks until the system killed the run, nothing written.
+    Now the frame that would take the map beyond its share of the memory stops the run with the
+    reason, and the map of the frames before is written (here a tiny share: none)."""
+    import sceneparse.robotics.mapping as mapping
+
+    seq = write_sequence(tmp_path / "seq", n=3)
+    monkeypatch.setattr(mapping, "MEMORY_SHARE", 1e-6)
+    out = tmp_path / "out"
+    assert main(["map", str(seq), "--out", str(out), "--voxel", "0.0001", "--no-progress"]) == 1
+    assert "blocks of 0.1 mm voxels) after 0 frames, beyond its" in caplog.text
+    assert "use a larger voxel" in caplog.text
+    assert json.loads((out / "summary.json").read_text())["frames"] == 0
 
 
 def test_exception_sources_without_depth_are_refused_before_any_work(tmp_path, caplog):

@@ -135,6 +135,33 @@ def test_feature_memory_grows_with_space_not_frames():
     assert m.blocks == blocks and m.memory_bytes == memory and m.frames == 16
 
 
+def test_exception_map_beyond_its_memory_is_refused_before_it_grows():
+    """A frame that would grow the map beyond its memory budget (0.1 mm voxels: about 0.8 GB
+    more per 640x480 frame, until the system killed the run and nothing was written) is
+    refused with the voxel size named; the map of the frames before is kept as it was."""
+    frames = room_frames(3)
+    m = SemanticMap(CLASSES, VOXEL, device="cpu", block_count=50, max_memory_mb=1)
+    with pytest.raises(ConfigError, match=r"the map would grow to .* blocks of 20 mm voxels\) after 0 frames, beyond "
+                       r"its 0.0 GB \(max_memory_mb\): use a larger voxel"):  # fmt: skip
+        m.integrate(frames[0][0], K, frames[0][1], probs=probs_from_labels(frames[0][2]))
+    assert m.frames == 0 and m.blocks == 0
+    m = SemanticMap(CLASSES, VOXEL, device="cpu", block_count=50)  # the default budget: a share of the memory
+    assert m.max_memory_bytes > 2**20
+    for depth, pose, truth in frames:
+        assert m.integrate(depth, K, pose, probs=probs_from_labels(truth))
+    m.max_memory_bytes = m.memory_bytes  # full: frames of the same room still fuse (no new block), others not
+    blocks = m.blocks
+    assert m.integrate(frames[0][0], K, frames[0][1], probs=probs_from_labels(frames[0][2])) and m.blocks == blocks
+    with pytest.raises(ConfigError, match="use a larger voxel"):  # noqa: PT012
+        for offset in range(20, 200, 20):  # the room seen from further to the side each time: new blocks
+            far = frames[0][1].copy()
+            far[:3, 3] += (offset, 0, 0)
+            blocks, frames_before = m.blocks, m.frames
+            m.integrate(frames[0][0], K, far)
+    assert m.blocks == blocks and m.frames == frames_before >= 4  # the refused frame changed nothing
+    assert m.memory_bytes <= m.max_memory_bytes
+
+
 def test_exception_bad_frames_and_options():
     depth, truth = render_exact(camera_pose())
     m = SemanticMap(CLASSES, VOXEL, device="cpu")
@@ -148,8 +175,13 @@ def test_exception_bad_frames_and_options():
         m.integrate(depth, K, camera_pose(), probs=np.ones((3, *depth.shape), np.float32))
     with pytest.raises(ConfigError, match="at least two classes"):
         SemanticMap(("floor",))
-    with pytest.raises(ConfigError, match="voxel_size"):
-        SemanticMap(CLASSES, voxel_size=0)
+    for voxel in (0, -0.02, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="voxel_size"):
+            SemanticMap(CLASSES, voxel_size=voxel)
+    with pytest.raises(
+        ConfigError, match="a voxel of 10 m cannot hold the surfaces seen within the depth range of 4 m"
+    ):
+        SemanticMap(CLASSES, voxel_size=10)  # before: a map of no point, 'a map wants more frames'
     with pytest.raises(ConfigError, match="map device"):
         SemanticMap(CLASSES, device="tpu")
 
