@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--probs", action="store_true", help="also write class probabilities (.npz)")
     ap.add_argument("--depth", help="RGB-D models: folder of 16-bit depth PNGs named like the images")
     ap.add_argument("--depth-scale", type=float, default=None,
-                    help="depth PNG units per metre, for --depth and frame folders (default 1000: mm)")  # fmt: skip
+                    help="depth PNG units per metre, for --depth, frame folders and TUM-layout sequences (default "
+                    "1000: mm; TUM sequences 5000)")  # fmt: skip
     ap.add_argument("--alpha", type=float, default=0.55, help="opacity of the colours in the overlay (0-1)")
     ap.add_argument("--legend", default="auto", choices=LEGEND_POSITIONS,
                     help="where the overlay's legend goes (auto: the corner with the least detail; off: "

@@ -1,5 +1,6 @@
 """TUM RGB-D sequences (Sturm et al., IROS 2012): ``rgb.txt`` and ``depth.txt`` (timestamp,
-path), depth PNGs in units of 1/5000 m, each colour frame paired with the depth frame nearest in
+path), depth PNGs in units of 1/5000 m (``depth_scale``: sequences in TUM's layout from elsewhere
+may hold millimetres), each colour frame paired with the depth frame nearest in
 time (within 20 ms); with ``groundtruth.txt`` (timestamp tx ty tz qx qy qz qw, camera-to-world)
 each frame also gets the pose nearest in time, and the intrinsics (the dataset's documented
 default for its registered images, or ``camera-intrinsics.txt``, 3x3), so that the 3D map reads
@@ -47,7 +48,14 @@ def _read_poses(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 @register_source
 class TUMSource(Source):
-    """A TUM RGB-D sequence: colour and depth (metres) associated by timestamp."""
+    """A TUM RGB-D sequence: colour and depth (metres) associated by timestamp.
+
+    Args:
+        folder: the sequence's folder (``rgb.txt``, ``depth.txt``, ``groundtruth.txt``).
+        max_difference: how far apart in time (seconds) a colour frame and its depth frame, or
+            its pose, may be.
+        depth_scale: depth PNG units per metre (TUM's: 5000).
+    """
 
     kind = "tum"
     priority = 20
@@ -60,8 +68,11 @@ class TUMSource(Source):
     #: fx, fy, cx, cy of TUM's registered colour and depth images ("ROS default" in its docs)
     DEFAULT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
 
-    def __init__(self, folder: str | Path, max_difference: float = 0.02) -> None:
+    def __init__(self, folder: str | Path, max_difference: float = 0.02, depth_scale: float = DEPTH_SCALE) -> None:
         super().__init__()
+        if not depth_scale > 0:
+            raise InputError(f"depth_scale must be positive, got {depth_scale}")
+        self.depth_scale = float(depth_scale)
         self.folder = Path(folder)
         rgb_list = self.folder / "rgb.txt"
         if not rgb_list.is_file():
@@ -101,7 +112,7 @@ class TUMSource(Source):
             depth, extra = None, {}
             if self.depth or depth_rel:  # an RGB-D sequence: a frame without its depth is reported
                 path = self.folder / depth_rel if depth_rel else None
-                depth, extra = read_frame_depth(path, self.DEPTH_SCALE, f"{rgb_rel}: no depth frame within "
+                depth, extra = read_frame_depth(path, self.depth_scale, f"{rgb_rel}: no depth frame within "
                                                 f"{self.max_difference * 1000:.0f} ms")  # fmt: skip
             rgb_path = self.folder / rgb_rel
             try:

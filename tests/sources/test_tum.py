@@ -151,3 +151,20 @@ def test_exception_groundtruth_with_a_quaternion_that_is_not_a_unit_one(sevensce
     (tmp_path / "groundtruth.txt").write_text("\n".join([*lines[:2], " ".join([t, *values[3:], *values[:3]])]) + "\n")
     with pytest.raises(ValueError, match=r"groundtruth.txt:3: the quaternion QX QY QZ QW has norm .*, not 1"):
         TUMSource(tmp_path)
+
+
+def test_feature_depth_scale_of_a_sequence_in_tums_layout(sevenscenes_path, tmp_path, caplog):
+    """Sequences in TUM's layout from elsewhere may hold depth in millimetres: ``--depth-scale``
+    was 'not used' for them ('does not apply to a tum source') and their depth came 5 times too near."""
+    import logging
+
+    _tum_from_7scenes(sevenscenes_path, tmp_path, n=2)
+    reference = [f.depth for f in TUMSource(tmp_path)]
+    for p in (tmp_path / "depth").iterdir():  # the same depth in millimetres
+        cv2.imwrite(str(p), np.round(cv2.imread(str(p), cv2.IMREAD_UNCHANGED) / 5).astype(np.uint16))
+    with caplog.at_level(logging.WARNING, logger="sceneparse"):
+        frames = list(open_source(tmp_path, options={"depth_scale": 1000.0}))
+    assert "not used" not in caplog.text
+    assert all(np.abs(f.depth - d).max() <= 1e-3 for f, d in zip(frames, reference))
+    with pytest.raises(ValueError, match="depth_scale must be positive"):
+        TUMSource(tmp_path, depth_scale=0)
