@@ -448,12 +448,22 @@ class SemanticMap:
                       max(2 * len(keys), 1000), float(data["min_prob"]), int(data["semantic_stride"]),
                       device)  # fmt: skip
             out.frames = int(data["frames"])
+            values = {name: data[f"attr_{name}"] for name in cls._attributes()}
+            # arrays that do not fit together (an edited or mixed-up file): named here, not by torch or open3d
+            res = out.block_resolution
+            if keys.ndim != 2 or keys.shape[1] != 3 or keys.dtype != np.int32:
+                raise ValueError(f"block keys of shape {keys.shape} and type {keys.dtype}, expected (N, 3) int32")
+            for name, value in values.items():
+                expected = (len(keys), res, res, res, int(out.vbg.attribute(name).shape[-1]))
+                if value.shape != expected or value.dtype != np.float32:
+                    raise ValueError(f"{name} of shape {value.shape} and type {value.dtype}, expected {expected} "
+                                     "float32")  # fmt: skip
             if len(keys):
                 buf, _ = out.vbg.hashmap().activate(o3d.core.Tensor(keys).to(out.device))
                 idx = _torch(buf).to(torch.int64)
                 for name in cls._attributes():
                     target = _torch(out.vbg.attribute(name))
-                    target[idx] = torch.from_numpy(data[f"attr_{name}"]).to(target.device)
+                    target[idx] = torch.from_numpy(values[name]).to(target.device)
         except unreadable as err:
             raise InputError(f"{path}: a semantic map file that is incomplete or corrupt "
                              f"({type(err).__name__}: {err})") from err  # fmt: skip

@@ -121,6 +121,17 @@ def test_feature_save_load_and_mesh_files(room, tmp_path):
     (tmp_path / "cut.npz").write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
     with pytest.raises(InputError, match="cut.npz: (not a semantic map|a semantic map file that is incomplete)"):
         SemanticMap.load(tmp_path / "cut.npz")
+    # another format version, and arrays that do not fit together: named, not torch's or open3d's RuntimeError
+    saved = dict(np.load(path))
+    changes = {"format": (np.array(2), "map format 2, this sceneparse reads 1"),
+               "attr_logprob": (saved["attr_logprob"][..., :3], "logprob of shape .* expected .*, 4\\) float32"),
+               "attr_tsdf": (saved["attr_tsdf"][:-1], "tsdf of shape"),
+               "keys": (saved["keys"].astype(np.float64), "block keys of shape .* float64, expected \\(N, 3\\) int32"),
+               "block_resolution": (np.array(4), "tsdf of shape .* expected .*, 4, 4, 4, 1\\)")}  # fmt: skip
+    for key, (value, match) in changes.items():
+        np.savez(tmp_path / "edited.npz", **{**saved, key: value})
+        with pytest.raises(InputError, match=match):
+            SemanticMap.load(tmp_path / "edited.npz", device="cpu")
 
 
 def test_feature_memory_grows_with_space_not_frames():
