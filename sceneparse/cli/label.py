@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_arguments(ap)
     add_refine_arguments(ap)
     ap.add_argument("--probs", action="store_true", help="also write class probabilities (.npz)")
-    ap.add_argument("--depth", help="RGB-D models: folder of 16-bit depth PNGs named like the images")
+    ap.add_argument("--depth", help="RGB-D models: folder of 16-bit depth PNGs (or 32-bit float TIFFs in metres) "
+                    "named like the images")  # fmt: skip
     ap.add_argument("--depth-scale", type=float, default=None,
                     help="depth PNG units per metre, for --depth, frame folders and TUM-layout sequences (default "
                     "1000: mm; TUM sequences 5000)")  # fmt: skip

@@ -153,18 +153,49 @@ def frame_number(name: str) -> tuple[int, str]:
 
 
 def read_frame_depth(path: str | Path | None, scale: float, missing: str = "") -> tuple[np.ndarray | None, dict]:
-    """(depth in metres, ``{}``) of an RGB-D frame's depth PNG, or (None, ``{"depth_error":
+    """(depth in metres, ``{}``) of an RGB-D frame's depth image, or (None, ``{"depth_error":
     reason}``) where it is missing or unreadable: a frame without its depth is reported by the
     parse step, not an end of the stream. ``path`` None: no depth file for the frame
-    (``missing`` says why)."""
+    (``missing`` says why). A 16-bit image holds units of 1/``scale`` m; a single-channel
+    floating-point one (a 32-bit TIFF, as renderers and stereo pipelines write) metres, as ROS's
+    32FC1 images (non-finite and negative values: no reading)."""
     from sceneparse.data.depth import read_depth_png
 
     if path is None:
         return None, {"depth_error": missing or "no depth image for this frame"}
     try:
         return read_depth_png(path, scale), {}
+    except InputError as err:
+        try:
+            depth = _float_depth(Path(path))
+        except InputError as float_err:
+            return None, {"depth_error": str(float_err)}
+        return (depth, {}) if depth is not None else (None, {"depth_error": str(err)})
     except (ValueError, FileNotFoundError) as err:
         return None, {"depth_error": str(err)}
+
+
+#: The farthest median reading (metres) a floating-point depth image is taken to hold metres with.
+MAX_MEDIAN_METRES = 200.0
+
+
+def _float_depth(path: Path) -> np.ndarray | None:
+    """HxW float32 metres of a single-channel floating-point depth image, else None.
+
+    Raises:
+        InputError: its readings are too far to be metres (millimetres, say).
+    """
+    import cv2
+
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype.kind != "f" or raw.ndim != 2:
+        return None
+    depth = np.where(np.isfinite(raw) & (raw > 0), raw, 0).astype(np.float32)
+    valid = depth[depth > 0]
+    if valid.size and float(np.median(valid)) > MAX_MEDIAN_METRES:
+        raise InputError(f"{path}: a floating-point depth image is read as metres, and its median reading is "
+                         f"{float(np.median(valid)):g}: save metres (or 16-bit millimetres)")  # fmt: skip
+    return depth
 
 
 def nearest_pose(trajectory: tuple[np.ndarray, np.ndarray] | None, t: float,

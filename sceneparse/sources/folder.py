@@ -8,7 +8,8 @@ The layout (only the images are required)::
                             that differs between the frames, stuttgart_00_000000_000042_leftImg8bit:
                             42; or the time where a name is one in seconds, 1305031102.066667.jpg)
       000000.depth.png      16-bit depth in units of 1/depth_scale m (default 1000: millimetres,
-                            0 = no reading); or depth/000000.png
+                            0 = no reading); or depth/000000.png; or a 32-bit floating-point
+                            000000.depth.tiff in metres
       000000.pose.txt       4x4 camera-to-world, row by row (as 7-Scenes and ScanNet's export);
                             or one poses.txt for all frames (below)
       poses.txt             TUM trajectory lines "TIMESTAMP tx ty tz qx qy qz qw" (camera-to-world,

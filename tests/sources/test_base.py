@@ -64,3 +64,25 @@ def test_feature_nearest_pose_takes_the_nearer_neighbour_within_the_tolerance():
     assert int(nearest_pose((stamps, poses[:2]), 10**18 + 3 * 10**7, 3e7)[0, 0]) == 2
     nearest_pose((times, poses), 1.0, 0.1)[0, 0] = 99
     assert poses[1, 0, 0] == 2  # a copy
+
+
+def test_feature_floating_point_depth_images_hold_metres(sevenscenes_path, tmp_path):
+    """A 32-bit floating-point depth TIFF in metres (as renderers and stereo pipelines write) was
+    refused ('depth must be a single-channel 16-bit PNG'), so every frame came without depth."""
+    import cv2
+
+    from sceneparse.sources.base import read_frame_depth
+
+    mm = cv2.imread(str(sevenscenes_path / "frame-000000.depth.png"), cv2.IMREAD_UNCHANGED)
+    metres = (mm / 1000).astype(np.float32)
+    metres[0, :10] = np.nan  # no reading, as renderers write it
+    cv2.imwrite(str(tmp_path / "m.tiff"), metres)
+    depth, extra = read_frame_depth(tmp_path / "m.tiff", 1000.0)
+    assert extra == {} and depth.dtype == np.float32 and np.array_equal(depth[1:], mm[1:] / np.float32(1000))
+    assert (depth[0, :10] == 0).all()
+    cv2.imwrite(str(tmp_path / "mm.tiff"), mm.astype(np.float32))  # floats in millimetres: named, not taken
+    depth, extra = read_frame_depth(tmp_path / "mm.tiff", 1000.0)
+    assert depth is None and "read as metres, and its median reading is" in extra["depth_error"]
+    cv2.imwrite(str(tmp_path / "8bit.png"), (mm // 20).astype(np.uint8))  # 8-bit: still refused, the reason kept
+    depth, extra = read_frame_depth(tmp_path / "8bit.png", 1000.0)
+    assert depth is None and "single-channel 16-bit" in extra["depth_error"]
