@@ -9,7 +9,7 @@ The layout (only the images are required)::
                             42; or the time where a name is one in seconds, 1305031102.066667.jpg)
       000000.depth.png      16-bit depth in units of 1/depth_scale m (default 1000: millimetres,
                             0 = no reading); or depth/000000.png; or a 32-bit floating-point
-                            000000.depth.tiff in metres
+                            TIFF in metres (000000.depth.tiff, depth/000000.tiff)
       000000.pose.txt       4x4 camera-to-world, row by row (as 7-Scenes and ScanNet's export);
                             or one poses.txt for all frames (below)
       poses.txt             TUM trajectory lines "TIMESTAMP tx ty tz qx qy qz qw" (camera-to-world,
@@ -50,6 +50,8 @@ __all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajecto
 INTRINSICS_FILES = ("intrinsics.txt", "camera-intrinsics.txt")
 COLOR_INTRINSICS_FILE = "color-intrinsics.txt"
 DEPTH_TO_COLOR_FILE = "depth-to-color.txt"
+#: the depth images of a depth/ folder: 16-bit PNGs (or TIFFs), 32-bit float TIFFs in metres
+DEPTH_EXTS = (".png", ".tif", ".tiff")
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +268,7 @@ class FolderSource(Source):
         depth_dir = self.folder / "depth"
         if depth_dir.is_dir():
             self.depth_files.update({_frame_key(p): p for p in depth_dir.iterdir()
-                                     if p.suffix.lower() == ".png" and p.name[0] != "."})  # fmt: skip
+                                     if p.suffix.lower() in DEPTH_EXTS and p.name[0] != "."})  # fmt: skip
         k = next((self.folder / n for n in INTRINSICS_FILES if (self.folder / n).is_file()), None)
         self.intrinsics = read_intrinsics(k) if k is not None else None
         trajectory = self.folder / "poses.txt"

@@ -251,3 +251,13 @@ def test_edge_names_that_all_end_with_the_same_number(camvid_path, tmp_path):
     frames = list(FolderSource(tmp_path, fps=17))
     assert [f.name.split("_")[3] for f in frames] == ["01", "02", "10"]
     assert [f.timestamp for f in frames] == [1 / 17, 2 / 17, 10 / 17]
+
+
+def test_feature_depth_folder_of_floating_point_tiffs_in_metres(sevenscenes_path, tmp_path):
+    """``depth/000000.tiff`` (32-bit float, metres): a depth folder's TIFFs were not depth images."""
+    refs = _folder_from_7scenes(sevenscenes_path, tmp_path / "f", n=2, depth_dir=True)
+    for p, ref in zip(sorted((tmp_path / "f" / "depth").iterdir()), refs):
+        p.unlink()
+        cv2.imwrite(str(p.with_suffix(".tiff")), ref.depth.astype(np.float32))
+    got = list(FolderSource(tmp_path / "f"))
+    assert all(np.array_equal(f.depth, ref.depth) for f, ref in zip(got, refs))
