@@ -100,6 +100,49 @@ def test_feature_tilted_world_is_levelled(room_cloud, tmp_path):
     assert 0.02 < occupied < 0.5
 
 
+def load_map_server(yaml_path):
+    """A map as Nav2's map_server loads it (its documented YAML + image reading, written here
+    without sceneparse's code): the YAML's fields checked as map_server requires them, the PGM
+    read by the netpbm rules, every pixel's occupancy p = (255 - x) / 255 (negate 0; x / 255 with
+    negate 1) turned into 100 / 0 / -1 (trinary: p > occupied_thresh, p < free_thresh, else
+    unknown), the raw pixel (raw: 0-100, anything else unknown), or the scale reading; the
+    OccupancyGrid's row 0 is the image's last row (the image's top is the map's largest y).
+    Returns (OccupancyGrid cells as int8, rows from the bottom; origin x, y; resolution)."""
+    doc = yaml.safe_load(yaml_path.read_text())
+    assert isinstance(doc["image"], str) and doc["resolution"] > 0 and doc["negate"] in (0, 1)
+    assert len(doc["origin"]) == 3 and all(isinstance(v, float) for v in doc["origin"])
+    assert 0 <= doc["free_thresh"] <= doc["occupied_thresh"] <= 1 and doc.get("mode", "trinary") in MODES
+    raw = (yaml_path.parent / doc["image"]).read_bytes()  # relative to the YAML's folder
+    tokens, pos = [], 0
+    while len(tokens) < 4:  # magic, width, height, maxval, with # comments between
+        while raw[pos : pos + 1].isspace():
+            pos += 1
+        if raw[pos : pos + 1] == b"#":
+            pos = raw.index(b"\n", pos)
+            continue
+        start = pos
+        while not raw[pos : pos + 1].isspace():
+            pos += 1
+        tokens.append(raw[start:pos].decode())
+    assert tokens[0] == "P5" and tokens[3] == "255"
+    w, h = int(tokens[1]), int(tokens[2])
+    image = np.frombuffer(raw, np.uint8, w * h, pos + 1).reshape(h, w).astype(np.float64)
+    mode = doc.get("mode", "trinary")
+    p = image / 255 if doc["negate"] else (255 - image) / 255
+    if mode == "raw":
+        cells = np.where(image <= 100, image, -1)
+    else:
+        cells = np.full((h, w), -1.0)
+        if mode == "scale":
+            cells = np.rint(99 * (p - doc["free_thresh"]) / (doc["occupied_thresh"] - doc["free_thresh"]))
+        cells[p > doc["occupied_thresh"]] = 100
+        cells[p < doc["free_thresh"]] = 0
+    return cells[::-1].astype(np.int8), doc["origin"][:2], doc["resolution"]
+
+
+MODES = ("trinary", "scale", "raw")
+
+
 def test_feature_real_map_grids_through_the_sink(sevenscenes_path, tmp_path):
     from sceneparse import SceneParser, run
     from sceneparse.sinks.semantic_map import SemanticMapSink
@@ -116,6 +159,33 @@ def test_feature_real_map_grids_through_the_sink(sevenscenes_path, tmp_path):
     assert (grid == FREE).mean() > 0.02 and (grid == OCCUPIED).mean() > 0.05
     assert sink.summary()["grid"]["shape"] == list(grid.shape)
     assert (tmp_path / "preview.png").stat().st_size > 10000
+    # the grids as Nav2 loads them, against the labelled points of map.ply put in the map frame
+    from sceneparse.robotics.clouds import cloud_arrays, read_cloud
+
+    occupancy, (x0, y0), res = load_map_server(tmp_path / "grid.yaml")
+    cost, cost_origin, cost_res = load_map_server(tmp_path / "cost.yaml")
+    assert cost.shape == occupancy.shape and cost_origin == [x0, y0] and cost_res == res == 0.08
+    cloud = cloud_arrays(read_cloud(tmp_path / "map.ply"))
+    p = cloud["positions"] @ t[:3, :3].T + t[:3, 3]
+    keep = (cloud["label"] < 4) & (p[:, 2] <= 2.0)  # labelled, below the robot's height (the defaults)
+    p, labels = p[keep], cloud["label"][keep]
+    col, row = np.floor((p[:, 0] - x0) / res).astype(int), np.floor((p[:, 1] - y0) / res).astype(int)
+    # the origin is the lower-left corner: the lowest x and y lie in the first column and row, the highest in the last
+    assert col.min() == 0 and row.min() == 0
+    assert (col.max(), row.max()) == (occupancy.shape[1] - 1, occupancy.shape[0] - 1)
+    cells = row * occupancy.shape[1] + col
+    size = occupancy.size
+    obstacle = np.bincount(cells[(labels != 0) & (p[:, 2] >= 0.05)], minlength=size).reshape(occupancy.shape)
+    floor = np.bincount(cells[labels == 0], minlength=size).reshape(occupancy.shape)
+    # a known obstacle: the cell with the most points of a wall or table in the band is occupied and lethal
+    r, c = np.unravel_index(obstacle.argmax(), obstacle.shape)
+    assert obstacle[r, c] >= 10 and occupancy[r, c] == 100 and cost[r, c] == 100
+    # floor seen and nothing in the band: free, cost 0; nothing seen at all: unknown in both
+    only_floor = (floor > 0) & (obstacle == 0)
+    assert only_floor.sum() > 5 and np.all(occupancy[only_floor] == 0) and np.all(cost[only_floor] == 0)
+    unseen = (floor == 0) & (np.bincount(cells, minlength=size).reshape(occupancy.shape) == 0)
+    assert unseen.sum() > 5 and np.all(occupancy[unseen] == -1) and np.all(cost[unseen] == -1)
+    assert np.all(occupancy[obstacle >= 2] == 100)  # min_points 2
 
 
 def test_exception_grid_resolution_and_size():
