@@ -39,15 +39,19 @@ def find_depth(image: Path, depth_dir: Path, name: str | Path | None = None) -> 
     raise NotFoundError(f"{image}: no depth map named like it in {depth_dir}")
 
 
-def without_depth_maps(items: list[tuple[Path, Path]], depth: str | Path) -> list[tuple[Path, Path]]:
+def without_depth_maps(items: list[tuple[Path, Path]], depth: str | Path, inputs=()) -> list[tuple[Path, Path]]:
     """``items`` (image path, output name) less the images inside the folder of depth maps
-    ``depth``: a folder given with its depth folder inside it (NYU's ``rgb/`` and ``depth/``
-    side by side) holds the depth maps too, which are not photos.
+    ``depth`` where it lies inside a folder of ``inputs`` (NYU's ``frames/rgb`` and
+    ``frames/depth`` with ``frames`` given): those are depth maps, not photos. A depth folder that
+    is a folder given itself (7-Scenes' colour and depth side by side) leaves ``items`` as they are.
 
     Raises:
         InputError: every image is a depth map.
     """
     inside = Path(depth).resolve()
+    roots = [Path(i).resolve() for i in inputs if isinstance(i, (str, Path)) and Path(i).is_dir()]
+    if not any(inside != root and inside.is_relative_to(root) for root in roots):
+        return items
     photos = [(p, n) for p, n in items if not Path(p).resolve().is_relative_to(inside)]
     if items and not photos:
         raise InputError(f"the images given are all in the depth folder {depth}: give the colour images")
@@ -83,7 +87,7 @@ class ImageFiles(Source):
         if depth is not None and not Path(depth).is_dir():
             raise NotFoundError(f"depth folder not found: {depth}")
         if depth is not None:
-            self.items = without_depth_maps(self.items, depth)
+            self.items = without_depth_maps(self.items, depth, inputs)
         self.depth, self.depth_scale = depth, depth_scale
 
     @classmethod

@@ -78,8 +78,10 @@ def test_feature_depth_folder_inside_the_folder_given_is_not_labelled(nyu_frames
     frames = list(src)
     assert [f.name for f in frames] == ["rgb/0001", "rgb/0002"]
     assert all(f.depth is not None and 0.3 < np.median(f.depth) < 10 for f in frames)
+    for p in (tmp_path / "frames" / "rgb").iterdir():
+        p.unlink()
     with pytest.raises(ValueError, match="all in the depth folder"):
-        ImageFiles(tmp_path / "frames" / "depth", depth=tmp_path / "frames" / "depth")
+        ImageFiles(tmp_path / "frames", depth=tmp_path / "frames" / "depth")
 
 
 def test_feature_depth_of_images_in_sub_folders_is_looked_for_in_the_same_sub_folder(tmp_path):
