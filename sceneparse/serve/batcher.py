@@ -20,6 +20,11 @@ __all__ = ["Batcher", "QueueFull"]
 log = logging.getLogger(__name__)
 
 
+#: Pixels of one convnet call at most: large images of one size go through one or a few at a time
+#: (eight 25-megapixel images in one call would take some 14 GB, and on the CPU run no faster).
+MAX_BATCH_PIXELS = 8_000_000
+
+
 class QueueFull(RuntimeError):
     """The request queue is full: the service is busy (HTTP 503)."""
 
@@ -40,6 +45,7 @@ class Batcher:
         max_wait: seconds the worker waits for more requests once it has one.
         queue_size: requests that may wait; beyond that :meth:`submit` raises :class:`QueueFull`.
         refine: refiners applied to every frame.
+        max_batch_pixels: pixels of one convnet call at most (fewer frames of a large size).
 
     Example:
         >>> from sceneparse import SceneParser
@@ -50,12 +56,13 @@ class Batcher:
     """
 
     def __init__(self, parser, max_batch: int = 8, max_wait: float = 0.005, queue_size: int = 64,
-                 refine=()) -> None:  # fmt: skip
-        if max_batch < 1 or queue_size < 1 or max_wait < 0:
-            raise ValueError(f"max_batch and queue_size must be >= 1 and max_wait >= 0, got {max_batch}, "
-                             f"{queue_size}, {max_wait}")  # fmt: skip
+                 refine=(), max_batch_pixels: int = MAX_BATCH_PIXELS) -> None:  # fmt: skip
+        if max_batch < 1 or queue_size < 1 or max_batch_pixels < 1 or max_wait < 0:
+            raise ValueError(f"max_batch, queue_size and max_batch_pixels must be >= 1 and max_wait >= 0, got "
+                             f"{max_batch}, {queue_size}, {max_batch_pixels}, {max_wait}")  # fmt: skip
         self.parser = parser
         self.max_batch, self.max_wait, self.refine = max_batch, max_wait, tuple(refine)
+        self.max_batch_pixels = max_batch_pixels
         self.queue: queue.Queue[_Request | None] = queue.Queue(maxsize=queue_size)
         self.batches = self.frames = 0
         self._stop = threading.Event()
@@ -115,10 +122,13 @@ class Batcher:
             done.add(frame.index)
             batch[frame.index].future.set_exception(err)
 
+        largest = max(r.rgb.shape[0] * r.rgb.shape[1] for r in batch)
+        size = max(1, min(len(frames), self.max_batch_pixels // largest))
         try:
-            # one convnet call per batch, on all of PyTorch's threads (no frame-level workers)
+            # one convnet call per batch (per size; fewer frames of a large size), on all of
+            # PyTorch's threads (no frame-level workers)
             results = self.parser.parse_frames(frames, temporal=False, refine=self.refine,
-                                               batch_size=len(frames), on_error=on_error, workers=1)  # fmt: skip
+                                               batch_size=size, on_error=on_error, workers=1)  # fmt: skip
             for frame, result in results:
                 request = batch[frame.index]
                 timing = {"queue_ms": 1000 * (started - request.queued_at), "batch": len(batch),

@@ -342,3 +342,33 @@ def test_exception_limits_that_would_refuse_every_upload(parser):
                       (dict(max_video_frames=-1), "max_video_frames must be a non-negative integer")):  # fmt: skip
         with pytest.raises(ValueError, match=match):
             create_app(parser, **kw)
+
+
+class _Recording:
+    """A parser that records the batch size of each parse_frames call."""
+
+    def __init__(self, parser) -> None:
+        self.parser, self.sizes = parser, []
+
+    def __getattr__(self, name):
+        return getattr(self.parser, name)
+
+    def parse_frames(self, frames, **kwargs):
+        self.sizes.append(kwargs["batch_size"])
+        return self.parser.parse_frames(frames, **kwargs)
+
+
+def test_feature_large_images_are_batched_fewer_at_a_time(parser, photos):
+    """Eight large images of one size went through the model in one call (8 x 25 MP: ~14 GB)."""
+    from sceneparse.serve import Batcher
+
+    frames = [rgb for _, rgb, _ in photos if rgb.shape == photos[0][1].shape][:3]
+    pixels = frames[0].shape[0] * frames[0].shape[1]
+    recording = _Recording(parser)
+    # a long wait: the three requests, submitted together, meet in one batch
+    with Batcher(recording, max_batch=8, max_wait=2.0, max_batch_pixels=2 * pixels) as batcher:
+        futures = [batcher.submit(rgb) for rgb in frames]
+        results = [f.result(60) for f in futures]
+    assert [timing["batch"] for _, timing in results] == [3, 3, 3] and recording.sizes == [2]
+    for rgb, (result, _) in zip(frames, results):
+        assert (result.labels == parser.parse(rgb).labels).mean() >= 0.999
