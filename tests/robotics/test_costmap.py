@@ -155,6 +155,7 @@ def test_feature_real_map_grids_through_the_sink(sevenscenes_path, tmp_path):
     grid = read_pgm(tmp_path / meta["image"])
     t = np.array(meta["world_to_map"])
     up = t[2, :3]  # the world's up axis; the cameras' image-up axes point along it
+    assert np.isclose(np.linalg.det(t[:3, :3]), 1)  # a rotation: a mirrored map would swap the robot's left and right
     assert all(f.pose[:3, :3] @ np.array([0, -1, 0]) @ up > 0.5 for f in frames)
     assert (grid == FREE).mean() > 0.02 and (grid == OCCUPIED).mean() > 0.05
     assert sink.summary()["grid"]["shape"] == list(grid.shape)
