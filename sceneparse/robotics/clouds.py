@@ -147,10 +147,12 @@ def write_cloud(path: str | Path, cloud, ascii: bool = False) -> Path:
     cloud = cloud.cpu().clone()
     if "label" in cloud.point:
         # PLY: int (open3d's PLY writer has no uint); PCD: U 4, PCL's label type (see the module)
-        labels = cloud.point.label.numpy().astype(np.int64)
-        labels = np.where((labels < 0) | (labels > IGNORE), IGNORE, labels)
-        dtype = np.uint32 if path.suffix.lower() == ".pcd" else np.int32
-        cloud.point.label = o3d.core.Tensor(np.ascontiguousarray(labels.astype(dtype)).reshape(-1, 1))
+        labels = cloud.point.label.numpy().astype(np.int64).reshape(-1, 1)
+        if path.suffix.lower() == ".pcd":  # a negative label has no uint32: unlabelled
+            labels = np.where(labels < 0, IGNORE, labels).astype(np.uint32)
+        else:
+            labels = labels.astype(np.int32)
+        cloud.point.label = o3d.core.Tensor(np.ascontiguousarray(labels))
     if "colors" in cloud.point and cloud.point.colors.dtype != o3d.core.uint8:
         # 8-bit colours: what CloudCompare, MeshLab and PCL take for RGB (floats become scalar fields)
         colors = np.clip(np.rint(cloud.point.colors.numpy() * 255), 0, 255).astype(np.uint8)

@@ -10,7 +10,7 @@ require("open3d", "pip install 'sceneparse[3d]' (and libusb-1.0-0 on Linux)")
 from robotics.labelled_room import TABLE_HEIGHT, K, camera_pose, render_exact  # noqa: E402
 
 from sceneparse.errors import InputError, OutputError  # noqa: E402
-from sceneparse.robotics.clouds import cloud_arrays, labelled_cloud, read_cloud, write_cloud  # noqa: E402
+from sceneparse.robotics.clouds import cloud_arrays, labelled_cloud, make_cloud, read_cloud, write_cloud  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,10 @@ def test_feature_pcd_as_pcl_reads_it(synthetic, tmp_path, ascii):
     assert np.allclose(points["confidence"], a["confidence"], atol=1e-5)
     back = cloud_arrays(read_cloud(tmp_path / "cloud.pcd"))  # open3d reads it back: labels int32 as written
     assert back["label"].dtype == np.int32 and np.array_equal(back["label"], a["label"])
+    # labels of a model of more than 256 classes are kept; a negative one (no uint32) is unlabelled
+    many = make_cloud(np.ones((3, 3)), labels=[300, 7, -1])
+    assert read_pcd(write_cloud(tmp_path / "many.pcd", many, ascii=ascii))[1]["label"].tolist() == [300, 7, 255]
+    assert cloud_arrays(read_cloud(write_cloud(tmp_path / "many.ply", many)))["label"].tolist() == [300, 7, -1]
 
 
 def test_exception_write_and_read_errors(synthetic, tmp_path):
