@@ -149,3 +149,32 @@ def test_feature_page_reports_a_bad_file(server, browser, tmp_path):
     page.wait_for_selector("#status.error", timeout=30_000)
     assert "not an image" in page.inner_text("#status")
     page.close()
+
+
+@pytest.mark.slow
+def test_feature_page_labels_a_tiff_the_browser_cannot_show(server, browser, photos, parser, tmp_path):
+    """A TIFF (the service reads it, Chromium does not) ended in 'InvalidStateError: The source image
+    could not be decoded' and no result; a bad file after it made the download button send the bad file."""
+    import cv2
+
+    _, rgb, _ = photos[6]
+    tiff = tmp_path / "photo.tif"
+    cv2.imwrite(str(tiff), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    page = browser.new_page(accept_downloads=True)
+    page.goto(server + "/")
+    page.wait_for_selector("#legend li", state="attached")
+    page.set_input_files("#file", str(tiff))
+    page.wait_for_selector("#result[data-ready='true']", timeout=60_000)
+    assert "photo.tif: labelled (this browser cannot show the image itself" in page.inner_text("#status")
+    assert page.eval_on_selector("#labels", "c => [c.width, c.height]") == [rgb.shape[1], rgb.shape[0]]
+    bad = tmp_path / "notes.jpg"
+    bad.write_bytes(b"this is not a photograph" * 20)
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#status.error", timeout=30_000)
+    with page.expect_download(timeout=30_000) as info:  # still the TIFF's labels
+        page.click("#download")
+    assert info.value.suggested_filename == "photo_labels.png"
+    saved = tmp_path / "labels.png"
+    info.value.save_as(saved)
+    assert (np.asarray(Image.open(saved)) == parser.parse(rgb).labels).mean() >= 0.999
+    page.close()

@@ -79,7 +79,6 @@ function decodeBytes(b64) {
 }
 
 async function parseImage(file) {
-  state.file = file;
   $("video-result").hidden = true;
   setStatus(`labelling ${file.name}...`);
   const form = new FormData();
@@ -93,27 +92,38 @@ async function parseImage(file) {
     return;
   }
   const body = await response.json();
+  state.file = file; // the download labels this file: set once it is labelled, not when an upload fails
   state.classes = body.classes.map(({ index, name, color }) => ({ index, name, color }));
   state.width = body.width;
   state.height = body.height;
   state.labels = decodeBytes(body.labels);
   state.confidence = decodeBytes(body.confidence);
-  await drawPhoto(file);
+  const shown = await drawPhoto(file);
   drawLabels();
   renderLegend(body.classes.map((c) => c.share));
   $("timing").textContent = `${body.width}x${body.height}, parse ${body.timing_ms.parse_ms.toFixed(0)} ms ` +
     `(batch of ${body.batch_size}), ${(performance.now() - t0).toFixed(0)} ms in all`;
   $("result").hidden = false;
   $("result").dataset.ready = "true";
-  setStatus(`${file.name}: labelled`);
+  setStatus(shown ? `${file.name}: labelled` : `${file.name}: labelled (this browser cannot show the image ` +
+    "itself, a TIFF or the like: the labels alone)");
 }
 
+// The photo under the labels; false (a grey canvas) where the browser cannot decode the file (TIFF),
+// which the service reads and labels all the same.
 async function drawPhoto(file) {
-  const bitmap = await createImageBitmap(file);
   const photo = $("photo");
   photo.width = state.width;
   photo.height = state.height;
-  photo.getContext("2d").drawImage(bitmap, 0, 0, state.width, state.height);
+  const ctx = photo.getContext("2d");
+  try {
+    ctx.drawImage(await createImageBitmap(file), 0, 0, state.width, state.height);
+    return true;
+  } catch (e) {
+    ctx.fillStyle = "#808080";
+    ctx.fillRect(0, 0, state.width, state.height);
+    return false;
+  }
 }
 
 function drawLabels() {
