@@ -179,6 +179,13 @@ def test_feature_ctrl_c_leaves_the_map_so_far(tmp_path):
     for name in OUTPUTS:
         assert (out / name).is_file(), name
     assert not list(out.glob(".*"))  # no temporary file left
+    from sceneparse.robotics.clouds import read_cloud
+    from sceneparse.robotics.mapping import SemanticMap
+
+    # usable: the map loads and goes on, its points are those of map.ply
+    m = SemanticMap.load(out / "map.npz", device="cpu")
+    assert m.frames == 5 and len(m.extract_point_cloud().point.positions) == summary["points"]
+    assert len(read_cloud(out / "map.ply").point.positions) == summary["points"] > 100
 
 
 def test_feature_real_sequence(sevenscenes_path, tmp_path):
