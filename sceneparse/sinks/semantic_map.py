@@ -91,6 +91,9 @@ class SemanticMapSink(Sink):
         if why is not None:
             self._skip(frame, f"no {why}", "a map needs RGB-D frames with poses")
             return
+        if np.shape(frame.pose) != (4, 4) or not np.all(np.isfinite(frame.pose)):  # tracking lost (ScanNet: -inf)
+            self._skip(frame, "invalid pose", "its pose is not a finite 4x4 camera-to-world matrix")
+            return
         t0 = time.perf_counter()
         fused = self.map.integrate(frame.depth, frame.intrinsics, frame.pose, frame.image, result.probs)
         self.fuse_seconds += time.perf_counter() - t0
