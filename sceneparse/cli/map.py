@@ -142,6 +142,9 @@ def _map(args, out: Path) -> int:
     if stats["interrupted"]:
         print("interrupted: the map holds the frames fused so far")
         return 130
+    if summary.get("grid_error"):
+        print(f"{out}: the 3D map is written, the 2D grids are not: {summary['grid_error']}", file=sys.stderr)
+        return 1
     if stats["input_error"]:
         print(f"the input broke off after {stats['frames']} frames: {stats['input_error']}; the map holds the "
               "frames before", file=sys.stderr)  # fmt: skip

@@ -165,8 +165,10 @@ def write_map_outputs(semantic_map, out, costs=None, resolution=None, weight_thr
             grids = write_grids(cloud, m.class_names, out, resolution=resolution or 2 * m.voxel_size, costs=costs,
                                 up_guess=up, palette=palette)  # fmt: skip
             files.update(grids.pop("files"))
-        except (InputError, ConfigError) as err:  # no labelled points, a grid too large: the 3D outputs still stand
+        except InputError as err:  # no labelled points: the 3D outputs still stand
             log.warning("no grids: %s", err)
+        except ConfigError as err:  # a grid too large for its resolution: the 3D outputs still stand, the error is told
+            log.error("no grids: %s", err)
             grids = {"grid_error": str(err)}
     n = len(cloud.point.positions) if "positions" in cloud.point else 0
     labels = cloud.point.label.numpy()[:, 0] if n else []

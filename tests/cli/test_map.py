@@ -120,6 +120,20 @@ def test_exception_bad_cost_table_and_grid_resolution_fail_before_any_work(tmp_p
         assert not out.exists()
 
 
+def test_exception_grid_too_fine_keeps_the_3d_map_and_exits_1(tmp_path, capsys):
+    """--grid-resolution 1e-5 over a room: the grids would have ~1e10 cells. The 3D outputs are
+    written and the command says why the grids are not, exit 1 (was numpy's MemoryError after
+    map.ply, no summary.json)."""
+    seq = write_sequence(tmp_path / "seq", n=4)
+    out = tmp_path / "out"
+    assert main(["map", str(seq), "--out", str(out), "--voxel", "0.04", "--grid-resolution", "1e-5",
+                 "--no-progress"]) == 1  # fmt: skip
+    assert "the 3D map is written, the 2D grids are not: a grid of" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert "use a coarser grid resolution" in summary["grid_error"] and summary["points"] > 100
+    assert (out / "map.ply").is_file() and (out / "map.npz").is_file() and not (out / "grid.pgm").exists()
+
+
 def test_feature_overwriting_with_a_map_of_no_frame_keeps_the_earlier_map(tmp_path, capsys):
     seq = write_sequence(tmp_path / "seq", n=6)
     out = tmp_path / "out"
