@@ -6,7 +6,9 @@ The layout (only the images are required)::
     FOLDER/
       000000.jpg            colour (any image format; the order: the last number in the name
                             that differs between the frames, stuttgart_00_000000_000042_leftImg8bit:
-                            42; or the time where a name is one in seconds, 1305031102.066667.jpg)
+                            42; or the time where a name is one in seconds, 1305031102.066667.jpg;
+                            names of several videos, CamVid's 0006R0_f00930 and 0016E5_00930: each
+                            video whole, a sequence of its own)
       000000.depth.png      16-bit depth in units of 1/depth_scale m (default 1000: millimetres,
                             0 = no reading); or depth/000000.png; or a 32-bit floating-point
                             TIFF in metres (000000.depth.tiff, depth/000000.tiff)
@@ -42,7 +44,7 @@ import numpy as np
 from sceneparse.errors import InputError
 from sceneparse.io import IMAGE_EXTENSIONS as IMAGE_EXTS
 from sceneparse.io import read_image
-from sceneparse.sources.base import Frame, Source, frame_number, nearest_pose, read_frame_depth, register_source
+from sceneparse.sources.base import Frame, Source, nearest_pose, read_frame_depth, register_source
 from sceneparse.sources.registration import ColorRegistration
 
 __all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory", "read_registration", "check_rigid"]
@@ -204,18 +206,24 @@ def _stamp(key: str) -> float | None:
     return value if "." in key and np.isfinite(value) else None
 
 
-def _frame_numbers(keys: list[str]) -> dict[str, int]:
-    """The number of each frame named by ``keys``: the last number in the names that differs
-    between them, where all have as many numbers (a number that every name ends with, as
-    Cityscapes' ``..._000042_leftImg8bit``, would give all frames one number and one time); else
-    the last number of each name (-1: none)."""
-    numbers = {key: [int(n) for n in re.findall(r"\d+", key)] for key in keys}
-    counts = {len(n) for n in numbers.values()}
-    if len(counts) == 1 and (count := counts.pop()) > 1:
-        varying = [i for i in range(count) if len({n[i] for n in numbers.values()}) > 1]
-        if varying:
-            return {key: n[varying[-1]] for key, n in numbers.items()}
-    return {key: frame_number(key)[0] for key in keys}
+def _frame_numbers(keys: list[str]) -> dict[str, tuple[str, int]]:
+    """(sequence, number) of each frame named by ``keys``. The number: the last number in the
+    names that differs between them, where all have as many numbers (a number that every name
+    ends with, as Cityscapes' ``..._000042_leftImg8bit``, would give all frames one number and one
+    time); else the last number of each name (-1: none). The sequence: the name with the numbers
+    that differ replaced by ``#`` (``0016E5_#``, ``0006R0_f#``: CamVid's videos, whose frame numbers
+    overlap, are two sequences, not one whose frames alternate between them)."""
+    found = {key: re.findall(r"\d+", key) for key in keys}
+    counts = {len(digits) for digits in found.values()}
+    count = counts.pop() if len(counts) == 1 else 0
+    varying = [i for i in range(count) if len({int(digits[i]) for digits in found.values()}) > 1]
+    out = {}
+    for key, digits in found.items():
+        replaced = set(varying) if varying else set(range(len(digits)))
+        pieces = re.split(r"\d+", key)
+        sequence = pieces[0] + "".join(("#" if i in replaced else d) + pieces[i + 1] for i, d in enumerate(digits))
+        out[key] = (sequence, int(digits[varying[-1] if varying else -1]) if digits else -1)
+    return out
 
 
 @register_source
@@ -251,8 +259,19 @@ class FolderSource(Source):
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: not a folder of frames")
         files = [p for p in self.folder.iterdir() if _is_image(p) and not _is_depth(p)]
-        self.numbers = _frame_numbers([_frame_key(p) for p in files])
+        self.numbers = _frame_numbers([_frame_key(p) for p in files if _stamp(_frame_key(p)) is None])
+        self._first: dict[str, str] = {}  # each sequence's first name: the sequences in the order of their names
+        for key, (sequence, _) in sorted(self.numbers.items()):
+            self._first.setdefault(sequence, key)
         self.files = sorted(files, key=self._order)
+        firsts = sorted(self._first.values())
+        #: a folder of several videos (by name): each frame's sequence (named by its first frame), so that the
+        #: temporal smoothing restarts at each
+        self.sequences = {key: self._first[s] for key, (s, _) in self.numbers.items()} if len(firsts) > 1 else {}
+        if self.sequences:
+            shown = ", ".join(firsts[:4]) + (", ..." if len(firsts) > 4 else "")
+            log.info("%s: %d sequences by their names, from %s: one after the other, each smoothed on its own",
+                     self.folder, len(firsts), shown)  # fmt: skip
         if not self.files:
             raise InputError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)})")
         by_key: dict[str, Path] = {}
@@ -285,17 +304,21 @@ class FolderSource(Source):
         return len(self.files)
 
     def _order(self, path: Path) -> tuple:
-        """Frames in time: by their timestamp where named by one, else by their number."""
+        """Frames in time: by their timestamp where named by one, else by their sequence and number."""
         key = _frame_key(path)
         stamp = _stamp(key)
-        return (stamp, key) if stamp is not None else (self.numbers[key], key)
+        if stamp is not None:
+            return ("", stamp, key)
+        sequence, number = self.numbers[key]
+        return (self._first[sequence], number, key)
 
     def _timestamp(self, index: int, path: Path) -> float:
         """A frame's time: the one its name gives in seconds, else its number (over fps)."""
         key = _frame_key(path)
-        number, stamp = self.numbers[key], _stamp(key)
+        stamp = _stamp(key)
         if stamp is not None:  # named by its time in seconds
             return stamp
+        number = self.numbers[key][1]
         return number / self.fps if self.fps and number >= 0 else float(number if number >= 0 else index)
 
     def _check_trajectory_times(self, trajectory: Path) -> None:
@@ -335,4 +358,4 @@ class FolderSource(Source):
                 image = self.registration.color_to_depth(image, depth, self.intrinsics)
                 extra["color_registered"] = True
             yield Frame(image, index, ts, depth, self.intrinsics, pose, name=path.stem,
-                        extra={"path": str(path), **extra})  # fmt: skip
+                        sequence=self.sequences.get(key), extra={"path": str(path), **extra})  # fmt: skip

@@ -261,3 +261,18 @@ def test_feature_depth_folder_of_floating_point_tiffs_in_metres(sevenscenes_path
         cv2.imwrite(str(p.with_suffix(".tiff")), ref.depth.astype(np.float32))
     got = list(FolderSource(tmp_path / "f"))
     assert all(np.array_equal(f.depth, ref.depth) for f, ref in zip(got, refs))
+
+
+def test_feature_a_folder_of_several_videos_gives_each_as_a_sequence(camvid_path, tmp_path):
+    """CamVid's training images as a stream: two videos whose frame numbers overlap
+    (``0006R0_f00930``, ``0016E5_00930``) came in the order of the number alone, alternating
+    between the videos frame by frame, with the temporal smoothing running across each cut. Each
+    video now comes whole, as a sequence of its own (the smoothing restarts at it)."""
+    names = ["0006R0_f00930", "0006R0_f00960", "0006R0_f00990", "0016E5_00930", "0016E5_00960", "0016E5_00990"]
+    for name in names:
+        (tmp_path / f"{name}.jpg").write_bytes((camvid_path / "train" / f"{name}.jpg").read_bytes())
+    frames = list(FolderSource(tmp_path))
+    assert [f.name for f in frames] == names
+    assert [f.sequence for f in frames] == ["0006R0_f00930"] * 3 + ["0016E5_00930"] * 3
+    assert [f.timestamp for f in frames] == [930, 960, 990] * 2
+    assert [f.sequence for f in FolderSource(camvid_path / "val")] == [None] * 101  # one video: as before
