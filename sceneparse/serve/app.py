@@ -8,7 +8,8 @@ Endpoints (errors are JSON ``{"error": "..."}`` with a fitting status):
   ``&maps=1`` also the labels and the confidence, base64 of HxW uint8, for the web page).
 * ``POST /v1/jobs`` with a multipart file field ``video``: a job that labels the video through
   the frame loop (:func:`sceneparse.run`) into an overlay video; ``GET /v1/jobs/{id}`` its
-  progress, ``GET /v1/jobs/{id}/video`` the video once done.
+  progress (and, once done, the video's ``codec``: ``avc1``, H.264, where OpenCV can encode it,
+  else ``mp4v``, MPEG-4 part 2, which browsers do not play), ``GET /v1/jobs/{id}/video`` the video.
 * ``GET /v1/models``, ``GET /healthz``, and the web page at ``/``.
 
 Images of concurrent requests are batched on the model (:class:`~sceneparse.serve.batcher.Batcher`);
@@ -182,7 +183,7 @@ class _Job:
     def __init__(self, job_id: str, folder: Path, source: Path, temporal) -> None:
         self.id, self.folder, self.source, self.temporal = job_id, folder, source, temporal
         self.status, self.error = "queued", None
-        self.frames, self.total, self.fps = 0, None, None
+        self.frames, self.total, self.fps, self.codec = 0, None, None, None
         self.created = time.time()
 
     def state(self) -> dict:
@@ -192,7 +193,7 @@ class _Job:
         elif self.total:
             progress = min(1.0, self.frames / self.total)
         return {"id": self.id, "status": self.status, "frames": self.frames, "total": self.total,
-                "progress": progress, "fps": self.fps, "error": self.error,
+                "progress": progress, "fps": self.fps, "codec": self.codec, "error": self.error,
                 "status_url": f"/v1/jobs/{self.id}",
                 "video_url": f"/v1/jobs/{self.id}/video" if self.status == "done" else None}  # fmt: skip
 
@@ -229,6 +230,7 @@ def _run_job(parser, job: _Job, max_frames: int) -> None:
         finally:
             src.close()
         job.fps = round(stats["fps"], 2)
+        job.codec = stats["outputs"]["video"].get("codec")  # avc1 (H.264) or mp4v (browsers do not play it)
         if not stats["outputs"]["video"]["video"]:
             raise RuntimeError(stats["input_error"] or "no frame could be read from the video")
         job.status = "done"

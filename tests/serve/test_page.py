@@ -178,3 +178,34 @@ def test_feature_page_labels_a_tiff_the_browser_cannot_show(server, browser, pho
     info.value.save_as(saved)
     assert (np.asarray(Image.open(saved)) == parser.parse(rgb).labels).mean() >= 0.999
     page.close()
+
+
+@pytest.mark.slow
+def test_feature_page_says_when_the_browser_cannot_play_the_overlay_video(server, browser, photos, tmp_path):
+    """Without an H.264 encoder OpenCV writes MPEG-4 part 2, which Chromium does not play: the page
+    showed '12 frames labelled' over a player that stayed blank."""
+    import cv2
+
+    frames = [rgb for _, rgb, _ in photos if rgb.shape == photos[0][1].shape][:4]
+    h, w = frames[0].shape[:2]
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (w, h))
+    for rgb in frames:
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+    page = browser.new_page()
+    jobs = []
+    page.on("response", lambda r: jobs.append(r) if "/v1/jobs/" in r.url and not r.url.endswith("/video") else None)
+    page.goto(server + "/")
+    page.wait_for_selector("#legend li", state="attached")
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#video-done:not([hidden])", timeout=120_000)
+    codec = jobs[-1].json()["codec"]
+    if codec == "mp4v":
+        page.wait_for_selector("#status.error", timeout=30_000)
+        assert "4 frames labelled; this browser cannot play the video (MPEG-4 part 2" in page.inner_text("#status")
+        assert page.eval_on_selector("#video", "v => v.hidden")
+    else:  # H.264: it plays
+        page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=30_000)
+    assert page.get_attribute("#video-download", "download") == "clip_overlay.mp4"
+    page.close()

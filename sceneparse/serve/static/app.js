@@ -217,7 +217,16 @@ async function parseVideo(file) {
   }
   const video = await fetch(job.video_url, { headers: authHeaders() });
   const url = URL.createObjectURL(await video.blob());
-  $("video").src = url;
+  const player = $("video");
+  player.hidden = false;
+  // MPEG-4 part 2 (what OpenCV writes without an H.264 encoder) plays in VLC or mpv, not in browsers
+  player.onerror = () => {
+    player.hidden = true;
+    setStatus(`${file.name}: ${job.frames} frames labelled; this browser cannot play the video ` +
+      `(${job.codec === "mp4v" ? "MPEG-4 part 2: the service's OpenCV has no H.264 encoder" : job.codec}): ` +
+      "download it and play it in VLC or mpv", true);
+  };
+  player.src = url;
   $("video-download").href = url;
   $("video-download").download = file.name.replace(/\.[^.]*$/, "") + "_overlay.mp4";
   $("video-done").hidden = false;
