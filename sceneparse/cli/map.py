@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "depth and poses (see sceneparse.sources.folder), a bag")  # fmt: skip
     ap.add_argument("--out", required=True, help="output folder")
     add_runtime_arguments(ap, model_default="indoor-geometry-rgbd")
-    ap.add_argument("--voxel", type=float, default=0.02, help="voxel size in metres (default: %(default)s)")
+    ap.add_argument("--voxel", type=float, default=0.02, help="voxel size in metres (default: %(default)s; at most a "
+                    "quarter of --depth-max; a map that would outgrow a quarter of the memory stops)")  # fmt: skip
     ap.add_argument("--depth-max", type=float, default=4.0, help="readings beyond this are not fused (m)")
     ap.add_argument("--map-device", default="auto",
                     help="open3d device of the map: auto (CUDA where open3d has it), cpu, cuda")  # fmt: skip
