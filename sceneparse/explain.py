@@ -162,6 +162,7 @@ class OcclusionResult:
         base: N probabilities of the classes on the unoccluded image, averaged over the region.
         pixels: N number of pixels of each class's region (the model's labels on the unoccluded image).
         peaks: N (y, x) centres of the patch of the largest drop.
+        labels: HxW the model's labels on the unoccluded image (the classes' regions).
     """
 
     classes: list[int]
@@ -176,6 +177,7 @@ class OcclusionResult:
     base: np.ndarray
     pixels: np.ndarray
     peaks: list[tuple[int, int]] = field(default_factory=list)
+    labels: np.ndarray | None = None
 
 
 def _positions(size: int, patch: int, stride: int) -> np.ndarray:
@@ -296,6 +298,7 @@ def occlusion_sensitivity(
         base=base_mean.cpu().numpy(),
         pixels=pixels.cpu().numpy().astype(np.int64),
         peaks=peaks,
+        labels=labels.cpu().numpy().astype(np.int64),
     )
 
 
@@ -452,6 +455,8 @@ def plot_occlusion(rgb: np.ndarray, result: OcclusionResult, path: str | Path, c
         ax.imshow(_grey(rgb), cmap="gray", vmin=0, vmax=1)
         lim = float(np.abs(result.maps[k]).max()) or 1e-6  # each class on its own symmetric scale
         im = ax.imshow(result.maps[k], cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.6)
+        if result.labels is not None and (result.labels == result.classes[k]).any():  # the class's region
+            ax.contour(result.labels == result.classes[k], levels=[0.5], colors="black", linewidths=0.8)
         y, x = result.peaks[k]
         ax.plot([x], [y], marker="x", color="black", markersize=9, mew=2)
         ax.set_title(f"{result.class_names[k]}: {100 * result.pixels[k] / (h * w):.0f}% of pixels,\n"
@@ -460,7 +465,8 @@ def plot_occlusion(rgb: np.ndarray, result: OcclusionResult, path: str | Path, c
         bar.ax.tick_params(labelsize=6)
     over = "the class's own pixels" if result.region == "class" else "the whole image"
     fig.suptitle(f"occlusion sensitivity: drop in p(class), averaged over {over}, as a grey {result.patch}x"
-                 f"{result.patch} patch slides every {result.stride} px (x: strongest drop)", fontsize=9)  # fmt: skip
+                 f"{result.patch} patch slides every {result.stride} px (x: strongest drop; line: the class's "
+                 "pixels)", fontsize=9)  # fmt: skip
     fig.tight_layout()
     return _save(fig, path)
 

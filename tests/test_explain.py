@@ -262,3 +262,22 @@ def test_occlusion_batches_of_a_large_image_are_smaller(monkeypatch, caplog):
     assert max(sizes) == 3 and sum(sizes) == 1 + whole.drops[0].size  # the unoccluded image, then every position
     assert "3 occluded copies of the 64x48 image per network call, not 16" in caplog.text
     np.testing.assert_allclose(cut.drops, whole.drops, atol=1e-5)
+
+
+def test_occlusion_keeps_the_regions_it_averaged_over_and_outlines_them(tmp_path, monkeypatch):
+    """plot_occlusion promised each class's region outlined and drew none: the result had no labels."""
+    import matplotlib.axes
+
+    from sceneparse.explain import plot_occlusion
+
+    parser = _parser("msconvnet")
+    rgb, _ = _rgbd()
+    result = occlusion_sensitivity(parser, rgb, patch=16, stride=16, progress=False)
+    assert result.labels.shape == rgb.shape[:2]
+    np.testing.assert_array_equal(result.labels, parser.predict_probs(rgb).argmax(0))
+    assert result.pixels.tolist() == [int((result.labels == c).sum()) for c in result.classes]
+    outlined = []
+    contour = matplotlib.axes.Axes.contour
+    monkeypatch.setattr(matplotlib.axes.Axes, "contour", lambda ax, z, **kw: outlined.append(z) or contour(ax, z, **kw))
+    plot_occlusion(rgb, result, tmp_path / "occlusion.png")
+    assert [m.sum() for m in outlined] == result.pixels.tolist()
