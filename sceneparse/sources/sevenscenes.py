@@ -2,7 +2,7 @@
 ``frame-NNNNNN.depth.png`` (16-bit mm, 0 = no reading), ``frame-NNNNNN.pose.txt`` (4x4
 camera-to-world) and optionally ``camera-intrinsics.txt`` (the depth camera's). The sequences as
 Microsoft distributes them have no such file: their page gives the depth camera's intrinsics
-(focal length 585, principal point (320, 240)), which the frames with a 640x480 depth image then get.
+(focal length 585, principal point (320, 240)), which its 640x480 frames then get.
 
 The colour and depth images are stored as the Kinect took them, from two cameras, unregistered;
 the source registers each colour image to its depth image (:mod:`.registration`), so that pixel
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from sceneparse.errors import InputError
@@ -46,16 +47,24 @@ def read_intrinsics(folder: Path) -> np.ndarray | None:
     return read_camera_matrix(path) if path.is_file() else None
 
 
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(rows, columns) of an image file, None if unreadable."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    return None if image is None else image.shape[:2]
+
+
 def _color_files(folder: Path) -> list[Path]:
     return [p for p in folder.glob(COLOR_FILES) if p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
-def frame_intrinsics(k: np.ndarray | None, depth: np.ndarray | None) -> np.ndarray | None:
+def frame_intrinsics(k: np.ndarray | None, depth: np.ndarray | None, image: np.ndarray) -> np.ndarray | None:
     """The depth camera matrix of a 7-Scenes frame: ``k`` (its sequence's camera-intrinsics.txt),
-    else the dataset's documented one where the depth image has the Kinect's 640x480 size."""
+    else the dataset's documented one where the depth and colour images have the Kinect's 640x480
+    size (another camera in the same layout, 12-Scenes' say, has intrinsics of its own)."""
     if k is not None:
         return k
-    return DEFAULT_INTRINSICS.copy() if depth is not None and depth.shape[:2] == KINECT_SIZE else None
+    kinect = depth is not None and depth.shape[:2] == KINECT_SIZE and image.shape[:2] == KINECT_SIZE
+    return DEFAULT_INTRINSICS.copy() if kinect else None
 
 
 def register_7scenes_file(path: str | Path, image: np.ndarray, depth: np.ndarray | None) -> tuple[np.ndarray, bool]:
@@ -65,7 +74,7 @@ def register_7scenes_file(path: str | Path, image: np.ndarray, depth: np.ndarray
     path = Path(path)
     if depth is None or not fnmatch(path.name, COLOR_FILES) or image.shape[:2] != KINECT_SIZE:
         return image, False
-    k = frame_intrinsics(read_intrinsics(path.parent), depth)
+    k = frame_intrinsics(read_intrinsics(path.parent), depth, image)
     if k is None:
         return image, False
     return KINECT_7SCENES.color_to_depth(image, depth, k), True
@@ -106,9 +115,9 @@ class SevenScenesSource(Source):
         step = float(np.median(np.diff(numbers))) if len(numbers) > 1 else 1.0
         self.fps = self.rate / max(step, 1.0)  # the frames' (every 2nd frame of a 30 Hz sequence: 15)
         self.intrinsics = read_intrinsics(self.folder)
-        #: no camera-intrinsics.txt: ``intrinsics`` is the dataset's documented one, for 640x480 depth frames
+        #: no camera-intrinsics.txt: ``intrinsics`` is the dataset's documented one (Kinect frames of 640x480)
         self.intrinsics_assumed = self.intrinsics is None
-        if self.intrinsics_assumed:
+        if self.intrinsics_assumed and _image_size(self.colors[0]) == KINECT_SIZE:
             self.intrinsics = DEFAULT_INTRINSICS.copy()
             log.info("%s: no %s; the frames with 640x480 depth get the 7-Scenes depth camera's intrinsics "
                      "(fx = fy = 585, cx = 320, cy = 240)", self.folder, INTRINSICS_FILE)  # fmt: skip
@@ -132,7 +141,7 @@ class SevenScenesSource(Source):
                 self.skip(color, err)
                 continue
             number = frame_number(stem)[0]
-            k = frame_intrinsics(None if self.intrinsics_assumed else self.intrinsics, depth)
+            k = frame_intrinsics(None if self.intrinsics_assumed else self.intrinsics, depth, image)
             if self.registration is not None and depth is not None and k is not None and self._registers(image):
                 image = self.registration.color_to_depth(image, depth, k)
                 extra["color_registered"] = True

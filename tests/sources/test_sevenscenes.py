@@ -135,3 +135,6 @@ def test_exception_colour_of_another_camera_is_not_registered_as_the_kinects(sev
     assert frames[0].depth is not None and frames[3].depth is not None
     assert all(f.image.shape == (968, 1296, 3) and "color_registered" not in f.extra for f in frames)
     assert caplog.text.count("not the 7-Scenes Kinect's 640x480") == 1
+    (seq / "camera-intrinsics.txt").unlink()  # nor are the 7-Scenes depth camera's intrinsics assumed for it
+    source = SevenScenesSource(seq)
+    assert source.intrinsics is None and all(f.intrinsics is None for f in source)
