@@ -39,7 +39,7 @@ from sceneparse.errors import ConfigError, InputError, OutputError
 from sceneparse.robotics.clouds import make_cloud
 from sceneparse.robotics.geometry import IGNORE, require_open3d
 
-__all__ = ["SemanticMap", "map_device", "check_map_options", "write_mesh_ply", "read_mesh_ply"]
+__all__ = ["SemanticMap", "map_device", "check_map_options", "available_memory", "write_mesh_ply", "read_mesh_ply"]
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,40 @@ def check_map_options(voxel_size: float, depth_max: float, trunc_voxels: float =
                           f"{depth_max:g} m (at most a quarter of it; 0.01-0.1 m is usual)")  # fmt: skip
 
 
+def available_memory(meminfo="/proc/meminfo", cgroup="/sys/fs/cgroup") -> int:
+    """Bytes of memory this process may still take: Linux's ``MemAvailable`` (free memory and
+    the page cache it can reclaim; the free pages alone can be a small part of it on a machine
+    that has read many files), less where a container's cgroup limit (v2 ``memory.max``, v1
+    ``memory/memory.limit_in_bytes``) leaves less; elsewhere the free pages, or 16 GiB."""
+    import os
+
+    available = None
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # not a system that tells
+            available = 16 * 2**30
+    root = Path(cgroup)
+    for limit, usage in (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes",
+                                                            "memory/memory.usage_in_bytes")):  # fmt: skip
+        try:
+            left = int((root / limit).read_text().split()[0]) - int((root / usage).read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # no such limit ('max' where v2 has none)
+            continue
+        available = min(available, max(left, 0))
+    return available
+
+
 def _memory_budget(device) -> int:
     """Bytes a map's voxels may take: :data:`MEMORY_SHARE` of the memory available now (of the
     GPU's too, for a map there)."""
-    import os
-
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system that tells
-        available = 16 * 2**30
+    available = available_memory()
     if device.get_type() == device.DeviceType.CUDA and torch.cuda.is_available():
         available = min(available, torch.cuda.mem_get_info(device.get_id())[0])
     return int(MEMORY_SHARE * available)

@@ -174,6 +174,28 @@ def test_exception_map_beyond_its_memory_is_refused_before_it_grows():
     assert m.memory_bytes <= m.max_memory_bytes
 
 
+def test_feature_available_memory_counts_the_page_cache_and_the_container(tmp_path):
+    """The map's budget comes from MemAvailable (free pages plus reclaimable cache; the free
+    pages alone, os.sysconf's, were 1 GB here of 20 GB available, refusing a normal map), and
+    from a container's cgroup limit where that leaves less (docker --memory 4g on a large host)."""
+    from sceneparse.robotics.mapping import available_memory
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       32000000 kB\nMemFree:         1048576 kB\nMemAvailable:   20971520 kB\n")
+    assert available_memory(meminfo, tmp_path / "no-cgroup") == 20 * 2**30
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "memory.max").write_text(f"{4 * 2**30}\n")
+    (tmp_path / "v2" / "memory.current").write_text(f"{2**30}\n")
+    assert available_memory(meminfo, tmp_path / "v2") == 3 * 2**30
+    (tmp_path / "v2" / "memory.max").write_text("max\n")  # no limit
+    assert available_memory(meminfo, tmp_path / "v2") == 20 * 2**30
+    (tmp_path / "v1" / "memory").mkdir(parents=True)
+    (tmp_path / "v1" / "memory" / "memory.limit_in_bytes").write_text(f"{2**31}\n")
+    (tmp_path / "v1" / "memory" / "memory.usage_in_bytes").write_text(f"{2**30}\n")
+    assert available_memory(meminfo, tmp_path / "v1") == 2**30
+    assert available_memory() > 0  # this machine's
+
+
 def test_exception_bad_frames_and_options():
     depth, truth = render_exact(camera_pose())
     m = SemanticMap(CLASSES, VOXEL, device="cpu")
