@@ -6,7 +6,8 @@ The layout (only the images are required)::
     FOLDER/
       000000.jpg            colour (any image format; the order: the last number in the name
                             that differs between the frames, stuttgart_00_000000_000042_leftImg8bit:
-                            42; or the time where a name is one in seconds, 1305031102.066667.jpg;
+                            42; or the time where a name is one, in seconds, 1305031102.066667.jpg,
+                            or nanoseconds, 1403636579763555584.png;
                             names of several videos, CamVid's 0006R0_f00930 and 0016E5_00930: each
                             video whole, a sequence of its own)
       000000.depth.png      16-bit depth in units of 1/depth_scale m (default 1000: millimetres,
@@ -197,8 +198,11 @@ def _frame_key(path: Path) -> str:
 
 
 def _stamp(key: str) -> float | None:
-    """The time of a frame named by its timestamp in seconds (``1305031102.066667``, as
-    bag extractors and TUM name them), else None."""
+    """The time (seconds) of a frame named by its timestamp: in seconds (``1305031102.066667``, as
+    bag extractors and TUM name them), or in nanoseconds, 19 digits (``1403636579763555584``, as
+    EuRoC and ROS's stamps); else None."""
+    if key.isdigit() and len(key) == 19:  # nanoseconds since 1970 (2001 to 2286): no frame number is that long
+        return int(key) / 1e9
     try:
         value = float(key)
     except ValueError:

@@ -276,3 +276,21 @@ def test_feature_a_folder_of_several_videos_gives_each_as_a_sequence(camvid_path
     assert [f.sequence for f in frames] == ["0006R0_f00930"] * 3 + ["0016E5_00930"] * 3
     assert [f.timestamp for f in frames] == [930, 960, 990] * 2
     assert [f.sequence for f in FolderSource(camvid_path / "val")] == [None] * 101  # one video: as before
+
+
+def test_edge_frames_named_by_their_time_in_nanoseconds(sevenscenes_path, tmp_path):
+    """EuRoC and ROS image extractors name frames by their stamp in nanoseconds
+    (``1403636579763555584.png``): that was a frame number, the frame's time 1.4e18 s, and no line
+    of a poses.txt in seconds was near it."""
+    _folder_from_7scenes(sevenscenes_path, tmp_path / "f", n=3)
+    lines = []
+    for i in range(3):
+        ns = 1403636579763555584 + i * 66_666_667
+        for suffix in (".jpg", ".depth.png"):
+            (tmp_path / "f" / f"{2 * i:06d}{suffix}").rename(tmp_path / "f" / f"{ns}{suffix}")
+        (tmp_path / "f" / f"{2 * i:06d}.pose.txt").unlink()
+        lines.append(f"{ns / 1e9:.6f} {i} 0 0 0 0 0 1")
+    (tmp_path / "f" / "poses.txt").write_text("\n".join(lines) + "\n")
+    got = list(FolderSource(tmp_path / "f"))
+    assert np.allclose([f.timestamp for f in got], [1403636579.763555584 + i / 15 for i in range(3)], atol=1e-6)
+    assert [f.pose[0, 3] for f in got] == [0, 1, 2] and all(f.depth is not None for f in got)
