@@ -198,19 +198,25 @@ class _Job:
                 "video_url": f"/v1/jobs/{self.id}/video" if self.status == "done" else None}  # fmt: skip
 
 
-def _progress_sink(job: _Job):
+class _Stopped(RuntimeError):
+    """The service is shutting down: a running video job ends at its next frame."""
+
+
+def _progress_sink(job: _Job, stopping: threading.Event):
     from sceneparse.sinks.base import Sink
 
     class Progress(Sink):
         name = "progress"
 
         def write(self, frame, result) -> None:
+            if stopping.is_set():  # the frame loop closes its outputs and ends
+                raise _Stopped(f"the service shut down after {job.frames} frames")
             job.frames += 1
 
     return Progress()
 
 
-def _run_job(parser, job: _Job, max_frames: int) -> None:
+def _run_job(parser, job: _Job, max_frames: int, stopping: threading.Event | None = None) -> None:
     from sceneparse.loop import run
     from sceneparse.sinks import build_sink
     from sceneparse.sources import open_source
@@ -225,8 +231,9 @@ def _run_job(parser, job: _Job, max_frames: int) -> None:
                 job.total = None
             if max_frames and job.total:
                 job.total = min(job.total, max_frames)
-            stats = run(parser, src, [build_sink("video", out=job.folder), _progress_sink(job)], temporal=job.temporal,
-                        max_frames=max_frames, progress=False, desc=f"job {job.id}")  # fmt: skip
+            sinks = [build_sink("video", out=job.folder), _progress_sink(job, stopping or threading.Event())]
+            stats = run(parser, src, sinks, temporal=job.temporal, max_frames=max_frames, progress=False,
+                        desc=f"job {job.id}")  # fmt: skip
         finally:
             src.close()
         job.fps = round(stats["fps"], 2)
@@ -235,8 +242,11 @@ def _run_job(parser, job: _Job, max_frames: int) -> None:
             raise RuntimeError(stats["input_error"] or "no frame could be read from the video")
         job.status = "done"
     except Exception as err:
-        log.error("video job %s failed: %s", job.id, err)
-        job.status, job.error = "failed", str(err)
+        why = str(err)
+        if stopping is not None and stopping.is_set():  # the progress sink's error, reported by the loop
+            why = f"the service shut down after {job.frames} frames"
+        log.error("video job %s failed: %s", job.id, why)
+        job.status, job.error = "failed", why
     finally:
         job.source.unlink(missing_ok=True)
 
@@ -305,19 +315,21 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
     jobs: OrderedDict[str, _Job] = OrderedDict()
     jobs_lock = threading.Lock()
     job_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sceneparse-video")
+    stopping = threading.Event()
     limits = {"image": int(max_upload_mb * 1e6), "video": int(max_video_mb * 1e6)}
     started = time.time()
 
     @asynccontextmanager
     async def lifespan(app):
         yield
+        stopping.set()  # a running video job ends at its next frame (it would hold the shutdown to its end)
         batcher.close()
         job_runner.shutdown(wait=True, cancel_futures=True)
         if owned:
             shutil.rmtree(work, ignore_errors=True)
 
     app = FastAPI(title="sceneparse", version=_version(), lifespan=lifespan, docs_url="/docs", redoc_url=None)
-    app.state.batcher, app.state.parser, app.state.jobs = batcher, parser, jobs
+    app.state.batcher, app.state.parser, app.state.jobs, app.state.stopping = batcher, parser, jobs, stopping
 
     def error(status: int, message: str, headers=None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -497,7 +509,7 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
             for old in finished[: max(0, len(finished) - KEEP_JOBS)]:
                 jobs.pop(old.id)
                 shutil.rmtree(old.folder, ignore_errors=True)
-        job_runner.submit(_run_job, parser, job, max_video_frames)
+        job_runner.submit(_run_job, parser, job, max_video_frames, stopping)
         return JSONResponse(job.state(), status_code=202)
 
     def get_job(job_id: str) -> _Job:

@@ -373,3 +373,41 @@ def test_feature_large_images_are_batched_fewer_at_a_time(parser, photos):
     assert [timing["batch"] for _, timing in results] == [3, 3, 3] and recording.sizes == [2]
     for rgb, (result, _) in zip(frames, results):
         assert (result.labels == parser.parse(rgb).labels).mean() >= 0.999
+
+
+class _HeldAfterFirstFrame:
+    """A parser whose video jobs (temporal calls) wait after their first frame until the service stops."""
+
+    def __init__(self, parser) -> None:
+        self.parser, self.app = parser, None
+
+    def __getattr__(self, name):
+        return getattr(self.parser, name)
+
+    def parse_frames(self, frames, *args, **kwargs):
+        temporal = args[0] if args else kwargs.get("temporal", True)
+        inner = self.parser.parse_frames(frames, *args, **kwargs)
+        try:
+            for i, item in enumerate(inner):
+                yield item
+                if i == 0 and temporal is not False:  # not the batcher's images
+                    self.app.state.stopping.wait(60)
+        finally:
+            inner.close()
+
+
+def test_feature_shutdown_ends_a_running_video_job(parser, photos, tmp_path):
+    """Ctrl-C waited for a running video job to label its last frame (a minute for 1000 frames)."""
+    n = _video(photos, tmp_path / "clip.mp4")
+    held = _HeldAfterFirstFrame(parser)
+    app = create_app(held)
+    held.app = app
+    with TestClient(app) as c:
+        job = c.post("/v1/jobs", files={"video": ("clip.mp4", (tmp_path / "clip.mp4").read_bytes())}).json()
+        deadline = time.time() + 60
+        while app.state.jobs[job["id"]].frames == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        assert app.state.jobs[job["id"]].status == "running"
+    state = app.state.jobs[job["id"]].state()  # after the shutdown
+    assert state["status"] == "failed" and state["error"].startswith("the service shut down after ")
+    assert state["frames"] < n
