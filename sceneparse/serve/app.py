@@ -444,6 +444,8 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
         check_query(request, PARSE_QUERY, "; refiners are chosen when the service starts (sceneparse serve --refine)")
         if format not in FORMATS:
             raise ApiError(400, f"unknown format {format!r}; one of: {', '.join(FORMATS)}")
+        if maps and format != "json":  # the label PNG would come back without a word about the maps
+            raise ApiError(400, f"maps=1 goes with format=json (the maps are in the JSON), not format={format}")
         data, name = await read_upload(request, "image", "image")
         rgb = await run_in_threadpool(decode_image, data, max_pixels)
         t_decoded = time.perf_counter()

@@ -247,6 +247,7 @@ def test_exception_query_parameters_the_endpoint_does_not_take(client, photos):
     assert "format (png, overlay, probs, json)" in response.json()["error"]
     _error(client.post("/v1/jobs?temporl=none", files={"video": (name, data)}), 400, "did you mean 'temporal'?")
     assert client.post("/v1/parse?format=json&maps=0", files={"image": (name, data)}).status_code == 200
+    _error(client.post("/v1/parse?maps=1", files={"image": (name, data)}), 400, "maps=1 goes with format=json")
 
 
 def test_exception_the_image_field_twice_or_as_text(client, photos):
