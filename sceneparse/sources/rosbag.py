@@ -2,7 +2,8 @@
 ``.mcap`` files, or one such file) and ROS 1 ``.bag`` files, read with the pure-Python
 ``rosbags`` package (``pip install 'sceneparse[ros]'``).
 
-Frames come from one image topic (``sensor_msgs/Image``, Bayer mosaics demosaiced, or ``sensor_msgs/CompressedImage``;
+Frames come from one image topic (``sensor_msgs/Image``, Bayer mosaics and packed YUV 4:2:2
+converted as cv_bridge does, or ``sensor_msgs/CompressedImage``;
 ``topic=`` chooses it, else the first image topic that is not the depth topic and whose name
 does not say ``depth``), each with the depth image whose header stamp is nearest within
 ``max_difference`` seconds from a depth topic (``depth_topic=``, else the first image topic whose
@@ -65,6 +66,9 @@ DEPTH_ENCODINGS = ("16uc1", "32fc1")
 #: (OpenCV names a pattern by its second row's second and third pixels)
 BAYER = {"bayer_rggb8": cv2.COLOR_BayerBG2RGB, "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
          "bayer_gbrg8": cv2.COLOR_BayerGR2RGB, "bayer_grbg8": cv2.COLOR_BayerGB2RGB}  # fmt: skip
+#: packed 4:2:2 YUV (ROS's yuv422 is UYVY; BT.601, video range), as cv_bridge converts them
+YUV422 = {"yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+          "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2, "yuyv": cv2.COLOR_YUV2RGB_YUY2}  # fmt: skip
 #: image_transport's transports, the last part of a transported image topic (``.../image_raw/compressed``)
 TRANSPORTS = ("compressed", "compresseddepth", "theora", "zstd", "ffmpeg", "h264", "h265", "foxglove")
 #: how long a colour frame waits for its depth image: frames, and seconds of bag time
@@ -114,11 +118,15 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
     if enc in BAYER:  # a camera driver's image_raw before image_proc: demosaiced as cv_bridge does
         raw = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, int(msg.step))[:, :w]
         return cv2.cvtColor(np.ascontiguousarray(raw), BAYER[enc])
+    if enc in YUV422:  # webcams (usb_cam, v4l2_camera): two bytes a pixel, converted as cv_bridge does
+        raw = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, int(msg.step))[:, : 2 * w]
+        return cv2.cvtColor(np.ascontiguousarray(raw).reshape(h, w, 2), YUV422[enc])
     dtypes = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4),
               "mono8": (np.uint8, 1), "8uc1": (np.uint8, 1), "mono16": (np.uint16, 1), "16uc1": (np.uint16, 1),
               "32fc1": (np.float32, 1), "8uc3": (np.uint8, 3)}  # fmt: skip
     if enc not in dtypes:
-        raise InputError(f"image encoding {msg.encoding!r} is not read (known: {', '.join([*dtypes, *BAYER])})")
+        known = ", ".join([*dtypes, *BAYER, *YUV422])
+        raise InputError(f"image encoding {msg.encoding!r} is not read (known: {known})")
     dtype, channels = dtypes[enc]
     dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
     row = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, int(msg.step))[:, : w * channels * dt.itemsize]

@@ -473,3 +473,27 @@ def test_feature_bayer_images_are_demosaiced(sevenscenes_path, pattern):
     image = decode_image(msg, "sensor_msgs/msg/Image")
     assert image.shape == (h, w, 3) and image.dtype == np.uint8
     assert np.abs(image.astype(int) - rgb).mean() < 3  # a wrong pattern gives 18 or more
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2"])
+def test_feature_packed_yuv_images_are_converted(sevenscenes_path, encoding):
+    """Webcam drivers (usb_cam) publish yuv422 (UYVY) or YUY2 images: 'image encoding is not read'.
+    A real frame packed as a camera packs it (BT.601 video range, chroma shared by two pixels)
+    comes back close to the frame."""
+    from types import SimpleNamespace
+
+    from sceneparse.sources.rosbag import decode_image
+
+    rgb = cv2.cvtColor(cv2.imread(str(sevenscenes_path / "frame-000000.color.jpg")), cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(int)
+    y = ycc[..., 0] * 219 // 255 + 16
+    u, v = (((ycc[:, 0::2, c] + ycc[:, 1::2, c]) // 2 - 128) * 224 // 255 + 128 for c in (2, 1))
+    packed = np.zeros((h, 2 * w), np.uint8)
+    order = (u, y[:, 0::2], v, y[:, 1::2]) if encoding == "yuv422" else (y[:, 0::2], u, y[:, 1::2], v)
+    for k, plane in enumerate(order):
+        packed[:, k::4] = plane
+    msg = SimpleNamespace(encoding=encoding, height=h, width=w, step=2 * w, is_bigendian=0, data=packed.tobytes())
+    image = decode_image(msg, "sensor_msgs/msg/Image")
+    assert image.shape == (h, w, 3) and image.dtype == np.uint8
+    assert np.abs(image.astype(int) - rgb).mean() < 2.5
