@@ -30,8 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="output folder")
     add_runtime_arguments(ap, model_default="indoor-geometry-rgbd")
     ap.add_argument("--voxel", type=float, default=0.02, help="voxel size in metres (default: %(default)s; at most a "
-                    "quarter of --depth-max; a map that would outgrow a quarter of the memory stops)")  # fmt: skip
+                    "quarter of --depth-max; a map that would outgrow --map-memory-mb stops)")  # fmt: skip
     ap.add_argument("--depth-max", type=float, default=4.0, help="readings beyond this are not fused (m)")
+    ap.add_argument(
+        "--map-memory-mb",
+        type=float,
+        default=None,
+        help="the most the map's voxels may take, in MB (default: a quarter of the memory available)",
+    )
     ap.add_argument("--map-device", default="auto",
                     help="open3d device of the map: auto (CUDA where open3d has it), cpu, cuda")  # fmt: skip
     ap.add_argument("--grid-resolution", type=float, default=None,
@@ -103,7 +109,7 @@ def _map(args, out: Path) -> int:
     from sceneparse.sources import open_source
 
     sink = SemanticMapSink(out, voxel=args.voxel, depth_max=args.depth_max, device=args.map_device, costs=args.costs,
-                           grid_resolution=args.grid_resolution)  # fmt: skip
+                           grid_resolution=args.grid_resolution, max_memory_mb=args.map_memory_mb)  # fmt: skip
     options = {"topic": args.topic, "depth_topic": args.depth_topic, "pose_topic": args.pose_topic,
                "depth_scale": args.depth_scale}  # fmt: skip
     source = open_source(args.sequence, options={k: v for k, v in options.items() if v is not None})

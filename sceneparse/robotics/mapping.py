@@ -91,6 +91,10 @@ def available_memory(meminfo="/proc/meminfo", cgroup="/sys/fs/cgroup") -> int:
     return available
 
 
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MB"
+
+
 def _memory_budget(device) -> int:
     """Bytes a map's voxels may take: :data:`MEMORY_SHARE` of the memory available now (of the
     GPU's too, for a map there)."""
@@ -154,16 +158,20 @@ class SemanticMap:
         self.trunc_voxels, self.depth_max = float(trunc_voxels), float(depth_max)
         self.min_prob, self.semantic_stride = float(min_prob), int(semantic_stride)
         self.device = device if isinstance(device, o3d.core.Device) else map_device(device)
+        if max_memory_mb is not None and not max_memory_mb > 0:
+            raise ConfigError(f"max_memory_mb must be positive, got {max_memory_mb}")
+        self.max_memory_bytes = _memory_budget(self.device) if max_memory_mb is None else int(max_memory_mb * 2**20)
+        self._budget = f"{MEMORY_SHARE:.0%} of the memory available" if max_memory_mb is None else "the limit given"
+        # the blocks allocated up front count too: no more of them than the memory allows
+        block_count = max(1, min(int(block_count), self.max_memory_bytes // self.block_bytes))
         f32 = o3d.core.float32
         self.vbg = o3d.t.geometry.VoxelBlockGrid(
             attr_names=("tsdf", "weight", "color", "logprob", "observations"),
             attr_dtypes=(f32, f32, f32, f32, f32),
             attr_channels=((1), (1), (3), (len(self.class_names)), (1)),
-            voxel_size=self.voxel_size, block_resolution=self.block_resolution, block_count=int(block_count),
+            voxel_size=self.voxel_size, block_resolution=self.block_resolution, block_count=block_count,
             device=self.device,
         )  # fmt: skip
-        self.max_memory_bytes = _memory_budget(self.device) if max_memory_mb is None else int(max_memory_mb * 2**20)
-        self._budget = f"{MEMORY_SHARE:.0%} of the memory available" if max_memory_mb is None else "max_memory_mb"
         self.frames = 0
         self.seconds = {"blocks": 0.0, "tsdf": 0.0, "classes": 0.0}
         self._rays: dict = {}
@@ -208,10 +216,10 @@ class SemanticMap:
             return
         need = max(2 * capacity, size + new) * self.block_bytes
         if need > self.max_memory_bytes:
-            raise ConfigError(f"the map would grow to {need / 2**30:.1f} GB ({size + new} blocks of "
-                              f"{self.voxel_size * 1000:g} mm voxels) after {self.frames} frames, beyond its "
-                              f"{self.max_memory_bytes / 2**30:.1f} GB ({self._budget}): use a larger voxel "
-                              "(0.01-0.05 m) or a smaller depth range")  # fmt: skip
+            raise ConfigError(f"the map would grow to {_size(need)} ({size + new} blocks of {self.voxel_size * 1000:g} "
+                              f"mm voxels) after {self.frames} frames, beyond its {_size(self.max_memory_bytes)} "
+                              f"({self._budget}): use a larger voxel (0.01-0.05 m), a smaller depth range or a "
+                              "higher memory limit")  # fmt: skip
 
     # ------------------------------------------------------------------------- fusion
 

@@ -49,12 +49,15 @@ class SemanticMapSink(Sink):
             default table of :mod:`sceneparse.robotics.costmap`).
         grid_resolution: metres per cell of the 2D grids (None: twice the voxel size).
         weight_threshold: surface voxels seen fewer times than this are left out of the outputs.
+        max_memory_mb: the most the map's voxels may take (None: a share of the memory available;
+            see :class:`~sceneparse.robotics.mapping.SemanticMap`).
     """
 
     name = "semantic-map"
 
     def __init__(self, out, voxel: float = 0.02, depth_max: float = 4.0, device: str = "auto", costs=None,
-                 grid_resolution: float | None = None, weight_threshold: float = 3.0) -> None:  # fmt: skip
+                 grid_resolution: float | None = None, weight_threshold: float = 3.0,
+                 max_memory_mb: float | None = None) -> None:  # fmt: skip
         from sceneparse.robotics.costmap import load_costs
         from sceneparse.robotics.geometry import require_open3d
         from sceneparse.robotics.mapping import check_map_options
@@ -67,6 +70,9 @@ class SemanticMapSink(Sink):
         self.voxel, self.depth_max, self.device = float(voxel), float(depth_max), device
         load_costs(costs)  # a missing file or a bad cost: an error now, not after the last frame
         self.costs, self.grid_resolution, self.weight_threshold = costs, grid_resolution, float(weight_threshold)
+        if max_memory_mb is not None and not max_memory_mb > 0:
+            raise ConfigError(f"max_memory_mb must be positive, got {max_memory_mb}")
+        self.max_memory_mb = max_memory_mb
         self.map = None
         self.skipped: dict[str, int] = {}
         self.fuse_seconds = 0.0
@@ -80,7 +86,8 @@ class SemanticMapSink(Sink):
 
         super().open(info)
         self.costs = load_costs(self.costs, info.class_names)  # an unknown class: before the first frame
-        self.map = SemanticMap(info.class_names, self.voxel, depth_max=self.depth_max, device=self.device)
+        self.map = SemanticMap(info.class_names, self.voxel, depth_max=self.depth_max, device=self.device,
+                               max_memory_mb=self.max_memory_mb)  # fmt: skip
         self.started = time.perf_counter()
         self.up_sum = np.zeros(3)
         self._closed = False

@@ -70,6 +70,15 @@ def test_exception_map_beyond_its_memory_stops_with_the_voxel_named(tmp_path, ca
     assert "blocks of 0.1 mm voxels) after 0 frames, beyond its" in caplog.text
     assert "use a larger voxel" in caplog.text
     assert json.loads((out / "summary.json").read_text())["frames"] == 0
+    # a limit given: a map at 4 cm fits in 50 MB, not in 1 MB (the hash map's first 1000 blocks take 20)
+    monkeypatch.setattr(mapping, "MEMORY_SHARE", 0.25)
+    for limit, code in (("1", 1), ("50", 0)):
+        out = tmp_path / f"out{limit}"
+        argv = ["map", str(seq), "--out", str(out), "--voxel", "0.02", "--map-memory-mb", limit, "--no-progress"]
+        assert main(argv) == code
+    assert "the limit given" in caplog.text
+    assert main(["map", str(seq), "--out", str(tmp_path / "o"), "--map-memory-mb", "0", "--no-progress"]) == 1
+    assert "max_memory_mb must be positive" in caplog.text
 
 
 def test_exception_sources_without_depth_are_refused_before_any_work(tmp_path, caplog):

@@ -154,7 +154,7 @@ def test_exception_map_beyond_its_memory_is_refused_before_it_grows():
     frames = room_frames(3)
     m = SemanticMap(CLASSES, VOXEL, device="cpu", block_count=50, max_memory_mb=1)
     with pytest.raises(ConfigError, match=r"the map would grow to .* blocks of 20 mm voxels\) after 0 frames, beyond "
-                       r"its 0.0 GB \(max_memory_mb\): use a larger voxel"):  # fmt: skip
+                       r"its 1 MB \(the limit given\): use a larger voxel"):  # fmt: skip
         m.integrate(frames[0][0], K, frames[0][1], probs=probs_from_labels(frames[0][2]))
     assert m.frames == 0 and m.blocks == 0
     m = SemanticMap(CLASSES, VOXEL, device="cpu", block_count=50)  # the default budget: a share of the memory
