@@ -132,7 +132,9 @@ def check_rigid(pose: np.ndarray, where) -> None:
     rotation = pose[:3, :3]
     error = np.abs(rotation.T @ rotation - np.eye(3)).max()
     if not np.allclose(pose[3], [0, 0, 0, 1]):
-        raise InputError(f"{where}: not a camera-to-world matrix: its last row is {pose[3].tolist()}, not 0 0 0 1")
+        transposed = np.allclose(pose[:, 3], [0, 0, 0, 1])  # written column by column
+        raise InputError(f"{where}: not a camera-to-world matrix: its last row is {pose[3].tolist()}, not 0 0 0 1"
+                         + (" (written column by column? give it row by row)" if transposed else ""))  # fmt: skip
     if error > RIGID_TOLERANCE or np.linalg.det(rotation) < 0:
         what = "a reflection" if np.linalg.det(rotation) < 0 else f"R^T R is off the identity by {error:.3g}"
         raise InputError(f"{where}: not a camera-to-world matrix: its top-left 3x3 is not a rotation ({what})")

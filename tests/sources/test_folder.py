@@ -160,6 +160,7 @@ def test_exception_intrinsics_that_are_not_a_camera_matrix(tmp_path, text, why):
         (np.diag([2.0, 2.0, 2.0, 1.0]), "not a rotation"),  # scaled
         (np.diag([1.0, 1.0, -1.0, 1.0]), "a reflection"),  # mirrored
         (np.diag([1.0, 1.0, 1.0, 0.0]), "its last row is"),
+        (np.array([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0.5, 1, 2, 1]]), "written column by column?"),
     ],
 )
 def test_exception_pose_that_is_not_a_rigid_transform_is_named(sevenscenes_path, tmp_path, matrix, message):
