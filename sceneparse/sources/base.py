@@ -156,15 +156,18 @@ def read_frame_depth(path: str | Path | None, scale: float, missing: str = "") -
     """(depth in metres, ``{}``) of an RGB-D frame's depth image, or (None, ``{"depth_error":
     reason}``) where it is missing or unreadable: a frame without its depth is reported by the
     parse step, not an end of the stream. ``path`` None: no depth file for the frame
-    (``missing`` says why). A 16-bit image holds units of 1/``scale`` m; a single-channel
-    floating-point one (a 32-bit TIFF, as renderers and stereo pipelines write) metres, as ROS's
-    32FC1 images (non-finite and negative values: no reading)."""
+    (``missing`` says why). A 16-bit image holds units of 1/``scale`` m, 0 and 65535 no reading
+    (65535 is 7-Scenes' and the Kinect SDK's mark of a missing reading, not a depth of 65535
+    units); a single-channel floating-point one (a 32-bit TIFF, as renderers and stereo pipelines
+    write) metres, as ROS's 32FC1 images (non-finite and negative values: no reading)."""
     from sceneparse.data.depth import read_depth_png
 
     if path is None:
         return None, {"depth_error": missing or "no depth image for this frame"}
     try:
-        return read_depth_png(path, scale), {}
+        depth = read_depth_png(path, scale)
+        depth[depth >= np.float32(65534.5 / scale)] = 0  # the largest 16-bit value: no reading
+        return depth, {}
     except InputError as err:
         try:
             depth = _float_depth(Path(path))

@@ -138,3 +138,20 @@ def test_exception_colour_of_another_camera_is_not_registered_as_the_kinects(sev
     (seq / "camera-intrinsics.txt").unlink()  # nor are the 7-Scenes depth camera's intrinsics assumed for it
     source = SevenScenesSource(seq)
     assert source.intrinsics is None and all(f.intrinsics is None for f in source)
+
+
+def test_feature_missing_readings_marked_65535_are_no_readings(sevenscenes_path, tmp_path):
+    """The 7-Scenes sequences as distributed mark a pixel without a reading 65535 (the sequence here
+    has them as 0): those were readings of 65.5 m, points far behind every wall in a map and depth
+    an RGB-D model never saw."""
+    import cv2
+
+    seq, stems = _broken_sequence(sevenscenes_path, tmp_path, n=4)
+    path = seq / f"{stems[0]}.depth.png"
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    raw[raw == 0] = 65535
+    cv2.imwrite(str(path), raw)
+    reference = next(iter(SevenScenesSource(sevenscenes_path)))
+    frame = next(iter(SevenScenesSource(seq)))
+    assert frame.depth.max() < 10 and np.array_equal(frame.depth, reference.depth)
+    assert np.array_equal(frame.image, reference.image)  # registered as with 0: the same readings filled
