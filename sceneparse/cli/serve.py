@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from sceneparse.errors import ConfigError
     from sceneparse.export import require
     from sceneparse.serve import create_app
 
@@ -99,6 +100,11 @@ def main(argv=None) -> int:
     for name, value in (("--max-batch", args.max_batch), ("--queue-size", args.queue_size)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+    if args.token is not None and not args.token.strip():
+        # SCENEPARSE_TOKEN= (a compose file's unset variable): the service would take 'Bearer ' with
+        # nothing after it; serving without a token would drop the protection that was asked for
+        raise ConfigError("the token is empty (--token or $SCENEPARSE_TOKEN): give one, or unset "
+                          "SCENEPARSE_TOKEN to serve without")  # fmt: skip
     uvicorn = require("uvicorn", "serve")
     apply_threads(args.threads)
     parser = load_model(args.model, args.device, args.threads)

@@ -305,6 +305,8 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
     max_pixels = positive("max_pixels", max_pixels, integer=True)
     max_jobs = positive("max_jobs", max_jobs, integer=True)
     max_video_frames = positive("max_video_frames", max_video_frames, integer=True, zero=True)
+    if token is not None and not token.strip():
+        raise ConfigError("token is empty: give one, or None to serve without")
     refine = parser.refiners(refine)  # the model's chosen parameters under the given ones, checked now
     temporal_default = "none" if temporal in (False, None) else (DEFAULT_METHOD if temporal is True else temporal)
     batcher = Batcher(parser, max_batch=max_batch, max_wait=max_wait_ms / 1000, queue_size=queue_size, refine=refine)

@@ -33,3 +33,12 @@ def test_exception_limits_are_usage_errors_before_the_model_loads(flag, value, m
     with pytest.raises(SystemExit) as done:
         main(["serve", flag, value])
     assert done.value.code == 2 and f"{flag}: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env, argv", [("", []), ("secret", ["--token", " "])])
+def test_exception_an_empty_token_is_refused_before_the_model_loads(env, argv, monkeypatch, caplog):
+    """SCENEPARSE_TOKEN= (set but empty) made a service that took 'Authorization: Bearer ' with nothing after it."""
+    monkeypatch.setenv("SCENEPARSE_TOKEN", env)
+    monkeypatch.setattr("sceneparse.cli.serve.load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert main(["serve", *argv]) == 1
+    assert "the token is empty (--token or $SCENEPARSE_TOKEN)" in caplog.text

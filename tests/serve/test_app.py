@@ -412,3 +412,8 @@ def test_feature_shutdown_ends_a_running_video_job(parser, photos, tmp_path):
     state = app.state.jobs[job["id"]].state()  # after the shutdown
     assert state["status"] == "failed" and state["error"].startswith("the service shut down after ")
     assert state["frames"] < n
+
+
+def test_exception_an_empty_token(parser):
+    with pytest.raises(ValueError, match="token is empty"):
+        create_app(parser, token="")
