@@ -21,7 +21,7 @@ import numpy as np
 from sceneparse.errors import ConfigError, InputError, NotFoundError
 
 __all__ = ["Frame", "Source", "SOURCES", "register_source", "open_source", "list_sources", "frame_number",
-           "read_frame_depth", "nearest_pose"]  # fmt: skip
+           "read_frame_depth", "nearest_pose", "unopenable_name", "check_name", "read_frame_image"]  # fmt: skip
 
 URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
@@ -77,7 +77,8 @@ class Source:
     def skip(self, item, err: Exception) -> None:
         """Record a frame that cannot be read (an unreadable image, say) in ``failed`` and log it
         once; the source goes on with the next frame."""
-        self.failed[str(item)] = str(err)
+        item = str(item).encode("utf-8", "backslashreplace").decode("utf-8")  # a name of another encoding, shown
+        self.failed[item] = str(err)
         logging.getLogger(type(self).__module__).error("%s", err if str(item) in str(err) else f"{item}: {err}")
 
     @classmethod
@@ -146,6 +147,34 @@ def open_source(spec, kind: str | None = None, options: dict | None = None, **kw
     raise InputError(f"{spec}: no source reads it (known kinds: {', '.join(list_sources())})")
 
 
+def unopenable_name(path) -> str | None:
+    """Why OpenCV cannot open ``path``, None if it can: a name that is not valid UTF-8 (bytes of
+    another encoding, from an old archive or a Windows share), on which OpenCV's Python bindings
+    crash the process outright. The reason shows the name with its bad bytes escaped."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return f"{shown}: the name is not valid UTF-8 (bytes of another encoding), which OpenCV cannot open: rename it"
+    return None
+
+
+def check_name(path) -> None:
+    """Raise an InputError where OpenCV cannot open ``path`` (:func:`unopenable_name`)."""
+    reason = unopenable_name(path)
+    if reason:
+        raise InputError(reason)
+
+
+def read_frame_image(path) -> np.ndarray:
+    """:func:`sceneparse.io.read_image` of a frame's file, an InputError for a name OpenCV cannot open."""
+    from sceneparse.io import read_image
+
+    check_name(path)
+    return read_image(path)
+
+
 def frame_number(name: str) -> tuple[int, str]:
     """Sort key of a frame file: the last number in its name, then the name."""
     numbers = re.findall(r"\d+", name)
@@ -164,6 +193,8 @@ def read_frame_depth(path: str | Path | None, scale: float, missing: str = "") -
 
     if path is None:
         return None, {"depth_error": missing or "no depth image for this frame"}
+    if unopenable_name(path):
+        return None, {"depth_error": unopenable_name(path)}
     try:
         depth = read_depth_png(path, scale)
         depth[depth >= np.float32(65534.5 / scale)] = 0  # the largest 16-bit value: no reading

@@ -44,8 +44,15 @@ import numpy as np
 
 from sceneparse.errors import InputError
 from sceneparse.io import IMAGE_EXTENSIONS as IMAGE_EXTS
-from sceneparse.io import read_image
-from sceneparse.sources.base import Frame, Source, nearest_pose, read_frame_depth, register_source
+from sceneparse.sources.base import (
+    Frame,
+    Source,
+    check_name,
+    nearest_pose,
+    read_frame_depth,
+    read_frame_image,
+    register_source,  # fmt: skip
+)
 from sceneparse.sources.registration import ColorRegistration
 
 __all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory", "read_registration", "check_rigid"]
@@ -262,6 +269,7 @@ class FolderSource(Source):
                  registration: ColorRegistration | bool | None = None) -> None:  # fmt: skip
         super().__init__()
         self.folder = Path(folder)
+        check_name(self.folder)
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: not a folder of frames")
         files = [p for p in self.folder.iterdir() if _is_image(p) and not _is_depth(p)]
@@ -355,7 +363,7 @@ class FolderSource(Source):
                 depth, extra = read_frame_depth(self.depth_files.get(key), self.depth_scale,
                                                 f"{path.name}: no depth image ({key}.depth.png)")  # fmt: skip
             try:
-                image = read_image(path)
+                image = read_frame_image(path)
                 pose = self._pose(path, ts)
             except (ValueError, FileNotFoundError) as err:  # the frame is left out and reported
                 self.skip(path, err)

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sceneparse.errors import InputError, NotFoundError
-from sceneparse.io import IMAGE_EXTENSIONS, list_images, read_image
-from sceneparse.sources.base import Frame, Source, read_frame_depth, register_source
+from sceneparse.io import IMAGE_EXTENSIONS, list_images
+from sceneparse.sources.base import Frame, Source, check_name, read_frame_depth, read_frame_image, register_source
 from sceneparse.sources.sevenscenes import register_7scenes_file
 
 __all__ = ["ImageFiles", "find_depth", "without_depth_maps"]
@@ -84,6 +84,8 @@ class ImageFiles(Source):
         super().__init__()
         inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         self.items = list_images(inputs, exclude)
+        if depth is not None:
+            check_name(depth)
         if depth is not None and not Path(depth).is_dir():
             raise NotFoundError(f"depth folder not found: {depth}")
         if depth is not None:
@@ -105,7 +107,7 @@ class ImageFiles(Source):
     def __iter__(self) -> Iterator[Frame]:
         for index, (path, stem) in enumerate(self.items):
             try:
-                rgb = read_image(path)
+                rgb = read_frame_image(path)
             except (ValueError, FileNotFoundError) as err:
                 self.skip(path, err)
                 continue

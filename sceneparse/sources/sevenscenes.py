@@ -20,8 +20,17 @@ import cv2
 import numpy as np
 
 from sceneparse.errors import InputError
-from sceneparse.io import IMAGE_EXTENSIONS, read_image
-from sceneparse.sources.base import Frame, Source, frame_number, read_frame_depth, register_source
+from sceneparse.io import IMAGE_EXTENSIONS
+from sceneparse.sources.base import (
+    Frame,
+    Source,
+    check_name,
+    frame_number,
+    read_frame_depth,
+    read_frame_image,
+    register_source,  # fmt: skip
+    unopenable_name,
+)
 from sceneparse.sources.folder import read_intrinsics as read_camera_matrix
 from sceneparse.sources.folder import read_pose_matrix
 from sceneparse.sources.registration import KINECT_7SCENES, ColorRegistration
@@ -49,7 +58,7 @@ def read_intrinsics(folder: Path) -> np.ndarray | None:
 
 def _image_size(path: Path) -> tuple[int, int] | None:
     """(rows, columns) of an image file, None if unreadable."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    image = None if unopenable_name(path) else cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     return None if image is None else image.shape[:2]
 
 
@@ -107,6 +116,7 @@ class SevenScenesSource(Source):
         super().__init__()
         self.registration = KINECT_7SCENES if register_color is True else (register_color or None)
         self.folder = Path(folder)
+        check_name(self.folder)
         self.colors = sorted(_color_files(self.folder), key=lambda p: frame_number(p.name.split(".")[0]))
         if not self.colors:
             raise InputError(f"{self.folder}: no frame-NNNNNN.color.* files: not a 7-Scenes sequence")
@@ -135,7 +145,7 @@ class SevenScenesSource(Source):
                                             f"{depth_path}: depth image not found")  # fmt: skip
             pose_path = self.folder / f"{stem}.pose.txt"
             try:
-                image = read_image(color)
+                image = read_frame_image(color)
                 pose = read_pose_matrix(pose_path) if pose_path.is_file() else None
             except (ValueError, FileNotFoundError) as err:  # the frame is left out and reported
                 self.skip(color, err)

@@ -14,8 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from sceneparse.errors import InputError
-from sceneparse.io import read_image
-from sceneparse.sources.base import Frame, Source, nearest_pose, read_frame_depth, register_source
+from sceneparse.sources.base import (
+    Frame,
+    Source,
+    check_name,
+    nearest_pose,
+    read_frame_depth,
+    read_frame_image,
+    register_source,
+)
 from sceneparse.sources.folder import read_intrinsics, read_trajectory
 
 __all__ = ["TUMSource"]
@@ -74,6 +81,7 @@ class TUMSource(Source):
             raise InputError(f"depth_scale must be positive, got {depth_scale}")
         self.depth_scale = float(depth_scale)
         self.folder = Path(folder)
+        check_name(self.folder)
         rgb_list = self.folder / "rgb.txt"
         if not rgb_list.is_file():
             raise InputError(f"{self.folder}: no rgb.txt: not a TUM RGB-D sequence")
@@ -116,7 +124,7 @@ class TUMSource(Source):
                                                 f"{self.max_difference * 1000:.0f} ms")  # fmt: skip
             rgb_path = self.folder / rgb_rel
             try:
-                image = read_image(rgb_path)
+                image = read_frame_image(rgb_path)
             except (ValueError, FileNotFoundError) as err:  # the frame is left out and reported
                 self.skip(rgb_path, err)
                 continue

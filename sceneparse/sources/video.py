@@ -10,7 +10,7 @@ import cv2
 
 from sceneparse.errors import InputError, NotFoundError
 from sceneparse.io import opencv_quiet
-from sceneparse.sources.base import URL_RE, Frame, Source, register_source
+from sceneparse.sources.base import URL_RE, Frame, Source, check_name, register_source
 
 __all__ = ["VideoSource", "VIDEO_EXTS"]
 
@@ -38,6 +38,7 @@ class VideoSource(Source):
             spec = int(spec)
         self.spec = spec
         self.live = isinstance(spec, int) or bool(URL_RE.match(str(spec)))
+        check_name(spec)
         if not self.live and Path(spec).is_dir():
             raise InputError(f"{spec}: a folder, not a video file (a folder of frames is read as a frame folder)")
         if not self.live and not Path(spec).is_file():

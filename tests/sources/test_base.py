@@ -86,3 +86,45 @@ def test_feature_floating_point_depth_images_hold_metres(sevenscenes_path, tmp_p
     cv2.imwrite(str(tmp_path / "8bit.png"), (mm // 20).astype(np.uint8))  # 8-bit: still refused, the reason kept
     depth, extra = read_frame_depth(tmp_path / "8bit.png", 1000.0)
     assert depth is None and "single-channel 16-bit" in extra["depth_error"]
+
+
+def test_exception_file_names_that_are_not_utf8_are_named_not_a_crash(tmp_path):
+    """A file whose name holds bytes of another encoding (``caf\\xe9.jpg`` from a Latin-1 archive):
+    OpenCV's Python bindings crashed the whole process on it (a segmentation fault, nothing
+    written, no message). Each source now names it and goes on (run apart: a crash would end
+    the test run)."""
+    import os
+    import subprocess
+    import sys
+
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in (b"0001.jpg", b"caf\xe9_0002.jpg", b"0003.jpg"):
+        cv2.imencode(".jpg", np.full((16, 16, 3), 99, np.uint8))[1].tofile(os.fsdecode(bytes(folder) + b"/" + name))
+    bad_folder = tmp_path / os.fsdecode(b"s\xe9q")
+    bad_folder.mkdir()
+    (bad_folder / "0001.jpg").write_bytes((folder / "0001.jpg").read_bytes())
+    (bad_folder / "clip.mp4").write_bytes(b"not a video")
+    code = (
+        "import sys\n"
+        "from sceneparse.sources import FolderSource, ImageFiles, VideoSource\n"
+        "folder, bad = sys.argv[1], sys.argv[2]\n"
+        "for cls in (FolderSource, ImageFiles):\n"
+        "    src = cls(folder)\n"
+        "    print(cls.__name__, [f.name for f in src], *src.failed.values())\n"
+        "for make in (lambda: FolderSource(bad), lambda: VideoSource(bad + '/clip.mp4')):\n"
+        "    try:\n"
+        "        make()\n"
+        "    except ValueError as err:\n"
+        "        print(err)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(folder), str(bad_folder)], capture_output=True,
+                         text=True, errors="backslashreplace", timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    reason = "the name is not valid UTF-8 (bytes of another encoding), which OpenCV cannot open: rename it"
+    assert lines[0].startswith("FolderSource ['0001', '0003'] ") and lines[0].endswith("caf\\udce9_0002.jpg: " + reason)
+    assert lines[1].startswith("ImageFiles ['0001', '0003'] ") and lines[1].endswith("caf\\udce9_0002.jpg: " + reason)
+    assert lines[2].endswith("s\\udce9q: " + reason) and lines[3].endswith("s\\udce9q/clip.mp4: " + reason)
