@@ -219,13 +219,15 @@ def _stamp(key: str) -> float | None:
     return value if "." in key and np.isfinite(value) else None
 
 
-def _frame_numbers(keys: list[str]) -> dict[str, tuple[str, int]]:
-    """(sequence, number) of each frame named by ``keys``. The number: the last number in the
+def _frame_numbers(keys: list[str]) -> dict[str, tuple[str, int, tuple]]:
+    """(sequence, number, order) of each frame named by ``keys``. The number: the last number in the
     names that differs between them, where all have as many numbers (a number that every name
     ends with, as Cityscapes' ``..._000042_leftImg8bit``, would give all frames one number and one
     time); else the last number of each name (-1: none). The sequence: the name with the numbers
     that differ replaced by ``#`` (``0016E5_#``, ``0006R0_f#``: CamVid's videos, whose frame numbers
-    overlap, are two sequences, not one whose frames alternate between them)."""
+    overlap, are two sequences, not one whose frames alternate between them). The order in a
+    sequence: the numbers that differ, first to last (``cam0_0002`` after ``cam0_0001``, before
+    ``cam1_0001``; ``1305031102_066667000`` by its seconds, then its nanoseconds)."""
     found = {key: re.findall(r"\d+", key) for key in keys}
     counts = {len(digits) for digits in found.values()}
     count = counts.pop() if len(counts) == 1 else 0
@@ -235,7 +237,8 @@ def _frame_numbers(keys: list[str]) -> dict[str, tuple[str, int]]:
         replaced = set(varying) if varying else set(range(len(digits)))
         pieces = re.split(r"\d+", key)
         sequence = pieces[0] + "".join(("#" if i in replaced else d) + pieces[i + 1] for i, d in enumerate(digits))
-        out[key] = (sequence, int(digits[varying[-1] if varying else -1]) if digits else -1)
+        number = int(digits[varying[-1] if varying else -1]) if digits else -1
+        out[key] = (sequence, number, tuple(int(digits[i]) for i in varying) if varying else (number,))
     return out
 
 
@@ -275,13 +278,13 @@ class FolderSource(Source):
         files = [p for p in self.folder.iterdir() if _is_image(p) and not _is_depth(p)]
         self.numbers = _frame_numbers([_frame_key(p) for p in files if _stamp(_frame_key(p)) is None])
         self._first: dict[str, str] = {}  # each sequence's first name: the sequences in the order of their names
-        for key, (sequence, _) in sorted(self.numbers.items()):
+        for key, (sequence, *_) in sorted(self.numbers.items()):
             self._first.setdefault(sequence, key)
         self.files = sorted(files, key=self._order)
         firsts = sorted(self._first.values())
         #: a folder of several videos (by name): each frame's sequence (named by its first frame), so that the
         #: temporal smoothing restarts at each
-        self.sequences = {key: self._first[s] for key, (s, _) in self.numbers.items()} if len(firsts) > 1 else {}
+        self.sequences = {key: self._first[s] for key, (s, *_) in self.numbers.items()} if len(firsts) > 1 else {}
         if self.sequences:
             shown = ", ".join(firsts[:4]) + (", ..." if len(firsts) > 4 else "")
             log.info("%s: %d sequences by their names, from %s: one after the other, each smoothed on its own",
@@ -323,8 +326,8 @@ class FolderSource(Source):
         stamp = _stamp(key)
         if stamp is not None:
             return ("", stamp, key)
-        sequence, number = self.numbers[key]
-        return (self._first[sequence], number, key)
+        sequence, _, order = self.numbers[key]
+        return (self._first[sequence], order, key)
 
     def _timestamp(self, index: int, path: Path) -> float:
         """A frame's time: the one its name gives in seconds, else its number (over fps)."""

@@ -295,3 +295,20 @@ def test_edge_frames_named_by_their_time_in_nanoseconds(sevenscenes_path, tmp_pa
     got = list(FolderSource(tmp_path / "f"))
     assert np.allclose([f.timestamp for f in got], [1403636579.763555584 + i / 15 for i in range(3)], atol=1e-6)
     assert [f.pose[0, 3] for f in got] == [0, 1, 2] and all(f.depth is not None for f in got)
+
+
+def test_edge_frames_ordered_by_every_number_that_differs(tmp_path):
+    """Names with two numbers that differ were ordered by the last alone: ``1305031103_000000000``
+    (seconds, nanoseconds) came before ``1305031102_900000000``, and two cameras' frames
+    alternated. Now by each number that differs, first to last."""
+    names = ["1305031103_100000000", "1305031102_900000000", "1305031103_000000000", "1305031102_950000000"]
+    for name in names:
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.zeros((8, 8, 3), np.uint8))
+    assert [f.name for f in FolderSource(tmp_path)] == sorted(names)
+    for p in tmp_path.iterdir():
+        p.unlink()
+    for cam in (0, 1):
+        for i in (1, 2, 10):
+            cv2.imwrite(str(tmp_path / f"cam{cam}_{i}.png"), np.zeros((8, 8, 3), np.uint8))
+    names = [f.name for f in FolderSource(tmp_path)]
+    assert names == ["cam0_1", "cam0_2", "cam0_10", "cam1_1", "cam1_2", "cam1_10"]
