@@ -18,7 +18,9 @@ The layout (only the images are required)::
       poses.txt             TUM trajectory lines "TIMESTAMP tx ty tz qx qy qz qw" (camera-to-world,
                             quaternion x y z w); a frame gets the line nearest its timestamp (the
                             number in its name, over fps where given; the time a name gives) within
-                            max_difference
+                            max_difference. Or KITTI's layout (KITTI odometry, KISS-ICP, ORB-SLAM):
+                            one line of 12 numbers (the top 3x4 of the camera-to-world matrix, row
+                            by row) per frame, in the frames' order
       intrinsics.txt        fx fy cx cy, or the 3x3 (or 4x4) camera matrix, row by row (also read
                             as camera-intrinsics.txt); of the depth camera where the two differ
       color-intrinsics.txt  only for cameras that do not register colour to depth themselves (raw
@@ -55,7 +57,8 @@ from sceneparse.sources.base import (
 )
 from sceneparse.sources.registration import ColorRegistration
 
-__all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory", "read_registration", "check_rigid"]
+__all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory", "read_registration", "check_rigid",
+           "read_kitti_poses", "is_kitti_poses"]  # fmt: skip
 
 INTRINSICS_FILES = ("intrinsics.txt", "camera-intrinsics.txt")
 COLOR_INTRINSICS_FILE = "color-intrinsics.txt"
@@ -185,6 +188,43 @@ def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return data[order, 0], poses[order]
 
 
+def _pose_lines(path: Path) -> list[tuple[int, str, list[float] | None]]:
+    """(line number, line, its numbers or None) of a pose file's lines, less blank and ``#`` ones."""
+    out = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            out.append((lineno, line, [float(v) for v in line.replace(",", " ").split()]))
+        except ValueError:
+            out.append((lineno, line, None))
+    return out
+
+
+def is_kitti_poses(path: str | Path) -> bool:
+    """Whether a pose file is in KITTI's layout: its first line holds 12 numbers (a 3x4 matrix)."""
+    lines = _pose_lines(Path(path))
+    return bool(lines) and lines[0][2] is not None and len(lines[0][2]) == 12
+
+
+def read_kitti_poses(path: str | Path) -> np.ndarray:
+    """Nx4x4 camera-to-world of a pose file in KITTI's layout: a line of 12 numbers per frame, the
+    top 3x4 of the matrix row by row (KITTI odometry's poses, KISS-ICP's and ORB-SLAM's KITTI
+    output)."""
+    path = Path(path)
+    poses = []
+    for lineno, line, values in _pose_lines(path):
+        if values is None or len(values) != 12 or not np.all(np.isfinite(values)):
+            raise InputError(f"{path}:{lineno}: expected the 12 numbers of a 3x4 camera-to-world matrix, row by row "
+                             f"(KITTI's layout, as the first line), got {line!r}")  # fmt: skip
+        pose = np.eye(4)
+        pose[:3] = np.reshape(values, (3, 4))
+        check_rigid(pose, f"{path}:{lineno}")
+        poses.append(pose)
+    return np.asarray(poses)
+
+
 def _is_image(path: Path) -> bool:
     """An image file of the folder; not a hidden one (``._000001.jpg``: the resource fork macOS
     writes beside each file it copies to a FAT or exFAT drive, which is no image)."""
@@ -308,8 +348,15 @@ class FolderSource(Source):
         k = next((self.folder / n for n in INTRINSICS_FILES if (self.folder / n).is_file()), None)
         self.intrinsics = read_intrinsics(k) if k is not None else None
         trajectory = self.folder / "poses.txt"
-        self.trajectory = read_trajectory(trajectory) if trajectory.is_file() else None
-        self.has_poses = self.trajectory is not None or any(self.folder.glob("*.pose.txt"))
+        self.trajectory, self.frame_poses = None, None  # TUM lines by time, or KITTI lines by frame
+        if trajectory.is_file() and is_kitti_poses(trajectory):
+            self.frame_poses = read_kitti_poses(trajectory)
+            if len(self.frame_poses) != len(self.files):
+                raise InputError(f"{trajectory}: {len(self.frame_poses)} poses in KITTI's layout (one line a frame, in "
+                                 f"the frames' order) for {len(self.files)} frames")  # fmt: skip
+        elif trajectory.is_file():
+            self.trajectory = read_trajectory(trajectory)
+        self.has_poses = trajectory.is_file() or any(self.folder.glob("*.pose.txt"))
         if self.trajectory is not None:
             self._check_trajectory_times(trajectory)
         self.registration = read_registration(self.folder) if registration is None else (registration or None)
@@ -351,10 +398,12 @@ class FolderSource(Source):
                         "with frame number / fps)",
                         trajectory, self.max_difference, min(stamps), max(stamps), times[0], times[-1])  # fmt: skip
 
-    def _pose(self, path: Path, timestamp: float) -> np.ndarray | None:
+    def _pose(self, index: int, path: Path, timestamp: float) -> np.ndarray | None:
         for own in (path.with_name(f"{path.stem}.pose.txt"), path.with_name(f"{_frame_key(path)}.pose.txt")):
             if own.is_file():
                 return read_pose_matrix(own)
+        if self.frame_poses is not None:
+            return self.frame_poses[index].copy()
         return nearest_pose(self.trajectory, timestamp, self.max_difference)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -367,7 +416,7 @@ class FolderSource(Source):
                                                 f"{path.name}: no depth image ({key}.depth.png)")  # fmt: skip
             try:
                 image = read_frame_image(path)
-                pose = self._pose(path, ts)
+                pose = self._pose(index, path, ts)
             except (ValueError, FileNotFoundError) as err:  # the frame is left out and reported
                 self.skip(path, err)
                 continue

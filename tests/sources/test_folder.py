@@ -312,3 +312,22 @@ def test_edge_frames_ordered_by_every_number_that_differs(tmp_path):
             cv2.imwrite(str(tmp_path / f"cam{cam}_{i}.png"), np.zeros((8, 8, 3), np.uint8))
     names = [f.name for f in FolderSource(tmp_path)]
     assert names == ["cam0_1", "cam0_2", "cam0_10", "cam1_1", "cam1_2", "cam1_10"]
+
+
+def test_feature_poses_in_kittis_layout(sevenscenes_path, tmp_path):
+    """A poses.txt of one 3x4 matrix a line (KITTI odometry, KISS-ICP, ORB-SLAM's KITTI output)
+    was refused as a bad TUM trajectory ('expected TIMESTAMP TX TY TZ QX QY QZ QW'), and the folder
+    could not even be labelled. Line k is now the pose of the k-th frame."""
+    refs = _folder_from_7scenes(sevenscenes_path, tmp_path / "f", n=3)
+    for p in (tmp_path / "f").glob("*.pose.txt"):
+        p.unlink()
+    rows = [" ".join(f"{v:.12e}" for v in ref.pose[:3].ravel()) for ref in refs]
+    (tmp_path / "f" / "poses.txt").write_text("\n".join(rows) + "\n")
+    src = FolderSource(tmp_path / "f")
+    assert src.has_poses and all(np.allclose(f.pose, ref.pose) for f, ref in zip(src, refs))
+    (tmp_path / "f" / "poses.txt").write_text("\n".join(rows[:2]) + "\n")
+    with pytest.raises(ValueError, match="2 poses in KITTI's layout .* for 3 frames"):
+        FolderSource(tmp_path / "f")
+    (tmp_path / "f" / "poses.txt").write_text("\n".join([*rows[:2], "1 0 0 0 0 1 0 0 0 0 1"]) + "\n")
+    with pytest.raises(ValueError, match=r"poses.txt:3: expected the 12 numbers of a 3x4 camera-to-world matrix"):
+        FolderSource(tmp_path / "f")
