@@ -209,3 +209,30 @@ def test_feature_page_says_when_the_browser_cannot_play_the_overlay_video(server
         page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=30_000)
     assert page.get_attribute("#video-download", "download") == "clip_overlay.mp4"
     page.close()
+
+
+@pytest.mark.slow
+def test_feature_page_opens_the_file_chooser_from_the_keyboard(server, browser, photos, tmp_path):
+    """The file input is hidden and its label takes no focus: without a mouse no file could be chosen."""
+    name, rgb, data = photos[2]
+    path = tmp_path / name
+    path.write_bytes(data)
+    page = browser.new_page()
+    # listened for long before the key press: expect_file_chooser turns the interception on without
+    # waiting for it, and a dialog opened before that is a real one, never reported
+    choosers = []
+    page.on("filechooser", lambda chooser: choosers.append(chooser))
+    page.goto(server + "/")
+    page.wait_for_selector("#legend li", state="attached")
+    page.keyboard.press("Tab")  # the first focusable element: the drop zone
+    assert page.evaluate("document.activeElement.id") == "drop"
+    page.keyboard.press("Enter")
+    for _ in range(100):
+        if choosers:
+            break
+        page.wait_for_timeout(100)
+    assert len(choosers) == 1, "Enter on the drop zone opens the file chooser"
+    choosers[0].set_files(str(path))
+    page.wait_for_selector("#result[data-ready='true']", timeout=60_000)
+    assert page.eval_on_selector("#labels", "c => [c.width, c.height]") == [rgb.shape[1], rgb.shape[0]]
+    page.close()

@@ -242,6 +242,13 @@ function handleFile(file) {
 function init() {
   const drop = $("drop");
   $("file").addEventListener("change", (e) => handleFile(e.target.files[0]));
+  // the file input is hidden and its label takes no focus: Enter or Space on the drop zone opens it
+  drop.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      $("file").click();
+    }
+  });
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
