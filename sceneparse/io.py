@@ -55,6 +55,19 @@ def opencv_quiet():
         cv2.utils.logging.setLogLevel(level)
 
 
+def unopenable_name(path) -> str | None:
+    """Why OpenCV cannot open ``path``, None if it can: a name that is not valid UTF-8 (bytes of
+    another encoding, from an old archive or a Windows share), on which OpenCV's Python bindings
+    crash the process outright. The reason shows the name with its bad bytes escaped."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return f"{shown}: the name is not valid UTF-8 (bytes of another encoding), which OpenCV cannot open: rename it"
+    return None
+
+
 def per_file_version(maxsize: int = 8):
     """Decorator: ``read(path, *args)`` runs once per version of the file (its resolved path and
     modification time) and ``args``, then answers from a cache of ``maxsize`` entries. For files
@@ -341,6 +354,9 @@ def ensure_writable(folder: str | Path) -> Path:
     import tempfile
 
     folder = Path(folder)
+    reason = unopenable_name(folder)
+    if reason:  # every file written in it would go through OpenCV, which crashes on the name
+        raise OutputError(f"cannot write to {reason}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".sceneparse-write-check-"):

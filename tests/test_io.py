@@ -171,3 +171,26 @@ def test_edge_float_tiff_in_unit_range_is_read_and_other_ranges_named(tmp_path):
     cv2.imwrite(str(tmp_path / "hdr.tif"), 5 * rgb)
     with pytest.raises(ValueError, match="floating-point image with values in"):
         read_image(tmp_path / "hdr.tif")
+
+
+def test_exception_output_folder_whose_name_is_not_utf8_is_refused_before_opencv(tmp_path):
+    """``sceneparse label photo.jpg --out`` a folder named in Latin-1 crashed the process in
+    OpenCV's first write (a segmentation fault, nothing said); now an OutputError up front."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(cv2.imencode(".jpg", np.full((24, 32, 3), 90, np.uint8))[1].tobytes())
+    out = os.fsdecode(bytes(tmp_path) + b"/sortie-\xe9t\xe9")
+    code = (
+        "import sys\n"
+        "from sceneparse.cli import main\n"
+        "sys.exit(main(['label', sys.argv[1], '--out', sys.argv[2], '--no-progress', '--threads', '1']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(photo), out], capture_output=True, text=True,
+                         errors="backslashreplace", timeout=300)  # fmt: skip
+    assert run.returncode == 1, (run.returncode, run.stderr[-2000:])
+    assert "sortie-\\udce9t\\udce9: the name is not valid UTF-8" in run.stderr and "Traceback" not in run.stderr
+    assert not os.path.exists(out)

@@ -164,10 +164,12 @@ def _image_done(out: Path, name: str, probs: bool) -> bool:
     return all((out / f).is_file() for f in image_output_names(name, probs))
 
 
-def _plan(inputs, out: Path, stream: bool, probs: bool, overwrite: bool) -> dict:
-    """The collection's items, named as the local command names them, and which are done."""
+def _plan(inputs, out: Path, stream: bool, probs: bool, overwrite: bool, depth=None) -> dict:
+    """The collection's items, named as the local command names them (the depth maps in ``depth``
+    inside a folder given left out, as there), and which are done."""
     from sceneparse.io import list_images
     from sceneparse.labelling import is_stream, stream_folders
+    from sceneparse.sources.images import without_depth_maps
 
     inputs = [inputs] if isinstance(inputs, (str, int, Path)) else list(inputs)
     if not inputs:
@@ -178,6 +180,8 @@ def _plan(inputs, out: Path, stream: bool, probs: bool, overwrite: bool) -> dict
         raise ConfigError(f"{live[0]}: cameras and stream URLs are labelled on this machine, not on a cluster "
                           "(leave out --ray)")  # fmt: skip
     images = list_images([i for i in inputs if i not in streams])
+    if depth is not None:
+        images = without_depth_maps(images, depth, inputs)
     folders = stream_folders(streams, out, single=len(inputs) == 1)
     plan = {"images": [], "streams": [], "skipped": []}
     for path, name in images:
@@ -279,7 +283,7 @@ def label_on_ray(model: str, inputs, out: str | Path, *, address: str = "local",
                           "gpus_per_worker at least 0")  # fmt: skip
     out = Path(out)
     t0 = time.perf_counter()
-    plan = _plan(inputs, out, stream, probs, overwrite)  # a missing input fails before anything is written
+    plan = _plan(inputs, out, stream, probs, overwrite, depth)  # a missing input fails before anything is written
     ensure_writable(out)
     todo = len(plan["images"]) + len(plan["streams"])
     report = {"labelled": 0, "skipped": len(plan["skipped"]), "failed": {}, "images": 0, "streams": {},

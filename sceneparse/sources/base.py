@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sceneparse.errors import ConfigError, InputError, NotFoundError
+from sceneparse.io import unopenable_name
 
 __all__ = ["Frame", "Source", "SOURCES", "register_source", "open_source", "list_sources", "frame_number",
            "read_frame_depth", "nearest_pose", "unopenable_name", "check_name", "read_frame_image"]  # fmt: skip
@@ -145,19 +146,6 @@ def open_source(spec, kind: str | None = None, options: dict | None = None, **kw
     if not Path(str(spec)).exists():
         raise NotFoundError(f"source not found: {spec}")
     raise InputError(f"{spec}: no source reads it (known kinds: {', '.join(list_sources())})")
-
-
-def unopenable_name(path) -> str | None:
-    """Why OpenCV cannot open ``path``, None if it can: a name that is not valid UTF-8 (bytes of
-    another encoding, from an old archive or a Windows share), on which OpenCV's Python bindings
-    crash the process outright. The reason shows the name with its bad bytes escaped."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
-        return f"{shown}: the name is not valid UTF-8 (bytes of another encoding), which OpenCV cannot open: rename it"
-    return None
 
 
 def check_name(path) -> None:

@@ -136,6 +136,20 @@ def test_exception_cameras_stay_local(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_exception_depth_maps_inside_a_folder_given_are_not_planned_as_photos(nyu_frames, tmp_path):
+    """``--ray`` lists the images itself: with ``--depth frames/depth`` (NYU's rgb/ and depth/
+    side by side) the depth maps were planned as photos too, as the local command did before."""
+    from sceneparse.distributed.ray_label import _plan
+
+    for sub in ("rgb", "depth"):
+        (tmp_path / "frames" / sub).mkdir(parents=True)
+        for p in sorted((nyu_frames / sub).glob("*.png"))[:2]:
+            (tmp_path / "frames" / sub / p.name).write_bytes(p.read_bytes())
+    plan = _plan([tmp_path / "frames"], tmp_path / "out", False, False, False, depth=tmp_path / "frames" / "depth")
+    assert [i["name"] for i in plan["images"]] == ["rgb/0001", "rgb/0002"]
+    assert len(_plan([tmp_path / "frames"], tmp_path / "out", False, False, False)["images"]) == 4  # no depth: all
+
+
 @pytest.mark.slow
 def test_exception_a_video_whose_worker_dies_for_good_is_reported_and_the_rest_labelled(
     ray_cluster, collection, tmp_path, monkeypatch
