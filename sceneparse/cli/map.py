@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--pose-topic", help="ROS bags: the camera pose topic (PoseStamped, Odometry or "
                     "TransformStamped; default: the first such topic)")  # fmt: skip
     ap.add_argument("--depth-scale", type=float, default=None,
-                    help="frame folders: depth PNG units per metre (default: 1000, millimetres)")  # fmt: skip
+                    help="frame folders and TUM-layout sequences: depth PNG units per metre (default 1000: mm; "
+                    "TUM sequences 5000)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier map in --out")
     return ap
 
@@ -72,7 +73,10 @@ def _check_mappable(source, spec) -> None:
     elif source.kind == "tum" and source.poses is None:
         why = "the sequence has no groundtruth.txt (the camera poses: timestamp tx ty tz qx qy qz qw)"
     elif source.kind == "folder" and not source.has_poses:
-        why = "the folder has no poses (NAME.pose.txt, 4x4 camera-to-world, or a TUM-style poses.txt)"
+        why = (
+            "the folder has no poses (NAME.pose.txt, 4x4 camera-to-world, or a poses.txt: TUM's timestamped "
+            "lines or KITTI's 3x4 matrix a line)"
+        )
     elif source.kind == "rosbag" and not len(source):
         why = f"the bag holds no message on its image topic {source.topic}"
     elif source.kind == "rosbag" and source.intrinsics is None:
