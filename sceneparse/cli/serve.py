@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-video-frames", type=_number(int, 0, False), default=3000, help="frames of a video job at most (0: all)"
     )
     ap.add_argument("--access-log", action="store_true", help="log every request")
+    ap.add_argument("--root-path", default="",
+                    help="the path a reverse proxy serves the service at, which it strips (e.g. /sceneparse): "
+                    "the URLs the service gives start with it")  # fmt: skip
     return ap
 
 
@@ -128,7 +131,8 @@ def main(argv=None) -> int:
                         log.info("serving %s on http://%s:%d/ (batches of up to %d, %s)", name, host, port,
                                  args.max_batch, auth)  # fmt: skip
 
-    config = uvicorn.Config(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info")
+    config = uvicorn.Config(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info",
+                            root_path=args.root_path.rstrip("/"))  # fmt: skip
     try:
         Server(config).run()
     except SystemExit as done:  # uvicorn exits when it cannot bind; it has logged why (port in use, ...)

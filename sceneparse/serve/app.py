@@ -186,7 +186,8 @@ class _Job:
         self.frames, self.total, self.fps, self.codec = 0, None, None, None
         self.created = time.time()
 
-    def state(self) -> dict:
+    def state(self, root: str = "") -> dict:
+        """The job as JSON; its URLs under ``root``, the path a reverse proxy serves the service at."""
         progress = None
         if self.status == "done":
             progress = 1.0
@@ -194,8 +195,8 @@ class _Job:
             progress = min(1.0, self.frames / self.total)
         return {"id": self.id, "status": self.status, "frames": self.frames, "total": self.total,
                 "progress": progress, "fps": self.fps, "codec": self.codec, "error": self.error,
-                "status_url": f"/v1/jobs/{self.id}",
-                "video_url": f"/v1/jobs/{self.id}/video" if self.status == "done" else None}  # fmt: skip
+                "status_url": f"{root}/v1/jobs/{self.id}",
+                "video_url": f"{root}/v1/jobs/{self.id}/video" if self.status == "done" else None}  # fmt: skip
 
 
 class _Stopped(RuntimeError):
@@ -514,7 +515,7 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
                 jobs.pop(old.id)
                 shutil.rmtree(old.folder, ignore_errors=True)
         job_runner.submit(_run_job, parser, job, max_video_frames, stopping)
-        return JSONResponse(job.state(), status_code=202)
+        return JSONResponse(job.state(request.scope.get("root_path", "")), status_code=202)
 
     def get_job(job_id: str) -> _Job:
         with jobs_lock:
@@ -526,7 +527,7 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
     @app.get("/v1/jobs/{job_id}")
     async def job_state(request: Request, job_id: str):
         check_token(request)
-        return get_job(job_id).state()
+        return get_job(job_id).state(request.scope.get("root_path", ""))
 
     @app.get("/v1/jobs/{job_id}/video")
     async def job_video(request: Request, job_id: str):

@@ -236,3 +236,58 @@ def test_feature_page_opens_the_file_chooser_from_the_keyboard(server, browser, 
     page.wait_for_selector("#result[data-ready='true']", timeout=60_000)
     assert page.eval_on_selector("#labels", "c => [c.width, c.height]") == [rgb.shape[1], rgb.shape[0]]
     page.close()
+
+
+@pytest.fixture(scope="module")
+def proxied(parser):
+    """The service under /sceneparse/, as a reverse proxy that strips the path serves it (Starlette's
+    Mount sets the root path and strips it, as uvicorn --root-path with such a proxy does)."""
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from sceneparse.serve import create_app
+
+    port = _free_port()
+    outer = Starlette(routes=[Mount("/sceneparse", app=create_app(parser, max_wait_ms=0))])
+    server = uvicorn.Server(uvicorn.Config(outer, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and thread.is_alive() and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the proxied service did not start"
+    try:
+        yield f"http://127.0.0.1:{port}/sceneparse/"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.mark.slow
+def test_feature_page_works_under_a_path_behind_a_proxy(proxied, browser, photos, parser, tmp_path):
+    """The page asked for /static/app.js and /v1/models at the host's root: behind a proxy serving the
+    service at /sceneparse/ it stayed at 'loading the model...' and labelled nothing."""
+    import cv2
+    import httpx
+
+    name, rgb, data = photos[4]
+    path = tmp_path / name
+    path.write_bytes(data)
+    page = browser.new_page()
+    page.goto(proxied)
+    page.wait_for_selector("#legend li", state="attached", timeout=30_000)
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#result[data-ready='true']", timeout=60_000)
+    assert page.eval_on_selector("#labels", "c => [c.width, c.height]") == [rgb.shape[1], rgb.shape[0]]
+    page.close()
+    frames = [rgb for _, rgb, _ in photos if rgb.shape == photos[0][1].shape][:2]
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, frames[0].shape[1::-1])
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    job = httpx.post(proxied + "v1/jobs", files={"video": ("clip.mp4", video.read_bytes())}, timeout=60).json()
+    assert job["status_url"] == f"/sceneparse/v1/jobs/{job['id']}"  # where the client finds it, through the proxy

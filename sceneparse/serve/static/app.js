@@ -1,4 +1,5 @@
-// The sceneparse web page: no external resources. An image goes to POST /v1/parse?format=json&maps=1
+// The sceneparse web page: no external resources. Its URLs are relative, so that it works behind a
+// reverse proxy that serves the service under a path (https://host/sceneparse/). An image goes to POST /v1/parse?format=json&maps=1
 // (class shares, and the labels and confidence as base64 HxW bytes), drawn here as an overlay;
 // a video goes to POST /v1/jobs and is polled until its overlay video is ready.
 "use strict";
@@ -33,7 +34,7 @@ async function checkAuth(response) {
 }
 
 async function loadModels() {
-  const response = await checkAuth(await fetch("/v1/models", { headers: authHeaders() }));
+  const response = await checkAuth(await fetch("v1/models", { headers: authHeaders() }));
   if (!response.ok) {
     $("model").textContent = "model: " + (await errorText(response));
     return;
@@ -84,7 +85,7 @@ async function parseImage(file) {
   const form = new FormData();
   form.append("image", file, file.name);
   const t0 = performance.now();
-  const response = await checkAuth(await fetch("/v1/parse?format=json&maps=1", {
+  const response = await checkAuth(await fetch("v1/parse?format=json&maps=1", {
     method: "POST", body: form, headers: authHeaders(),
   }));
   if (!response.ok) {
@@ -168,7 +169,7 @@ async function downloadLabels() {
   if (!state.file) return;
   const form = new FormData();
   form.append("image", state.file, state.file.name);
-  const response = await checkAuth(await fetch("/v1/parse?format=png", {
+  const response = await checkAuth(await fetch("v1/parse?format=png", {
     method: "POST", body: form, headers: authHeaders(),
   }));
   if (!response.ok) {
@@ -193,7 +194,7 @@ async function parseVideo(file) {
   setStatus(`uploading ${file.name}...`);
   const form = new FormData();
   form.append("video", file, file.name);
-  const response = await checkAuth(await fetch("/v1/jobs", { method: "POST", body: form, headers: authHeaders() }));
+  const response = await checkAuth(await fetch("v1/jobs", { method: "POST", body: form, headers: authHeaders() }));
   if (!response.ok) {
     setStatus(`${file.name}: ${await errorText(response)}`, true);
     return;
@@ -202,7 +203,7 @@ async function parseVideo(file) {
   setStatus(`${file.name}: labelling the video...`);
   while (job.status === "queued" || job.status === "running") {
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const poll = await fetch(job.status_url, { headers: authHeaders() });
+    const poll = await fetch(`v1/jobs/${job.id}`, { headers: authHeaders() });
     if (!poll.ok) {
       setStatus(`${file.name}: ${await errorText(poll)}`, true);
       return;
@@ -215,7 +216,7 @@ async function parseVideo(file) {
     setStatus(`${file.name}: ${job.error || job.status}`, true);
     return;
   }
-  const video = await fetch(job.video_url, { headers: authHeaders() });
+  const video = await fetch(`v1/jobs/${job.id}/video`, { headers: authHeaders() });
   const url = URL.createObjectURL(await video.blob());
   const player = $("video");
   player.hidden = false;
