@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-video-frames", type=_number(int, 0, False), default=3000, help="frames of a video job at most (0: all)"
     )
     ap.add_argument("--access-log", action="store_true", help="log every request")
+    ap.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                    help="a web origin (https://app.example.com, or * for any) whose pages may call the service "
+                    "from a browser; repeat for more (default: none, only the service's own page)")  # fmt: skip
     ap.add_argument("--root-path", default="",
                     help="the path a reverse proxy serves the service at, which it strips (e.g. /sceneparse): "
                     "the URLs the service gives start with it")  # fmt: skip
@@ -115,7 +118,7 @@ def main(argv=None) -> int:
     app = create_app(parser, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
                      max_upload_mb=args.max_upload_mb, max_video_mb=args.max_video_mb, max_pixels=args.max_pixels,
                      token=args.token, refine=refiners_from(args), temporal=args.temporal,
-                     max_video_frames=args.max_video_frames)  # fmt: skip
+                     max_video_frames=args.max_video_frames, cors_origins=args.cors_origin)  # fmt: skip
     name, auth = parser.name or args.model, "token required" if args.token else "no token"
 
     class Server(uvicorn.Server):

@@ -268,7 +268,7 @@ def _check_video(path: Path) -> None:
 def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_size: int = 64,
                max_upload_mb: float = 20.0, max_video_mb: float = 200.0, max_pixels: int = 25_000_000,
                token: str | None = None, refine=(), temporal="flow", max_video_frames: int = 3000,
-               max_jobs: int = 4, work_dir: str | Path | None = None):  # fmt: skip
+               max_jobs: int = 4, work_dir: str | Path | None = None, cors_origins=()):  # fmt: skip
     """The FastAPI app serving ``parser``.
 
     Args:
@@ -284,6 +284,9 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
             or running at once (503 beyond).
         work_dir: where uploaded videos and their overlays go (default: a temporary folder,
             removed at shutdown).
+        cors_origins: web origins (``https://app.example.com``, ``*`` for any) whose pages may
+            call the service from a browser (CORS: their preflight OPTIONS is answered); none by
+            default, as a browser then allows only the service's own page.
     """
     _require_serve()
     from contextlib import asynccontextmanager
@@ -543,6 +546,13 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(_UploadLimit, limits=limits)
+    if cors_origins:  # outermost: the upload limit's 413 carries the CORS headers too
+        from starlette.middleware.cors import CORSMiddleware
+
+        exposed = ["Content-Disposition", "X-Queue-Ms", "X-Parse-Ms", "X-Batch-Size"]
+        methods, headers = ["GET", "HEAD", "POST"], ["Authorization", "Content-Type"]
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=methods,
+                           allow_headers=headers, expose_headers=exposed, max_age=600)  # fmt: skip
     return app
 
 

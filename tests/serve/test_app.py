@@ -417,3 +417,24 @@ def test_feature_shutdown_ends_a_running_video_job(parser, photos, tmp_path):
 def test_exception_an_empty_token(parser):
     with pytest.raises(ValueError, match="token is empty"):
         create_app(parser, token="")
+
+
+def test_feature_cors_for_a_page_of_another_origin(parser, photos):
+    """A browser app on another origin could not call the service: its preflight OPTIONS got 405."""
+    name, rgb, data = photos[0]
+    origin = "https://app.example.com"
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization"}  # fmt: skip
+    with TestClient(create_app(parser, cors_origins=[origin], token=TOKEN, max_upload_mb=0.01)) as c:
+        answer = c.options("/v1/parse", headers=preflight)
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == origin
+        assert "POST" in answer.headers["access-control-allow-methods"]
+        assert len(data) > 10_000
+        refused = c.post("/v1/parse", content=data, headers={"Origin": origin, "content-type": "image/jpeg", **AUTH})
+        # the error reaches the page too: the upload limit's 413 carries the CORS header
+        _error(refused, 413, "--max-upload-mb")
+        assert refused.headers["access-control-allow-origin"] == origin
+        assert c.get("/healthz", headers={"Origin": "https://elsewhere.example"}).headers.get(
+            "access-control-allow-origin") is None  # fmt: skip
+    with TestClient(create_app(parser)) as c:  # by default none: the service's own page only
+        assert c.options("/v1/parse", headers=preflight).status_code == 405
