@@ -37,6 +37,7 @@ frame without a pose line comes without a pose (the map skips it and says so).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator
@@ -57,7 +58,8 @@ from sceneparse.sources.base import (
 )
 from sceneparse.sources.registration import ColorRegistration
 
-__all__ = ["FolderSource", "read_intrinsics", "read_pose_matrix", "read_trajectory", "read_registration", "check_rigid",
+__all__ = ["FolderSource", "PoseLost", "frame_pose", "read_intrinsics",
+           "read_pose_matrix", "read_trajectory", "read_registration", "check_rigid",
            "read_kitti_poses", "is_kitti_poses"]  # fmt: skip
 
 INTRINSICS_FILES = ("intrinsics.txt", "camera-intrinsics.txt")
@@ -115,14 +117,20 @@ def read_registration(folder: str | Path) -> ColorRegistration | None:
     return ColorRegistration(read_intrinsics(k), translation, source=str(k))
 
 
+class PoseLost(InputError):
+    """A pose file of non-finite numbers: the tracker had lost the camera (ScanNet writes -inf).
+    The frame itself is good: sources give it without a pose (a map skips it)."""
+
+
 def read_pose_matrix(path: str | Path) -> np.ndarray:
-    """4x4 camera-to-world from a text file of 16 numbers (or 12: the top 3x4)."""
+    """4x4 camera-to-world from a text file of 16 numbers (or 12: the top 3x4); a
+    :class:`PoseLost` where they are not all finite."""
     path = Path(path)
     values = _numbers(path)
     if len(values) not in (12, 16):
         raise InputError(f"{path}: expected a 4x4 camera-to-world matrix (16 numbers), got {len(values)}")
     if not np.all(np.isfinite(values)):
-        raise InputError(f"{path}: the camera-to-world matrix holds non-finite numbers (nan or inf)")
+        raise PoseLost(f"{path}: the camera-to-world matrix holds non-finite numbers (nan or inf: tracking lost)")
     pose = np.eye(4)
     pose[: len(values) // 4] = values.reshape(-1, 4)
     check_rigid(pose, path)
@@ -152,6 +160,20 @@ def check_rigid(pose: np.ndarray, where) -> None:
 
 #: How far from 1 the norm of a trajectory line's quaternion may be (written with 3 decimals: 2e-3).
 QUATERNION_TOLERANCE = 0.01
+
+
+def frame_pose(read, extra: dict, warned: list) -> np.ndarray | None:
+    """``read()``, a frame's pose, or None where the tracker had lost the camera (:class:`PoseLost`):
+    the reason goes in the frame's ``extra["pose_error"]``, the first such frame of a source
+    (``warned``, its flag) in the log. Other errors go on: the frame is left out."""
+    try:
+        return read()
+    except PoseLost as err:
+        extra["pose_error"] = str(err)
+        if not warned:
+            warned.append(True)
+            log.warning("%s; the frame comes without a pose (a map skips it), as will others like it", err)
+        return None
 
 
 def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -312,6 +334,7 @@ class FolderSource(Source):
                  registration: ColorRegistration | bool | None = None) -> None:  # fmt: skip
         super().__init__()
         self.folder = Path(folder)
+        self._lost_warned: list = []  # a frame whose pose is lost was logged
         check_name(self.folder)
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: not a folder of frames")
@@ -416,7 +439,7 @@ class FolderSource(Source):
                                                 f"{path.name}: no depth image ({key}.depth.png)")  # fmt: skip
             try:
                 image = read_frame_image(path)
-                pose = self._pose(index, path, ts)
+                pose = frame_pose(functools.partial(self._pose, index, path, ts), extra, self._lost_warned)
             except (ValueError, FileNotFoundError) as err:  # the frame is left out and reported
                 self.skip(path, err)
                 continue

@@ -11,6 +11,7 @@ intrinsics and the sequence's poses."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from fnmatch import fnmatch
@@ -31,8 +32,8 @@ from sceneparse.sources.base import (
     register_source,  # fmt: skip
     unopenable_name,
 )
+from sceneparse.sources.folder import frame_pose, read_pose_matrix
 from sceneparse.sources.folder import read_intrinsics as read_camera_matrix
-from sceneparse.sources.folder import read_pose_matrix
 from sceneparse.sources.registration import KINECT_7SCENES, ColorRegistration
 
 __all__ = ["SevenScenesSource", "read_intrinsics", "register_7scenes_file", "frame_intrinsics", "DEFAULT_INTRINSICS"]
@@ -132,6 +133,7 @@ class SevenScenesSource(Source):
             log.info("%s: no %s; the frames with 640x480 depth get the 7-Scenes depth camera's intrinsics "
                      "(fx = fy = 585, cx = 320, cy = 240)", self.folder, INTRINSICS_FILE)  # fmt: skip
         self._warned_size = False
+        self._lost_warned: list = []  # a frame whose pose is lost was logged
 
     def __len__(self) -> int:
         return len(self.colors)
@@ -146,7 +148,8 @@ class SevenScenesSource(Source):
             pose_path = self.folder / f"{stem}.pose.txt"
             try:
                 image = read_frame_image(color)
-                pose = read_pose_matrix(pose_path) if pose_path.is_file() else None
+                read_pose = functools.partial(read_pose_matrix, pose_path)
+                pose = frame_pose(read_pose, extra, self._lost_warned) if pose_path.is_file() else None
             except (ValueError, FileNotFoundError) as err:  # the frame is left out and reported
                 self.skip(color, err)
                 continue

@@ -119,6 +119,23 @@ def test_exception_bad_pose_and_intrinsics_files_are_named(tmp_path):
         FolderSource(tmp_path)
 
 
+def test_exception_a_lost_pose_leaves_the_frame_without_its_pose(sevenscenes_path, tmp_path, caplog, capsys):
+    """ScanNet writes -inf into the pose of a frame where tracking was lost: the frame was left
+    out as unreadable and ``sceneparse label`` exited 1; it is labelled now, without a pose (a
+    map skips it and counts it)."""
+    from sceneparse.cli import main
+
+    folder = tmp_path / "scan"
+    _folder_from_7scenes(sevenscenes_path, folder, n=3)
+    (folder / "000002.pose.txt").write_text("\n".join(["-inf -inf -inf -inf"] * 4) + "\n")
+    frames = list(FolderSource(folder))
+    assert [f.pose is None for f in frames] == [False, True, False]
+    assert "tracking lost" in frames[1].extra["pose_error"] and "tracking lost" in caplog.text
+    out = tmp_path / "out"
+    assert main(["label", str(folder), "--stream", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    assert "scan: 3 frames ->" in capsys.readouterr().out
+
+
 def test_feature_a_frame_folder_with_poses_is_mapped(sevenscenes_path, tmp_path):
     require("open3d", "pip install 'sceneparse[3d]'")
     from sceneparse.cli import main

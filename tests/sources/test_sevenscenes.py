@@ -72,10 +72,13 @@ def test_feature_rgb_model_parses_frames_without_depth_rgbd_model_skips_them(sev
     assert all("RGB-D model" in why for why in stats["failed"].values())
 
 
-def test_exception_unreadable_colour_or_pose_leaves_out_that_frame_only(sevenscenes_path, tmp_path, caplog):
-    """A cut colour image or a pose file with NaN: that frame is left out, named in ``failed`` and
-    the log, and the others come; a backup file beside the frames is not a frame; intrinsics as
-    fx fy cx cy are read as a frame folder's are."""
+def test_exception_unreadable_colour_leaves_out_that_frame_only_a_lost_pose_only_the_pose(
+    sevenscenes_path, tmp_path, caplog
+):
+    """A cut colour image: that frame is left out, named in ``failed`` and the log, and the others
+    come. A pose file of NaN (tracking lost; ScanNet writes -inf) left the frame out too and made
+    labelling exit 1: the frame now comes without its pose, the reason with it. A backup file
+    beside the frames is not a frame; intrinsics as fx fy cx cy are read as a frame folder's are."""
     seq, stems = _broken_sequence(sevenscenes_path, tmp_path, n=5)
     color = seq / f"{stems[3]}.color.jpg"
     color.write_bytes(color.read_bytes()[:200])
@@ -84,10 +87,12 @@ def test_exception_unreadable_colour_or_pose_leaves_out_that_frame_only(sevensce
     (seq / "camera-intrinsics.txt").write_text("585 585 320 240\n")
     src = SevenScenesSource(seq)
     frames = list(src)
-    assert [f.name for f in frames] == stems[:3]
+    assert [f.name for f in frames] == [*stems[:3], stems[4]]
     assert np.allclose(frames[0].intrinsics, [[585, 0, 320], [0, 585, 240], [0, 0, 1]])
-    assert set(src.failed) == {str(color), str(seq / f"{stems[4]}.color.jpg")}
-    assert "non-finite" in src.failed[str(seq / f"{stems[4]}.color.jpg")] and stems[3] in caplog.text
+    assert set(src.failed) == {str(color)} and stems[3] in caplog.text
+    assert frames[-1].pose is None and "non-finite" in frames[-1].extra["pose_error"] and frames[-1].depth is not None
+    assert frames[0].pose is not None and "pose_error" not in frames[0].extra
+    assert "tracking lost" in caplog.text
     (seq / "camera-intrinsics.txt").write_text("585 585 320\n")
     import pytest
 
