@@ -2,12 +2,13 @@
 ``.mcap`` files, or one such file) and ROS 1 ``.bag`` files, read with the pure-Python
 ``rosbags`` package (``pip install 'sceneparse[ros]'``).
 
-Frames come from one image topic (``sensor_msgs/Image``, Bayer mosaics and packed YUV 4:2:2
-converted as cv_bridge does, or ``sensor_msgs/CompressedImage``;
+Frames come from one image topic (``sensor_msgs/Image``, Bayer mosaics, packed YUV 4:2:2 and
+16-bit camera images converted to 8-bit RGB as cv_bridge does, or ``sensor_msgs/CompressedImage``;
 ``topic=`` chooses it, else the first image topic that is not the depth topic and whose name
 does not say ``depth``), each with the depth image whose header stamp is nearest within
 ``max_difference`` seconds from a depth topic (``depth_topic=``, else the first image topic whose
-name has ``depth`` in it, else the first of a depth encoding; ``16UC1`` in millimetres, ``32FC1``
+name has ``depth`` in it, never a transport of the colour topic, else the first of a depth
+encoding; topics recorded without a message are chosen only where no other fits; ``16UC1`` in millimetres, ``32FC1``
 in metres, or compressed_depth_image_transport's ``compressedDepth`` PNGs, 16UC1 millimetres or
 32FC1 quantised inverse depth). A colour image waits for depth recorded after it for up to
 ``MAX_WAITING`` frames or ``MAX_WAIT_S`` seconds of bag time (as ROS's ApproximateTime
@@ -16,8 +17,9 @@ the depth topic's camera_info is the colour camera at that size, else the frame 
 depth and says why (``extra["depth_error"]``). The intrinsics are those of the last
 ``sensor_msgs/CameraInfo`` of the colour topic's camera (``NS/camera_info`` beside
 ``NS/image_raw`` or ``NS/image_raw/compressed``: aligned depth is in the colour camera's frame;
-else the nearest camera_info, with a warning where there are several); a bag without camera_info
-has none (``intrinsics`` None). Each frame keeps its message's header (``extra["stamp_ns"]``,
+else the nearest camera_info, with a warning where there are several), fitted to the images' size
+(its binning and ROI, else scaled, with a warning; none for another aspect ratio); a bag without
+camera_info has none (``intrinsics`` None). Each frame keeps its message's header (``extra["stamp_ns"]``,
 ``extra["frame_id"]``) and the bag's time (``extra["bag_time_ns"]``), which the ``rosbag`` sink
 copies into its messages. Camera poses (camera-to-world, for ``sceneparse map``) come from a
 ``geometry_msgs/PoseStamped``, ``nav_msgs/Odometry`` or ``geometry_msgs/TransformStamped``
@@ -69,6 +71,8 @@ BAYER = {"bayer_rggb8": cv2.COLOR_BayerBG2RGB, "bayer_bggr8": cv2.COLOR_BayerRG2
 #: packed 4:2:2 YUV (ROS's yuv422 is UYVY; BT.601, video range), as cv_bridge converts them
 YUV422 = {"yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
           "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2, "yuyv": cv2.COLOR_YUV2RGB_YUY2}  # fmt: skip
+#: 16-bit image encodings of cameras (not depth), converted to 8 bits for the frames as cv_bridge converts them
+COLOUR16 = ("mono16", "rgb16", "bgr16", "rgba16", "bgra16")
 #: image_transport's transports, the last part of a transported image topic (``.../image_raw/compressed``)
 TRANSPORTS = ("compressed", "compresseddepth", "theora", "zstd", "ffmpeg", "h264", "h265", "foxglove")
 #: how long a colour frame waits for its depth image: frames, and seconds of bag time
@@ -123,7 +127,8 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
         return cv2.cvtColor(np.ascontiguousarray(raw).reshape(h, w, 2), YUV422[enc])
     dtypes = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4),
               "mono8": (np.uint8, 1), "8uc1": (np.uint8, 1), "mono16": (np.uint16, 1), "16uc1": (np.uint16, 1),
-              "32fc1": (np.float32, 1), "8uc3": (np.uint8, 3)}  # fmt: skip
+              "32fc1": (np.float32, 1), "8uc3": (np.uint8, 3), "rgb16": (np.uint16, 3), "bgr16": (np.uint16, 3),
+              "rgba16": (np.uint16, 4), "bgra16": (np.uint16, 4)}  # fmt: skip
     if enc not in dtypes:
         known = ", ".join([*dtypes, *BAYER, *YUV422])
         raise InputError(f"image encoding {msg.encoding!r} is not read (known: {known})")
@@ -132,10 +137,10 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
     row = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, int(msg.step))[:, : w * channels * dt.itemsize]
     image = np.ascontiguousarray(row).view(dt).reshape((h, w, channels) if channels > 1 else (h, w))
     image = image.astype(dtype)
-    if enc in ("bgr8", "8uc3"):
+    if enc in ("bgr8", "8uc3", "bgr16"):
         image = image[..., ::-1]
-    elif enc in ("rgba8", "bgra8"):
-        image = image[..., [2, 1, 0]] if enc == "bgra8" else image[..., :3]
+    elif enc in ("rgba8", "bgra8", "rgba16", "bgra16"):
+        image = image[..., [2, 1, 0]] if enc.startswith("bgra") else image[..., :3]
     return np.ascontiguousarray(image)
 
 
@@ -164,6 +169,12 @@ def _decode_compressed_depth(data: np.ndarray, fmt: str) -> np.ndarray:
     depth = np.zeros(image.shape, np.float32)
     np.divide(np.float32(quant_a), v - np.float32(quant_b), out=depth, where=valid)
     return np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+
+
+def _encoding_name(msg) -> str:
+    """An Image's encoding, or the image encoding a CompressedImage's format begins with
+    (``mono16; png compressed`` -> ``mono16``), lower case."""
+    return str(getattr(msg, "encoding", None) or getattr(msg, "format", "")).split(";")[0].strip().lower()
 
 
 def _depth_metres(image: np.ndarray, msg, msgtype: str) -> np.ndarray:
@@ -241,6 +252,45 @@ def _info_size(msg) -> tuple[int, int] | None:
     if msg is None or not int(getattr(msg, "height", 0) or 0) or not int(getattr(msg, "width", 0) or 0):
         return None
     return int(msg.height), int(msg.width)
+
+
+def _info_geometry(msg) -> tuple[int, int, int, int, int, int, int, int] | None:
+    """(height, width, binning_x, binning_y, roi x_offset, y_offset, height, width) of a CameraInfo;
+    None where it gives no size."""
+    size = _info_size(msg)
+    if size is None:
+        return None
+    roi = getattr(msg, "roi", None)
+    offsets = [int(getattr(roi, name, 0) or 0) for name in ("x_offset", "y_offset", "height", "width")]
+    return (*size, max(1, int(msg.binning_x or 0)), max(1, int(msg.binning_y or 0)), *offsets)
+
+
+def _image_intrinsics(k: np.ndarray, geometry, shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    """The camera matrix ``k`` of a camera_info (``geometry``: :func:`_info_geometry`) for images of
+    ``shape`` (h, w): its ROI and binning applied (as image_geometry does: a camera_info gives the
+    calibrated resolution, binning and ROI say which image the camera sends), then scaled where the
+    images are that image resized (a resize node, a driver set to another resolution than the
+    calibration's); else (None, why)."""
+    if geometry is None:
+        return k, ""
+    full_h, full_w, bx, by, x0, y0, roi_h, roi_w = geometry
+    out = np.array(k, np.float64)
+    out[0, 2] -= x0
+    out[1, 2] -= y0
+    out[0, :] /= bx  # (image_geometry: fx / binning_x, (cx - x_offset) / binning_x)
+    out[1, :] /= by
+    h, w = (roi_h or full_h) / by, (roi_w or full_w) / bx
+    if (round(h), round(w)) == tuple(shape):
+        return out, ""
+    sy, sx = shape[0] / h, shape[1] / w
+    info = f"{full_w}x{full_h}" + (f", binning {bx}x{by}" if bx > 1 or by > 1 else "") + (
+        f", ROI {roi_w}x{roi_h} at ({x0}, {y0})" if roi_w or roi_h or x0 or y0 else "")  # fmt: skip
+    if abs(sx * h - shape[0]) > 1 and abs(sy * w - shape[1]) > 1:  # no one scale gives both sides
+        return None, (f"its camera_info is of {info} images and they are {shape[1]}x{shape[0]}, not those resized "
+                      "(another aspect ratio): no intrinsics")  # fmt: skip
+    out[0, :] *= sx  # as image_proc's resize scales a camera_info
+    out[1, :] *= sy
+    return out, f"its camera_info is of {info} images and they are {shape[1]}x{shape[0]}: intrinsics scaled to them"
 
 
 def _same_camera(k, size, k_ref, size_ref) -> bool:
@@ -386,17 +436,27 @@ class RosbagSource(Source):
             raise InputError(f"{self.path}: no image topic {topic!r} (image topics: {self.image_topics_text})")
         if depth_topic and depth_topic not in topics:
             raise InputError(f"{self.path}: no depth topic {depth_topic!r} (image topics: {self.image_topics_text})")
+        # topics recorded without a message (``ros2 bag record -a`` records every transport of a
+        # camera, and a topic whose QoS did not match) are taken only where no other fits
+        damaged = getattr(self.reader, "damaged", False)  # (its message counts are unknown)
+        counts = {t: sum(c.msgcount for c in images if c.topic == t) for t in topics}
+
+        def with_messages(names: list[str]) -> list[str]:
+            return [t for t in names if damaged or counts[t]] or names
+
         if topic is None:  # the first colour topic, never the depth topic chosen
             others = [t for t in topics if t != depth_topic]
             colour = [t for t in others if not self._looks_like_depth(t)]
             if not colour and not others:
                 raise InputError(f"{self.path}: the depth topic {depth_topic} is the bag's only image topic: no colour "
                                  f"topic left for the frames (image topics: {self.image_topics_text})")  # fmt: skip
-            topic = (colour or others)[0]
+            topic = with_messages(colour or others)[0]
         if depth_topic is None:  # named depth first, then depth encodings (16UC1, 32FC1, compressedDepth)
-            named = [t for t in topics if t != topic and "depth" in t.lower()]
-            encoded = [t for t in topics if t != topic and self._looks_like_depth(t)]
-            depth_topic = (named or encoded or [""])[0]
+            # never a transport of the colour topic (its compressedDepth: image_transport offers it for every image)
+            candidates = [t for t in topics if _strip_transport(t) != _strip_transport(topic)]
+            named = [t for t in candidates if "depth" in t.lower()]
+            encoded = [t for t in candidates if self._looks_like_depth(t) and t not in named]
+            depth_topic = (with_messages(named + encoded) or [""])[0]
             if not depth_topic:
                 log.info("%s: no depth topic (image topics: %s); give one with depth_topic= (--depth-topic)",
                          self.path, self.image_topics_text)  # fmt: skip
@@ -404,6 +464,9 @@ class RosbagSource(Source):
             raise InputError(f"{self.path}: {topic} is given as both the colour topic and the depth topic: give "
                              "another colour topic (topic=, --topic) or depth topic (depth_topic=, --depth-topic) "
                              f"(image topics: {self.image_topics_text})")  # fmt: skip
+        if not damaged and not counts[topic]:
+            raise InputError(f"{self.path}: the image topic {topic} holds no message: nothing to read (image topics: "
+                             f"{self.image_topics_text}; give another with topic=, --topic)")  # fmt: skip
         self.topic, self.depth_topic = topic, depth_topic
         self.colour_conns = [c for c in images if c.topic == topic]
         self.depth_conns = [c for c in images if c.topic == depth_topic] if depth_topic else []
@@ -412,6 +475,7 @@ class RosbagSource(Source):
         first = self._first_message(self.info_conns)
         self.intrinsics = None if first is None else _camera_matrix(first)
         self._info_size = _info_size(first)
+        self._info_geometry = _info_geometry(first)
         self._depth_camera = None  # (K, (h, w)) of the depth topic's own camera_info
         self._check_depth_is_aligned(infos)
         self.pose_topic, self.poses = self._read_poses(pose_topic)
@@ -638,7 +702,8 @@ class RosbagSource(Source):
         conns = self.colour_conns + self.depth_conns + self.info_conns
         depth_ids = {id(c) for c in self.depth_conns}
         info_ids = {id(c) for c in self.info_conns}
-        intrinsics = self.intrinsics
+        intrinsics, geometry = self.intrinsics, self._info_geometry
+        told: set[str] = set()  # what was said of the camera_info's size
         tolerance = self.max_difference * 1e9
         depths: deque = deque(maxlen=MAX_WAITING + 2)  # (stamp, depth) of the latest depth images
         waiting: deque = deque()  # colour frames (image, stamp, bag_ns, frame_id, K) waiting for their depth
@@ -694,7 +759,7 @@ class RosbagSource(Source):
                                  f"after {index} frames ({type(err).__name__}: {err})") from err  # fmt: skip
             stamp = _stamp_ns(msg) or bag_ns
             if id(conn) in info_ids:
-                intrinsics = _camera_matrix(msg)
+                intrinsics, geometry = _camera_matrix(msg), _info_geometry(msg)
             elif id(conn) in depth_ids:
                 try:
                     depth = _depth_metres(decode_image(msg, conn.msgtype), msg, conn.msgtype)
@@ -704,12 +769,21 @@ class RosbagSource(Source):
                 newest_depth = stamp if newest_depth is None else max(newest_depth, stamp)
             else:
                 image = self._decode(msg, conn, index)
+                if image.dtype == np.uint16 and _encoding_name(msg) in COLOUR16:
+                    # a 16-bit camera (infrared, machine vision): cv_bridge's convertTo(CV_8U, 255 / 65535)
+                    image = cv2.convertScaleAbs(image, alpha=255 / 65535)
                 if image.ndim == 2:
                     image = np.repeat(image[..., None], 3, axis=2)
                 if image.dtype != np.uint8:
                     raise InputError(f"{self.path}: {self.topic}: {image.dtype} images are not colour images "
                                      "(give the colour topic: topic=, --topic)")  # fmt: skip
-                waiting.append((image, stamp, bag_ns, str(msg.header.frame_id), intrinsics))
+                k = intrinsics
+                if k is not None:
+                    k, why = _image_intrinsics(k, geometry, image.shape[:2])
+                    if why and why not in told:
+                        told.add(why)
+                        log.warning("%s: %s: %s", self.path, self.topic, why)
+                waiting.append((image, stamp, bag_ns, str(msg.header.frame_id), k))
                 if not self.depth_conns:
                     yield emit(waiting.popleft())
                     continue

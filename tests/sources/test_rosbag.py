@@ -178,12 +178,13 @@ def test_feature_float_depth_in_metres_and_a_clear_error_for_millimetres(frames,
 # bags of other layouts than rosbag_files.write_bag's: the topics, types and timing of each message given
 
 
-def _info_msg(t, header, k, h, w):
+def _info_msg(t, header, k, h, w, binning=0):
     k = np.asarray(k, np.float64)
     roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-    return t["sensor_msgs/msg/CameraInfo"](header=header, height=h, width=w, distortion_model="plumb_bob", binning_x=0,
-                                           binning_y=0, roi=roi, d=np.zeros(5), k=k.reshape(-1),
-                                           r=np.eye(3).reshape(-1), p=np.c_[k, np.zeros(3)].reshape(-1))  # fmt: skip
+    return t["sensor_msgs/msg/CameraInfo"](header=header, height=h, width=w, distortion_model="plumb_bob",
+                                           binning_x=binning, binning_y=binning, roi=roi, d=np.zeros(5),
+                                           k=k.reshape(-1), r=np.eye(3).reshape(-1),
+                                           p=np.c_[k, np.zeros(3)].reshape(-1))  # fmt: skip
 
 
 def _pose_msg(t, header, kind, pose, child):
@@ -228,13 +229,15 @@ def _depth_msg(t, header, depth, kind):
 
 
 def write_custom_bag(path, frames, colour="/camera/color/image_raw", jpeg=False, depth=None, depth_kind="16UC1",
-                     depth_lag_ns=1_000_000, depth_size=None, infos=None, poses=None):  # fmt: skip
+                     depth_lag_ns=1_000_000, depth_size=None, infos=None, poses=None, empty=(),
+                     encoding="rgb8"):  # fmt: skip
     """A ROS 2 bag of ``frames``: colour on ``colour`` (rgb8, or JPEG CompressedImage), depth on
     ``depth`` (``depth_kind``: 16UC1, or a compressedDepth format), recorded ``depth_lag_ns``
     after its colour image with the same header stamp (``depth_size``: (h, w) it is resized to,
-    nearest neighbour); ``infos``: {camera_info topic: K (None: the frame's), (h, w)}; ``poses``:
+    nearest neighbour); ``infos``: {camera_info topic: (K (None: the frame's), (h, w)[, binning])}; ``poses``:
     {topic: (PoseStamped, Odometry or TransformStamped, child_frame_id, None: the frame's pose, or a 4x4)}.
-    Messages are written in the order of their bag times."""
+    ``empty``: (topic, type) recorded without a message; ``encoding``: the colour images' (rgb8,
+    mono16 of their grey, bgra16). Messages are written in the order of their bag times."""
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -248,8 +251,9 @@ def write_custom_bag(path, frames, colour="/camera/color/image_raw", jpeg=False,
         stamp = t["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
         header = t["std_msgs/msg/Header"](stamp=stamp, frame_id="camera_color_optical_frame")
         h, w = f.image.shape[:2]
-        for topic, (k, size) in infos.items():
-            msgs.append((ns, topic, _info_msg(t, header, f.intrinsics if k is None else k, *(size or (h, w)))))
+        for topic, (k, size, *binning) in infos.items():
+            k = f.intrinsics if k is None else k
+            msgs.append((ns, topic, _info_msg(t, header, k, *(size or (h, w)), *binning)))
         for topic, (kind, child, pose) in poses.items():
             msgs.append((ns, topic, _pose_msg(t, header, kind, f.pose if pose is None else pose, child)))
         if jpeg:
@@ -257,8 +261,10 @@ def write_custom_bag(path, frames, colour="/camera/color/image_raw", jpeg=False,
             msg = t["sensor_msgs/msg/CompressedImage"](header=header, format="rgb8; jpeg compressed bgr8",
                                                        data=data.reshape(-1))  # fmt: skip
         else:
-            msg = t["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding="rgb8", is_bigendian=0,
-                                             step=w * 3, data=np.ascontiguousarray(f.image).reshape(-1))  # fmt: skip
+            image = {"rgb8": f.image, "mono16": cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257,
+                     "bgra16": cv2.cvtColor(f.image, cv2.COLOR_RGB2BGRA).astype(np.uint16) * 257}[encoding]  # fmt: skip
+            msg = t["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
+                                             step=image[0].nbytes, data=image.view(np.uint8).reshape(-1))  # fmt: skip
         msgs.append((ns, colour, msg))
         if depth:
             d = f.depth
@@ -267,7 +273,7 @@ def write_custom_bag(path, frames, colour="/camera/color/image_raw", jpeg=False,
             msgs.append((ns + depth_lag_ns, depth, _depth_msg(t, header, d, depth_kind)))
     msgs.sort(key=lambda m: m[0])
     with Writer(path, version=8) as writer:
-        conns = {}
+        conns = {topic: writer.add_connection(topic, msgtype, typestore=ts) for topic, msgtype in empty}
         for _, topic, msg in msgs:
             if topic not in conns:
                 conns[topic] = writer.add_connection(topic, msg.__msgtype__, typestore=ts)
@@ -497,3 +503,64 @@ def test_feature_packed_yuv_images_are_converted(sevenscenes_path, encoding):
     image = decode_image(msg, "sensor_msgs/msg/Image")
     assert image.shape == (h, w, 3) and image.dtype == np.uint8
     assert np.abs(image.astype(int) - rgb).mean() < 2.5
+
+
+def test_feature_image_topics_without_messages_are_passed_over(frames, tmp_path):
+    """``ros2 bag record -a`` of a RealSense records every image_transport topic, those that got no
+    message too (the colour image's compressedDepth, a raw topic whose QoS did not match). The
+    colour image's compressedDepth was taken as the depth topic (every frame without depth), and
+    an empty colour topic gave no frame; an empty topic given is an error naming it."""
+    depth = "/camera/depth/image_rect_raw/compressedDepth"
+    empty = [("/camera/color/image_raw/compressedDepth", "sensor_msgs/msg/CompressedImage"),
+             ("/camera/color/image_raw/compressed", "sensor_msgs/msg/CompressedImage")]  # fmt: skip
+    path = write_custom_bag(tmp_path / "all", frames, depth=depth, depth_kind="16UC1; compressedDepth",
+                            infos=COLOUR_INFO, empty=empty)  # fmt: skip
+    src = RosbagSource(path)
+    assert (src.topic, src.depth_topic) == ("/camera/color/image_raw", depth)
+    got = list(src)
+    assert len(got) == len(frames) and all(np.abs(f.depth - ref.depth).max() < 1e-3 for f, ref in zip(got, frames))
+    # the colour topic without messages, an infrared one with: the infrared one
+    empty = [("/camera/color/image_raw", "sensor_msgs/msg/Image")]
+    path = write_custom_bag(tmp_path / "ir", frames[:2], colour="/camera/infra1/image_rect_raw", empty=empty)
+    src = RosbagSource(path)
+    assert src.topic == "/camera/infra1/image_rect_raw" and len(list(src)) == 2
+    with pytest.raises(InputError, match=r"ir: the image topic /camera/color/image_raw holds no message.*"
+                                         r"/camera/color/image_raw \(no message\), /camera/infra1/image_rect_raw "
+                                         r"\(rgb8\); give another with topic=, --topic"):  # fmt: skip
+        RosbagSource(path, topic="/camera/color/image_raw")
+
+
+@pytest.mark.parametrize("encoding", ["mono16", "bgra16"])
+def test_feature_16_bit_camera_images_are_converted_to_8_bits(frames, tmp_path, encoding):
+    """16-bit camera images (mono16 infrared or machine-vision cameras, bgra16) were refused as 'uint16
+    images are not colour images'; they are converted as cv_bridge converts them (255 / 65535)."""
+    path = write_custom_bag(tmp_path / "in", frames[:2], encoding=encoding)
+    got = list(RosbagSource(path))
+    for f, ref in zip(got, frames):
+        want = (
+            np.repeat(cv2.cvtColor(ref.image, cv2.COLOR_RGB2GRAY)[..., None], 3, 2)
+            if encoding == "mono16"
+            else ref.image
+        )
+        assert f.image.dtype == np.uint8 and np.array_equal(f.image, want)
+
+
+def test_feature_intrinsics_fit_images_of_another_size_than_their_camera_info(frames, tmp_path, caplog):
+    """A camera_info of the calibrated resolution (1280x960) with images of 640x480: its camera
+    matrix was given to the frames as it was (fx 1170 for 585, a map twice too wide). With binning
+    2 (as image_geometry reads it) it is the images' exactly; without, it is scaled to the images,
+    with a warning; a camera_info of another aspect ratio gives no intrinsics, saying why."""
+    k = np.asarray(frames[0].intrinsics, np.float64)
+    full = k * [[2], [2], [1]]  # as ROS scales them (image_proc's resize, image_geometry's binning)
+    for name, info, warned in (("binned", (full, (960, 1280), 2), False), ("scaled", (full, (960, 1280)), True)):
+        path = write_custom_bag(tmp_path / name, frames[:2], infos={"/camera/color/camera_info": info})
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+            got = list(RosbagSource(path))
+        assert all(np.allclose(f.intrinsics, k) for f in got)
+        assert ("camera_info is of 1280x960 images and they are 640x480: intrinsics scaled" in caplog.text) == warned
+    path = write_custom_bag(tmp_path / "wide", frames[:2], infos={"/camera/color/camera_info": (k, (360, 640))})
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        got = list(RosbagSource(path))
+    assert all(f.intrinsics is None for f in got) and caplog.text.count("another aspect ratio") == 1
