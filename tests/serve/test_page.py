@@ -291,3 +291,37 @@ def test_feature_page_works_under_a_path_behind_a_proxy(proxied, browser, photos
     writer.release()
     job = httpx.post(proxied + "v1/jobs", files={"video": ("clip.mp4", video.read_bytes())}, timeout=60).json()
     assert job["status_url"] == f"/sceneparse/v1/jobs/{job['id']}"  # where the client finds it, through the proxy
+
+
+@pytest.mark.slow
+def test_feature_page_shows_the_last_image_chosen_when_answers_cross(server, browser, photos, tmp_path):
+    """An earlier image's answer arriving after a later one's was drawn over it (the labels of the
+    first image under the second's name)."""
+    first, _, data1 = photos[0]
+    second, rgb2, data2 = next(p for p in photos if p[1].shape != photos[0][1].shape)  # another size
+    for name, data in ((first, data1), (second, data2)):
+        (tmp_path / name).write_bytes(data)
+    page = browser.new_page()
+    held = []
+
+    def hold_the_first(route) -> None:
+        if held:
+            route.continue_()
+        else:  # the first image's request waits here until the second image is shown
+            held.append(route)
+
+    page.route("**/v1/parse?format=json*", hold_the_first)
+    page.goto(server + "/")
+    page.wait_for_selector("#legend li", state="attached")
+    page.set_input_files("#file", str(tmp_path / first))
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('labelling')")
+    page.set_input_files("#file", str(tmp_path / second))
+    page.wait_for_selector("#result[data-ready='true']", timeout=60_000)
+    assert len(held) == 1
+    with page.expect_response("**/v1/parse?format=json*", timeout=60_000) as answer:
+        held[0].continue_()  # the first image's answer, last
+    assert answer.value.ok  # labels of the first image: the page would draw them
+    page.wait_for_timeout(1000)  # time for the page to take it (it drew it over the second's within it)
+    assert page.inner_text("#status") == f"{second}: labelled"
+    assert page.eval_on_selector("#labels", "c => [c.width, c.height]") == [rgb2.shape[1], rgb2.shape[0]]
+    page.close()

@@ -80,6 +80,8 @@ function decodeBytes(b64) {
 }
 
 async function parseImage(file) {
+  // the answer of an image chosen earlier that comes after this one's is dropped, not drawn over it
+  const ticket = (state.ticket = (state.ticket || 0) + 1);
   $("video-result").hidden = true;
   setStatus(`labelling ${file.name}...`);
   const form = new FormData();
@@ -89,17 +91,20 @@ async function parseImage(file) {
     method: "POST", body: form, headers: authHeaders(),
   }));
   if (!response.ok) {
-    setStatus(`${file.name}: ${await errorText(response)}`, true);
+    const error = await errorText(response);
+    if (ticket === state.ticket) setStatus(`${file.name}: ${error}`, true);
     return;
   }
   const body = await response.json();
+  const bitmap = await createImageBitmap(file).catch(() => null);
+  if (ticket !== state.ticket) return;
   state.file = file; // the download labels this file: set once it is labelled, not when an upload fails
   state.classes = body.classes.map(({ index, name, color }) => ({ index, name, color }));
   state.width = body.width;
   state.height = body.height;
   state.labels = decodeBytes(body.labels);
   state.confidence = decodeBytes(body.confidence);
-  const shown = await drawPhoto(file);
+  const shown = drawPhoto(bitmap);
   drawLabels();
   renderLegend(body.classes.map((c) => c.share));
   $("timing").textContent = `${body.width}x${body.height}, parse ${body.timing_ms.parse_ms.toFixed(0)} ms ` +
@@ -110,21 +115,20 @@ async function parseImage(file) {
     "itself, a TIFF or the like: the labels alone)");
 }
 
-// The photo under the labels; false (a grey canvas) where the browser cannot decode the file (TIFF),
-// which the service reads and labels all the same.
-async function drawPhoto(file) {
+// The photo under the labels; false (a grey canvas) where the browser could not decode the file
+// (bitmap null: a TIFF), which the service reads and labels all the same.
+function drawPhoto(bitmap) {
   const photo = $("photo");
   photo.width = state.width;
   photo.height = state.height;
   const ctx = photo.getContext("2d");
-  try {
-    ctx.drawImage(await createImageBitmap(file), 0, 0, state.width, state.height);
+  if (bitmap) {
+    ctx.drawImage(bitmap, 0, 0, state.width, state.height);
     return true;
-  } catch (e) {
-    ctx.fillStyle = "#808080";
-    ctx.fillRect(0, 0, state.width, state.height);
-    return false;
   }
+  ctx.fillStyle = "#808080";
+  ctx.fillRect(0, 0, state.width, state.height);
+  return false;
 }
 
 function drawLabels() {
