@@ -1,7 +1,8 @@
 """The overlay video: the class colours blended over each frame, encoded as MP4 (H.264 where
 OpenCV's FFmpeg has an encoder for it, else MPEG-4 part 2). Written under a temporary name and
 renamed when closed, which happens on an error or Ctrl-C too, so a video under its own name
-plays."""
+plays. OpenCV's writer does not report a failed write: the sink stops before the disk is full
+(closing an MP4 writes its index, without which no player opens it) and checks the closed file."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ __all__ = ["VideoSink", "open_video_writer"]
 
 log = logging.getLogger(__name__)
 
+#: Disk space left free for what closing the video still writes: its index (the MP4 "moov" atom,
+#: about 20 bytes a frame, given for below) and the frames the encoder holds back (a few for
+#: MPEG-4 part 2, up to the lookahead of an H.264 encoder). A video that filled the disk before
+#: its index was written does not open in any player.
+_RESERVE_BYTES = 256 << 10
+_INDEX_BYTES_PER_FRAME = 64
+_FRAMES_HELD = {"mp4v": 4, "avc1": 64}
+
 
 def open_video_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, str]:
     """An OpenCV writer for ``path``: H.264 where the codec is available, else MPEG-4 part 2."""
@@ -37,7 +46,9 @@ def open_video_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[cv
 class VideoSink(Sink):
     """``out / filename``: the overlay of every frame as a video at the source's frame rate
     (``fps`` when the source has none, 15 if not given). Frames of another size than the first
-    are resized to it, so none is left out.
+    are resized to it, so none is left out. Frames missing from the stream (dropped in real-time
+    mode: their numbers skipped) are filled with the last overlay, so the video keeps the
+    source's timing: it plays as long as the stream did, showing the labels known at each moment.
 
     Args:
         alpha: opacity of the colours; legend: where to draw the legend (``"auto"``, a corner such
@@ -56,8 +67,10 @@ class VideoSink(Sink):
         self.writer = None
         self.codec = None
         self.size = None
-        self.frames = 0
+        self.frames = 0  # video frames written, the repeated ones included
         self.resized = 0
+        self.repeated = 0
+        self._last = None  # (index, sequence, BGR image) of the frame written last
 
     def write(self, frame, result) -> None:
         img = overlay(frame.image, result.labels, self.info.palette, self.info.class_names, self.alpha, self.legend)
@@ -69,18 +82,59 @@ class VideoSink(Sink):
         elif (w, h) != self.size:
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
             self.resized += 1
-        self.writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+        if self._last is not None and self._last[1] == frame.sequence:
+            for _ in range(frame.index - self._last[0] - 1):  # frames dropped in between: hold the last overlay
+                self._write(self._last[2])
+                self.repeated += 1
+        self._write(bgr)
+        self._last = (frame.index, frame.sequence, bgr)
+
+    def _write(self, bgr) -> None:
+        self._check_room()
+        self.writer.write(bgr)
         self.frames += 1
+
+    def _check_room(self) -> None:
+        """Raise before the disk is too full for the video to be closed playable."""
+        try:
+            stat = os.statvfs(self.partial.parent)
+            size = self.partial.stat().st_size
+        except (OSError, AttributeError):  # no statvfs (Windows) or the file is not there yet
+            return
+        free = stat.f_bavail * stat.f_frsize
+        per_frame = size // self.frames if self.frames else 0
+        needed = _RESERVE_BYTES + _INDEX_BYTES_PER_FRAME * self.frames + _FRAMES_HELD.get(self.codec, 64) * per_frame
+        if free < needed:
+            raise OutputError(f"the disk is almost full ({_size(free)} left): the video is closed "
+                              f"at {self.frames} frames so that it plays; free some space and label again")  # fmt: skip
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+            self._check_closed()
             os.replace(self.partial, self.path)
         if self.resized:
             log.warning("%s: %d frame(s) of another size were resized to the video's %dx%d",
                         self.path, self.resized, *self.size)  # fmt: skip
 
+    def _check_closed(self) -> None:
+        """The closed video opens and holds every frame written: OpenCV's writer reports no failed
+        write (a full disk, a file size limit), which would leave a file no player opens."""
+        with opencv_quiet():
+            cap = cv2.VideoCapture(str(self.partial))
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+            cap.release()
+        if count < self.frames:
+            what = f"holds {count} of its {self.frames} frames" if count else "does not open"
+            raise OutputError(f"{self.path}: writing the video failed (is the disk full?): it {what}; the file "
+                              f"written is left as {self.partial.name}")  # fmt: skip
+
     def summary(self) -> dict:
         return {"video": str(self.path) if self.frames else None, "frames": self.frames, "codec": self.codec,
-                "resized": self.resized}  # fmt: skip
+                "resized": self.resized, "repeated": self.repeated}  # fmt: skip
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MB" if n >= 1 << 20 else f"{n >> 10} KB"
