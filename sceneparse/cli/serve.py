@@ -120,6 +120,9 @@ def main(argv=None) -> int:
                      token=args.token, refine=refiners_from(args), temporal=args.temporal,
                      max_video_frames=args.max_video_frames, cors_origins=args.cors_origin)  # fmt: skip
     name, auth = parser.name or args.model, "token required" if args.token else "no token"
+    if not args.token and args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without a token: anyone who reaches this machine can use the service "
+                    "(--token or $SCENEPARSE_TOKEN to require one)", args.host)  # fmt: skip
 
     class Server(uvicorn.Server):
         """Says where it serves once the socket is bound (port 0: the port the system gave)."""

@@ -42,3 +42,19 @@ def test_exception_an_empty_token_is_refused_before_the_model_loads(env, argv, m
     monkeypatch.setattr("sceneparse.cli.serve.load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     assert main(["serve", *argv]) == 1
     assert "the token is empty (--token or $SCENEPARSE_TOKEN)" in caplog.text
+
+
+@pytest.mark.parametrize("host, token, warned", [("0.0.0.0", None, True), ("0.0.0.0", "secret", False),
+                                                  ("127.0.0.1", None, False)])  # fmt: skip
+def test_feature_a_warning_when_open_to_the_network_without_a_token(host, token, warned, monkeypatch, caplog):
+    import uvicorn
+
+    from sceneparse import SceneParser
+
+    monkeypatch.delenv("SCENEPARSE_TOKEN", raising=False)
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config.host))
+    monkeypatch.setattr("sceneparse.cli.serve.load_model", lambda *a, **k: SceneParser.from_pretrained())
+    argv = ["serve", "--host", host, "--threads", "1"] + (["--token", token] if token else [])
+    assert main(argv) == 0 and served == [host]
+    assert ("without a token: anyone who reaches this machine can use the service" in caplog.text) == warned
