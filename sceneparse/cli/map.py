@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--depth-topic", help="ROS bags: the depth image topic aligned to it (default: the first image "
                     "topic named depth)")  # fmt: skip
     ap.add_argument("--pose-topic", help="ROS bags: the camera pose topic (PoseStamped, Odometry or "
-                    "TransformStamped; default: the first such topic)")  # fmt: skip
+                    "TransformStamped, or /tf: the tf tree to the images' frame; default: the camera's such topic, "
+                    "else /tf)")  # fmt: skip
     ap.add_argument("--depth-scale", type=float, default=None,
                     help="frame folders and TUM-layout sequences: depth PNG units per metre (default 1000: mm; "
                     "TUM sequences 5000)")  # fmt: skip
@@ -84,7 +85,10 @@ def _check_mappable(source, spec) -> None:
     elif source.kind == "rosbag" and not source.depth_topic:
         why = f"the bag has no depth image topic (image topics: {source.image_topics_text}; give --depth-topic)"
     elif source.kind == "rosbag" and not source.pose_topic:
-        why = "the bag has no camera pose topic (geometry_msgs/PoseStamped, nav_msgs/Odometry or TransformStamped)"
+        why = (
+            "the bag has no camera pose topic (geometry_msgs/PoseStamped, nav_msgs/Odometry or TransformStamped) "
+            "and no /tf tree that reaches the images' frame"
+        )
     if why:
         raise InputError(f"{spec}: a map needs RGB-D frames with intrinsics and poses, and {why}: give a 7-Scenes "
                          "or TUM sequence, a frame folder with depth, poses and intrinsics, or a bag with "

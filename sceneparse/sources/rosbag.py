@@ -25,8 +25,9 @@ copies into its messages. Camera poses (camera-to-world, for ``sceneparse map``)
 ``geometry_msgs/PoseStamped``, ``nav_msgs/Odometry`` or ``geometry_msgs/TransformStamped``
 topic (``pose_topic=``, else the one whose ``child_frame_id`` is the images' frame, else one
 naming a camera, else a PoseStamped, else the first), the one nearest in time within
-``max_difference``; a pose of another frame (a robot's ``base_link``) is used with a warning, and
-``/tf`` trees are not followed.
+``max_difference``; a pose of another frame (a robot's ``base_link``) is used with a warning. A
+bag without such a topic (or ``pose_topic="/tf"``) takes the pose of the images' frame in the root
+of its ``/tf`` and ``/tf_static`` tree, as tf2 looks it up (moving links interpolated in time).
 
 A ROS 2 recording that was killed (no ``metadata.yaml``) is read from its sqlite3 database
 directly, in recording order. A truncated bag (cut off mid-file: rosbags needs a ROS 1 bag's
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 BAG_SUFFIXES = (".bag", ".db3", ".mcap")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+#: tf trees: ROS 2's and ROS 1's tf2 message, and ROS 1's older tf one
+TF_TYPES = ("tf2_msgs/msg/TFMessage", "tf/msg/tfMessage")
 POSE_TYPES = ("geometry_msgs/msg/PoseStamped", "nav_msgs/msg/Odometry", "geometry_msgs/msg/TransformStamped")
 #: image encodings of depth (REP 118), for choosing a depth topic whose name does not say depth
 DEPTH_ENCODINGS = ("16uc1", "32fc1")
@@ -206,6 +209,70 @@ def _pose_matrix(msg) -> np.ndarray:
                    [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]  # fmt: skip
     out[:3, 3] = [p.x, p.y, p.z]
     return out
+
+
+class _TfTree:
+    """The transforms of a bag's ``/tf`` and ``/tf_static`` (each ``child_frame_id``'s pose in its
+    ``header.frame_id``), looked up as tf2 does: a frame's pose in the root of its tree at a time,
+    each moving link interpolated between its two transforms around that time (linear translation,
+    spherical rotation) or, before the first or after the last, the nearest within a tolerance."""
+
+    def __init__(self) -> None:
+        self.static: dict[str, tuple[str, np.ndarray]] = {}  # child -> (parent, 4x4)
+        self.moving: dict[str, tuple[str, list, list]] = {}  # child -> (parent, stamps ns, 4x4s)
+
+    def add(self, msg, static: bool) -> None:
+        for tf in msg.transforms:
+            child, parent = str(tf.child_frame_id).lstrip("/"), str(tf.header.frame_id).lstrip("/")
+            pose = _pose_matrix(tf)
+            if static:
+                self.static[child] = (parent, pose)
+            else:
+                links = self.moving.setdefault(child, (parent, [], []))
+                links[1].append(_stamp_ns(tf))
+                links[2].append(pose)
+
+    def finish(self) -> None:
+        for child, (parent, stamps, poses) in list(self.moving.items()):
+            order = np.argsort(stamps, kind="stable")
+            self.moving[child] = (parent, np.asarray(stamps, np.int64)[order], np.asarray(poses)[order])
+
+    def chain(self, frame: str) -> list[str]:
+        """The frames from ``frame`` up to the root of its tree (``frame`` first)."""
+        out = [frame.lstrip("/")]
+        while len(out) < 64:
+            link = self.moving.get(out[-1]) or self.static.get(out[-1])
+            if link is None or link[0] in out:
+                break
+            out.append(link[0])
+        return out
+
+    def lookup(self, frame: str, stamp: int, tolerance_ns: float) -> np.ndarray | None:
+        """The pose of ``frame`` in its tree's root at ``stamp`` (ns); None where a moving link has
+        no transform near it."""
+        from scipy.spatial.transform import Rotation, Slerp
+
+        pose = np.eye(4)
+        for child in self.chain(frame)[:-1]:
+            if child in self.moving:
+                _, stamps, poses = self.moving[child]
+                j = int(np.searchsorted(stamps, stamp))
+                if 0 < j < len(stamps):  # between two transforms: interpolated
+                    t0, t1 = stamps[j - 1], stamps[j]
+                    a = (stamp - t0) / (t1 - t0) if t1 > t0 else 0.0
+                    link = np.eye(4)
+                    rotations = Rotation.from_matrix(poses[j - 1 : j + 1, :3, :3])
+                    link[:3, :3] = Slerp([0.0, 1.0], rotations)([a]).as_matrix()[0]
+                    link[:3, 3] = (1 - a) * poses[j - 1, :3, 3] + a * poses[j, :3, 3]
+                else:
+                    k = min(j, len(stamps) - 1)
+                    if abs(int(stamps[k]) - stamp) > tolerance_ns:
+                        return None
+                    link = poses[k]
+            else:
+                link = self.static[child][1]
+            pose = link @ pose
+        return pose
 
 
 def _camera_matrix(msg) -> np.ndarray:
@@ -542,18 +609,30 @@ class RosbagSource(Source):
         except InputError as err:
             raise InputError(f"{self.path}: {conn.topic}: {err}, after {index} frames") from err
 
-    def _read_poses(self, pose_topic: str | None) -> tuple[str, tuple[np.ndarray, np.ndarray] | None]:
+    def _read_poses(self, pose_topic: str | None) -> tuple[str, tuple[np.ndarray, np.ndarray] | _TfTree | None]:
         """All camera poses of the pose topic (``PoseStamped``, ``Odometry`` or
         ``TransformStamped``: the camera in the world), as (stamps in ns, Nx4x4). Without
         ``pose_topic``, the topic whose pose is the camera's: an Odometry's or TransformStamped's
         ``child_frame_id`` the images' frame, else one naming a camera, else a PoseStamped,
-        else the first; a warning where the pose is of another frame (a robot's ``base_link``)."""
+        else the first; a warning where the pose is of another frame (a robot's ``base_link``). Without
+        such a topic, or with ``pose_topic`` ``/tf``: the tf tree (:class:`_TfTree`)."""
         conns = [c for c in self.reader.connections if c.msgtype in POSE_TYPES]
+        tf_conns = [c for c in self.reader.connections if c.msgtype in TF_TYPES]
         names = sorted({c.topic for c in conns})
-        listing = ", ".join(names) or "none"
+        listing = ", ".join(names + (["/tf"] if tf_conns else [])) or "none"
+        if pose_topic == "/tf" and tf_conns or not names and tf_conns and pose_topic is None:
+            image = self._first_message(self.colour_conns)
+            image_frame = str(image.header.frame_id) if image is not None and hasattr(image, "header") else ""
+            tree = self._read_tf(tf_conns, image_frame)
+            if tree is not None or pose_topic == "/tf":
+                if tree is None:
+                    raise InputError(f"{self.path}: no camera poses from /tf (pose_topic=, --pose-topic): its tf "
+                                     f"tree does not link the images' frame {image_frame!r} to a moving "
+                                     "frame")  # fmt: skip
+                return "/tf", tree
         if pose_topic and pose_topic not in names:
             raise InputError(f"{self.path}: no pose topic {pose_topic!r} (pose_topic=, --pose-topic): its "
-                             f"PoseStamped, Odometry and TransformStamped topics are: {listing}")  # fmt: skip
+                             f"pose topics (PoseStamped, Odometry, TransformStamped, /tf) are: {listing}")  # fmt: skip
         if pose_topic == "" or not names:
             return "", None
         image = self._first_message(self.colour_conns)
@@ -592,9 +671,35 @@ class RosbagSource(Source):
         order = np.argsort(stamps)
         return pose_topic, (np.asarray(stamps, np.int64)[order], np.asarray(poses).reshape(-1, 4, 4)[order])
 
-    def _pose_at(self, stamp: int) -> np.ndarray | None:
-        """The pose nearest in time, within ``max_difference`` (stamps in nanoseconds)."""
+    def _pose_at(self, stamp: int, frame_id: str = "") -> np.ndarray | None:
+        """The pose nearest in time, within ``max_difference`` (stamps in nanoseconds); from a tf
+        tree, the pose of the image's frame at its stamp."""
+        if isinstance(self.poses, _TfTree):
+            return self.poses.lookup(frame_id or self._tf_frame, stamp, self.max_difference * 1e9)
         return nearest_pose(self.poses, stamp, self.max_difference * 1e9)
+
+    def _read_tf(self, tf_conns, image_frame: str) -> _TfTree | None:
+        """The tf tree of the bag's /tf and /tf_static, where it links the images' frame to a root
+        through a moving link; else None, and a warning saying why."""
+        tree = _TfTree()
+        try:
+            for conn, _, raw in self._messages(tf_conns):
+                tree.add(self.reader.deserialize(raw, conn.msgtype), "static" in conn.topic)
+        except Exception as err:  # a damaged bag: the transforms before the damage
+            log.warning("%s: tf read up to the damage: %s", self.path, err)
+        tree.finish()
+        chain = tree.chain(image_frame) if image_frame else []
+        if len(chain) > 1 and any(c in tree.moving for c in chain[:-1]):
+            log.info("%s: camera poses from /tf: %s in %s", self.path, image_frame, " <- ".join(chain[::-1]))
+            self._tf_frame = image_frame
+            return tree
+        frames = sorted({*tree.static, *tree.moving, *(p for p, *_ in [*tree.static.values(), *tree.moving.values()])})
+        log.warning("%s: the tf tree (%s) does not link the images' frame %r to a moving frame (%s)%s: no poses from "
+                    "it", self.path, ", ".join(c.topic for c in tf_conns), image_frame,
+                    " <- ".join(chain[::-1]) if len(chain) > 1 else f"frames: {', '.join(frames) or 'none'}",
+                    "" if any(c.msgcount and "static" in c.topic for c in tf_conns)
+                    else "; /tf_static holds no transform (ros2 bag record needs it from the start)")  # fmt: skip
+        return None
 
     def _check_depth_is_aligned(self, infos) -> None:
         """Warn where the depth topic has a camera_info of its own that is not the colour camera's:
@@ -727,7 +832,9 @@ class RosbagSource(Source):
                 else:
                     extra["depth_error"] = (f"no depth image on {self.depth_topic} within "
                                             f"{self.max_difference * 1000:.0f} ms of its stamp")  # fmt: skip
-            frame = Frame(image, index, stamp / 1e9, depth, k, self._pose_at(stamp), f"{index:06d}", extra=extra)
+            frame = Frame(
+                image, index, stamp / 1e9, depth, k, self._pose_at(stamp, frame_id), f"{index:06d}", extra=extra
+            )
             index += 1
             return frame
 

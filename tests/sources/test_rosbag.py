@@ -3,6 +3,8 @@
 depth and camera_info; topic choice; truncated bags (read up to the cut, then a clear error) and
 corrupt ones."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -230,14 +232,15 @@ def _depth_msg(t, header, depth, kind):
 
 def write_custom_bag(path, frames, colour="/camera/color/image_raw", jpeg=False, depth=None, depth_kind="16UC1",
                      depth_lag_ns=1_000_000, depth_size=None, infos=None, poses=None, empty=(),
-                     encoding="rgb8"):  # fmt: skip
+                     encoding="rgb8", extra=None):  # fmt: skip
     """A ROS 2 bag of ``frames``: colour on ``colour`` (rgb8, or JPEG CompressedImage), depth on
     ``depth`` (``depth_kind``: 16UC1, or a compressedDepth format), recorded ``depth_lag_ns``
     after its colour image with the same header stamp (``depth_size``: (h, w) it is resized to,
     nearest neighbour); ``infos``: {camera_info topic: (K (None: the frame's), (h, w)[, binning])}; ``poses``:
     {topic: (PoseStamped, Odometry or TransformStamped, child_frame_id, None: the frame's pose, or a 4x4)}.
     ``empty``: (topic, type) recorded without a message; ``encoding``: the colour images' (rgb8,
-    mono16 of their grey, bgra16). Messages are written in the order of their bag times."""
+    mono16 of their grey, bgra16); ``extra(t, i, ns, frame)``: more (ns, topic, message) of a
+    frame. Messages are written in the order of their bag times."""
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -266,6 +269,7 @@ def write_custom_bag(path, frames, colour="/camera/color/image_raw", jpeg=False,
             msg = t["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
                                              step=image[0].nbytes, data=image.view(np.uint8).reshape(-1))  # fmt: skip
         msgs.append((ns, colour, msg))
+        msgs += extra(t, i, ns, f) if extra else []
         if depth:
             d = f.depth
             if depth_size is not None:
@@ -564,3 +568,63 @@ def test_feature_intrinsics_fit_images_of_another_size_than_their_camera_info(fr
     with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
         got = list(RosbagSource(path))
     assert all(f.intrinsics is None for f in got) and caplog.text.count("another aspect ratio") == 1
+
+
+def _tf(t, ns, parent, child, pose):
+    header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](*divmod(ns, 10**9)), frame_id=parent)
+    return _pose_msg(t, header, "TransformStamped", pose, child)
+
+
+def test_feature_camera_poses_from_the_tf_tree(frames, tmp_path, caplog):
+    """Robots record the camera's pose only in /tf: map -> odom (a SLAM node's correction, a few
+    times a second), odom -> base_link (odometry), and /tf_static base_link -> camera_link ->
+    camera_color_optical_frame. Such a bag had no poses ('the bag has no camera pose topic'); the
+    tree is followed from the images' frame to its root, moving links interpolated in time."""
+    from scipy.spatial.transform import Rotation
+
+    mount = np.eye(4)
+    mount[:3, :3], mount[:3, 3] = Rotation.from_euler("xyz", [0.1, -0.2, 0.3]).as_matrix(), [0.2, 0.0, 0.5]
+    optical = np.eye(4)
+    optical[:3, :3] = Rotation.from_euler("zyx", [-90, 0, -90], degrees=True).as_matrix()  # REP 103's optical frame
+
+    def drift(i):  # map -> odom: a SLAM correction moving steadily
+        out = np.eye(4)
+        out[:3, 3] = [0.3 + 0.02 * i, -0.1, 0.01 * i]
+        return out
+
+    def tf(t, i, ns, f):
+        out = []
+        if i == 0:
+            statics = [_tf(t, ns, "base_link", "camera_link", mount),
+                       _tf(t, ns, "camera_link", "camera_color_optical_frame", optical)]  # fmt: skip
+            out.append((ns - 5_000_000, "/tf_static", t["tf2_msgs/msg/TFMessage"](transforms=statics)))
+        base = np.linalg.inv(drift(i)) @ f.pose @ np.linalg.inv(mount @ optical)
+        moving = [_tf(t, ns, "odom", "base_link", base)]
+        if i % 3 == 0:  # the SLAM correction, less often: interpolated between
+            moving.append(_tf(t, ns, "map", "odom", drift(i)))
+        return out + [(ns + 2_000_000, "/tf", t["tf2_msgs/msg/TFMessage"](transforms=moving))]
+
+    more = frames + frames[:3]  # 7 frames: map -> odom at 0, 3 and 6
+    path = write_custom_bag(tmp_path / "tf", more, depth=ALIGNED, infos=COLOUR_INFO, extra=tf)
+    with caplog.at_level("INFO", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path)
+    assert src.pose_topic == "/tf"
+    assert "camera_color_optical_frame in map <- odom <- base_link <- camera_link <- camera_color" in caplog.text
+    got = list(src)
+    assert len(got) == len(more) and all(np.allclose(f.pose, ref.pose, atol=1e-3) for f, ref in zip(got, more))
+    from sceneparse.cli import main
+
+    assert main(["map", str(path), "--out", str(tmp_path / "map"), "--threads", "1", "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "map" / "summary.json").read_text())
+    assert summary["frames"] == len(more) and summary["skipped"] == {} and summary["points"] > 1000
+    # no /tf_static recorded (ros2 bag record started after it was published): said, and no poses
+    path = write_custom_bag(tmp_path / "nostatic", frames[:2], depth=ALIGNED, infos=COLOUR_INFO,
+                            extra=lambda *a: [m for m in tf(*a) if m[1] == "/tf"])  # fmt: skip
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path)
+    assert src.pose_topic == "" and all(f.pose is None for f in src)
+    assert "does not link the images' frame 'camera_color_optical_frame'" in caplog.text
+    assert "/tf_static holds no transform" in caplog.text
+    with pytest.raises(InputError, match="no camera poses from /tf"):
+        RosbagSource(path, pose_topic="/tf")
