@@ -123,10 +123,10 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
     enc = str(msg.encoding).lower()
     h, w = int(msg.height), int(msg.width)
     if enc in BAYER:  # a camera driver's image_raw before image_proc: demosaiced as cv_bridge does
-        raw = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, int(msg.step))[:, :w]
+        raw = _rows(msg, w)
         return cv2.cvtColor(np.ascontiguousarray(raw), BAYER[enc])
     if enc in YUV422:  # webcams (usb_cam, v4l2_camera): two bytes a pixel, converted as cv_bridge does
-        raw = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, int(msg.step))[:, : 2 * w]
+        raw = _rows(msg, 2 * w)
         return cv2.cvtColor(np.ascontiguousarray(raw).reshape(h, w, 2), YUV422[enc])
     dtypes = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4),
               "mono8": (np.uint8, 1), "8uc1": (np.uint8, 1), "mono16": (np.uint16, 1), "16uc1": (np.uint16, 1),
@@ -137,7 +137,7 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
         raise InputError(f"image encoding {msg.encoding!r} is not read (known: {known})")
     dtype, channels = dtypes[enc]
     dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    row = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, int(msg.step))[:, : w * channels * dt.itemsize]
+    row = _rows(msg, w * channels * dt.itemsize)
     image = np.ascontiguousarray(row).view(dt).reshape((h, w, channels) if channels > 1 else (h, w))
     image = image.astype(dtype)
     if enc in ("bgr8", "8uc3", "bgr16"):
@@ -145,6 +145,19 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
     elif enc in ("rgba8", "bgra8", "rgba16", "bgra16"):
         image = image[..., [2, 1, 0]] if enc.startswith("bgra") else image[..., :3]
     return np.ascontiguousarray(image)
+
+
+def _rows(msg, row_bytes: int) -> np.ndarray:
+    """An Image's pixel rows (``height`` x ``row_bytes`` bytes, the padding at the end of each
+    ``step`` left out); an InputError for an empty image or one whose sizes do not add up."""
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.frombuffer(bytes(msg.data), np.uint8)
+    if not h or not w:
+        raise InputError(f"a {msg.encoding} image of {w}x{h} pixels: nothing to read")
+    if step < row_bytes or len(data) < h * step:
+        raise InputError(f"a {msg.encoding} image of {w}x{h} pixels with rows of {step} bytes ({row_bytes} needed) "
+                         f"and {len(data)} bytes of data ({h * step} needed): a damaged message")  # fmt: skip
+    return data[: h * step].reshape(h, step)[:, :row_bytes]
 
 
 def _decode_compressed_depth(data: np.ndarray, fmt: str) -> np.ndarray:

@@ -628,3 +628,36 @@ def test_feature_camera_poses_from_the_tf_tree(frames, tmp_path, caplog):
     assert "/tf_static holds no transform" in caplog.text
     with pytest.raises(InputError, match="no camera poses from /tf"):
         RosbagSource(path, pose_topic="/tf")
+
+
+def test_exception_image_whose_sizes_do_not_add_up_is_a_clear_error(frames):
+    """An Image whose data is shorter than height x step, whose step is shorter than a row, or
+    with no pixels (a damaged message, a driver's bug) gave numpy's 'cannot reshape array of size
+    921500 into shape (480,1920)'; each is an InputError naming the sizes. Row padding is read."""
+    from types import SimpleNamespace
+
+    from sceneparse.sources.rosbag import decode_image
+
+    rgb = frames[0].image
+    data = rgb.tobytes()
+
+    def image(**kw):
+        fields = {"encoding": "rgb8", "height": 480, "width": 640, "step": 1920, "is_bigendian": 0, "data": data}
+        return decode_image(SimpleNamespace(**{**fields, **kw}), "sensor_msgs/msg/Image")
+
+    with pytest.raises(InputError, match=r"rgb8 image of 640x480 pixels with rows of 1920 bytes \(1920 needed\) "
+                                         r"and 921500 bytes of data \(921600 needed\): a damaged message"):  # fmt: skip
+        image(data=data[:-100])
+    with pytest.raises(InputError, match=r"rows of 640 bytes \(1920 needed\)"):
+        image(step=640)
+    with pytest.raises(InputError, match="rgb8 image of 0x0 pixels: nothing to read"):
+        image(height=0, width=0, step=0, data=b"")
+    with pytest.raises(InputError, match="bayer_rggb8 image of 640x480 pixels with rows of 600 bytes"):
+        image(encoding="bayer_rggb8", step=600)
+    padded = np.concatenate([rgb.reshape(480, -1), np.zeros((480, 64), np.uint8)], 1)
+    assert np.array_equal(image(step=1984, data=padded.tobytes()), rgb)
+    # big-endian 16UC1 depth with padded rows
+    mm = np.rint(frames[0].depth * 1000).astype(">u2")
+    raw = np.concatenate([mm.view(np.uint8), np.zeros((480, 6), np.uint8)], 1)
+    depth = image(encoding="16UC1", step=1286, is_bigendian=1, data=raw.tobytes())
+    assert depth.dtype == np.uint16 and np.array_equal(depth, mm.astype(np.uint16))
