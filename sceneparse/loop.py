@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 _END = object()
 
+#: Seconds without a frame from a live source after which the loop says it is waiting, and after
+#: which a stream that then ends is reported as broken off (it stalled) rather than as ended.
+STALL_SECONDS = 5.0
+
 
 def device_name(device: torch.device) -> str:
     """Where the network runs, in words: the GPU's name, or the CPU and its thread count."""
@@ -48,18 +52,23 @@ def device_name(device: torch.device) -> str:
 class _Reader(threading.Thread):
     """Reads the source ahead of the parse step (the newest frame only, in real-time mode)."""
 
-    def __init__(self, source: Iterable, maxsize: int, realtime: bool, pace: float | None = None) -> None:
+    def __init__(self, source: Iterable, maxsize: int, realtime: bool, pace: float | None = None,
+                 live: bool = False) -> None:  # fmt: skip
         super().__init__(daemon=True, name="sceneparse-reader")
-        self.source, self.realtime, self.pace = source, realtime, pace
+        self.source, self.realtime, self.pace, self.live = source, realtime, pace, live
         self.queue: queue.Queue = queue.Queue(maxsize=1 if realtime else maxsize)
         self.dropped = 0
         self.error: BaseException | None = None
         self.stop = threading.Event()
+        self.stalled: float | None = None  # a live source that ended after this many seconds without a frame
 
     def run(self) -> None:
-        start = time.perf_counter()
+        start = last = time.perf_counter()
+        stall = None  # (when it ended, how long) of the last wait of a live source for a frame over STALL_SECONDS
         try:
             for i, frame in enumerate(self.source):
+                if time.perf_counter() - last >= STALL_SECONDS:
+                    stall = (time.perf_counter(), time.perf_counter() - last)
                 if self.pace:  # a recorded stream played as a camera delivers it: each frame when due
                     self.stop.wait(max(0.0, start + i / self.pace - time.perf_counter()))
                 if self.stop.is_set():
@@ -78,13 +87,34 @@ class _Reader(threading.Thread):
                             break
                         except queue.Full:
                             continue
+                last = time.perf_counter()  # from here the source is reading its next frame
+            # a stream whose server stopped sending ends when FFmpeg gives up waiting (30 s), after
+            # the frames it still held: a stall just before the end is why it ended
+            now = time.perf_counter()
+            if now - last >= STALL_SECONDS:
+                stall = (now, now - last)
+            if self.live and not self.stop.is_set() and stall is not None and now - stall[0] < STALL_SECONDS:
+                self.stalled = stall[1]
         except BaseException as err:  # a broken input: hand it to the parse loop
             self.error = err
         finally:
             self.queue.put(_END)
 
     def frames(self):
-        while (item := self.queue.get()) is not _END:
+        waited = 0.0
+        while True:
+            try:  # a live source that stops sending: say so rather than leave a frozen progress bar
+                item = self.queue.get(timeout=STALL_SECONDS if self.live else None)
+            except queue.Empty:
+                waited += STALL_SECONDS
+                if waited == STALL_SECONDS:
+                    log.warning("no frame from the stream for %.0f s: waiting for it (Ctrl-C stops)", waited)
+                continue
+            if item is _END:
+                return
+            if waited:
+                log.info("the stream sends frames again, after %.0f s or more", waited)
+                waited = 0.0
             yield item
 
 
@@ -166,7 +196,7 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
         raise
     fps = getattr(src, "fps", None)
     pace = fps if realtime and fps and not getattr(src, "live", False) else None
-    reader = _Reader(src, maxsize=8, realtime=realtime, pace=pace)
+    reader = _Reader(src, maxsize=8, realtime=realtime, pace=pace, live=bool(getattr(src, "live", False)))
     writer = _Writer(opened)
     reader.start()
     writer.start()
@@ -249,13 +279,18 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
             raise reader.error  # KeyboardInterrupt or SystemExit in the reader
         log.error("input broke off after %d frames: %s (the outputs so far are closed and readable)",
                   parsed, reader.error)  # fmt: skip
+    stalled = None
+    if reader.stalled is not None:
+        stalled = f"the stream stalled: no frame for {reader.stalled:.0f} s, then it ended"
+        log.error("%s after %d frames (the outputs so far are closed and readable)", stalled, parsed)
     return {
         "frames": parsed, "written": writer.written, "dropped": reader.dropped, "failed": failed,
         "fps": parsed / elapsed if elapsed > 0 else float("nan"),
         "latency_ms_mean": 1000 * float(np.mean(latencies)) if latencies else float("nan"),
         "latency_ms_p95": 1000 * float(np.percentile(latencies, 95)) if latencies else float("nan"),
         "interrupted": interrupted, "depth_failed": depth_failed,
-        "input_error": str(reader.error) if reader.error is not None else (getattr(src, "truncated", None) or None),
+        "input_error": str(reader.error) if reader.error is not None
+        else (getattr(src, "truncated", None) or stalled),
         "outputs": {s.name: s.summary() for s in opened},
     }  # fmt: skip
 

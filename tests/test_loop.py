@@ -295,3 +295,38 @@ def test_feature_threads_end_with_the_stream(parser, tmp_path, workers):
     with pytest.raises(KeyboardInterrupt):
         run(parser, _Interrupted(), [ClassShareSink()], temporal=True, workers=workers, progress=False)
     assert left() == []
+
+
+class _Stalling(Source):
+    """A live stream: four frames, then (``stall``) nothing for a while before two more and the
+    end, as FFmpeg gives up on a server that stopped sending and hands out what it still held."""
+
+    kind = "stalling-test"
+    live = True
+
+    def __init__(self, stall: bool) -> None:
+        super().__init__()
+        self.stall = stall
+
+    def __iter__(self):
+        import time
+
+        frames, _ = moving_scene(6)
+        for i, f in enumerate(frames):
+            if i == 4 and self.stall:
+                time.sleep(1.5)
+            yield Frame(f, i, float(i))
+
+
+def test_exception_a_live_stream_that_stalls_then_ends_is_reported(parser, monkeypatch, caplog):
+    # a stream whose server stopped sending left the progress bar frozen for FFmpeg's 30 s, then
+    # ended as if it had finished: 'sceneparse label' said nothing and exited 0
+    import logging
+
+    monkeypatch.setattr("sceneparse.loop.STALL_SECONDS", 0.5)
+    with caplog.at_level(logging.WARNING, logger="sceneparse.loop"):
+        stats = run(parser, _Stalling(stall=True), [ClassShareSink()], progress=False)
+    assert stats["frames"] == 6 and "stalled" in (stats["input_error"] or "")
+    assert "no frame from the stream" in caplog.text
+    ended = run(parser, _Stalling(stall=False), [ClassShareSink()], progress=False)
+    assert ended["frames"] == 6 and ended["input_error"] is None
