@@ -5,11 +5,13 @@
 Frames come from one image topic (``sensor_msgs/Image``, Bayer mosaics, packed YUV 4:2:2 and
 16-bit camera images converted to 8-bit RGB as cv_bridge does, or ``sensor_msgs/CompressedImage``;
 ``topic=`` chooses it, else the first image topic that is not the depth topic and whose name
-does not say ``depth``), each with the depth image whose header stamp is nearest within
-``max_difference`` seconds from a depth topic (``depth_topic=``, else the first image topic whose
-name has ``depth`` in it, never a transport of the colour topic, else the first of a depth
-encoding; topics recorded without a message are chosen only where no other fits; ``16UC1`` in millimetres, ``32FC1``
-in metres, or compressed_depth_image_transport's ``compressedDepth`` PNGs, 16UC1 millimetres or
+does not say ``depth``, a colour camera's before a monochrome one), each with the depth image
+whose header stamp is nearest within ``max_difference`` seconds from a depth topic
+(``depth_topic=``, else the first image topic whose name has ``depth`` in it, one registered to
+colour first (``aligned``, ``registered``, ``depth_to_rgb``), never a transport of the colour
+topic, else the first of a depth encoding; topics recorded without a message are chosen only
+where no other fits; ``16UC1`` in millimetres, ``32FC1`` in metres, or
+compressed_depth_image_transport's ``compressedDepth`` PNGs, 16UC1 millimetres or
 32FC1 quantised inverse depth). A colour image waits for depth recorded after it for up to
 ``MAX_WAITING`` frames or ``MAX_WAIT_S`` seconds of bag time (as ROS's ApproximateTime
 synchroniser); depth of another size than the colour image is resized (nearest neighbour) where
@@ -44,6 +46,7 @@ mid-bag ends the stream the same way.
 from __future__ import annotations
 
 import logging
+import re
 import struct
 from collections import deque
 from collections.abc import Iterator
@@ -74,6 +77,10 @@ BAYER = {"bayer_rggb8": cv2.COLOR_BayerBG2RGB, "bayer_bggr8": cv2.COLOR_BayerRG2
 #: packed 4:2:2 YUV (ROS's yuv422 is UYVY; BT.601, video range), as cv_bridge converts them
 YUV422 = {"yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
           "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2, "yuyv": cv2.COLOR_YUV2RGB_YUY2}  # fmt: skip
+#: monochrome camera encodings: an infrared camera's, chosen as the colour topic only where there is no colour one
+MONO_ENCODINGS = ("mono8", "8uc1", "mono16")
+#: names of depth topics registered to the colour camera (RealSense, OpenNI and ZED, Azure Kinect)
+REGISTERED = re.compile(r"align|regist|_to_(rgb|colou?r)")
 #: 16-bit image encodings of cameras (not depth), converted to 8 bits for the frames as cv_bridge converts them
 COLOUR16 = ("mono16", "rgb16", "bgr16", "rgba16", "bgra16")
 #: image_transport's transports, the last part of a transported image topic (``.../image_raw/compressed``)
@@ -530,13 +537,18 @@ class RosbagSource(Source):
             if not colour and not others:
                 raise InputError(f"{self.path}: the depth topic {depth_topic} is the bag's only image topic: no colour "
                                  f"topic left for the frames (image topics: {self.image_topics_text})")  # fmt: skip
-            topic = with_messages(colour or others)[0]
+            # a colour camera's before a monochrome (infrared) one, and before colour resampled into the depth
+            # camera (Azure Kinect's rgb_to_depth)
+            topic = min(with_messages(colour or others), key=lambda t: (self._topic_encoding(t) in MONO_ENCODINGS,
+                                                                          "_to_depth" in t.lower()))  # fmt: skip
         if depth_topic is None:  # named depth first, then depth encodings (16UC1, 32FC1, compressedDepth)
             # never a transport of the colour topic (its compressedDepth: image_transport offers it for every image)
             candidates = [t for t in topics if _strip_transport(t) != _strip_transport(topic)]
             named = [t for t in candidates if "depth" in t.lower()]
             encoded = [t for t in candidates if self._looks_like_depth(t) and t not in named]
-            depth_topic = (with_messages(named + encoded) or [""])[0]
+            # depth registered to the colour camera first (aligned_depth_to_color, depth_registered, depth_to_rgb)
+            pool = with_messages(named + encoded)
+            depth_topic = min(pool, key=lambda t: (t not in named, not REGISTERED.search(t.lower())), default="")
             if not depth_topic:
                 log.info("%s: no depth topic (image topics: %s); give one with depth_topic= (--depth-topic)",
                          self.path, self.image_topics_text)  # fmt: skip
@@ -565,6 +577,10 @@ class RosbagSource(Source):
         if msg is None:
             return ""
         return str(getattr(msg, "encoding", None) or getattr(msg, "format", ""))
+
+    def _topic_encoding(self, topic: str) -> str:
+        """The image encoding of a topic's first message, lower case (a CompressedImage's format's first part)."""
+        return self.image_encodings.get(topic, "").split(";")[0].strip().lower()
 
     def _looks_like_depth(self, topic: str) -> bool:
         enc = self.image_encodings.get(topic, "").lower()

@@ -239,7 +239,7 @@ def write_custom_bag(path, frames, colour="/camera/color/image_raw", jpeg=False,
     nearest neighbour); ``infos``: {camera_info topic: (K (None: the frame's), (h, w)[, binning])}; ``poses``:
     {topic: (PoseStamped, Odometry or TransformStamped, child_frame_id, None: the frame's pose, or a 4x4)}.
     ``empty``: (topic, type) recorded without a message; ``encoding``: the colour images' (rgb8,
-    mono16 of their grey, bgra16); ``extra(t, i, ns, frame)``: more (ns, topic, message) of a
+    mono16 of their grey, bgra16, bgra8); ``extra(t, i, ns, frame)``: more (ns, topic, message) of a
     frame. Messages are written in the order of their bag times."""
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
@@ -265,7 +265,8 @@ def write_custom_bag(path, frames, colour="/camera/color/image_raw", jpeg=False,
                                                        data=data.reshape(-1))  # fmt: skip
         else:
             image = {"rgb8": f.image, "mono16": cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257,
-                     "bgra16": cv2.cvtColor(f.image, cv2.COLOR_RGB2BGRA).astype(np.uint16) * 257}[encoding]  # fmt: skip
+                     "bgra16": cv2.cvtColor(f.image, cv2.COLOR_RGB2BGRA).astype(np.uint16) * 257,
+                     "bgra8": cv2.cvtColor(f.image, cv2.COLOR_RGB2BGRA)}[encoding]  # fmt: skip
             msg = t["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
                                              step=image[0].nbytes, data=image.view(np.uint8).reshape(-1))  # fmt: skip
         msgs.append((ns, colour, msg))
@@ -661,3 +662,31 @@ def test_exception_image_whose_sizes_do_not_add_up_is_a_clear_error(frames):
     raw = np.concatenate([mm.view(np.uint8), np.zeros((480, 6), np.uint8)], 1)
     depth = image(encoding="16UC1", step=1286, is_bigendian=1, data=raw.tobytes())
     assert depth.dtype == np.uint16 and np.array_equal(depth, mm.astype(np.uint16))
+
+
+def test_feature_azure_kinect_topics_give_colour_and_depth_registered_to_it(frames, tmp_path, caplog):
+    """The Azure Kinect driver records /depth/image_raw (the depth camera's own), /depth_to_rgb
+    (registered to colour), /ir/image_raw (mono16 infrared), /rgb/image_raw (bgra8) and
+    /rgb_to_depth: the first image topics by name were the infrared one as colour and the
+    unregistered depth. Colour is the colour camera's and depth the one registered to it."""
+    k_depth = np.array([[504.0, 0, 320], [0, 504.0, 288], [0, 0, 1]])
+
+    def more(t, i, ns, f):
+        header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](*divmod(ns, 10**9)),
+                                          frame_id="depth_camera_link")  # fmt: skip
+        ir = np.full((480, 640), 3000, np.uint16)
+        mono = t["sensor_msgs/msg/Image"](header=header, height=480, width=640, encoding="mono16", is_bigendian=0,
+                                          step=1280, data=ir.view(np.uint8).reshape(-1))  # fmt: skip
+        raw = _depth_msg(t, header, np.roll(f.depth, 40, axis=1), "16UC1")
+        return [(ns, "/ir/image_raw", mono), (ns, "/depth/image_raw", raw), (ns, "/depth/camera_info",
+                _info_msg(t, header, k_depth, 480, 640)), (ns, "/rgb_to_depth/image_raw", raw)]  # fmt: skip
+
+    infos = {"/rgb/camera_info": (None, None), "/depth_to_rgb/camera_info": (None, None)}
+    path = write_custom_bag(tmp_path / "k4a", frames[:2], colour="/rgb/image_raw", depth="/depth_to_rgb/image_raw",
+                            infos=infos, encoding="bgra8", extra=more)  # fmt: skip
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path)
+        got = list(src)
+    assert (src.topic, src.depth_topic) == ("/rgb/image_raw", "/depth_to_rgb/image_raw") and caplog.text == ""
+    for f, ref in zip(got, frames):
+        assert np.array_equal(f.image, ref.image) and np.abs(f.depth - ref.depth).max() < 1e-3
