@@ -8,8 +8,9 @@ Endpoints (errors are JSON ``{"error": "..."}`` with a fitting status):
   ``&maps=1`` also the labels and the confidence, base64 of HxW uint8, for the web page).
 * ``POST /v1/jobs`` with a multipart file field ``video``: a job that labels the video through
   the frame loop (:func:`sceneparse.run`) into an overlay video; ``GET /v1/jobs/{id}`` its
-  progress (and, once done, the video's ``codec``: ``avc1``, H.264, where OpenCV can encode it,
-  else ``mp4v``, MPEG-4 part 2, which browsers do not play), ``GET /v1/jobs/{id}/video`` the video.
+  progress (and, once done, the video's ``codec``: ``avc1``, H.264, where OpenCV or an ``ffmpeg``
+  program on PATH can encode it, else ``mp4v``, MPEG-4 part 2, which browsers do not play),
+  ``GET /v1/jobs/{id}/video`` the video.
 * ``GET /v1/models``, ``GET /healthz``, and the web page at ``/``.
 
 Images of concurrent requests are batched on the model (:class:`~sceneparse.serve.batcher.Batcher`);

@@ -1,8 +1,9 @@
 """The overlay video: the class colours blended over each frame, encoded as MP4 (H.264 where
-OpenCV's FFmpeg has an encoder for it, else MPEG-4 part 2). Written under a temporary name and
-renamed when closed, which happens on an error or Ctrl-C too, so a video under its own name
-plays. OpenCV's writer does not report a failed write: the sink stops before the disk is full
-(closing an MP4 writes its index, without which no player opens it) and checks the closed file."""
+OpenCV's FFmpeg or an ``ffmpeg`` program on PATH has an encoder for it, else MPEG-4 part 2).
+Written under a temporary name and renamed when closed, which happens on an error or Ctrl-C
+too, so a video under its own name plays. OpenCV's writer does not report a failed write: the
+sink stops before the disk is full (closing an MP4 writes its index, without which no player
+opens it) and checks the closed file."""
 
 from __future__ import annotations
 
@@ -31,10 +32,20 @@ _FRAMES_HELD = {"mp4v": 4, "avc1": 64}
 
 
 def open_video_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, str]:
-    """An OpenCV writer for ``path``: H.264 where the codec is available, else MPEG-4 part 2."""
+    """A writer for ``path`` and its codec: H.264 (``avc1``) from OpenCV where it has the encoder,
+    else from the ``ffmpeg`` program where one with libx264 is on PATH (:mod:`.ffmpeg`; not with
+    ``SCENEPARSE_FFMPEG=0``), else MPEG-4 part 2 (``mp4v``: players open it, browsers do not)."""
+    from sceneparse.sinks.ffmpeg import FFmpegWriter, ffmpeg_h264
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with opencv_quiet():  # a missing encoder is not an error here
-        for fourcc in ("avc1", "mp4v"):
+        for fourcc in ("avc1", "ffmpeg", "mp4v"):
+            if fourcc == "ffmpeg":
+                exe = ffmpeg_h264() if os.environ.get("SCENEPARSE_FFMPEG", "1") != "0" else None
+                writer = FFmpegWriter(path, fps, size, exe) if exe else None
+                if writer is not None and writer.isOpened():
+                    return writer, "avc1"
+                continue
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
             if writer.isOpened():
                 return writer, fourcc
@@ -99,9 +110,12 @@ class VideoSink(Sink):
         """Raise before the disk is too full for the video to be closed playable."""
         try:
             stat = os.statvfs(self.partial.parent)
-            size = self.partial.stat().st_size
-        except (OSError, AttributeError):  # no statvfs (Windows) or the file is not there yet
+        except (OSError, AttributeError):  # no statvfs (Windows)
             return
+        try:
+            size = self.partial.stat().st_size
+        except OSError:  # not there yet (an encoder of its own, ffmpeg, writes it later)
+            size = 0
         free = stat.f_bavail * stat.f_frsize
         per_frame = size // self.frames if self.frames else 0
         needed = _RESERVE_BYTES + _INDEX_BYTES_PER_FRAME * self.frames + _FRAMES_HELD.get(self.codec, 64) * per_frame
@@ -112,24 +126,27 @@ class VideoSink(Sink):
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+            failed = getattr(self.writer, "error", None)  # what ffmpeg said, if it failed
             self.writer = None
-            self._check_closed()
+            self._check_closed(failed)
             os.replace(self.partial, self.path)
         if self.resized:
             log.warning("%s: %d frame(s) of another size were resized to the video's %dx%d",
                         self.path, self.resized, *self.size)  # fmt: skip
 
-    def _check_closed(self) -> None:
+    def _check_closed(self, failed: str | None = None) -> None:
         """The closed video opens and holds every frame written: OpenCV's writer reports no failed
-        write (a full disk, a file size limit), which would leave a file no player opens."""
+        write (a full disk, a file size limit), which would leave a file no player opens
+        (``failed``: the encoder's own message, where it has one)."""
         with opencv_quiet():
             cap = cv2.VideoCapture(str(self.partial))
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
             cap.release()
-        if count < self.frames:
+        if count < self.frames or failed:
             what = f"holds {count} of its {self.frames} frames" if count else "does not open"
+            said = f" ({failed})" if failed else ""
             raise OutputError(f"{self.path}: writing the video failed (is the disk full?): it {what}; the file "
-                              f"written is left as {self.partial.name}")  # fmt: skip
+                              f"written is left as {self.partial.name}{said}")  # fmt: skip
 
     def summary(self) -> dict:
         return {"video": str(self.path) if self.frames else None, "frames": self.frames, "codec": self.codec,

@@ -228,7 +228,7 @@ async function parseVideo(file) {
   player.onerror = () => {
     player.hidden = true;
     setStatus(`${file.name}: ${job.frames} frames labelled; this browser cannot play the video ` +
-      `(${job.codec === "mp4v" ? "MPEG-4 part 2: the service's OpenCV has no H.264 encoder" : job.codec}): ` +
+      `(${job.codec === "mp4v" ? "MPEG-4 part 2: the service has no H.264 encoder; installing ffmpeg gives it one" : job.codec}): ` +
       "download it and play it in VLC or mpv", true);
   };
   player.src = url;
