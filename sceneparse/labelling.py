@@ -176,9 +176,13 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
 
 def _clear_frame_folders(out: Path) -> None:
     """Empty the per-frame folders of an earlier labelling of a stream (``labels/``, ``probs/``),
-    where they hold only its files (label PNGs, probability archives)."""
+    where they hold only its files (label PNGs, probability archives), and remove its scores
+    (``metrics.json``: left there, they would pass for the new run's when it has none)."""
     import shutil
 
+    if (out / "metrics.json").is_file():
+        (out / "metrics.json").unlink()
+        log.info("%s: the scores of an earlier run removed (--overwrite)", out / "metrics.json")
     for folder, suffix in ((out / "labels", ".png"), (out / "probs", ".npz")):
         if not folder.is_dir():
             continue

@@ -64,3 +64,19 @@ def test_exception_unknown_refiner_or_temporal_method_before_any_work(parser, tm
     with pytest.raises(ConfigError, match=r"unknown temporal method 'flw' \(did you mean 'flow'\?\)"):
         label(parser, inputs, tmp_path / "o2", temporal="flw", progress=False)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_feature_overwrite_leaves_no_scores_of_the_earlier_run(parser, tmp_path):
+    from sceneparse.errors import OutputError
+
+    # an earlier run's metrics.json (--sink metrics) stayed beside the new overlay of a run without
+    # them, and passed for its scores
+    frames, _ = moving_scene(3)
+    write_clip(tmp_path / "a.avi", frames)
+    out = tmp_path / "out"
+    label(parser, tmp_path / "a.avi", out, labels=True, sinks=["metrics"], progress=False)
+    assert (out / "metrics.json").is_file() and len(list((out / "labels").iterdir())) == 3
+    with pytest.raises(OutputError, match="already exist"):
+        label(parser, tmp_path / "a.avi", out, progress=False)
+    label(parser, tmp_path / "a.avi", out, max_frames=2, overwrite=True, progress=False)
+    assert (out / "overlay.mp4").is_file() and not (out / "metrics.json").exists() and not (out / "labels").exists()
