@@ -321,7 +321,8 @@ def _pick_classes(parser, labels: torch.Tensor, classes, min_fraction: float) ->
                                   f"{', '.join(names)} (or their indices, 0 to {len(names) - 1})")  # fmt: skip
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < len(names):
             raise ConfigError(f"class index must be 0 to {len(names) - 1}, got {c!r}")
-        out.append(int(c))
+        if int(c) not in out:  # a class given twice (sky sky, or sky and its index) is explained once
+            out.append(int(c))
     if not out:
         raise ConfigError("no class to explain")
     return out

@@ -166,6 +166,13 @@ def test_occlusion_batches_agree(disk_parser):
     assert GREY == 0.5
 
 
+def test_a_class_given_twice_is_explained_once(disk_parser):
+    """``--classes disk disk`` (or a name and its index) drew the same panel twice."""
+    img, _ = _disk_scene(np.random.default_rng(5), center=(20, 68), r=11)
+    res = occlusion_sensitivity(disk_parser, img, classes=["disk", 1, "1", 0], patch=16, stride=8, progress=False)
+    assert list(res.classes) == [1, 0] and res.drops.shape[0] == 2
+
+
 # ------------------------------------------------------------------------------ real images
 
 
