@@ -26,7 +26,8 @@ camera_info has none (``intrinsics`` None). Each frame keeps its message's heade
 copies into its messages. Camera poses (camera-to-world, for ``sceneparse map``) come from a
 ``geometry_msgs/PoseStamped``, ``nav_msgs/Odometry`` or ``geometry_msgs/TransformStamped``
 topic (``pose_topic=``, else the one whose ``child_frame_id`` is the images' frame, else one
-naming a camera, else a PoseStamped, else the first), the one nearest in time within
+naming a camera, else a PoseStamped, else the first), interpolated between the two around
+the image's stamp (at most ``MAX_POSE_GAP_S`` apart), else the nearest within
 ``max_difference``; a pose of another frame (a robot's ``base_link``) is used with a warning. A
 bag without such a topic (or ``pose_topic="/tf"``) takes the pose of the images' frame in the root
 of its ``/tf`` and ``/tf_static`` tree, as tf2 looks it up (moving links interpolated in time).
@@ -56,7 +57,7 @@ import cv2
 import numpy as np
 
 from sceneparse.errors import InputError, NotFoundError
-from sceneparse.sources.base import Frame, Source, nearest_pose, register_source
+from sceneparse.sources.base import Frame, Source, register_source
 
 __all__ = ["RosbagSource", "require_rosbags", "decode_image", "BAG_SUFFIXES", "is_bag"]
 
@@ -88,6 +89,8 @@ TRANSPORTS = ("compressed", "compresseddepth", "theora", "zstd", "ffmpeg", "h264
 #: how long a colour frame waits for its depth image: frames, and seconds of bag time
 MAX_WAITING = 10
 MAX_WAIT_S = 0.5
+#: poses of a pose topic further apart than this (seconds: tracking lost) are not interpolated between
+MAX_POSE_GAP_S = 1.0
 
 
 def require_rosbags():
@@ -231,6 +234,27 @@ def _pose_matrix(msg) -> np.ndarray:
     return out
 
 
+def _pose_between(
+    stamps: np.ndarray, poses: np.ndarray, stamp: int, tolerance_ns: float, max_gap_ns: float = float("inf")
+) -> np.ndarray | None:
+    """The pose at ``stamp`` (ns) of poses at ascending ``stamps``: interpolated between the two
+    around it (translation linearly, rotation by slerp, as tf2 does) where they are at most
+    ``max_gap_ns`` apart; else the nearest, within ``tolerance_ns``; else None."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    j = int(np.searchsorted(stamps, stamp))
+    if j < len(stamps) and stamps[j] == stamp:
+        return np.array(poses[j], np.float64)
+    if 0 < j < len(stamps) and stamps[j] - stamps[j - 1] <= max_gap_ns:
+        a = (stamp - int(stamps[j - 1])) / (int(stamps[j]) - int(stamps[j - 1]))
+        out = np.eye(4)
+        out[:3, :3] = Slerp([0.0, 1.0], Rotation.from_matrix(poses[j - 1 : j + 1, :3, :3]))([a]).as_matrix()[0]
+        out[:3, 3] = (1 - a) * poses[j - 1, :3, 3] + a * poses[j, :3, 3]
+        return out
+    near = [k for k in (j - 1, j) if 0 <= k < len(stamps) and abs(int(stamps[k]) - stamp) <= tolerance_ns]
+    return np.array(poses[min(near, key=lambda k: abs(int(stamps[k]) - stamp))], np.float64) if near else None
+
+
 class _TfTree:
     """The transforms of a bag's ``/tf`` and ``/tf_static`` (each ``child_frame_id``'s pose in its
     ``header.frame_id``), looked up as tf2 does: a frame's pose in the root of its tree at a time,
@@ -270,25 +294,13 @@ class _TfTree:
     def lookup(self, frame: str, stamp: int, tolerance_ns: float) -> np.ndarray | None:
         """The pose of ``frame`` in its tree's root at ``stamp`` (ns); None where a moving link has
         no transform near it."""
-        from scipy.spatial.transform import Rotation, Slerp
-
         pose = np.eye(4)
         for child in self.chain(frame)[:-1]:
             if child in self.moving:
                 _, stamps, poses = self.moving[child]
-                j = int(np.searchsorted(stamps, stamp))
-                if 0 < j < len(stamps):  # between two transforms: interpolated
-                    t0, t1 = stamps[j - 1], stamps[j]
-                    a = (stamp - t0) / (t1 - t0) if t1 > t0 else 0.0
-                    link = np.eye(4)
-                    rotations = Rotation.from_matrix(poses[j - 1 : j + 1, :3, :3])
-                    link[:3, :3] = Slerp([0.0, 1.0], rotations)([a]).as_matrix()[0]
-                    link[:3, 3] = (1 - a) * poses[j - 1, :3, 3] + a * poses[j, :3, 3]
-                else:
-                    k = min(j, len(stamps) - 1)
-                    if abs(int(stamps[k]) - stamp) > tolerance_ns:
-                        return None
-                    link = poses[k]
+                link = _pose_between(stamps, poses, stamp, tolerance_ns)
+                if link is None:
+                    return None
             else:
                 link = self.static[child][1]
             pose = link @ pose
@@ -705,7 +717,9 @@ class RosbagSource(Source):
         tree, the pose of the image's frame at its stamp."""
         if isinstance(self.poses, _TfTree):
             return self.poses.lookup(frame_id or self._tf_frame, stamp, self.max_difference * 1e9)
-        return nearest_pose(self.poses, stamp, self.max_difference * 1e9)
+        if self.poses is None or not len(self.poses[0]):
+            return None
+        return _pose_between(*self.poses, stamp, self.max_difference * 1e9, MAX_POSE_GAP_S * 1e9)
 
     def _read_tf(self, tf_conns, image_frame: str) -> _TfTree | None:
         """The tf tree of the bag's /tf and /tf_static, where it links the images' frame to a root

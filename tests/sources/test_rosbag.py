@@ -690,3 +690,36 @@ def test_feature_azure_kinect_topics_give_colour_and_depth_registered_to_it(fram
     assert (src.topic, src.depth_topic) == ("/rgb/image_raw", "/depth_to_rgb/image_raw") and caplog.text == ""
     for f, ref in zip(got, frames):
         assert np.array_equal(f.image, ref.image) and np.abs(f.depth - ref.depth).max() < 1e-3
+
+
+def test_feature_poses_of_a_slower_pose_topic_are_interpolated(sevenscenes_path, tmp_path):
+    """A SLAM node's PoseStamped at 10 Hz and a camera at 30 Hz: only the frames within 20 ms of a
+    pose had one (two in three were skipped by sceneparse map). Between two poses less than
+    MAX_POSE_GAP_S apart the pose is interpolated (here exactly: the poses move linearly); across a
+    longer gap (tracking lost) there is none."""
+    from scipy.spatial.transform import Rotation
+
+    more = list(SevenScenesSource(sevenscenes_path))[:10]
+
+    def pose(i):  # a camera turning and moving steadily
+        out = np.eye(4)
+        out[:3, :3], out[:3, 3] = Rotation.from_rotvec([0, 0.05 * i, 0]).as_matrix(), [0.1 * i, 0, 0.02 * i]
+        return out
+
+    def poses(t, i, ns, f):
+        if i % 3 or i == 6:  # at 10 Hz, and none at frame 6: a gap of 200 ms, then of 3 frames
+            return []
+        header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](*divmod(ns, 10**9)), frame_id="map")
+        return [(ns, "/slam/pose", _pose_msg(t, header, "PoseStamped", pose(i), ""))]
+
+    path = write_custom_bag(tmp_path / "in", more, extra=poses)
+    got = list(RosbagSource(path))
+    assert all(np.allclose(f.pose, pose(f.index), atol=1e-9) for f in got)
+    import sceneparse.sources.rosbag as rosbag
+
+    rosbag.MAX_POSE_GAP_S, gap = 0.15, rosbag.MAX_POSE_GAP_S
+    try:
+        got = list(RosbagSource(path))
+    finally:
+        rosbag.MAX_POSE_GAP_S = gap
+    assert [f.pose is not None for f in got] == [True] * 4 + [False] * 5 + [True]
