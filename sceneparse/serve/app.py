@@ -74,6 +74,15 @@ def _require_serve():
     return require("fastapi", "serve"), require("uvicorn", "serve"), require("python_multipart", "serve")
 
 
+def _allow_pillow(max_pixels: int) -> None:
+    """Raise Pillow's decompression-bomb limit (about 89 MP warned, 179 MP refused) to a
+    ``max_pixels`` above it: the service's own limit is the one that holds."""
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """HxWx3 uint8 RGB of an uploaded image file, or an :class:`ApiError` that names the problem:
     415 for data in no image format, 400 for a corrupt or truncated image, 413 for one of more
@@ -87,8 +96,9 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     except UnidentifiedImageError:
         raise ApiError(415, f"not an image: {len(data)} bytes in no image format the service reads "
                             "(JPEG, PNG, BMP, TIFF, WebP, ...)") from None  # fmt: skip
-    except Image.DecompressionBombError as err:
-        raise ApiError(413, f"image too large: {err}") from None
+    except Image.DecompressionBombError:  # Pillow's own limit, past twice Image.MAX_IMAGE_PIXELS
+        raise ApiError(413, f"image too large: over {2 * Image.MAX_IMAGE_PIXELS} pixels (its header says), "
+                            f"where this service's limit is {max_pixels} pixels (--max-pixels)") from None  # fmt: skip
     except Exception as err:  # a header Pillow recognises but cannot parse
         raise ApiError(400, f"corrupt image: {err}") from None
     w, h = im.size
@@ -308,6 +318,7 @@ def create_app(parser, *, max_batch: int = 8, max_wait_ms: float = 5.0, queue_si
     # a limit of 0 or less would refuse every upload, each with a message that names the limit
     max_upload_mb, max_video_mb = positive("max_upload_mb", max_upload_mb), positive("max_video_mb", max_video_mb)
     max_pixels = positive("max_pixels", max_pixels, integer=True)
+    _allow_pillow(max_pixels)
     max_jobs = positive("max_jobs", max_jobs, integer=True)
     max_video_frames = positive("max_video_frames", max_video_frames, integer=True, zero=True)
     if token is not None and not token.strip():

@@ -346,6 +346,31 @@ def test_exception_limits_that_would_refuse_every_upload(parser):
             create_app(parser, **kw)
 
 
+def test_exception_an_image_past_pillows_own_limit(parser, monkeypatch):
+    """A header of 182 MP (past Pillow's 179 MP bomb limit) answered 413 in Pillow's words ("could
+    be decompression bomb DOS attack"), which do not say which limit to raise; a --max-pixels
+    above Pillow's limit was refused at it all the same."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from sceneparse.serve.app import ApiError, decode_image
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 14000, 13000, 8, 0, 0, 0, 0)  # 14000x13000 grey: 182 MP
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    with pytest.raises(ApiError, match="where this service's limit is 25000000 pixels \\(--max-pixels\\)"):
+        decode_image(png, 25_000_000)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    create_app(parser, max_pixels=400_000_000)
+    assert Image.MAX_IMAGE_PIXELS == 400_000_000  # the service's limit is the one that holds
+    with pytest.raises(ApiError, match="is larger than this service's limit of 100 pixels"):
+        decode_image(png, 100)  # read from the header now, refused by the service's own check
+
+
 class _Recording:
     """A parser that records the batch size of each parse_frames call."""
 
