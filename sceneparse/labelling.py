@@ -6,9 +6,10 @@
   ``NAME_labels.png`` and the ``overlay`` sink ``NAME_overlay.jpg`` (``probs``: ``NAME_probs.npz``).
 * Each video file, stream URL, camera index or RGB-D sequence folder (7-Scenes, TUM; any frame
   folder with ``stream=True``) is a stream, labelled with temporal smoothing into
-  ``overlay.mp4`` (``video`` sink), and on request ``labels/NAME.png`` and ``probs/NAME.npz``
-  (NAME: the frame's number, ``000042``, in a video or bag; its file's name in a frame folder,
-  ``frame-000084``); with several inputs each stream gets a sub-folder named after it.
+  ``overlay.mp4`` (``video`` sink), and on request ``labels/NAME.png``, ``probs/NAME.npz`` and
+  (``overlay`` sink) ``overlays/NAME.jpg`` (NAME: the frame's number, ``000042``, in a video or
+  bag; its file's name in a frame folder, ``frame-000084``); with several inputs each stream gets
+  a sub-folder named after it.
 
 Any other registered sink (or a sink instance) is added with ``sinks=``.
 """
@@ -155,9 +156,10 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
     out = Path(out)
     if source_options and isinstance(source, (str, int, Path)):
         source = open_source(source, options=source_options)
-    # --sink labels / probs on a stream: the per-frame folders of --labels / --probs, one layout
-    labels, probs = labels or "labels" in sinks, probs or "probs" in sinks
-    sinks = [s for s in sinks if s not in ("labels", "probs")]
+    # --sink labels / probs on a stream: the per-frame folders of --labels / --probs, one layout;
+    # --sink overlay: overlays/NAME.jpg beside them, with the video's colours (alpha, legend)
+    labels, probs, overlays = labels or "labels" in sinks, probs or "probs" in sinks, "overlay" in sinks
+    sinks = [s for s in sinks if s not in ("labels", "probs", "overlay")]
     if overwrite:
         _clear_frame_folders(out)
     outputs = [build_sink("video", out=out, alpha=alpha, legend=legend)]
@@ -165,6 +167,8 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
         outputs.append(build_sink("labels", out=out, pattern="labels/{name}.png"))
     if probs:
         outputs.append(build_sink("probs", out=out, pattern="probs/{name}.npz"))
+    if overlays:
+        outputs.append(build_sink("overlay", out=out, pattern="overlays/{name}.jpg", alpha=alpha, legend=legend))
     outputs += _extra_sinks(sinks, out, overwrite)
     named = {s if isinstance(s, str) else getattr(s, "name", None) for s in sinks}
     outputs += _extra_sinks([s for s in _source_sinks(source) if s not in named], out, overwrite)
@@ -175,15 +179,16 @@ def label_stream(parser, source, out: str | Path, temporal=True, refine=(), labe
 
 
 def _clear_frame_folders(out: Path) -> None:
-    """Empty the per-frame folders of an earlier labelling of a stream (``labels/``, ``probs/``),
-    where they hold only its files (label PNGs, probability archives), and remove its scores
+    """Empty the per-frame folders of an earlier labelling of a stream (``labels/``, ``probs/``,
+    ``overlays/``), where they hold only its files (label PNGs, probability archives, overlay
+    images), and remove its scores
     (``metrics.json``: left there, they would pass for the new run's when it has none)."""
     import shutil
 
     if (out / "metrics.json").is_file():
         (out / "metrics.json").unlink()
         log.info("%s: the scores of an earlier run removed (--overwrite)", out / "metrics.json")
-    for folder, suffix in ((out / "labels", ".png"), (out / "probs", ".npz")):
+    for folder, suffix in ((out / "labels", ".png"), (out / "probs", ".npz"), (out / "overlays", ".jpg")):
         if not folder.is_dir():
             continue
         files = [f for f in folder.rglob("*") if f.is_file()]
@@ -214,7 +219,7 @@ def existing_outputs(folder: Path, names=None, probs: bool = False, metrics: boo
     those images (and their ``metrics.json`` with ``metrics``)."""
     if names is None:
         found = [folder / f for f in ("overlay.mp4", "metrics.json") if (folder / f).exists()]
-        return found + [d for d in (folder / "labels", folder / "probs", folder / "segmentation")
+        return found + [d for d in (folder / "labels", folder / "probs", folder / "overlays", folder / "segmentation")
                         if d.is_dir() and any(d.iterdir())]  # fmt: skip
     found = [folder / f for n in names for f in image_output_names(n, probs) if (folder / f).exists()]
     return found + ([folder / "metrics.json"] if metrics and (folder / "metrics.json").exists() else [])

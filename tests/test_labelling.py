@@ -80,3 +80,27 @@ def test_feature_overwrite_leaves_no_scores_of_the_earlier_run(parser, tmp_path)
         label(parser, tmp_path / "a.avi", out, progress=False)
     label(parser, tmp_path / "a.avi", out, max_frames=2, overwrite=True, progress=False)
     assert (out / "overlay.mp4").is_file() and not (out / "metrics.json").exists() and not (out / "labels").exists()
+
+
+def test_feature_stream_overlay_images_go_beside_the_label_pngs_with_the_video_colours(parser, tmp_path):
+    # --sink overlay on a video wrote 000000_overlay.jpg ... into the output folder itself, not
+    # overlays/ beside labels/000000.png, and with the default opacity whatever --alpha said
+    from sceneparse.labelling import existing_outputs
+
+    frames, _ = moving_scene(3)
+    write_clip(tmp_path / "a.avi", frames)
+    out = tmp_path / "out"
+    label(parser, tmp_path / "a.avi", out, labels=True, sinks=["overlay"], alpha=1.0, legend="off", progress=False)
+    names = sorted(p.stem for p in (out / "labels").iterdir())
+    assert names == ["000000", "000001", "000002"] and sorted(p.stem for p in (out / "overlays").iterdir()) == names
+    assert not list(out.glob("*.jpg"))
+    from PIL import Image
+
+    labels = np.asarray(Image.open(out / "labels" / "000001.png"))
+    shown = cv2.cvtColor(cv2.imread(str(out / "overlays" / "000001.jpg")), cv2.COLOR_BGR2RGB).astype(int)
+    # alpha 1: the class colour only, inside a region of one class (JPEG's error aside)
+    inside = cv2.erode((labels == np.bincount(labels.ravel()).argmax()).astype(np.uint8), np.ones((9, 9))) > 0
+    assert inside.any() and np.abs(shown[inside] - parser.palette[labels[inside][0]].astype(int)).mean() < 8
+    assert out / "overlays" in existing_outputs(out)
+    label(parser, tmp_path / "a.avi", out, max_frames=1, overwrite=True, progress=False)
+    assert not (out / "overlays").exists()
