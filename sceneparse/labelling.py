@@ -26,6 +26,7 @@ from sceneparse.loop import run
 from sceneparse.refine.temporal import TemporalSmoother, build_smoother
 from sceneparse.sinks import SINKS, Sink, build_sink
 from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles, Source, open_source
+from sceneparse.sources.video import is_pipe
 
 __all__ = ["label", "label_images", "label_stream", "is_stream", "stream_folders", "existing_outputs",
            "image_output_names"]  # fmt: skip
@@ -34,10 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def is_stream(spec, force: bool = False) -> bool:
-    """A video file, a stream URL, a camera index, an RGB-D sequence folder (7-Scenes, TUM), a
-    spec that another registered source accepts, or (with ``force``) any folder of frames."""
+    """A video file, a stream URL, a named pipe, a camera index, an RGB-D sequence folder
+    (7-Scenes, TUM), a spec that another registered source accepts, or (with ``force``) any
+    folder of frames."""
     text = str(spec)
     if isinstance(spec, int) or text.isdigit() or "://" in text or Path(text).suffix.lower() in VIDEO_EXTS:
+        return True
+    if is_pipe(text):  # a named pipe or /dev/stdin a stream is piped into (ffmpeg ... -f mpegts -)
         return True
     if force and Path(text).is_dir():
         return True

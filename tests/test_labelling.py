@@ -104,3 +104,28 @@ def test_feature_stream_overlay_images_go_beside_the_label_pngs_with_the_video_c
     assert out / "overlays" in existing_outputs(out)
     label(parser, tmp_path / "a.avi", out, max_frames=1, overwrite=True, progress=False)
     assert not (out / "overlays").exists()
+
+
+def test_feature_a_named_pipe_is_a_live_stream(parser, tmp_path):
+    # ffmpeg ... -f mpegts PIPE (or | sceneparse label /dev/stdin): 'no source reads it' for a FIFO,
+    # 'input not found' for /dev/stdin
+    import os
+    import threading
+
+    frames, _ = moving_scene(6)
+    data = write_clip(tmp_path / "a.avi", frames).read_bytes()
+    pipe = tmp_path / "camera"  # no video suffix: known by being a pipe
+    os.mkfifo(pipe)
+    assert is_stream(pipe) and is_stream(str(pipe))
+
+    def feed():
+        with open(pipe, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    report = label(parser, [pipe], tmp_path / "out", labels=True, progress=False)
+    writer.join(timeout=10)
+    stats = report["streams"][str(pipe)]
+    assert stats["frames"] == 6 and stats["input_error"] is None
+    assert len(list((tmp_path / "out" / "labels").iterdir())) == 6

@@ -21,8 +21,9 @@ VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", 
 
 @register_source
 class VideoSource(Source):
-    """A video file, a stream URL or a camera index, read with OpenCV (FFmpeg): anything FFmpeg
-    reads. A file that breaks off is read up to the break, with a warning."""
+    """A video file, a stream URL, a named pipe (``mkfifo``; ``/dev/stdin`` when a stream is piped
+    in) or a camera index, read with OpenCV (FFmpeg): anything FFmpeg reads. A file that breaks
+    off is read up to the break, with a warning. URLs, pipes and cameras are live."""
 
     kind = "video"
     priority = 10
@@ -30,14 +31,16 @@ class VideoSource(Source):
     @classmethod
     def accepts(cls, spec) -> bool:
         text = str(spec)
-        return isinstance(spec, int) or text.isdigit() or bool(URL_RE.match(text)) or Path(text).is_file()
+        return (isinstance(spec, int) or text.isdigit() or bool(URL_RE.match(text)) or Path(text).is_file()
+                or is_pipe(text))  # fmt: skip
 
     def __init__(self, spec: str | int) -> None:
         super().__init__()
         if isinstance(spec, str) and spec.isdigit():
             spec = int(spec)
         self.spec = spec
-        self.live = isinstance(spec, int) or bool(URL_RE.match(str(spec)))
+        # a named pipe is written as it is read (ffmpeg ... -f mpegts PIPE): a live stream, of no known length
+        self.live = isinstance(spec, int) or bool(URL_RE.match(str(spec))) or is_pipe(str(spec))
         check_name(spec)
         if not self.live and Path(spec).is_dir():
             raise InputError(f"{spec}: a folder, not a video file (a folder of frames is read as a frame folder)")
@@ -90,3 +93,11 @@ class VideoSource(Source):
 
     def close(self) -> None:
         self.cap.release()
+
+
+def is_pipe(path: str) -> bool:
+    """``path`` is a named pipe (FIFO), such as ``/dev/stdin`` with a stream piped in."""
+    try:
+        return Path(path).is_fifo()
+    except (OSError, ValueError):
+        return False
