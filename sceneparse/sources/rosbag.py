@@ -413,49 +413,73 @@ class _Connection:
         self.id, self.topic, self.msgtype, self.msgcount = cid, topic, msgtype, msgcount
 
 
+def _split_order(paths) -> list[Path]:
+    """The files of a split recording in recording order: by the numbers in their names (``bag_2``
+    before ``bag_10``)."""
+    return sorted(paths, key=lambda p: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", p.name)])
+
+
 class _Sqlite3Reader:
-    """The part of rosbags' ``AnyReader`` this source uses, over a ROS 2 ``.db3`` file alone
-    (its ``topics`` and ``messages`` tables): for recordings that never wrote metadata.yaml,
+    """The part of rosbags' ``AnyReader`` this source uses, over ROS 2 ``.db3`` files alone
+    (their ``topics`` and ``messages`` tables; the files of a split recording, ``bag_0.db3``,
+    ``bag_1.db3``..., one after the other): for recordings that never wrote metadata.yaml,
     and for ``truncated`` databases (cut off mid-file). Messages are read in recording order as
     they are asked for, so a database that breaks off yields the messages before the break,
     then raises."""
 
-    def __init__(self, path: Path, typestore, truncated: bool = False) -> None:
+    def __init__(self, paths: Path | list[Path], typestore, truncated: bool = False) -> None:
         import sqlite3
 
         self.typestore = typestore
-        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        if truncated:
-            # SQLite refuses a file shorter than its header says ("malformed") unless the schema
-            # is writable; then it reads the pages that are there (the connection stays read-only)
-            self.db.execute("PRAGMA writable_schema=ON")
-        topics = self.db.execute("select id, name, type from topics").fetchall()
-        try:
-            if truncated:  # its counts would include messages whose data is cut off
-                raise sqlite3.DatabaseError("the file is cut off")
-            counts = dict(self.db.execute("select topic_id, count(*) from messages group by topic_id").fetchall())
-            first, last = self.db.execute("select min(timestamp), max(timestamp) from messages").fetchone()
-        except sqlite3.DatabaseError as err:  # a damaged file: its length is unknown, read up to the damage
-            log.warning("%s: %s: reading the messages up to the damage", path, err)
-            counts, first, last = {}, 0, 0
-        self.damaged = not counts and bool(topics)
-        self.connections = [_Connection(i, name, msgtype, counts.get(i, 0)) for i, name, msgtype in topics]
-        self.start_time, self.end_time = first or 0, last or 0
+        self.dbs, self._topics = [], []  # per file: the connection, and its topic ids' connections
+        self.connections, self.damaged = [], False
+        by_name: dict[tuple[str, str], _Connection] = {}
+        times = []
+        for path in [paths] if isinstance(paths, Path) else paths:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self.dbs.append(db)
+            if truncated:
+                # SQLite refuses a file shorter than its header says ("malformed") unless the schema
+                # is writable; then it reads the pages that are there (the connection stays read-only)
+                db.execute("PRAGMA writable_schema=ON")
+            topics = db.execute("select id, name, type from topics").fetchall()
+            try:
+                if truncated:  # its counts would include messages whose data is cut off
+                    raise sqlite3.DatabaseError("the file is cut off")
+                counts = dict(db.execute("select topic_id, count(*) from messages group by topic_id").fetchall())
+                times += [t for t in db.execute("select min(timestamp), max(timestamp) from messages").fetchone() if t]
+            except sqlite3.DatabaseError as err:  # a damaged file: its length is unknown, read up to the damage
+                log.warning("%s: %s: reading the messages up to the damage", path, err)
+                counts = {}
+                self.damaged = self.damaged or bool(topics)
+            ids = {}
+            for i, name, msgtype in topics:
+                if (name, msgtype) not in by_name:
+                    by_name[name, msgtype] = _Connection(len(by_name), name, msgtype, 0)
+                    self.connections.append(by_name[name, msgtype])
+                ids[i] = by_name[name, msgtype]
+                ids[i].msgcount += counts.get(i, 0)
+            self._topics.append(ids)
+        self.start_time, self.end_time = (min(times), max(times)) if times else (0, 0)
 
     def messages(self, connections=()):
-        by_id = {c.id: c for c in connections}
-        marks = ",".join("?" * len(by_id))
-        # in recording order (the rows' order): sorting by time would read the whole file first
-        rows = self.db.execute(f"select topic_id, timestamp, data from messages where topic_id in ({marks}) "
-                               "order by id", list(by_id))  # fmt: skip
-        for topic_id, timestamp, data in rows:
-            yield by_id[topic_id], timestamp, data
+        wanted = {id(c) for c in connections}
+        for db, ids in zip(self.dbs, self._topics):
+            chosen = [i for i, c in ids.items() if id(c) in wanted]
+            if not chosen:
+                continue
+            # in recording order (the rows' order): sorting by time would read the whole file first
+            rows = db.execute(f"select topic_id, timestamp, data from messages where topic_id in "
+                              f"({','.join('?' * len(chosen))}) order by id", chosen)  # fmt: skip
+            for topic_id, timestamp, data in rows:
+                yield ids[topic_id], timestamp, data
 
     def deserialize(self, raw, msgtype: str):
         return self.typestore.deserialize_cdr(raw, msgtype)
 
     def close(self) -> None:
-        self.db.close()
+        for db in self.dbs:
+            db.close()
 
 
 @register_source
@@ -497,11 +521,12 @@ class RosbagSource(Source):
             raise NotFoundError(f"bag not found: {self.path}")
         self.max_difference = float(max_difference)
         typestore = get_typestore(Stores.ROS2_HUMBLE)
-        db3 = self._unfinished_db3()
+        db3s = self._unfinished_db3s()
         try:
-            if db3 is not None:  # a recording that was killed: no metadata.yaml, the database as far as it got
-                log.warning("%s: no metadata.yaml (a recording cut short?): reading %s directly", self.path, db3.name)
-                self.reader = _Sqlite3Reader(db3, typestore)
+            if db3s:  # a recording that was killed: no metadata.yaml, the databases as far as they got
+                log.warning("%s: no metadata.yaml (a recording cut short?): reading %s directly", self.path,
+                            ", ".join(p.name for p in db3s))  # fmt: skip
+                self.reader = _Sqlite3Reader(db3s, typestore)
             else:
                 self.reader = AnyReader(self._bag_paths(), default_typestore=typestore)
                 self.reader.open()
@@ -798,12 +823,12 @@ class RosbagSource(Source):
         reason = f"{type(err).__name__}: {err}"
         reader = open_stream_reader(self.path, typestore)
         if reader is None and self.path.suffix.lower() != ".bag":
-            db3 = self.path if self.path.suffix.lower() == ".db3" else min(self.path.glob("*.db3"), default=None)
-            if db3 is not None:
+            db3s = [self.path] if self.path.suffix.lower() == ".db3" else _split_order(self.path.glob("*.db3"))
+            if db3s:
                 try:
-                    reader = _Sqlite3Reader(db3, typestore, truncated=True)
+                    reader = _Sqlite3Reader(db3s, typestore, truncated=True)
                 except Exception as db_err:  # not even its tables can be read
-                    log.debug("%s: %s", db3, db_err)
+                    log.debug("%s: %s", self.path, db_err)
         if reader is None or not reader.connections:
             raise InputError(f"{self.path}: not a readable ROS bag ({reason})") from err
         broken = getattr(reader, "broken", None)
@@ -811,14 +836,15 @@ class RosbagSource(Source):
                     self.path, reason, f"; the file {broken}" if broken else "")  # fmt: skip
         return reader
 
-    def _unfinished_db3(self) -> Path | None:
-        """The sqlite3 file of a ROS 2 bag folder without its metadata.yaml (or such a file)."""
+    def _unfinished_db3s(self) -> list[Path]:
+        """The sqlite3 files of a ROS 2 bag folder without its metadata.yaml, in recording order (a
+        split recording's ``bag_0.db3``, ``bag_1.db3``, ... ``bag_10.db3``), or such a file."""
         folder = self.path if self.path.is_dir() else self.path.parent
         if (folder / "metadata.yaml").is_file():
-            return None
+            return []
         if self.path.is_file():
-            return self.path if self.path.suffix.lower() == ".db3" else None
-        return min(self.path.glob("*.db3"), default=None)
+            return [self.path] if self.path.suffix.lower() == ".db3" else []
+        return _split_order(self.path.glob("*.db3"))
 
     def _bag_paths(self) -> list[Path]:
         if self.path.is_file() and self.path.suffix.lower() in (".db3", ".mcap"):

@@ -723,3 +723,31 @@ def test_feature_poses_of_a_slower_pose_topic_are_interpolated(sevenscenes_path,
     finally:
         rosbag.MAX_POSE_GAP_S = gap
     assert [f.pose is not None for f in got] == [True] * 4 + [False] * 5 + [True]
+
+
+def test_feature_a_split_recording_cut_short_is_read_through_all_its_files(sevenscenes_path, tmp_path):
+    """A recording split by size (ros2 bag record --max-bag-size: in_0.db3, in_1.db3, ...) that was
+    killed has no metadata.yaml: only its first file was read, and the frames of the others were
+    lost without a word. Its files are read one after the other, by the numbers in their names."""
+    import shutil
+    import sqlite3
+
+    more = list(SevenScenesSource(sevenscenes_path))[:6]
+    path = write_bag(tmp_path / "in", more, poses=True)
+    (path / "metadata.yaml").unlink()
+    db = next(path.glob("*.db3"))
+    first, second = path / "in_9.db3", path / "in_10.db3"  # (in_10 after in_9: not by the names' letters)
+    shutil.copy(db, first)
+    db.rename(second)
+    (last,) = sqlite3.connect(first).execute("select max(id) from messages").fetchone()
+    for f, keep in ((first, "id <= ?"), (second, "id > ?")):
+        con = sqlite3.connect(f)
+        con.execute(f"delete from messages where not ({keep})", (last // 2,))
+        con.commit()
+        con.close()
+    src = open_source(path)
+    assert len(src) == len(more)
+    got = list(src)
+    assert [f.extra["stamp_ns"] for f in got] == [START_NS + i * STEP_NS for i in range(len(more))]
+    assert all(f.depth is not None and f.pose is not None for f in got)
+    assert all(np.array_equal(f.image, ref.image) for f, ref in zip(got, more))
