@@ -257,24 +257,31 @@ def _pose_between(
 
 class _TfTree:
     """The transforms of a bag's ``/tf`` and ``/tf_static`` (each ``child_frame_id``'s pose in its
-    ``header.frame_id``), looked up as tf2 does: a frame's pose in the root of its tree at a time,
-    each moving link interpolated between its two transforms around that time (linear translation,
-    spherical rotation) or, before the first or after the last, the nearest within a tolerance."""
+    ``header.frame_id``) that link ``frame`` to the root of its tree, looked up as tf2 does: the
+    frame's pose in the root at a time, each moving link interpolated between its two transforms
+    around that time (linear translation, spherical rotation) or, before the first or after the
+    last, the nearest within a tolerance. Moving links off that chain (a robot's joints, other
+    sensors) are not kept: a long bag's /tf holds millions of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, frame: str) -> None:
+        self.frame = frame.lstrip("/")
+        self.parents: dict[str, str] = {}  # child -> parent, of every link seen
         self.static: dict[str, tuple[str, np.ndarray]] = {}  # child -> (parent, 4x4)
-        self.moving: dict[str, tuple[str, list, list]] = {}  # child -> (parent, stamps ns, 4x4s)
+        self.moving: dict[str, tuple[str, list, list]] = {}  # child -> (parent, stamps ns, 4x4s), on the chain
+        self._chain = {self.frame}
 
     def add(self, msg, static: bool) -> None:
         for tf in msg.transforms:
             child, parent = str(tf.child_frame_id).lstrip("/"), str(tf.header.frame_id).lstrip("/")
-            pose = _pose_matrix(tf)
+            if self.parents.get(child) != parent:
+                self.parents[child] = parent
+                self._chain = set(self.chain(self.frame))
             if static:
-                self.static[child] = (parent, pose)
-            else:
+                self.static[child] = (parent, _pose_matrix(tf))
+            elif child in self._chain:
                 links = self.moving.setdefault(child, (parent, [], []))
                 links[1].append(_stamp_ns(tf))
-                links[2].append(pose)
+                links[2].append(_pose_matrix(tf))
 
     def finish(self) -> None:
         for child, (parent, stamps, poses) in list(self.moving.items()):
@@ -285,10 +292,10 @@ class _TfTree:
         """The frames from ``frame`` up to the root of its tree (``frame`` first)."""
         out = [frame.lstrip("/")]
         while len(out) < 64:
-            link = self.moving.get(out[-1]) or self.static.get(out[-1])
-            if link is None or link[0] in out:
+            parent = self.parents.get(out[-1])
+            if parent is None or parent in out:
                 break
-            out.append(link[0])
+            out.append(parent)
         return out
 
     def lookup(self, frame: str, stamp: int, tolerance_ns: float) -> np.ndarray | None:
@@ -299,10 +306,10 @@ class _TfTree:
             if child in self.moving:
                 _, stamps, poses = self.moving[child]
                 link = _pose_between(stamps, poses, stamp, tolerance_ns)
-                if link is None:
-                    return None
             else:
-                link = self.static[child][1]
+                link = self.static.get(child, (None, None))[1]
+            if link is None:
+                return None
             pose = link @ pose
         return pose
 
@@ -749,7 +756,7 @@ class RosbagSource(Source):
     def _read_tf(self, tf_conns, image_frame: str) -> _TfTree | None:
         """The tf tree of the bag's /tf and /tf_static, where it links the images' frame to a root
         through a moving link; else None, and a warning saying why."""
-        tree = _TfTree()
+        tree = _TfTree(image_frame)
         try:
             for conn, _, raw in self._messages(tf_conns):
                 tree.add(self.reader.deserialize(raw, conn.msgtype), "static" in conn.topic)
@@ -761,7 +768,7 @@ class RosbagSource(Source):
             log.info("%s: camera poses from /tf: %s in %s", self.path, image_frame, " <- ".join(chain[::-1]))
             self._tf_frame = image_frame
             return tree
-        frames = sorted({*tree.static, *tree.moving, *(p for p, *_ in [*tree.static.values(), *tree.moving.values()])})
+        frames = sorted({*tree.parents, *tree.parents.values()})
         log.warning("%s: the tf tree (%s) does not link the images' frame %r to a moving frame (%s)%s: no poses from "
                     "it", self.path, ", ".join(c.topic for c in tf_conns), image_frame,
                     " <- ".join(chain[::-1]) if len(chain) > 1 else f"frames: {', '.join(frames) or 'none'}",

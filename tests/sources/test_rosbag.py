@@ -600,7 +600,7 @@ def test_feature_camera_poses_from_the_tf_tree(frames, tmp_path, caplog):
                        _tf(t, ns, "camera_link", "camera_color_optical_frame", optical)]  # fmt: skip
             out.append((ns - 5_000_000, "/tf_static", t["tf2_msgs/msg/TFMessage"](transforms=statics)))
         base = np.linalg.inv(drift(i)) @ f.pose @ np.linalg.inv(mount @ optical)
-        moving = [_tf(t, ns, "odom", "base_link", base)]
+        moving = [_tf(t, ns, "odom", "base_link", base), _tf(t, ns, "base_link", "arm_link", np.eye(4))]
         if i % 3 == 0:  # the SLAM correction, less often: interpolated between
             moving.append(_tf(t, ns, "map", "odom", drift(i)))
         return out + [(ns + 2_000_000, "/tf", t["tf2_msgs/msg/TFMessage"](transforms=moving))]
@@ -609,7 +609,8 @@ def test_feature_camera_poses_from_the_tf_tree(frames, tmp_path, caplog):
     path = write_custom_bag(tmp_path / "tf", more, depth=ALIGNED, infos=COLOUR_INFO, extra=tf)
     with caplog.at_level("INFO", logger="sceneparse.sources.rosbag"):
         src = RosbagSource(path)
-    assert src.pose_topic == "/tf"
+    assert src.pose_topic == "/tf" and set(src.poses.moving) == {"odom", "base_link"}
+    assert "arm_link" not in src.poses.moving  # a link off the camera's chain: not kept
     assert "camera_color_optical_frame in map <- odom <- base_link <- camera_link <- camera_color" in caplog.text
     got = list(src)
     assert len(got) == len(more) and all(np.allclose(f.pose, ref.pose, atol=1e-3) for f, ref in zip(got, more))
