@@ -262,10 +262,12 @@ def run(parser, source, sinks: Sequence[Sink] = (), *, temporal=False, refine=()
             writer.queue.put(_END)
             writer.join()
             bar.close()
-            _drain(reader)
-            if opens:
-                src.close()
-            _close(opened)
+            try:  # the outputs first: a live input that stalls may hold its reader for FFmpeg's 30 s
+                _close(opened)
+            finally:
+                _drain(reader)
+                if opens:
+                    src.close()
     elapsed = time.perf_counter() - t0
     if writer.error is not None:
         sink = writer.failed_sink

@@ -330,3 +330,40 @@ def test_exception_a_live_stream_that_stalls_then_ends_is_reported(parser, monke
     assert "no frame from the stream" in caplog.text
     ended = run(parser, _Stalling(stall=False), [ClassShareSink()], progress=False)
     assert ended["frames"] == 6 and ended["input_error"] is None
+
+
+def test_exception_ctrl_c_closes_the_outputs_before_waiting_for_a_stalled_input(parser):
+    # Ctrl-C while a live stream stalled: the outputs were closed only once the input's read had
+    # returned (FFmpeg gives up after 30 s), so for that long the video had no index and a second
+    # kill lost it
+    import threading
+
+    events = []
+    closed = threading.Event()
+
+    class Stalled(Source):
+        kind, live = "stalled-test", True
+
+        def __iter__(self):
+            frames, _ = moving_scene(4)
+            for i, f in enumerate(frames):
+                yield Frame(f, i, float(i))
+            closed.wait(20.0)  # a read that does not return until the outputs are closed (or 20 s)
+            events.append("input returned")
+
+    class Recorder(Sink):
+        name = "recorder-test"
+
+        def write(self, frame, result) -> None:
+            pass
+
+        def close(self) -> None:
+            events.append("outputs closed")
+            closed.set()
+
+    def ctrl_c(frame, result):  # early: the parse step reads a frame or two ahead
+        if frame.index == 1:
+            raise KeyboardInterrupt
+
+    stats = run(parser, Stalled(), [Recorder()], hooks=[ctrl_c], progress=False)
+    assert stats["interrupted"] and events == ["outputs closed", "input returned"]
