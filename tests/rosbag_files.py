@@ -16,11 +16,12 @@ STEP_NS = 33_333_333
 def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storage: str = "sqlite3",
               depth: bool = True, topic: str = "/camera/color/image_raw", poses: bool = False,
               depth_topic: str = "/camera/aligned_depth_to_color/image_raw",
-              depth_intrinsics: np.ndarray | None = None, float_depth: float | None = None) -> Path:  # fmt: skip
+              depth_intrinsics: np.ndarray | None = None, float_depth: float | None = None,
+              start_ns: int = START_NS) -> Path:  # fmt: skip
     """Write ``frames`` (sceneparse Frames with image, depth, intrinsics; ``poses``: their poses
     as geometry_msgs/PoseStamped on /camera/pose) to a bag at ``path``; ``depth_intrinsics``: a
     camera_info of the depth topic's own beside it; ``float_depth``: depth as 32FC1, the metres
-    times this (1: as REP 118 says), instead of 16UC1 millimetres."""
+    times this (1: as REP 118 says), instead of 16UC1 millimetres; ``start_ns``: the first stamp."""
     from rosbags.typesys import Stores, get_typestore
     from scipy.spatial.transform import Rotation
 
@@ -50,7 +51,7 @@ def write_bag(path: Path, frames, ros: int = 2, compressed: bool = False, storag
             infos.append((c_depth_info, depth_intrinsics))
         c_pose = writer.add_connection("/camera/pose", "geometry_msgs/msg/PoseStamped", typestore=ts) if poses else None
         for i, f in enumerate(frames):
-            ns = START_NS + i * STEP_NS
+            ns = start_ns + i * STEP_NS
             sec, nanosec = divmod(ns, 1_000_000_000)
             stamp = t["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
             hdr = {"stamp": stamp, "frame_id": "camera_color_optical_frame"}

@@ -36,9 +36,9 @@ A ROS 2 recording that was killed (no ``metadata.yaml``) is read from its sqlite
 directly, in recording order. A truncated bag (cut off mid-file: rosbags needs a ROS 1 bag's
 index and an MCAP file's summary, both at the end, and an intact database) is read as far as it
 goes: ROS 1 and MCAP files front to back, record by record (:mod:`.rosbag_stream`), a sqlite3
-database up to the first missing page. Its frames are yielded, then an
-:class:`~sceneparse.errors.InputError` names the bag, where it breaks off and how many frames
-were read; the frame loop has written those frames (``sceneparse label`` leaves a closed,
+database up to the first missing page; the files of a split recording one after the other. Its
+frames are yielded, then an :class:`~sceneparse.errors.InputError` names the bag, where it breaks
+off and how many frames were read; the frame loop has written those frames (``sceneparse label`` leaves a closed,
 readable labelled bag of them and exits 1). A bag with no complete message, or one that is not a
 bag, is an InputError when opened, naming rosbags' reason. A message that cannot be decoded
 mid-bag ends the stream the same way.

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import bz2
 import logging
+import re
 import struct
 import sys
 from pathlib import Path
 
 from sceneparse.errors import InputError
 
-__all__ = ["TruncatedBagError", "StreamBagReader", "open_stream_reader"]
+__all__ = ["TruncatedBagError", "StreamBagReader", "ChainedReader", "open_stream_reader"]
 
 log = logging.getLogger(__name__)
 
@@ -298,15 +299,69 @@ class StreamBagReader:
         pass
 
 
-def open_stream_reader(path: Path, typestore) -> StreamBagReader | None:
+class ChainedReader:
+    """The files of a split recording (``bag_0.mcap``, ``bag_1.mcap``, ...), each a
+    :class:`StreamBagReader`, read one after the other as one bag: connections joined by topic and
+    type; a file that breaks off ends the messages there."""
+
+    def __init__(self, readers: list[StreamBagReader]) -> None:
+        self.readers = readers
+        joined: dict[tuple[str, str], _Connection] = {}
+        self._outer: list[dict[int, tuple]] = []  # per reader: id(its connection) -> (it, the joined one)
+        for reader in readers:
+            outer = {}
+            for conn in reader.connections:
+                key = (conn.topic, conn.msgtype)
+                if key not in joined:
+                    joined[key] = _Connection(len(joined), conn.topic, conn.msgtype, conn.msgdef, conn.fmt)
+                joined[key].msgcount += conn.msgcount
+                outer[id(conn)] = (conn, joined[key])
+            self._outer.append(outer)
+        self.connections = list(joined.values())
+        self.start_time = min(r.start_time for r in readers)
+        self.end_time = max(r.end_time for r in readers)
+        self.messages_read = sum(r.messages_read for r in readers)
+        self.broken = next((f"{r.path.name} {r.broken}" for r in readers if r.broken), None)
+
+    def messages(self, connections=()):
+        wanted = {id(c) for c in connections} if connections else None
+        for reader, outer in zip(self.readers, self._outer):
+            mine = [inner for inner, joined in outer.values() if wanted is None or id(joined) in wanted]
+            if not mine:
+                continue
+            for conn, t, raw in reader.messages(mine):
+                yield outer[id(conn)][1], t, raw
+
+    def deserialize(self, raw: bytes, msgtype: str):
+        reader = next((r for r in self.readers if msgtype in r.typestore.types), self.readers[0])
+        return reader.deserialize(raw, msgtype)
+
+    def close(self) -> None:
+        pass
+
+
+def _split_order(paths) -> list[Path]:
+    """Files in recording order: by the numbers in their names (``bag_2`` before ``bag_10``)."""
+    return sorted(paths, key=lambda p: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", p.name)])
+
+
+def open_stream_reader(path: Path, typestore) -> StreamBagReader | ChainedReader | None:
     """A :class:`StreamBagReader` for the ROS 1 or MCAP file of ``path`` (a file, or a ROS 2 bag
-    folder with one ``.mcap``), or None where there is none or it holds no complete message."""
-    files = [path] if path.is_file() else sorted(path.glob("*.mcap"))
-    if len(files) != 1 or files[0].suffix.lower() not in (".bag", ".mcap"):
+    folder with one ``.mcap``; with several, the files of a split recording, a :class:`ChainedReader`
+    of them), or None where there is none or it holds no complete message."""
+    files = [path] if path.is_file() else _split_order(path.glob("*.mcap"))
+    if not files or files[0].suffix.lower() not in (".bag", ".mcap"):
         return None
-    try:
-        reader = StreamBagReader(files[0], typestore)
-    except (InputError, OSError) as err:
-        log.debug("%s: %s", files[0], err)
+    readers = []
+    for file in files:
+        try:
+            readers.append(StreamBagReader(file, typestore))
+        except (InputError, OSError) as err:
+            log.debug("%s: %s", file, err)
+            break
+        if readers[-1].broken:  # the recording breaks off here: the files after it are not read
+            break
+    readers = [r for r in readers if r.messages_read]
+    if not readers:
         return None
-    return reader if reader.messages_read else None
+    return readers[0] if len(readers) == 1 else ChainedReader(readers)

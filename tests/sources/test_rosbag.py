@@ -752,3 +752,29 @@ def test_feature_a_split_recording_cut_short_is_read_through_all_its_files(seven
     assert [f.extra["stamp_ns"] for f in got] == [START_NS + i * STEP_NS for i in range(len(more))]
     assert all(f.depth is not None and f.pose is not None for f in got)
     assert all(np.array_equal(f.image, ref.image) for f, ref in zip(got, more))
+
+
+def test_feature_a_split_mcap_recording_cut_short_is_read_through_its_files(sevenscenes_path, tmp_path):
+    """A recording split into MCAP files (in_0.mcap, in_1.mcap) killed while writing the second:
+    no metadata.yaml, and rosbags cannot open the cut file, so the bag was 'not a readable ROS
+    bag'. The files are read one after the other, up to the cut, then the InputError names it."""
+    import shutil
+
+    more = list(SevenScenesSource(sevenscenes_path))[:8]
+    first = write_bag(tmp_path / "a", more[:4], storage="mcap", poses=True)
+    second = write_bag(tmp_path / "b", more[4:], storage="mcap", poses=True, start_ns=START_NS + 4 * STEP_NS)
+    path = tmp_path / "in"
+    path.mkdir()
+    shutil.copy(next(first.glob("*.mcap")), path / "in_0.mcap")
+    shutil.copy(next(second.glob("*.mcap")), path / "in_1.mcap")
+    _cut(path / "in_1.mcap", 0.6)
+    src = open_source(path)
+    got = []
+    with pytest.raises(InputError, match=r"in: the bag breaks off after (\d+) frames"):
+        for f in src:
+            got.append(f)
+    assert 5 <= len(got) < len(more)
+    assert [f.extra["stamp_ns"] for f in got] == [START_NS + i * STEP_NS for i in range(len(got))]
+    for f, ref in zip(got, more):
+        assert np.array_equal(f.image, ref.image) and np.abs(f.depth - ref.depth).max() < 1e-3
+        assert np.allclose(f.pose, ref.pose, atol=1e-3)
