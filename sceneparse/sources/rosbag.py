@@ -106,10 +106,12 @@ def require_rosbags():
 
 
 def is_bag(spec) -> bool:
-    """A ROS 2 bag folder (``metadata.yaml``, or ``.db3``/``.mcap`` files) or a bag file."""
+    """A ROS 2 bag folder (``metadata.yaml``, or ``.db3``/``.mcap`` files), its ``metadata.yaml``, or a bag file."""
     if not isinstance(spec, (str, Path)) or "://" in str(spec):
         return False
     path = Path(spec)
+    if path.name == "metadata.yaml" and path.is_file():  # a ROS 2 bag's metadata: the bag is its folder
+        path = path.parent
     if path.is_dir():
         return (path / "metadata.yaml").is_file() or any(path.glob("*.db3")) or any(path.glob("*.mcap"))
     return path.is_file() and path.suffix.lower() in BAG_SUFFIXES
@@ -526,6 +528,8 @@ class RosbagSource(Source):
         self.path = Path(path)
         if not self.path.exists():
             raise NotFoundError(f"bag not found: {self.path}")
+        if self.path.name == "metadata.yaml" and self.path.is_file():  # a ROS 2 bag's metadata: its folder
+            self.path = self.path.parent
         self.max_difference = float(max_difference)
         typestore = get_typestore(Stores.ROS2_HUMBLE)
         db3s = self._unfinished_db3s()

@@ -58,8 +58,11 @@ def test_feature_topic_choice_and_bags_without_depth(frames, tmp_path):
         list(src)
     with pytest.raises(InputError, match="no image topic '/nope'"):
         RosbagSource(path, topic="/nope")
-    # a single .db3 file is read as its bag
+    # a single .db3 file is read as its bag, and so is the bag's metadata.yaml (it was 'not a readable video')
     assert len(list(RosbagSource(next(path.glob("*.db3"))))) == len(frames)
+    assert is_bag(path / "metadata.yaml") and not is_bag(tmp_path / "metadata.yaml")
+    src = open_source(path / "metadata.yaml")
+    assert isinstance(src, RosbagSource) and src.path == path and len(list(src)) == len(frames)
 
 
 def _cut(path, fraction=None, size=None):
