@@ -1,7 +1,7 @@
 """The ``sceneparse`` command line: argparse, printing and exit codes, one module per command.
 
 The library under it returns values, raises :mod:`sceneparse.errors` and logs; here an error
-it raises becomes its message and exit code 1, Ctrl-C (and SIGTERM) exit code 130.
+it raises becomes its message and exit code 1, Ctrl-C exit code 130 (SIGTERM the same path, exit 143).
 """
 
 from __future__ import annotations
@@ -54,13 +54,24 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+_terminated = threading.Event()
+
+
 def _terminate(signum, frame):
     """SIGTERM (kill, systemd, docker stop) takes the Ctrl-C path: what was written is closed and
-    readable (a video plays, a map is saved), and the command says so."""
+    readable (a video plays, a map is saved), and the command says so; it exits 143 (128 + 15,
+    as a shell reports a process ended by SIGTERM) where Ctrl-C exits 130."""
+    _terminated.set()
     raise KeyboardInterrupt
 
 
 def main(argv=None) -> int:
+    _terminated.clear()
+    code = _main(argv)
+    return 143 if code == 130 and _terminated.is_set() else code
+
+
+def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())

@@ -29,3 +29,28 @@ def test_feature_ctrl_c_while_the_command_loads_exits_130_without_a_traceback():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 130 and "interrupted" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_feature_sigterm_closes_the_outputs_and_exits_143(sevenscenes_path, tmp_path):
+    """SIGTERM (docker stop, systemd, kill) takes Ctrl-C's path, the video so far closed and
+    playable, but exited 130 as if Ctrl-C had been pressed; a shell, systemd and docker expect
+    128 + 15 = 143 for a process ended by SIGTERM."""
+    import signal
+    import time
+
+    import cv2
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "sceneparse", "label", str(sevenscenes_path), "--model", "indoor-geometry",
+           "--out", str(out), "--no-progress", "--threads", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out / ".overlay.part.mp4").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few frames in
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 143 and "Traceback" not in err, err[-2000:]
+    cap = cv2.VideoCapture(str(out / "overlay.mp4"))
+    assert cap.isOpened() and 0 < int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) < 200
+    cap.release()
