@@ -727,11 +727,19 @@ class RosbagSource(Source):
                 return (1, name)
             return (2 if not child else 3, name)
 
-        if pose_topic is None:
+        chosen = pose_topic is None
+        if chosen:
             pose_topic = min(names, key=rank)
             if len(names) > 1:
                 log.info("%s: pose topics %s: poses from %s", self.path, listing, pose_topic)
         child = children[pose_topic]
+        if chosen and child and child != image_frame and not _names_camera(child) and tf_conns:
+            # a robot's odometry (of base_link): the tf tree, where it reaches the camera, gives the camera's pose
+            tree = self._read_tf(tf_conns, image_frame)
+            if tree is not None:
+                log.info("%s: the pose topic %s gives the pose of frame %r, not of the camera: poses from /tf",
+                         self.path, pose_topic, child)  # fmt: skip
+                return "/tf", tree
         if child and child != image_frame and not _names_camera(child):
             log.warning("%s: the pose topic %s gives the pose of frame %r, not of the camera (the images of %s are in "
                         "frame %r): the map would put the camera where %s is; give the camera's pose topic with "

@@ -633,6 +633,21 @@ def test_feature_camera_poses_from_the_tf_tree(frames, tmp_path, caplog):
     assert "/tf_static holds no transform" in caplog.text
     with pytest.raises(InputError, match="no camera poses from /tf"):
         RosbagSource(path, pose_topic="/tf")
+    # a robot's odometry (of base_link) beside the tree: the tree, which reaches the camera (the odometry
+    # was taken, with a warning, and the map put the camera where base_link is)
+
+    def odometry(t, i, ns, f):
+        header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](*divmod(ns, 10**9)), frame_id="odom")
+        base = np.linalg.inv(drift(i)) @ f.pose @ np.linalg.inv(mount @ optical)
+        return tf(t, i, ns, f) + [(ns, "/odom", _pose_msg(t, header, "Odometry", base, "base_link"))]
+
+    path = write_custom_bag(tmp_path / "odom", more, depth=ALIGNED, infos=COLOUR_INFO, extra=odometry)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sceneparse.sources.rosbag"):
+        src = RosbagSource(path)
+    assert src.pose_topic == "/tf" and caplog.text == ""
+    assert all(np.allclose(f.pose, ref.pose, atol=1e-3) for f, ref in zip(src, more))
+    assert RosbagSource(path, pose_topic="/odom").pose_topic == "/odom"
 
 
 def test_exception_image_whose_sizes_do_not_add_up_is_a_clear_error(frames):
