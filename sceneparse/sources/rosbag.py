@@ -28,9 +28,10 @@ copies into its messages. Camera poses (camera-to-world, for ``sceneparse map``)
 topic (``pose_topic=``, else the one whose ``child_frame_id`` is the images' frame, else one
 naming a camera, else a PoseStamped, else the first), interpolated between the two around
 the image's stamp (at most ``MAX_POSE_GAP_S`` apart), else the nearest within
-``max_difference``; a pose of another frame (a robot's ``base_link``) is used with a warning. A
-bag without such a topic (or ``pose_topic="/tf"``) takes the pose of the images' frame in the root
-of its ``/tf`` and ``/tf_static`` tree, as tf2 looks it up (moving links interpolated in time).
+``max_difference``. A bag without such a topic, or whose topic is of another frame (a robot's
+``base_link``), or with ``pose_topic="/tf"``, takes the pose of the images' frame in the root of
+its ``/tf`` and ``/tf_static`` tree, as tf2 looks it up (moving links interpolated in time); a pose
+of another frame is used only where that tree does not reach the camera, with a warning.
 
 A ROS 2 recording that was killed (no ``metadata.yaml``) is read from its sqlite3 database
 directly, in recording order. A truncated bag (cut off mid-file: rosbags needs a ROS 1 bag's
