@@ -272,19 +272,27 @@ class _TfTree:
         self.static: dict[str, tuple[str, np.ndarray]] = {}  # child -> (parent, 4x4)
         self.moving: dict[str, tuple[str, list, list]] = {}  # child -> (parent, stamps ns, 4x4s), on the chain
         self._chain = {self.frame}
+        self._off_chain: dict[str, deque] = {}  # child -> its latest transforms, of links off the chain
 
     def add(self, msg, static: bool) -> None:
-        for tf in msg.transforms:
-            child, parent = str(tf.child_frame_id).lstrip("/"), str(tf.header.frame_id).lstrip("/")
-            if self.parents.get(child) != parent:
-                self.parents[child] = parent
-                self._chain = set(self.chain(self.frame))
+        links = [(str(tf.child_frame_id).lstrip("/"), str(tf.header.frame_id).lstrip("/"), tf) for tf in msg.transforms]
+        if any(self.parents.get(child) != parent for child, parent, _ in links):
+            self.parents.update((child, parent) for child, parent, _ in links)
+            self._chain = set(self.chain(self.frame))
+            for child in self._chain & set(self._off_chain):  # joined the chain: its latest transforms kept
+                self.moving.setdefault(child, (self.parents[child], [], []))
+                for tf in self._off_chain.pop(child):
+                    self.moving[child][1].append(_stamp_ns(tf))
+                    self.moving[child][2].append(_pose_matrix(tf))
+        for child, parent, tf in links:
             if static:
                 self.static[child] = (parent, _pose_matrix(tf))
             elif child in self._chain:
-                links = self.moving.setdefault(child, (parent, [], []))
-                links[1].append(_stamp_ns(tf))
-                links[2].append(_pose_matrix(tf))
+                link = self.moving.setdefault(child, (parent, [], []))
+                link[1].append(_stamp_ns(tf))
+                link[2].append(_pose_matrix(tf))
+            else:  # the latest few, for a link that joins the chain later (its parent's link not yet seen)
+                self._off_chain.setdefault(child, deque(maxlen=100)).append(tf)
 
     def finish(self) -> None:
         for child, (parent, stamps, poses) in list(self.moving.items()):

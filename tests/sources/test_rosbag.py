@@ -796,3 +796,39 @@ def test_feature_a_split_mcap_recording_cut_short_is_read_through_its_files(seve
     for f, ref in zip(got, more):
         assert np.array_equal(f.image, ref.image) and np.abs(f.depth - ref.depth).max() < 1e-3
         assert np.allclose(f.pose, ref.pose, atol=1e-3)
+
+
+def test_feature_tf_of_a_ros1_bag_as_tum_recorded_them(frames, tmp_path):
+    """TUM RGB-D's ROS 1 bags: tf/tfMessage on /tf, frame names with a leading slash, and the
+    motion capture's /world -> /kinect before /kinect -> /openni_rgb_optical_frame in one message:
+    that first /world -> /kinect was dropped (its link was not yet known to reach the camera), and
+    the first frame had no pose."""
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    ts.register(get_types_from_msg("geometry_msgs/TransformStamped[] transforms", "tf/msg/tfMessage"))
+    t = ts.types
+    optical = np.eye(4)
+    optical[:3, 3] = [0.0, 0.02, 0.0]
+    path = tmp_path / "tum.bag"
+    with Writer(path) as writer:
+        conns = {name: writer.add_connection(name, kind, typestore=ts) for name, kind in (
+            ("/camera/rgb/image_color", "sensor_msgs/msg/Image"), ("/tf", "tf/msg/tfMessage"))}  # fmt: skip
+        for i, f in enumerate(frames):
+            ns = START_NS + i * STEP_NS
+            stamp = t["builtin_interfaces/msg/Time"](*divmod(ns, 10**9))
+            header = t["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id="/openni_rgb_optical_frame")
+            image = t["sensor_msgs/msg/Image"](header=header, height=480, width=640, encoding="rgb8", is_bigendian=0,
+                                               step=1920, data=f.image.reshape(-1))  # fmt: skip
+            links = [_pose_msg(t, t["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id=parent), "TransformStamped",
+                               pose, child)
+                     for parent, child, pose in (("/world", "/kinect", f.pose @ np.linalg.inv(optical)),
+                                                 ("/kinect", "/openni_rgb_optical_frame", optical))]  # fmt: skip
+            writer.write(conns["/camera/rgb/image_color"], ns, ts.serialize_ros1(image, "sensor_msgs/msg/Image"))
+            tf = t["tf/msg/tfMessage"](transforms=links)
+            writer.write(conns["/tf"], ns + 3_000_000, ts.serialize_ros1(tf, "tf/msg/tfMessage"))
+    src = RosbagSource(path)
+    assert src.pose_topic == "/tf"
+    got = list(src)
+    assert len(got) == len(frames) and all(np.allclose(f.pose, ref.pose, atol=1e-3) for f, ref in zip(got, frames))
