@@ -52,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ROS bags: the depth image topic aligned to it (default: the first image topic named depth; "
                     "'' for none)")  # fmt: skip
     ap.add_argument("--pose-topic", default=None,
-                    help="ROS bags: the camera pose topic, for --sink semantic-map (default: the first PoseStamped, "
-                    "Odometry or TransformStamped topic)")  # fmt: skip
+                    help="ROS bags: the camera pose topic, for --sink semantic-map (PoseStamped, Odometry or "
+                    "TransformStamped, or /tf: the tf tree to the images' frame; default: the camera's such topic, "
+                    "else /tf)")  # fmt: skip
     ap.add_argument("--overwrite", action="store_true",
                     help="replace outputs of an earlier run in --out (default: refuse, naming them)")  # fmt: skip
     ap.add_argument("--realtime", action="store_true", help="drop frames rather than fall behind a live source")
