@@ -120,17 +120,11 @@ def test_exception_a_video_the_writer_could_not_finish_is_an_error(tmp_path):
 
 def _ffmpeg() -> str:
     """The ffmpeg program with libx264 (CI installs Debian's ffmpeg), or a skip off CI."""
-    import os
+    from optional import require_program
 
     from sceneparse.sinks.ffmpeg import ffmpeg_h264
 
-    path = ffmpeg_h264()
-    if path:
-        return path
-    reason = "no ffmpeg with libx264: apt-get install ffmpeg"
-    if os.environ.get("SCENEPARSE_REQUIRE_DATA", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason} (SCENEPARSE_REQUIRE_DATA is set: CI must run this test)", pytrace=False)
-    pytest.skip(reason)
+    return require_program(ffmpeg_h264(), "no ffmpeg with libx264: apt-get install ffmpeg")
 
 
 def _probe(path) -> dict:
