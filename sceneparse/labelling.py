@@ -26,6 +26,7 @@ from sceneparse.loop import run
 from sceneparse.refine.temporal import TemporalSmoother, build_smoother
 from sceneparse.sinks import SINKS, Sink, build_sink
 from sceneparse.sources import SOURCES, VIDEO_EXTS, ImageFiles, Source, open_source
+from sceneparse.sources.base import option_flag
 from sceneparse.sources.video import is_pipe
 
 __all__ = ["label", "label_images", "label_stream", "is_stream", "stream_folders", "existing_outputs",
@@ -294,8 +295,8 @@ def label(parser, inputs, out: str | Path, *, stream: bool = False, temporal=Tru
     depth_scale = 1000.0 if depth_scale is None else depth_scale
     unused = [k for k, v in (source_options or {}).items() if v is not None and k != "depth_scale"]
     if images and unused and not streams:
-        log.warning("%s: for ROS bags; not used for still images",
-                    ", ".join("--" + k.replace("_", "-") for k in unused))  # fmt: skip
+        log.warning("%s: for ROS bags and RGB-D sequences; not used for still images",
+                    ", ".join(map(option_flag, unused)))  # fmt: skip
     image_source = ImageFiles(images, depth=depth, depth_scale=depth_scale, exclude=out) if images else None
     ensure_writable(out)
     if not overwrite:

@@ -9,7 +9,9 @@ from pathlib import Path
 from sceneparse.cli.options import (
     add_refine_arguments,
     add_runtime_arguments,
+    add_sync_argument,
     add_temporal_argument,
+    check_max_time_difference,
     load_parser,
     refiners_from,
 )
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ROS bags: the camera pose topic, for --sink semantic-map (PoseStamped, Odometry or "
                     "TransformStamped, or /tf: the tf tree to the images' frame; default: the camera's such topic, "
                     "else /tf)")  # fmt: skip
+    add_sync_argument(ap)
     ap.add_argument("--overwrite", action="store_true",
                     help="replace outputs of an earlier run in --out (default: refuse, naming them)")  # fmt: skip
     ap.add_argument("--realtime", action="store_true", help="drop frames rather than fall behind a live source")
@@ -94,6 +97,7 @@ def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
     refused = [flag for flag, on in (("--realtime", args.realtime), ("--adapt", args.adapt), ("--topic", args.topic),
                                      ("--depth-topic", args.depth_topic is not None),
                                      ("--pose-topic", args.pose_topic is not None),
+                                     ("--max-time-difference", args.max_time_difference is not None),
                                      ("--batch", args.batch is not None)) if on]  # fmt: skip
     if refused:
         ap.error(f"--ray: {', '.join(refused)} work(s) on this machine only; leave out --ray")
@@ -116,8 +120,10 @@ def _main_ray(ap: argparse.ArgumentParser, args, refiners) -> int:
 
 
 def _bag_options(args) -> dict:
-    """--topic and --depth-topic, for the sources that take them (ROS bags)."""
-    options = {"topic": args.topic, "depth_topic": args.depth_topic, "pose_topic": args.pose_topic}
+    """--topic, --depth-topic, --pose-topic and --max-time-difference, for the sources that take
+    them (ROS bags; TUM sequences and frame folders the last)."""
+    options = {"topic": args.topic, "depth_topic": args.depth_topic, "pose_topic": args.pose_topic,
+               "max_difference": args.max_time_difference}  # fmt: skip
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -134,6 +140,7 @@ def main(argv=None) -> int:
         ap.error(f"--max-frames must be 0 (all) or more, got {args.max_frames}")
     if args.depth_scale is not None and not args.depth_scale > 0:
         ap.error(f"--depth-scale must be positive (depth PNG units per metre), got {args.depth_scale}")
+    check_max_time_difference(ap, args.max_time_difference)
     if not 0 <= args.alpha <= 1:
         ap.error(f"--alpha must lie in [0, 1], got {args.alpha}")
     refiners = refiners_from(args)

@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sceneparse.cli.options import add_runtime_arguments, load_parser
+from sceneparse.cli.options import add_runtime_arguments, add_sync_argument, check_max_time_difference, load_parser
 from sceneparse.errors import InputError, OutputError
 
 log = logging.getLogger("sceneparse")
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--depth-scale", type=float, default=None,
                     help="frame folders and TUM-layout sequences: depth PNG units per metre (default 1000: mm; "
                     "TUM sequences 5000)")  # fmt: skip
+    add_sync_argument(ap)
     ap.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier map in --out")
     return ap
 
@@ -98,7 +99,9 @@ def _check_mappable(source, spec) -> None:
 def main(argv=None) -> int:
     from sceneparse.io import output_folder
 
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    check_max_time_difference(ap, args.max_time_difference)
     if not 0 < args.voxel < float("inf"):
         raise ValueError(f"--voxel must be a positive number of metres, got {args.voxel}")
     if args.depth_scale is not None and not args.depth_scale > 0:
@@ -119,7 +122,7 @@ def _map(args, out: Path) -> int:
     sink = SemanticMapSink(out, voxel=args.voxel, depth_max=args.depth_max, device=args.map_device, costs=args.costs,
                            grid_resolution=args.grid_resolution, max_memory_mb=args.map_memory_mb)  # fmt: skip
     options = {"topic": args.topic, "depth_topic": args.depth_topic, "pose_topic": args.pose_topic,
-               "depth_scale": args.depth_scale}  # fmt: skip
+               "depth_scale": args.depth_scale, "max_difference": args.max_time_difference}  # fmt: skip
     source = open_source(args.sequence, options={k: v for k, v in options.items() if v is not None})
     try:
         _check_mappable(source, args.sequence)

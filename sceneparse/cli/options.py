@@ -14,6 +14,8 @@ __all__ = [
     "load_parser",
     "load_model",
     "frame_slice",
+    "add_sync_argument",
+    "check_max_time_difference",
 ]
 
 
@@ -54,6 +56,21 @@ def add_temporal_argument(ap: argparse.ArgumentParser, default, help: str) -> No
     ap.add_argument("--smooth-at", default="network", choices=("network", "frame"),
                     help="where the temporal smoothing runs: on the network's output resolution, upsampled once "
                     "smoothed (default, several times less work), or on the frame's full size")  # fmt: skip
+
+
+def add_sync_argument(ap: argparse.ArgumentParser) -> None:
+    """--max-time-difference: how far apart in time an RGB-D sequence's colour image and the depth
+    image (and pose) paired with it may be."""
+    ap.add_argument("--max-time-difference", type=float, default=None, metavar="SECONDS",
+                    help="ROS bags, TUM sequences and frame folders with a poses.txt: how far apart in time a "
+                    "colour image and the depth image or pose paired with it may be (default 0.02 s, TUM's "
+                    "associate.py; depth at half the colour's rate wants about 0.04)")  # fmt: skip
+
+
+def check_max_time_difference(ap: argparse.ArgumentParser, value: float | None) -> None:
+    """A usage error for a --max-time-difference that is not a positive finite number of seconds."""
+    if value is not None and not 0 < value < float("inf"):
+        ap.error(f"--max-time-difference must be a positive number of seconds, got {value}")
 
 
 def frame_slice(text: str) -> slice:

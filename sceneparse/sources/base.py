@@ -118,6 +118,11 @@ def list_sources() -> list[str]:
     return [c.kind for c in sorted(SOURCES.values(), key=lambda c: c.priority)]
 
 
+def option_flag(name: str) -> str:
+    """The command-line flag of a source option (``depth_topic``: ``--depth-topic``)."""
+    return {"max_difference": "--max-time-difference"}.get(name, "--" + name.replace("_", "-"))
+
+
 def open_source(spec, kind: str | None = None, options: dict | None = None, **kwargs) -> Source:
     """A frame source from a camera index, a URL, a video file or a folder.
 
@@ -141,7 +146,7 @@ def open_source(spec, kind: str | None = None, options: dict | None = None, **kw
             unused = [k for k, v in (options or {}).items() if k not in known and v is not None]
             if unused:
                 logging.getLogger(__name__).warning("%s: %s does not apply to a %s source, not used", spec,
-                            ", ".join("--" + k.replace("_", "-") for k in unused), cls.kind)  # fmt: skip
+                            ", ".join(map(option_flag, unused)), cls.kind)  # fmt: skip
             return cls(spec, **{k: v for k, v in (options or {}).items() if k in known}, **kwargs)
     if not Path(str(spec)).exists():
         raise NotFoundError(f"source not found: {spec}")

@@ -168,3 +168,30 @@ def test_feature_depth_scale_of_a_sequence_in_tums_layout(sevenscenes_path, tmp_
     assert all(np.abs(f.depth - d).max() <= 1e-3 for f, d in zip(frames, reference))
     with pytest.raises(ValueError, match="depth_scale must be positive"):
         TUMSource(tmp_path, depth_scale=0)
+
+
+def test_feature_max_time_difference_pairs_depth_recorded_later(sevenscenes_path, tmp_path, caplog):
+    """Depth stamped 30 ms after its colour (a camera whose streams are not synchronised) found no
+    depth within TUM's 20 ms and no flag could widen it: ``--max-time-difference`` does, for
+    ``label`` and ``map``; it is named in the warning where it does not apply, and a bad value
+    is a usage error."""
+    import logging
+
+    from sceneparse.cli import main
+
+    _tum_from_7scenes(sevenscenes_path, tmp_path / "tum", n=3)
+    lines = (tmp_path / "tum" / "depth.txt").read_text().splitlines()
+    (tmp_path / "tum" / "depth.txt").write_text(
+        "\n".join([lines[0]] + [f"{float(t) + 0.03:.6f} {name}" for t, name in (ln.split() for ln in lines[1:])]) + "\n"
+    )
+    assert all(f.depth is None for f in open_source(tmp_path / "tum"))
+    cmd = ["label", str(tmp_path / "tum"), "--stream", "--model", "indoor-geometry-rgbd", "--no-progress",
+           "--threads", "1"]  # fmt: skip
+    assert main([*cmd, "--out", str(tmp_path / "a")]) == 1  # every frame: the RGB-D model has no depth
+    assert main([*cmd, "--out", str(tmp_path / "b"), "--max-time-difference", "0.04"]) == 0
+    with caplog.at_level(logging.WARNING, logger="sceneparse"):
+        open_source(sevenscenes_path, options={"max_difference": 0.04})
+    assert "--max-time-difference does not apply to a 7scenes source" in caplog.text
+    for value in ("0", "-1", "inf"):
+        with pytest.raises(SystemExit):
+            main(["map", str(tmp_path / "tum"), "--out", str(tmp_path / "m"), "--max-time-difference", value])
