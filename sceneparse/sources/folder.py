@@ -183,15 +183,8 @@ def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     path = Path(path)
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            values = [float(v) for v in line.replace(",", " ").split()]
-        except ValueError:
-            values = []
-        if len(values) != 8 or not np.all(np.isfinite(values)):
+    for lineno, line, values in _pose_lines(path):
+        if values is None or len(values) != 8 or not np.all(np.isfinite(values)):
             raise InputError(f"{path}:{lineno}: expected 'TIMESTAMP TX TY TZ QX QY QZ QW', got {line!r}")
         norm = float(np.linalg.norm(values[4:8]))
         if norm < 1e-6:
