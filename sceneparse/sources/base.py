@@ -186,8 +186,9 @@ def read_frame_depth(path: str | Path | None, scale: float, missing: str = "") -
 
     if path is None:
         return None, {"depth_error": missing or "no depth image for this frame"}
-    if unopenable_name(path):
-        return None, {"depth_error": unopenable_name(path)}
+    reason = unopenable_name(path)
+    if reason:
+        return None, {"depth_error": reason}
     try:
         depth = read_depth_png(path, scale)
         depth[depth >= np.float32(65534.5 / scale)] = 0  # the largest 16-bit value: no reading

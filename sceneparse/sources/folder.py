@@ -60,7 +60,7 @@ from sceneparse.sources.registration import ColorRegistration
 
 __all__ = ["FolderSource", "PoseLost", "frame_pose", "read_intrinsics",
            "read_pose_matrix", "read_trajectory", "read_registration", "check_rigid",
-           "read_kitti_poses", "is_kitti_poses"]  # fmt: skip
+           "read_kitti_poses", "is_kitti_poses", "text_lines"]  # fmt: skip
 
 INTRINSICS_FILES = ("intrinsics.txt", "camera-intrinsics.txt")
 COLOR_INTRINSICS_FILE = "color-intrinsics.txt"
@@ -203,13 +203,19 @@ def read_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return data[order, 0], poses[order]
 
 
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of a text file's lines, less blank and ``#`` ones (a
+    byte-order mark, as Windows editors write one, left out)."""
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield lineno, line
+
+
 def _pose_lines(path: Path) -> list[tuple[int, str, list[float] | None]]:
     """(line number, line, its numbers or None) of a pose file's lines, less blank and ``#`` ones."""
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for lineno, line in text_lines(path):
         try:
             out.append((lineno, line, [float(v) for v in line.replace(",", " ").split()]))
         except ValueError:

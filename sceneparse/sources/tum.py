@@ -23,7 +23,7 @@ from sceneparse.sources.base import (
     read_frame_image,
     register_source,
 )
-from sceneparse.sources.folder import read_intrinsics, read_trajectory
+from sceneparse.sources.folder import read_intrinsics, read_trajectory, text_lines
 
 __all__ = ["TUMSource"]
 
@@ -32,10 +32,7 @@ def _read_tum_list(path: Path) -> list[tuple[float, str]]:
     """(timestamp, path) of each line of an ``rgb.txt`` or ``depth.txt``, in time order (the
     frames' order, whatever the lines')."""
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for lineno, line in text_lines(path):
         fields = line.split()
         try:
             stamp = float(fields[0])
