@@ -39,17 +39,16 @@ def open_video_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[cv
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with opencv_quiet():  # a missing encoder is not an error here
-        for fourcc in ("avc1", "ffmpeg", "mp4v"):
-            if fourcc == "ffmpeg":
-                exe = ffmpeg_h264() if os.environ.get("SCENEPARSE_FFMPEG", "1") != "0" else None
-                writer = FFmpegWriter(path, fps, size, exe) if exe else None
-                if writer is not None and writer.isOpened():
-                    return writer, "avc1"
-                continue
+        for fourcc in ("avc1", "mp4v"):
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
             if writer.isOpened():
                 return writer, fourcc
             writer.release()
+            # no H.264 in OpenCV: ffmpeg's, before MPEG-4 part 2
+            if fourcc == "avc1" and os.environ.get("SCENEPARSE_FFMPEG", "1") != "0" and (exe := ffmpeg_h264()):
+                writer = FFmpegWriter(path, fps, size, exe)
+                if writer.isOpened():
+                    return writer, "avc1"
     raise OutputError(f"{path}: no video encoder available (tried H.264 and MPEG-4)")
 
 
