@@ -58,7 +58,7 @@ import cv2
 import numpy as np
 
 from sceneparse.errors import InputError, NotFoundError
-from sceneparse.sources.base import Frame, Source, register_source
+from sceneparse.sources.base import Frame, Source, nearest_pose, register_source
 
 __all__ = ["RosbagSource", "require_rosbags", "decode_image", "BAG_SUFFIXES", "is_bag"]
 
@@ -254,8 +254,8 @@ def _pose_between(
         out[:3, :3] = Slerp([0.0, 1.0], Rotation.from_matrix(poses[j - 1 : j + 1, :3, :3]))([a]).as_matrix()[0]
         out[:3, 3] = (1 - a) * poses[j - 1, :3, 3] + a * poses[j, :3, 3]
         return out
-    near = [k for k in (j - 1, j) if 0 <= k < len(stamps) and abs(int(stamps[k]) - stamp) <= tolerance_ns]
-    return np.array(poses[min(near, key=lambda k: abs(int(stamps[k]) - stamp))], np.float64) if near else None
+    pose = nearest_pose((stamps, poses), stamp, tolerance_ns)
+    return None if pose is None else np.asarray(pose, np.float64)
 
 
 class _TfTree:
