@@ -86,9 +86,8 @@ class ImageFiles(Source):
         self.items = list_images(inputs, exclude)
         if depth is not None:
             check_name(depth)
-        if depth is not None and not Path(depth).is_dir():
-            raise NotFoundError(f"depth folder not found: {depth}")
-        if depth is not None:
+            if not Path(depth).is_dir():
+                raise NotFoundError(f"depth folder not found: {depth}")
             self.items = without_depth_maps(self.items, depth, inputs)
         self.depth, self.depth_scale = depth, depth_scale
 
