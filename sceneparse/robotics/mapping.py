@@ -51,8 +51,12 @@ _FORMAT = 1  # of the saved .npz
 MEMORY_SHARE = 0.25
 
 
-def check_map_options(voxel_size: float, depth_max: float, trunc_voxels: float = 4.0) -> None:
-    """A :class:`ConfigError` for a voxel size, depth range or truncation a map cannot work with."""
+def check_map_options(voxel_size: float, depth_max: float, trunc_voxels: float = 4.0,
+                      max_memory_mb: float | None = None) -> None:  # fmt: skip
+    """A :class:`ConfigError` for a voxel size, depth range, truncation or memory limit a map
+    cannot work with."""
+    if max_memory_mb is not None and not max_memory_mb > 0:
+        raise ConfigError(f"max_memory_mb must be positive, got {max_memory_mb}")
     if not 0 < voxel_size < float("inf") or not depth_max > 0 or not trunc_voxels >= 1:
         raise ConfigError(f"voxel_size and depth_max must be positive (the voxel finite) and trunc_voxels at least 1, "
                           f"got {voxel_size}, {depth_max}, {trunc_voxels}")  # fmt: skip
@@ -151,15 +155,13 @@ class SemanticMap:
         self.class_names = tuple(class_names)
         if len(self.class_names) < 2:
             raise ConfigError(f"a semantic map needs at least two classes, got {self.class_names}")
-        check_map_options(voxel_size, depth_max, trunc_voxels)
+        check_map_options(voxel_size, depth_max, trunc_voxels, max_memory_mb)
         if not 0 < min_prob < 1 / len(self.class_names):
             raise ConfigError(f"min_prob must lie in (0, 1/classes), got {min_prob}")
         self.voxel_size, self.block_resolution = float(voxel_size), int(block_resolution)
         self.trunc_voxels, self.depth_max = float(trunc_voxels), float(depth_max)
         self.min_prob, self.semantic_stride = float(min_prob), int(semantic_stride)
         self.device = device if isinstance(device, o3d.core.Device) else map_device(device)
-        if max_memory_mb is not None and not max_memory_mb > 0:
-            raise ConfigError(f"max_memory_mb must be positive, got {max_memory_mb}")
         self.max_memory_bytes = _memory_budget(self.device) if max_memory_mb is None else int(max_memory_mb * 2**20)
         self._budget = f"{MEMORY_SHARE:.0%} of the memory available" if max_memory_mb is None else "the limit given"
         # the blocks allocated up front count too: no more of them than the memory allows

@@ -63,15 +63,13 @@ class SemanticMapSink(Sink):
         from sceneparse.robotics.mapping import check_map_options
 
         require_open3d()  # fail before the first frame, with how to install it
-        check_map_options(voxel, depth_max)  # before the model loads
+        check_map_options(voxel, depth_max, max_memory_mb=max_memory_mb)  # before the model loads
         if grid_resolution is not None and not 0 < grid_resolution < float("inf"):
             raise ConfigError(f"grid_resolution must be a positive number (metres per cell), got {grid_resolution}")
         self.out = Path(out)
         self.voxel, self.depth_max, self.device = float(voxel), float(depth_max), device
         load_costs(costs)  # a missing file or a bad cost: an error now, not after the last frame
         self.costs, self.grid_resolution, self.weight_threshold = costs, grid_resolution, float(weight_threshold)
-        if max_memory_mb is not None and not max_memory_mb > 0:
-            raise ConfigError(f"max_memory_mb must be positive, got {max_memory_mb}")
         self.max_memory_mb = max_memory_mb
         self.map = None
         self.skipped: dict[str, int] = {}
