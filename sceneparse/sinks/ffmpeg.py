@@ -78,6 +78,7 @@ class FFmpegWriter:
         code = self.proc.wait()
         if code != 0:
             self.error = f"ffmpeg exited with {code}: {self._messages()}"
+        self._log.close()
 
     def _messages(self) -> str:
         self.proc.poll()
